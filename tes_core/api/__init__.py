@@ -1,0 +1,19 @@
+"""The HTTP API: one blueprint per resource under ``/ga4gh/tes/v1``."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from .. import API_PREFIX
+from .docs import blueprint as docs_blueprint
+from .errors import register_error_handlers
+from .service_info import blueprint as service_info_blueprint
+from .tasks import blueprint as tasks_blueprint
+
+
+def register_api(app: Flask) -> None:
+    """Mount every blueprint and the JSON error handlers."""
+    app.register_blueprint(tasks_blueprint, url_prefix=API_PREFIX)
+    app.register_blueprint(service_info_blueprint, url_prefix=API_PREFIX)
+    app.register_blueprint(docs_blueprint, url_prefix=API_PREFIX)
+    register_error_handlers(app)

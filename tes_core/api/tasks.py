@@ -1,0 +1,55 @@
+"""``/tasks``: create, list, get and cancel."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, request
+from flask.views import MethodView
+
+from ..errors import BadRequest
+from ..schemas import parse_list_query, parse_view
+from .responses import json_response, task_service
+
+blueprint = Blueprint("tasks", __name__)
+
+
+class TaskList(MethodView):
+    """``GET /tasks`` lists; ``POST /tasks`` creates."""
+
+    def get(self) -> Response:
+        """One page of tasks, newest first (``tesListTasksResponse``)."""
+        return json_response(task_service().list(parse_list_query(request.args)))
+
+    def post(self) -> Response:
+        """Create a task from the JSON body; answer ``{"id": ...}``."""
+        raw = request.get_data(cache=False)
+        if not raw:
+            raise BadRequest("the request body is empty: send a TES task as JSON", field="body")
+        try:
+            document = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"the request body is not valid JSON: {exc}", field="body") from None
+        return json_response({"id": task_service().create(document)})
+
+
+class TaskItem(MethodView):
+    """``GET /tasks/{id}``."""
+
+    def get(self, task_id: str) -> Response:
+        """One task in the requested view (MINIMAL by default)."""
+        return json_response(task_service().get(task_id, parse_view(request.args)))
+
+
+class TaskCancel(MethodView):
+    """``POST /tasks/{id}:cancel``: the colon sits inside the id's path segment."""
+
+    def post(self, task_id: str) -> Response:
+        """Ask to cancel; ``{}`` even when the task had already finished."""
+        task_service().cancel(task_id)
+        return json_response({})
+
+
+blueprint.add_url_rule("/tasks", view_func=TaskList.as_view("task_list"))
+blueprint.add_url_rule("/tasks/<task_id>", view_func=TaskItem.as_view("task_item"))
+blueprint.add_url_rule("/tasks/<task_id>:cancel", view_func=TaskCancel.as_view("task_cancel"))

@@ -1,0 +1,61 @@
+"""``create_app()``: the Flask application factory."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+from importlib.resources import files
+from pathlib import Path
+
+from flask import Flask, redirect
+from flask_cors import CORS
+from flask_migrate import Migrate
+
+from . import API_PREFIX
+from .api import register_api
+from .config import Settings
+from .core import Core, build_core
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, start_worker: bool | None = None) -> Flask:
+    """Build the app and its core from ``settings`` (default: the environment).
+
+    ``start_worker``: run the Dramatiq workers inside this process. The default
+    does so in the embedded mode (no ``TES_BROKER_URL``), where nothing else
+    would; with Redis, workers are separate ``tes-server worker`` processes.
+    """
+    settings = settings or Settings.from_env()
+    app = Flask("tes_core")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    core = build_core(settings)
+    app.extensions["tes"] = core
+    Migrate(app, core.db, directory=str(migrations_dir()), render_as_batch=True)
+    CORS(
+        app,
+        resources={f"{API_PREFIX}/*": {"origins": list(settings.cors_origins)}},
+        expose_headers=["Content-Type"],
+    )
+    register_api(app)
+
+    @app.get("/")
+    def index():  # type: ignore[no-untyped-def]
+        return redirect(f"{API_PREFIX}/ui/")
+
+    if start_worker if start_worker is not None else not settings.broker_url:
+        core.start_worker()
+        atexit.register(core.close)
+    return app
+
+
+def core_of(app: Flask) -> Core:
+    """The :class:`~tes_core.core.Core` behind an app made by :func:`create_app`."""
+    return app.extensions["tes"]
+
+
+def migrations_dir() -> Path:
+    """Where the Alembic revisions live: ``migrations/`` at the repository root, which
+    is installed as the package ``tes_core.migrations``."""
+    return Path(str(files("tes_core.migrations")))

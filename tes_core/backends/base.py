@@ -1,0 +1,157 @@
+"""The interface between the core and a compute backend.
+
+A backend turns a stored task into work on some compute platform and reports
+what it observes. It never decides task states: it reports observations
+(:class:`Observation`) and the core applies them through ``tes_core.states``.
+Backends that run work inside the worker process (like the local backend)
+push observations through :class:`TaskReporter`; remote ones are asked in
+batches by :meth:`Backend.poll`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
+
+class BackendError(RuntimeError):
+    """The backend failed in a way that ends the task in SYSTEM_ERROR; the message says why."""
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """A stored task as a backend sees it."""
+
+    id: str
+    state: str
+    document: dict[str, Any]
+    """The normalised task document (inputs, outputs, executors, resources, ...)."""
+    creation_time: datetime
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    backend_ref: str | None = None
+    worker_id: str | None = None
+
+
+@dataclass
+class Observation:
+    """What a backend saw about one task; ``None`` fields say nothing."""
+
+    task_id: str
+    state: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    executor_logs: list[dict[str, Any]] | None = None
+    """Replaces the current attempt's executor logs when given."""
+    outputs: list[dict[str, str]] | None = None
+    system_logs: list[str] = field(default_factory=list)
+    """Lines appended to the current attempt's system logs."""
+    metadata: dict[str, str] | None = None
+    """Merged into the current attempt's metadata."""
+    backend_ref: str | None = None
+    new_attempt: bool = False
+    """Start a new entry in ``logs`` (a retry) before applying the rest."""
+
+
+class TaskReporter(Protocol):
+    """How a backend that runs tasks itself tells the core what happened."""
+
+    def report(self, observation: Observation) -> bool:
+        """Apply an observation; ``False`` if the state change was refused (e.g. cancelled)."""
+        ...
+
+    def current_state(self, task_id: str) -> str | None:
+        """The task's state in the database right now (``None`` if it no longer exists)."""
+        ...
+
+
+@dataclass
+class BackendContext:
+    """What the core hands a backend when it is built."""
+
+    settings: Settings
+    reporter: TaskReporter
+    worker_id: str
+    is_worker_alive: Any = None
+    """``is_worker_alive(worker_id) -> bool``: for backends that run tasks inside workers."""
+
+
+class Backend(abc.ABC):
+    """One compute platform. Subclass it, register it with ``tes_register_backends``."""
+
+    name: ClassVar[str] = ""
+    backend_parameters: ClassVar[Mapping[str, str]] = {}
+    """Supported ``resources.backend_parameters`` keys (canonical spelling) and what each does."""
+    runs_in_worker: ClassVar[bool] = False
+    """True when the task's work lives inside the worker that submitted it (the local
+    backend): the core then watches that worker and calls :meth:`recover` if it dies."""
+
+    def __init__(self, context: BackendContext) -> None:
+        self.context = context
+        self.settings = context.settings
+
+    def validate_parameters(self, parameters: Mapping[str, str]) -> None:
+        """Check the values of supported backend parameters; raise ``ValueError`` to reject."""
+
+    def storage(self) -> list[str]:
+        """Storage locations this backend reads and writes, for service-info."""
+        return []
+
+    def start(self) -> None:
+        """Called once in each worker before it takes messages (start threads, connect)."""
+
+    def shutdown(self) -> None:
+        """Called when the worker stops; stop threads, release connections."""
+
+    @abc.abstractmethod
+    def submit(self, task: TaskRecord) -> str | None:
+        """Hand the task to the platform; return the platform's reference for it.
+
+        Called by a worker with the task QUEUED. After a worker crash it may be
+        called again for the same task, so make it idempotent (e.g. name the
+        platform's job after ``task.id``). Raise :class:`BackendError` (or any
+        exception) to end the task in SYSTEM_ERROR with the message in its logs.
+        """
+
+    @abc.abstractmethod
+    def cancel(self, task: TaskRecord) -> bool:
+        """Stop the task and delete what the platform created for it. Must be idempotent.
+
+        Return ``True`` when it is all gone (the core then marks the task
+        CANCELED), ``False`` when clean-up goes on in the background and the
+        backend will report CANCELED itself.
+        """
+
+    def recover(self, task: TaskRecord) -> Observation | None:
+        """Take over an active task whose worker died (``runs_in_worker`` backends only).
+
+        The default gives up: the task ends in SYSTEM_ERROR rather than being
+        run twice. Return ``None`` when the backend resumes the task itself.
+        """
+        return Observation(
+            task_id=task.id,
+            state="SYSTEM_ERROR",
+            end_time=datetime.now(UTC),
+            system_logs=[
+                f"the worker running this task ({task.worker_id}) stopped while the task was "
+                f"{task.state}; it was not started again, so that it never runs twice. "
+                "Submit it again to retry."
+            ],
+        )
+
+    def poll(self, tasks: Sequence[TaskRecord]) -> Iterable[Observation]:
+        """Report on many active tasks at once (the reconcile loop calls this).
+
+        Ask the platform in as few calls as it allows (one per job or page,
+        not one per task). The default reports nothing.
+        """
+        return []
+
+    def refresh(self, task: TaskRecord) -> Observation | None:
+        """A quick look at one active task for ``GET /tasks/{id}``; ``None`` when not useful."""
+        return None

@@ -1,0 +1,1 @@
+"""The built-in local backend: runs tasks in containers on this machine."""

@@ -1,0 +1,173 @@
+"""The local backend: tasks run in containers on the worker's own machine.
+
+Each worker runs up to ``TES_LOCAL_MAX_TASKS`` tasks at once in its own
+threads. The task belongs to that worker (``worker_id``); if the worker dies,
+the reconcile loop calls :meth:`LocalBackend.recover` from another worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+from ..base import Backend, BackendContext, Observation, TaskRecord
+from .runner import TaskRun, container_name
+from .runtimes import ContainerRuntime, RuntimeUnavailable, select_runtime
+from .workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+
+class LocalBackend(Backend):
+    """Runs executors with Docker, podman or bubblewrap on this machine."""
+
+    name = "local"
+    runs_in_worker = True
+    backend_parameters = {
+        "network": "container network mode for the task's executors; allowed values are "
+        "listed in TES_LOCAL_ALLOWED_NETWORKS (default: none)",
+    }
+
+    def __init__(self, context: BackendContext) -> None:
+        super().__init__(context)
+        self._runtime: ContainerRuntime | None = None
+        self._runtime_error: str | None = None
+        self._runtime_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._runs: dict[str, TaskRun] = {}
+        self._runs_lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    # -- set-up -------------------------------------------------------------------------
+
+    def validate_parameters(self, parameters: Mapping[str, str]) -> None:
+        """Only networks the operator allowed may be asked for."""
+        network = parameters.get("network")
+        allowed = self.settings.local_allowed_networks
+        if network is not None and network not in allowed:
+            raise ValueError(
+                f"backend_parameters.network={network!r} is not allowed here "
+                f"(allowed: {', '.join(allowed)}; see TES_LOCAL_ALLOWED_NETWORKS)"
+            )
+
+    def storage(self) -> list[str]:
+        """This machine's files: local paths and file:// URLs."""
+        return [f"file://{self.settings.data_dir}"]
+
+    def start(self) -> None:
+        """Pick the container runtime and start the task threads."""
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.settings.local_max_tasks, thread_name_prefix="tes-local-task"
+        )
+        self._stopping.clear()
+        threading.Thread(target=self._watch_cancels, name="tes-local-watch", daemon=True).start()
+        try:
+            self.runtime()
+        except RuntimeUnavailable:
+            pass  # logged; each task will end in SYSTEM_ERROR with the same advice
+
+    def _watch_cancels(self) -> None:
+        # A cancel handled by another worker process cannot reach our threads
+        # directly: notice it in the database and stop the run here.
+        while not self._stopping.wait(self.settings.heartbeat_interval):
+            with self._runs_lock:
+                runs = list(self._runs.values())
+            for run in runs:
+                try:
+                    if self.context.reporter.current_state(run.task.id) == "CANCELING":
+                        run.cancel()
+                except Exception:
+                    log.warning("could not check task %s for cancellation", run.task.id,
+                                exc_info=True)
+
+    def shutdown(self) -> None:
+        """Stop taking tasks; running ones are left for recovery by the next worker."""
+        self._stopping.set()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def runtime(self) -> ContainerRuntime:
+        """The container runtime, chosen once; raises with what to install if there is none."""
+        with self._runtime_lock:
+            if self._runtime is None and self._runtime_error is None:
+                try:
+                    self._runtime = select_runtime(self.settings.local_runtime)
+                except RuntimeUnavailable as exc:
+                    self._runtime_error = str(exc)
+                    log.error("the local backend cannot run tasks: %s", exc)
+            if self._runtime is None:
+                raise RuntimeUnavailable(self._runtime_error or "no container runtime")
+            return self._runtime
+
+    # -- tasks --------------------------------------------------------------------------
+
+    def submit(self, task: TaskRecord) -> str:
+        """Queue the task on this worker's task threads."""
+        runtime = self.runtime()
+        if self._pool is None:
+            raise RuntimeError("the local backend was not started in this worker")
+        parameters = (task.document.get("resources") or {}).get("backend_parameters") or {}
+        run = TaskRun(
+            task,
+            runtime,
+            self.context.reporter,
+            self.settings,
+            network=parameters.get("network", self.settings.local_network),
+        )
+        with self._runs_lock:
+            self._runs[task.id] = run
+        self._pool.submit(self._execute, run)
+        return f"{self.name}:{self.context.worker_id}"
+
+    def _execute(self, run: TaskRun) -> None:
+        try:
+            run.run()
+        finally:
+            with self._runs_lock:
+                self._runs.pop(run.task.id, None)
+
+    def cancel(self, task: TaskRecord) -> bool:
+        """Stop a task: in this worker directly, in another through its container names."""
+        with self._runs_lock:
+            run = self._runs.get(task.id)
+        if run is not None:
+            run.cancel()
+            return False  # the run reports CANCELED once it has cleaned up
+        owner_alive = bool(task.worker_id) and self.context.is_worker_alive(task.worker_id)
+        self._stop_containers(task, remove=not owner_alive)
+        if owner_alive:
+            return False  # the owning worker notices and reports CANCELED
+        Workspace.for_task(self.settings.workdirs, self.settings.data_dir, task.id).remove()
+        return True
+
+    def recover(self, task: TaskRecord) -> Observation | None:
+        """A task whose worker died mid-run: stop what is left of it and end it.
+
+        Its executors may have had side effects, so it is not run again.
+        """
+        self._stop_containers(task, remove=True)
+        Workspace.for_task(self.settings.workdirs, self.settings.data_dir, task.id).remove()
+        return Observation(
+            task_id=task.id,
+            state="SYSTEM_ERROR",
+            end_time=datetime.now(UTC),
+            system_logs=[
+                f"the worker running this task ({task.worker_id}) stopped while the task was "
+                f"{task.state}; its containers were stopped and it was not run again, so that "
+                "it never runs twice. Submit it again to retry."
+            ],
+        )
+
+    def _stop_containers(self, task: TaskRecord, *, remove: bool) -> None:
+        try:
+            runtime = self.runtime()
+        except RuntimeUnavailable:
+            return
+        for index in range(len(task.document.get("executors") or [])):
+            name = container_name(task.id, index)
+            runtime.stop(name)
+            if remove:
+                runtime.remove(name)

@@ -1,0 +1,310 @@
+"""Running one task on this machine, start to finish.
+
+QUEUED -> INITIALIZING (workspace, inputs, images) -> RUNNING (executors one
+after another) -> outputs uploaded -> COMPLETE, EXECUTOR_ERROR or
+SYSTEM_ERROR. A cancel request stops the running container; the run then
+cleans up and reports CANCELED.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from tes_filetransfer import TransferError, stage_inputs, upload_outputs
+
+from ...config import Settings
+from ...states import State
+from ..base import Observation, TaskRecord, TaskReporter
+from .runtimes.base import ContainerError, ContainerRuntime, ContainerSpec
+from .workspace import Workspace, plan_mounts, prepare_mount_sources
+
+log = logging.getLogger(__name__)
+
+
+class Cancelled(Exception):
+    """The task was cancelled while it ran."""
+
+
+def container_name(task_id: str, index: int) -> str:
+    """The container name of executor ``index`` of a task (stable, so any process can stop it)."""
+    return f"tes-{task_id}-{index}"
+
+
+class TaskRun:
+    """One task's run; :meth:`run` blocks until the task is finished."""
+
+    def __init__(
+        self,
+        task: TaskRecord,
+        runtime: ContainerRuntime,
+        reporter: TaskReporter,
+        settings: Settings,
+        network: str,
+    ) -> None:
+        self.task = task
+        self.runtime = runtime
+        self.reporter = reporter
+        self.settings = settings
+        self.network = network
+        self.workspace = Workspace.for_task(settings.workdirs, settings.data_dir, task.id)
+        self.cancelled = threading.Event()
+        self.current_container: str | None = None
+        self.executor_logs: list[dict[str, Any]] = []
+        self._cleaned = False
+
+    # -- control from other threads -------------------------------------------------
+
+    def cancel(self) -> None:
+        """Stop the task now; :meth:`run` reports CANCELED once it has cleaned up."""
+        self.cancelled.set()
+        name = self.current_container
+        if name:
+            self.runtime.stop(name)
+
+    # -- the run --------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run the task; every outcome, failures included, ends in a reported state."""
+        try:
+            self._run()
+        except Cancelled:
+            self._cleanup()
+            self._report(State.CANCELED, end=True)
+        except Abandoned:
+            log.info("task %s was taken out of this run's hands; stopping", self.task.id)
+        except (TaskFailure, ContainerError) as exc:
+            log.warning("task %s: %s", self.task.id, exc)
+            self._report(State.SYSTEM_ERROR, end=True, system_logs=[_reason(exc)])
+        except Exception as exc:  # an unexpected failure of the backend itself
+            log.exception("task %s failed on this machine", self.task.id)
+            self._report(State.SYSTEM_ERROR, end=True, system_logs=[_reason(exc)])
+        finally:
+            self._cleanup()
+
+    def _run(self) -> None:
+        document = self.task.document
+        self._advance(
+            State.INITIALIZING,
+            start=True,
+            new_attempt=True,
+            metadata={"hostname": socket.gethostname(), "runtime": self.runtime.name},
+        )
+        self.workspace.create()
+        notes = self._stage_inputs(document)
+        notes += self._prepare_images(document)
+        notes += self._resource_notes(document)
+        self._check_cancelled()
+        self._advance(State.RUNNING, system_logs=notes)
+        failed = self._run_executors(document)
+        outputs, problems = self._upload_outputs(document, strict=not failed)
+        if failed:
+            self._report(
+                State.EXECUTOR_ERROR, end=True, outputs=outputs,
+                system_logs=[failed, *problems],
+            )
+            return
+        self._check_cancelled()
+        self._advance(State.COMPLETE, end=True, outputs=outputs)
+
+    def _stage_inputs(self, document: dict[str, Any]) -> list[str]:
+        inputs = document.get("inputs") or []
+        if not inputs:
+            return []
+        try:
+            lines: list[str] = []
+            for root, items in _by_root(self.workspace, inputs):
+                lines += stage_inputs(items, root)
+            return lines
+        except TransferError as exc:
+            raise TaskFailure(f"staging inputs failed: {exc}") from exc
+
+    def _prepare_images(self, document: dict[str, Any]) -> list[str]:
+        notes: list[str] = []
+        for image in dict.fromkeys(executor["image"] for executor in document["executors"]):
+            self._check_cancelled()
+            notes += self.runtime.prepare_image(image)
+        return notes
+
+    def _resource_notes(self, document: dict[str, Any]) -> list[str]:
+        resources = document.get("resources") or {}
+        notes = []
+        if resources.get("disk_gb"):
+            notes.append("disk_gb is not enforced by the local backend")
+        if (resources.get("cpu_cores") or resources.get("ram_gb")) and self.runtime.limits_note:
+            notes.append(self.runtime.limits_note)
+        return notes
+
+    def _run_executors(self, document: dict[str, Any]) -> str | None:
+        """Run the executors in order; return why the task failed, or ``None``."""
+        mounts = plan_mounts(document, self.workspace)
+        prepare_mount_sources(document, mounts)
+        resources = document.get("resources") or {}
+        for index, executor in enumerate(document["executors"]):
+            self._check_cancelled()
+            spec = self._spec(index, executor, mounts, resources)
+            self.current_container = spec.name
+            try:
+                if self.cancelled.is_set():
+                    raise Cancelled
+                result = self.runtime.run(spec)
+            finally:
+                self.current_container = None
+            self._check_cancelled()
+            entry: dict[str, Any] = {
+                "start_time": _rfc3339(result.start_time),
+                "end_time": _rfc3339(result.end_time),
+                "exit_code": result.exit_code,
+                "stdout": result.stdout_tail,
+                "stderr": result.stderr_tail,
+            }
+            self.executor_logs.append(entry)
+            self.reporter.report(
+                Observation(task_id=self.task.id, executor_logs=list(self.executor_logs))
+            )
+            if result.exit_code != 0 and not executor.get("ignore_error"):
+                return f"executor {index} ({executor['image']}) exited with code {result.exit_code}"
+        return None
+
+    def _spec(
+        self, index: int, executor: dict[str, Any], mounts: list, resources: dict[str, Any]
+    ) -> ContainerSpec:
+        def host(path: str | None):  # type: ignore[no-untyped-def]
+            return self.workspace.host_path(path) if path else None
+
+        stdout, stderr = host(executor.get("stdout")), host(executor.get("stderr"))
+        for target in (stdout, stderr):
+            if target is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+        stdin = host(executor.get("stdin"))
+        if stdin is not None and not stdin.is_file():
+            raise TaskFailure(
+                f"executor {index}: stdin {executor['stdin']} does not exist; list it as an input "
+                "or write it in an earlier executor"
+            )
+        return ContainerSpec(
+            name=container_name(self.task.id, index),
+            image=executor["image"],
+            command=list(executor["command"]),
+            mounts=mounts,
+            workdir=executor.get("workdir"),
+            env=dict(executor.get("env") or {}),
+            stdin_path=stdin,
+            stdout_path=stdout,
+            stderr_path=stderr,
+            cpu_cores=resources.get("cpu_cores") or None,
+            ram_gb=resources.get("ram_gb") or None,
+            labels={"org.ga4gh.tes.task": self.task.id, "org.ga4gh.tes.executor": str(index)},
+            network=self.network,
+        )
+
+    def _upload_outputs(
+        self, document: dict[str, Any], *, strict: bool
+    ) -> tuple[list[dict[str, str]], list[str]]:
+        """Upload outputs; with ``strict`` a failure ends the task, else it is only noted."""
+        logs: list[dict[str, str]] = []
+        problems: list[str] = []
+        for root, items in _by_root(self.workspace, document.get("outputs") or []):
+            for item in items:
+                try:
+                    uploaded = upload_outputs([item], root)
+                except TransferError as exc:
+                    if strict:
+                        raise TaskFailure(f"uploading outputs failed: {exc}") from exc
+                    problems.append(f"output not uploaded: {exc}")
+                    continue
+                logs += [_restore_path(entry, item) for entry in uploaded]
+        return logs, problems
+
+    # -- reporting and clean-up ---------------------------------------------------------
+
+    def _report(
+        self,
+        state: State,
+        *,
+        start: bool = False,
+        end: bool = False,
+        new_attempt: bool = False,
+        outputs: list[dict[str, str]] | None = None,
+        system_logs: list[str] | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> bool:
+        now = datetime.now(UTC)
+        return self.reporter.report(
+            Observation(
+                task_id=self.task.id,
+                state=state,
+                start_time=now if start else None,
+                end_time=now if end else None,
+                outputs=outputs,
+                system_logs=list(system_logs or []),
+                metadata=metadata,
+                new_attempt=new_attempt,
+            )
+        )
+
+    def _advance(self, state: State, **details: Any) -> None:
+        """Report ``state``; if the state machine refuses, find out why and stop."""
+        if self._report(state, **details):
+            return
+        if self.reporter.current_state(self.task.id) == State.CANCELING:
+            raise Cancelled
+        raise Abandoned
+
+    def _check_cancelled(self) -> None:
+        if self.cancelled.is_set() or self.reporter.current_state(self.task.id) == State.CANCELING:
+            raise Cancelled
+
+    def _cleanup(self) -> None:
+        if self._cleaned:
+            return
+        self._cleaned = True
+        for index in range(len(self.task.document["executors"])):
+            try:
+                self.runtime.remove(container_name(self.task.id, index))
+            except Exception:
+                log.warning("could not remove container of task %s", self.task.id, exc_info=True)
+        if not self.settings.local_keep_workdirs:
+            self.workspace.remove()
+
+
+class Abandoned(Exception):
+    """The task's state moved on without this run (e.g. recovered elsewhere); stop quietly."""
+
+
+class TaskFailure(RuntimeError):
+    """An infrastructure failure with a message fit for the task's system logs."""
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, TaskFailure | ContainerError):
+        return str(exc)
+    return f"the local backend failed: {type(exc).__name__}: {exc}"
+
+
+def _rfc3339(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _by_root(
+    workspace: Workspace, items: list[dict[str, Any]]
+) -> list[tuple[Any, list[dict[str, Any]]]]:
+    """Group TES inputs/outputs by the host folder their paths live in, with inner paths."""
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for item in items:
+        root, inner = workspace.locate(item["path"])
+        moved = {**item, "path": inner, "_path": item["path"]}
+        if item.get("path_prefix"):
+            moved["path_prefix"] = workspace.locate(item["path_prefix"])[1]
+        groups.setdefault(root, []).append(moved)
+    return list(groups.items())
+
+
+def _restore_path(entry: dict[str, str], item: dict[str, Any]) -> dict[str, str]:
+    """Report output file paths as the container saw them (undo :func:`_by_root`)."""
+    inner, original = item["path"], item["_path"]
+    prefix = original[: len(original) - len(inner)]
+    return {"url": entry["url"], "path": prefix + entry["path"], "size_bytes": entry["size_bytes"]}

@@ -1,0 +1,107 @@
+"""The contract between the local backend and a container runtime.
+
+The local backend plans *what* to run (image, argv, mounts, limits); a runtime
+knows *how* to run it with one engine (Docker, podman, bubblewrap). Runtimes
+block while the container runs and never touch the database.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+
+class RuntimeUnavailable(RuntimeError):
+    """The runtime cannot be used here; the message says what to install or start."""
+
+
+class ContainerError(RuntimeError):
+    """Infrastructure failure while preparing or running a container (not a non-zero exit)."""
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host folder or file bound into the container at ``container_path``."""
+
+    host_path: Path
+    container_path: str
+    read_only: bool = False
+
+
+@dataclass
+class ContainerSpec:
+    """Everything needed to run one TES executor as one container."""
+
+    name: str
+    image: str
+    command: list[str]
+    mounts: list[Mount] = field(default_factory=list)
+    workdir: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    stdin_path: Path | None = None
+    """Host file fed to the container's standard input, if any."""
+    stdout_path: Path | None = None
+    """Host file that receives the full standard output, if the executor asked for it."""
+    stderr_path: Path | None = None
+    cpu_cores: int | None = None
+    ram_gb: float | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    network: str | None = "none"
+    """Network mode ("none" isolates the container); ``None`` leaves the engine's default."""
+
+
+@dataclass
+class ContainerResult:
+    """What one finished container reported."""
+
+    exit_code: int
+    start_time: datetime
+    end_time: datetime
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+
+
+class ContainerRuntime(abc.ABC):
+    """One way of running executors as isolated processes on this machine."""
+
+    name: str = ""
+    limits_note: str | None = None
+    """Set when the runtime cannot apply ``cpu_cores``/``ram_gb``: a line for the task's logs."""
+
+    @classmethod
+    @abc.abstractmethod
+    def probe(cls) -> str | None:
+        """Return ``None`` if usable here, else a short reason why not."""
+
+    @abc.abstractmethod
+    def prepare_image(self, image: str) -> list[str]:
+        """Make ``image`` runnable (pull if missing); return lines for the task's system logs.
+
+        Raises :class:`ContainerError` with an actionable message when the image
+        cannot be had.
+        """
+
+    @abc.abstractmethod
+    def run(self, spec: ContainerSpec) -> ContainerResult:
+        """Run the container to completion and return its result.
+
+        Raises :class:`ContainerError` on infrastructure failure.
+        """
+
+    def attach(self, name: str) -> ContainerResult | None:
+        """Wait for an already started container ``name`` (e.g. after a server restart).
+
+        Returns its result, or ``None`` when the runtime cannot re-attach or the
+        container is gone. The default cannot re-attach.
+        """
+        return None
+
+    @abc.abstractmethod
+    def stop(self, name: str) -> None:
+        """Stop the container called ``name`` now, if it runs; never raises if it is gone."""
+
+    @abc.abstractmethod
+    def remove(self, name: str) -> None:
+        """Remove every trace of container ``name``; never raises if it is gone."""

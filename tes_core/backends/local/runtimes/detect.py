@@ -1,0 +1,61 @@
+"""Choose the container runtime this machine can use."""
+
+from __future__ import annotations
+
+import logging
+
+from .base import ContainerRuntime, RuntimeUnavailable
+from .bubblewrap import BubblewrapRuntime
+from .docker import DockerRuntime
+from .podman import PodmanRuntime
+
+log = logging.getLogger(__name__)
+
+RUNTIMES: dict[str, type[ContainerRuntime]] = {
+    "docker": DockerRuntime,
+    "podman": PodmanRuntime,
+    "bubblewrap": BubblewrapRuntime,
+}
+"""Every runtime by name, in the order ``"auto"`` tries them."""
+
+INSTALL_HINTS = {
+    "docker": "install and start Docker (apt-get install docker.io)",
+    "podman": "install podman (apt-get install podman runc)",
+    "bubblewrap": "install bubblewrap (apt-get install bubblewrap)",
+}
+
+
+def select_runtime(preference: str = "auto") -> ContainerRuntime:
+    """Return a ready runtime: the named one, or with ``"auto"`` the first usable one.
+
+    ``"auto"`` tries docker, podman and bubblewrap in that order. Raises
+    :class:`RuntimeUnavailable` with one message that says what to install
+    when the wanted runtime (or, for ``"auto"``, every runtime) is unusable.
+    """
+    wanted = (preference or "auto").strip().lower()
+    if wanted != "auto" and wanted not in RUNTIMES:
+        raise RuntimeUnavailable(
+            f"unknown container runtime {preference!r}; choose auto, " + ", ".join(RUNTIMES)
+        )
+    names = list(RUNTIMES) if wanted == "auto" else [wanted]
+    reasons: dict[str, str] = {}
+    for name in names:
+        cls = RUNTIMES[name]
+        reason = cls.probe()
+        if reason is None:
+            runtime = cls()
+            log.info("container runtime: %s (asked for %s)", name, wanted)
+            if runtime.limits_note:
+                log.warning("%s", runtime.limits_note)
+            return runtime
+        log.info("container runtime %s is not usable: %s", name, reason)
+        reasons[name] = reason
+    if wanted == "auto":
+        hints = [INSTALL_HINTS[name] for name in names]
+        what = ", or ".join(hints)
+        why = "; ".join(f"{name}: {reason}" for name, reason in reasons.items())
+        raise RuntimeUnavailable(f"No container runtime found: {what}. Reasons: {why}")
+    raise RuntimeUnavailable(
+        f"Container runtime {wanted!r} is not usable: {reasons[wanted]}. "
+        f"To use it, {INSTALL_HINTS[wanted]}; or choose runtime 'auto'."
+    )

@@ -1,0 +1,173 @@
+"""``tes-server``: run the server, a worker, migrations, or list plugins."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from dataclasses import asdict
+from pathlib import Path
+
+from .config import ConfigError, Settings
+
+log = logging.getLogger("tes_core")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``tes-server`` command."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"tes-server: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from .plugins import PluginError
+        from .backends.local.runtimes import RuntimeUnavailable
+
+        if isinstance(exc, PluginError | RuntimeUnavailable):
+            print(f"tes-server: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tes-server", description="GA4GH TES 1.1 server (tes-core)."
+    )
+    parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
+    commands = parser.add_subparsers(dest="command")
+
+    serve = commands.add_parser(
+        "serve", help="run the API with in-process workers (embedded mode by default)"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    serve.add_argument("--data-dir", type=Path, help="everything the server keeps (TES_DATA_DIR)")
+    serve.add_argument("--threads", type=int, default=16, help="HTTP threads")
+    serve.set_defaults(func=_serve)
+
+    worker = commands.add_parser("worker", help="run a worker process (production mode)")
+    worker.add_argument("--data-dir", type=Path)
+    worker.set_defaults(func=_worker)
+
+    db = commands.add_parser("db", help="database migrations")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_commands.add_parser("upgrade", help="migrate the database to the newest schema")
+    upgrade.add_argument("revision", nargs="?", default="head")
+    upgrade.set_defaults(func=_db_upgrade)
+    downgrade = db_commands.add_parser("downgrade", help="migrate the database back")
+    downgrade.add_argument("revision", nargs="?", default="-1")
+    downgrade.set_defaults(func=_db_downgrade)
+    for sub in (upgrade, downgrade):
+        sub.add_argument("--data-dir", type=Path)
+
+    plugins = commands.add_parser("plugins", help="list installed plugins as JSON")
+    plugins.set_defaults(func=_plugins)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(data_dir=getattr(args, "data_dir", None))
+
+
+def _migrate(settings: Settings, revision: str, *, down: bool = False) -> None:
+    import flask_migrate
+
+    from .app import create_app
+
+    app = create_app(settings, start_worker=False)
+    try:
+        with app.app_context():
+            if down:
+                flask_migrate.downgrade(revision=revision)
+            else:
+                flask_migrate.upgrade(revision=revision)
+    finally:
+        app.extensions["tes"].close()
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    _migrate(_settings(args), args.revision)
+    return 0
+
+
+def _db_downgrade(args: argparse.Namespace) -> int:
+    _migrate(_settings(args), args.revision, down=True)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from waitress import create_server
+
+    from .app import create_app
+
+    settings = _settings(args)
+    _migrate(settings, "head")
+    app = create_app(settings)
+    server = create_server(
+        app, host=args.host, port=args.port, threads=args.threads, ident="tes-core",
+        max_request_body_size=settings.max_body_bytes + 1,
+    )
+    url = f"http://{args.host}:{server.effective_port}/ga4gh/tes/v1"
+    core = app.extensions["tes"]
+    print(f"TES server ready at {url}", flush=True)
+    print(f"  backend: {core.backend.name}; data: {settings.data_dir}; "
+          f"database: {core.db.url.render_as_string(hide_password=True)}", flush=True)
+    print(f"  try: curl {url}/service-info", flush=True)
+    _on_signals(lambda: server.close())
+    try:
+        server.run()
+    except (OSError, ValueError):
+        pass  # closed by a signal
+    finally:
+        core.close()
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from .core import build_core
+
+    settings = _settings(args)
+    core = build_core(settings)
+    stop = threading.Event()
+    _on_signals(stop.set)
+    core.start_worker()
+    print(f"TES worker {core.registry.worker_id} running (backend {core.backend.name})",
+          flush=True)
+    stop.wait()
+    core.close()
+    return 0
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    from .plugins import load_plugins
+
+    hooks = load_plugins(_settings(args))
+    print(json.dumps([asdict(info) for info in hooks.plugins()], indent=2))
+    return 0
+
+
+def _on_signals(stop: object) -> None:
+    def handler(signum: int, _frame: object) -> None:
+        log.info("signal %d: shutting down", signum)
+        stop()  # type: ignore[operator]
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

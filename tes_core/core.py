@@ -1,0 +1,80 @@
+"""Assembling the parts of a running server from settings.
+
+``build_core`` is called by ``create_app()`` and by ``tes-server worker``: it
+loads plugins, opens the database, builds the backend and wires the task
+service and the actors. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from .backends.base import Backend, BackendContext
+from .config import Settings
+from .db import Database
+from .plugins import Hooks, load_plugins
+from .reporting import DatabaseReporter
+from .service import TaskService
+from .worker.actors import Actors, build_broker
+from .worker.lifecycle import Lifecycle
+from .worker.process import WorkerProcess
+from .worker.registry import WorkerRegistry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Core:
+    """The wired parts of one server or worker process."""
+
+    settings: Settings
+    db: Database
+    hooks: Hooks
+    backend: Backend
+    actors: Actors
+    reporter: DatabaseReporter
+    registry: WorkerRegistry
+    service: TaskService
+    worker: WorkerProcess
+
+    def start_worker(self) -> None:
+        """Make this process a worker (embedded mode, or ``tes-server worker``)."""
+        self.worker.start()
+
+    def close(self) -> None:
+        """Stop the worker if it runs, helper threads, and the database pool."""
+        if self.registry._thread is not None:
+            self.worker.stop()
+        self.service.close()
+        self.db.dispose()
+
+
+def build_core(settings: Settings) -> Core:
+    """Build every part from ``settings`` without starting anything."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    hooks = load_plugins(settings)
+    db = Database(settings.database)
+    reporter = DatabaseReporter(db, hooks)
+    registry = WorkerRegistry(db, settings.heartbeat_interval)
+    backend = hooks.create_backend(
+        BackendContext(
+            settings=settings,
+            reporter=reporter,
+            worker_id=registry.worker_id,
+            is_worker_alive=registry.is_alive,
+        )
+    )
+    actors = Actors(build_broker(settings))
+    service = TaskService(
+        db, hooks, backend, actors, reporter, refresh_timeout=settings.get_refresh_timeout
+    )
+    lifecycle = Lifecycle(
+        db, backend, reporter, registry, actors,
+        stale_after=max(3 * settings.reconcile_interval, 5.0),
+    )
+    worker = WorkerProcess(
+        db, backend, actors, lifecycle, registry,
+        threads=settings.worker_threads, reconcile_interval=settings.reconcile_interval,
+    )
+    return Core(settings, db, hooks, backend, actors, reporter, registry, service, worker)

@@ -1,0 +1,116 @@
+"""Hook specifications of the ``tes`` plugin system.
+
+Plugins implement these with ``@tes_core.hookimpl`` and are found through the
+``tes`` entry-point group. Hooks are always called with keyword arguments; an
+implementation may accept fewer arguments than the spec lists. Each hook has a
+section in ``docs/plugin_hooks.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .backends.base import Backend
+    from .submitter import Submitter
+
+PROJECT_NAME = "tes"
+"""The pluggy project name, which is also the entry-point group."""
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+__all__ = [
+    "PROJECT_NAME",
+    "hookimpl",
+    "hookspec",
+    "tes_detect_submitter",
+    "tes_inject_inputs",
+    "tes_register_backends",
+    "tes_rewrite_url",
+    "tes_task_state_changed",
+]
+
+
+# -- Compute backends ---------------------------------------------------------
+
+
+@hookspec
+def tes_register_backends(register: Callable[[str, type[Backend]], None]) -> None:
+    """Register the compute backend classes this plugin provides.
+
+    :param register: call ``register(name, BackendClass)`` once per backend.
+        The ``TES_BACKEND`` setting, not registration order, picks the backend
+        in use; two plugins registering the same name is a start-up error.
+    """
+
+
+# -- Submitters: recognising and adapting what workflow engines send ---------
+
+
+@hookspec(firstresult=True)
+def tes_detect_submitter(task: dict[str, Any]) -> Submitter | None:
+    """Recognise the workflow engine that sent ``task``.
+
+    :param task: the validated task document (not yet stored, no ``id``).
+    :return: a :class:`tes_core.submitter.Submitter` naming the engine, with
+        its workflow id, workflow name and stage when known; ``None`` when the
+        task is not this plugin's engine. Stops at the first non-``None``
+        result.
+    """
+
+
+@hookspec(firstresult=True)
+def tes_rewrite_url(
+    url: str,
+    direction: str,
+    task: dict[str, Any],
+    submitter: Submitter | None,
+    backend: Backend,
+) -> str | None:
+    """Replace an input or output URL before the task is stored.
+
+    Called once for every input ``url`` and output ``url`` of a new task.
+
+    :param url: the URL as submitted (or as injected by ``tes_inject_inputs``).
+    :param direction: ``"input"`` or ``"output"``.
+    :param task: the validated task document.
+    :param submitter: what ``tes_detect_submitter`` found, or ``None``.
+    :param backend: the backend that will run the task.
+    :return: the URL to use instead, or ``None`` to leave it. Stops at the
+        first non-``None`` result.
+    """
+
+
+@hookspec
+def tes_inject_inputs(
+    task: dict[str, Any], submitter: Submitter | None, backend: Backend
+) -> list[dict[str, Any]] | None:
+    """Add inputs the submitter needs but did not list.
+
+    :param task: the validated task document.
+    :param submitter: what ``tes_detect_submitter`` found, or ``None``.
+    :param backend: the backend that will run the task.
+    :return: TES input documents (``url``, ``path``, optional ``type``,
+        ``name``) to append, or ``None``. The results of all plugins are
+        concatenated; an input whose ``path`` the task already has is skipped.
+    """
+
+
+# -- Task events ----------------------------------------------------------------
+
+
+@hookspec
+def tes_task_state_changed(task_id: str, old_state: str, new_state: str) -> None:
+    """Observe a task's state change, after it is committed to the database.
+
+    For notifications and metrics. Runs in whichever process made the change;
+    keep it fast and do not raise (errors are logged and ignored).
+
+    :param task_id: the task's id.
+    :param old_state: the state it left.
+    :param new_state: the state it entered.
+    """

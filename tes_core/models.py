@@ -1,0 +1,112 @@
+"""SQLAlchemy tables. The database is the source of truth for every task.
+
+Task documents are stored as JSON text; what lists filter on (state, name,
+tags, creation order) has its own indexed columns so a page is a keyset
+range scan, never a full scan.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY, not a BIGINT one.
+SeqType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the shared metadata and naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Task(Base):
+    """One TES task: its submitted document, its state and its logs."""
+
+    __tablename__ = "tasks"
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    """Creation order; newest-first pages are keyset ranges on it."""
+    id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    name: Mapped[str | None] = mapped_column(Text)
+    creation_time: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    document: Mapped[str] = mapped_column(Text, nullable=False)
+    """The normalised task document as JSON, without id, state, creation_time and logs."""
+    logs: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+    """JSON list of tesTaskLog, one per attempt."""
+    backend: Mapped[str] = mapped_column(String(64), nullable=False)
+    backend_ref: Mapped[str | None] = mapped_column(Text)
+    """The backend's own handle for the task, once submitted."""
+    worker_id: Mapped[str | None] = mapped_column(String(64))
+    """The worker that owns the task's run on backends that run inside a worker."""
+    submitter: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_tasks_state_seq", "state", "seq"),
+        Index("ix_tasks_worker_id", "worker_id"),
+    )
+
+
+class TaskTag(Base):
+    """One tag of a task, kept apart so tag filters use an index."""
+
+    __tablename__ = "task_tags"
+
+    task_seq: Mapped[int] = mapped_column(
+        SeqType, ForeignKey("tasks.seq", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, nullable=False)
+
+    __table_args__ = (
+        Index("ix_task_tags_key_seq", "key", "task_seq"),
+        Index("ix_task_tags_key_value_seq", "key", "value", "task_seq"),
+    )
+
+
+class Worker(Base):
+    """A running worker process; its heartbeat tells the reconcile loop it is alive."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255), nullable=False)
+    pid: Mapped[int] = mapped_column(Integer, nullable=False)
+    started_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+class Lease(Base):
+    """A named, expiring lock held in the database (one reconcile loop at a time)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+tasks = Task.__table__
+task_tags = TaskTag.__table__
+workers = Worker.__table__
+leases = Lease.__table__

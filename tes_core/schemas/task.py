@@ -1,0 +1,155 @@
+"""The TES task document as clients send it (``tesTask`` and its parts).
+
+Loading validates and normalises: ``type`` defaults to FILE, read-only fields
+(``id``, ``state``, ``logs``, ``creation_time``) and unknown fields are dropped,
+absent optional fields stay absent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
+
+from .validators import absolute_path, has_wildcard
+
+FILE_TYPES = ("FILE", "DIRECTORY")
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    @post_load
+    def drop_nones(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        """An explicit ``null`` means "not given": store nothing for it."""
+        return {key: value for key, value in data.items() if value is not None}
+
+
+def _path(**kwargs: Any) -> fields.String:
+    return fields.String(validate=absolute_path, allow_none=not kwargs.get("required"), **kwargs)
+
+
+def _text() -> fields.String:
+    return fields.String(allow_none=True)
+
+
+class ExecutorSchema(_Strict):
+    """``tesExecutor``: one container run."""
+
+    image = fields.String(required=True, validate=validate.Length(min=1, error="must not be empty"))
+    command = fields.List(
+        fields.String(),
+        required=True,
+        validate=validate.Length(min=1, error="must hold at least one argument"),
+        error_messages={"invalid": "must be a list of strings (argv), not one shell string"},
+    )
+    workdir = _path()
+    stdin = _path()
+    stdout = _path()
+    stderr = _path()
+    env = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
+    ignore_error = fields.Boolean(allow_none=True)
+
+
+class InputSchema(_Strict):
+    """``tesInput``: a file or folder staged into the task before it runs."""
+
+    name = _text()
+    description = _text()
+    url = _text()
+    path = _path(required=True)
+    type = fields.String(validate=validate.OneOf(FILE_TYPES), load_default="FILE")
+    content = _text()
+    streamable = fields.Boolean(allow_none=True)
+
+    @validates_schema
+    def url_or_content(self, data: dict[str, Any], **_: Any) -> None:
+        """``url`` is required unless inline ``content`` is given."""
+        if data.get("content") is None and not data.get("url"):
+            raise ValidationError("required unless 'content' is given", "url")
+
+    @post_load
+    def content_wins(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        """With inline content, ``url`` is ignored (spec): do not keep it."""
+        if data.get("content") is not None:
+            data.pop("url", None)
+        if data.get("type") is None:
+            data["type"] = "FILE"
+        return data
+
+
+class OutputSchema(_Strict):
+    """``tesOutput``: a file, folder or wildcard uploaded after the executors."""
+
+    name = _text()
+    description = _text()
+    url = fields.String(required=True, validate=validate.Length(min=1, error="must not be empty"))
+    path = _path(required=True)
+    path_prefix = _path()
+    type = fields.String(validate=validate.OneOf(FILE_TYPES), load_default="FILE")
+
+    @validates_schema
+    def wildcard_needs_prefix(self, data: dict[str, Any], **_: Any) -> None:
+        """A wildcard path needs a ``path_prefix`` that it starts with."""
+        path = data.get("path") or ""
+        if not has_wildcard(path):
+            return
+        prefix = data.get("path_prefix")
+        if not prefix:
+            raise ValidationError("required when 'path' holds wildcards", "path_prefix")
+        if not path.startswith(prefix):
+            raise ValidationError(f"{path!r} does not start with {prefix!r}", "path_prefix")
+
+    @post_load
+    def default_type(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        """Fill in FILE when the client sent ``type: null``."""
+        data.setdefault("type", "FILE")
+        return data
+
+
+class ResourcesSchema(_Strict):
+    """``tesResources``: requests and hints for the backend."""
+
+    cpu_cores = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=0))
+    preemptible = fields.Boolean(allow_none=True)
+    ram_gb = fields.Float(allow_none=True, validate=validate.Range(min=0))
+    disk_gb = fields.Float(allow_none=True, validate=validate.Range(min=0))
+    zones = fields.List(fields.String(), allow_none=True)
+    backend_parameters = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
+    backend_parameters_strict = fields.Boolean(allow_none=True)
+
+
+class TaskSchema(_Strict):
+    """``tesTask`` as submitted; only ``executors`` is required."""
+
+    name = _text()
+    description = _text()
+    inputs = fields.List(fields.Nested(InputSchema), allow_none=True)
+    outputs = fields.List(fields.Nested(OutputSchema), allow_none=True)
+    resources = fields.Nested(ResourcesSchema, allow_none=True)
+    executors = fields.List(
+        fields.Nested(ExecutorSchema),
+        required=True,
+        validate=validate.Length(min=1, error="at least one executor is required"),
+    )
+    volumes = fields.List(_path(), allow_none=True)
+    tags = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
+
+
+_TASK_SCHEMA = TaskSchema()
+
+
+def load_task(document: Any) -> dict[str, Any]:
+    """Validate and normalise a submitted task; raise ``ValidationError`` naming each field."""
+    if not isinstance(document, dict):
+        raise ValidationError("the task must be a JSON object", "_schema")
+    return _TASK_SCHEMA.load(document)

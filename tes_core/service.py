@@ -1,0 +1,255 @@
+"""The task service: what the API does with tasks.
+
+It is the only caller of the submitter hooks (detection, tags, URL rewriting,
+input injection) and the place where ``backend_parameters`` are checked
+against what the backend declares.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from marshmallow import ValidationError
+
+from .backends.base import Backend, Observation
+from .db import Database
+from .errors import BadRequest, NotFound
+from .plugins import Hooks
+from .reporting import DatabaseReporter
+from .schemas import ListQuery, load_task
+from .schemas.query import encode_page_token
+from .states import State, is_terminal
+from .store import NewTask, get_full, get_state, insert_task, list_page, load_record, transition
+from .submitter import Submitter
+from .tasklogs import new_attempt
+from .views import render
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher(Protocol):
+    """Sends work to the workers (Dramatiq actors in practice)."""
+
+    def submit(self, task_id: str) -> None:
+        """Ask a worker to hand ``task_id`` to the backend."""
+        ...
+
+    def cancel(self, task_id: str) -> None:
+        """Ask a worker to stop ``task_id`` and clean up."""
+        ...
+
+
+class TaskService:
+    """Create, read, list and cancel tasks."""
+
+    def __init__(
+        self,
+        db: Database,
+        hooks: Hooks,
+        backend: Backend,
+        dispatcher: Dispatcher,
+        reporter: DatabaseReporter,
+        refresh_timeout: float = 2.0,
+    ) -> None:
+        self.db = db
+        self.hooks = hooks
+        self.backend = backend
+        self.dispatcher = dispatcher
+        self.reporter = reporter
+        self.refresh_timeout = refresh_timeout
+        self._adapts = hooks.has_submitter_hooks()
+        self._refreshes = type(backend).refresh is not Backend.refresh
+        self._refresh_pool = (
+            concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="tes-refresh")
+            if self._refreshes
+            else None
+        )
+        self._parameters = {key.lower(): key for key in backend.backend_parameters}
+
+    # -- create -------------------------------------------------------------------
+
+    def create(self, document: Any) -> str:
+        """Validate, adapt and store a new task, queue it, and return its id."""
+        try:
+            task = load_task(document)
+        except ValidationError as exc:
+            raise _bad_task(exc) from None
+        submitter = self._adapt(task) if self._adapts else None
+        notes = self._check_backend_parameters(task)
+        with self.db.write() as conn:
+            task_id = insert_task(
+                conn,
+                NewTask(
+                    document=task,
+                    backend=self.backend.name,
+                    submitter=submitter.name if submitter else None,
+                    logs=[new_attempt(notes)] if notes else None,
+                ),
+            )
+        try:
+            self.dispatcher.submit(task_id)
+        except Exception:
+            # The task is stored; the reconcile loop submits what was never sent.
+            log.warning("task %s stored but the submit message failed; reconcile will retry",
+                        task_id, exc_info=True)
+        return task_id
+
+    def _adapt(self, task: dict[str, Any]) -> Submitter | None:
+        submitter = self.hooks.detect_submitter(task)
+        if submitter is not None:
+            task["tags"] = {**(task.get("tags") or {}), **submitter.tags()}
+        injected = self.hooks.inject_inputs(task, submitter, self.backend)
+        if injected:
+            inputs = task.setdefault("inputs", [])
+            have = {item["path"] for item in inputs}
+            for item in injected:
+                if item.get("path") not in have:
+                    inputs.append({"type": "FILE", **item})
+                    have.add(item["path"])
+        for direction, items in (("input", task.get("inputs")), ("output", task.get("outputs"))):
+            for item in items or ():
+                if item.get("url"):
+                    new_url = self.hooks.rewrite_url(
+                        item["url"], direction, task, submitter, self.backend
+                    )
+                    if new_url is not None:
+                        item["url"] = new_url
+        return submitter
+
+    def _check_backend_parameters(self, task: dict[str, Any]) -> list[str]:
+        resources = task.get("resources")
+        given: Mapping[str, str] = (resources or {}).get("backend_parameters") or {}
+        if not given:
+            return []
+        assert resources is not None
+        strict = bool(resources.get("backend_parameters_strict"))
+        kept: dict[str, str] = {}
+        unknown: list[str] = []
+        for key, value in given.items():
+            canonical = self._parameters.get(key.lower())
+            if canonical is None:
+                unknown.append(key)
+            else:
+                kept[canonical] = value
+        supported = ", ".join(sorted(self.backend.backend_parameters)) or "none"
+        if unknown and strict:
+            raise BadRequest(
+                f"backend '{self.backend.name}' does not support backend_parameters "
+                f"{', '.join(sorted(unknown))} (supported: {supported}); remove them or set "
+                "backend_parameters_strict to false",
+                errors={f"resources.backend_parameters.{key}": ["not supported"] for key in unknown},
+            )
+        try:
+            self.backend.validate_parameters(kept)
+        except ValueError as exc:
+            raise BadRequest(str(exc), field="resources.backend_parameters") from None
+        resources["backend_parameters"] = kept
+        if not unknown:
+            return []
+        return [
+            f"backend_parameters not supported by backend '{self.backend.name}' were ignored: "
+            f"{', '.join(sorted(unknown))} (supported: {supported})"
+        ]
+
+    # -- read ---------------------------------------------------------------------
+
+    def get(self, task_id: str, view: str) -> dict[str, Any]:
+        """One task in ``view``; 404 if unknown."""
+        with self.db.read() as conn:
+            row = get_state(conn, task_id) if view == "MINIMAL" else get_full(conn, task_id)
+        if row is None:
+            raise NotFound(f"no task with id {task_id!r}")
+        if self._refreshes and not is_terminal(row.state) and self._refresh(task_id):
+            return self.get_without_refresh(task_id, view)
+        return render(row, view)
+
+    def get_without_refresh(self, task_id: str, view: str) -> dict[str, Any]:
+        """One task in ``view`` as stored, without asking the backend."""
+        with self.db.read() as conn:
+            row = get_state(conn, task_id) if view == "MINIMAL" else get_full(conn, task_id)
+        if row is None:
+            raise NotFound(f"no task with id {task_id!r}")
+        return render(row, view)
+
+    def _refresh(self, task_id: str) -> bool:
+        """Ask the backend about an active task, within the time bound; whether it changed."""
+        assert self._refresh_pool is not None
+
+        def look() -> Observation | None:
+            with self.db.read() as conn:
+                record = load_record(conn, task_id)
+            return self.backend.refresh(record) if record else None
+
+        future = self._refresh_pool.submit(look)
+        try:
+            observation = future.result(timeout=self.refresh_timeout)
+        except concurrent.futures.TimeoutError:
+            return False
+        except Exception:
+            log.warning("refreshing task %s from the backend failed", task_id, exc_info=True)
+            return False
+        return observation is not None and self.reporter.report(observation)
+
+    def list(self, query: ListQuery) -> dict[str, Any]:
+        """One page of tasks, newest first."""
+        with self.db.read() as conn:
+            rows, next_seq = list_page(conn, query)
+        body: dict[str, Any] = {"tasks": [render(row, query.view) for row in rows]}
+        if next_seq is not None:
+            body["next_page_token"] = encode_page_token(next_seq)
+        return body
+
+    # -- cancel -------------------------------------------------------------------
+
+    def cancel(self, task_id: str) -> None:
+        """Ask for cancellation; a finished task is left as it is (a no-op)."""
+        with self.db.write() as conn:
+            row = get_state(conn, task_id)
+            if row is None:
+                raise NotFound(f"no task with id {task_id!r}")
+            if is_terminal(row.state) or row.state == State.CANCELING:
+                return
+            changed = transition(conn, task_id, State.CANCELING)
+        if changed:
+            self.hooks.task_state_changed(task_id, row.state, State.CANCELING.value)
+            try:
+                self.dispatcher.cancel(task_id)
+            except Exception:
+                log.warning("cancel message for task %s failed; reconcile will finish it",
+                            task_id, exc_info=True)
+
+    def close(self) -> None:
+        """Stop helper threads."""
+        if self._refresh_pool is not None:
+            self._refresh_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _bad_task(exc: ValidationError) -> BadRequest:
+    errors = _flatten(exc.messages)
+    first = next(iter(errors.items()), ("task", ["is not valid"]))
+    field, reasons = first
+    label = "task" if field == "_schema" else field
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return BadRequest(f"invalid task: {label}: {reasons[0]}{more}", errors=errors)
+
+
+def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    if isinstance(messages, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in messages.items():
+            name = f"{prefix}.{key}" if prefix and key != "_schema" else (prefix or str(key))
+            if key == "_schema" and not prefix:
+                name = "_schema"
+            flat.update(_flatten(value, name))
+        return flat
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return {prefix or "_schema": list(messages)}
+    if isinstance(messages, list):
+        flat = {}
+        for item in messages:
+            flat.update(_flatten(item, prefix))
+        return flat
+    return {prefix or "_schema": [str(messages)]}

@@ -1,0 +1,210 @@
+"""Reading and writing tasks in the database. No HTTP, no plugins: just SQL.
+
+State changes go through :func:`transition`, a guarded UPDATE whose WHERE
+clause allows only the sources ``tes_core.states`` permits, so two processes
+racing on one task can never make an illegal move.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, exists, func, insert, select, update
+
+from .backends.base import TaskRecord
+from .db import utcnow
+from .models import task_tags, tasks
+from .schemas.query import ListQuery
+from .states import ACTIVE, State, sources_of
+
+DOCUMENT_COLUMNS = (tasks.c.seq, tasks.c.id, tasks.c.state, tasks.c.creation_time,
+                    tasks.c.document, tasks.c.logs)
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """A validated, adapted task ready to be stored."""
+
+    document: dict[str, Any]
+    backend: str
+    submitter: str | None = None
+    logs: list[dict[str, Any]] | None = None
+
+
+def new_task_id() -> str:
+    """A fresh, unguessable task id."""
+    return str(uuid.uuid4())
+
+
+def insert_task(conn: Connection, task: NewTask) -> str:
+    """Store a new QUEUED task with its tags; return its id."""
+    task_id = new_task_id()
+    now = utcnow()
+    document = task.document
+    seq = conn.execute(
+        insert(tasks).returning(tasks.c.seq),
+        {
+            "id": task_id,
+            "state": State.QUEUED.value,
+            "name": document.get("name"),
+            "creation_time": now,
+            "updated_at": now,
+            "document": json.dumps(document, separators=(",", ":")),
+            "logs": json.dumps(task.logs or []),
+            "backend": task.backend,
+            "submitter": task.submitter,
+        },
+    ).scalar_one()
+    tags = document.get("tags")
+    if tags:
+        conn.execute(
+            insert(task_tags),
+            [{"task_seq": seq, "key": key, "value": value} for key, value in tags.items()],
+        )
+    return task_id
+
+
+def get_state(conn: Connection, task_id: str) -> Row | None:
+    """``(id, state)`` of one task, or ``None``."""
+    return conn.execute(
+        select(tasks.c.id, tasks.c.state).where(tasks.c.id == task_id)
+    ).first()
+
+
+def get_full(conn: Connection, task_id: str) -> Row | None:
+    """Everything needed to render a task in BASIC or FULL, or ``None``."""
+    return conn.execute(select(*DOCUMENT_COLUMNS).where(tasks.c.id == task_id)).first()
+
+
+def list_page(conn: Connection, query: ListQuery) -> tuple[list[Row], int | None]:
+    """One page of tasks, newest first, and the ``seq`` to continue before (if more)."""
+    columns = (
+        (tasks.c.seq, tasks.c.id, tasks.c.state)
+        if query.view == "MINIMAL"
+        else DOCUMENT_COLUMNS
+    )
+    stmt = select(*columns)
+    seq_column = tasks.c.seq
+    tag_filters = list(query.tags)
+    if tag_filters:
+        # Drive the scan from the tag index: the first pair picks candidate rows
+        # newest first, the rest are checked with EXISTS.
+        key, value = tag_filters.pop(0)
+        lead = task_tags.alias("lead_tag")
+        stmt = stmt.select_from(lead.join(tasks, tasks.c.seq == lead.c.task_seq)).where(
+            lead.c.key == key
+        )
+        if value is not None:
+            stmt = stmt.where(lead.c.value == value)
+        seq_column = lead.c.task_seq
+    for key, value in tag_filters:
+        condition = and_(task_tags.c.task_seq == tasks.c.seq, task_tags.c.key == key)
+        if value is not None:
+            condition = and_(condition, task_tags.c.value == value)
+        stmt = stmt.where(exists().where(condition))
+    if query.state:
+        stmt = stmt.where(tasks.c.state == query.state)
+    if query.name_prefix:
+        prefix = query.name_prefix
+        stmt = stmt.where(func.substr(tasks.c.name, 1, len(prefix)) == prefix)
+    if query.before_seq is not None:
+        stmt = stmt.where(seq_column < query.before_seq)
+    stmt = stmt.order_by(seq_column.desc()).limit(query.page_size + 1)
+    rows = conn.execute(stmt).all()
+    if len(rows) > query.page_size:
+        rows = rows[: query.page_size]
+        return rows, rows[-1].seq
+    return rows, None
+
+
+def load_record(conn: Connection, task_id: str) -> TaskRecord | None:
+    """The task as a backend sees it, or ``None``."""
+    row = conn.execute(
+        select(*DOCUMENT_COLUMNS, tasks.c.backend_ref, tasks.c.worker_id).where(
+            tasks.c.id == task_id
+        )
+    ).first()
+    return _record(row) if row else None
+
+
+def active_records(conn: Connection, backend: str, limit: int = 1000) -> list[TaskRecord]:
+    """Active tasks of ``backend``, oldest first."""
+    rows = conn.execute(
+        select(*DOCUMENT_COLUMNS, tasks.c.backend_ref, tasks.c.worker_id)
+        .where(tasks.c.state.in_([s.value for s in ACTIVE]), tasks.c.backend == backend)
+        .order_by(tasks.c.seq)
+        .limit(limit)
+    ).all()
+    return [_record(row) for row in rows]
+
+
+def _record(row: Row) -> TaskRecord:
+    return TaskRecord(
+        id=row.id,
+        state=row.state,
+        document=json.loads(row.document),
+        creation_time=row.creation_time,
+        logs=json.loads(row.logs),
+        backend_ref=row.backend_ref,
+        worker_id=row.worker_id,
+    )
+
+
+def transition(
+    conn: Connection,
+    task_id: str,
+    new_state: State,
+    *,
+    expected: Iterable[State] | None = None,
+    values: dict[str, Any] | None = None,
+) -> bool:
+    """Move a task to ``new_state`` if the state machine allows it from where it is.
+
+    ``expected`` narrows the allowed sources further. Extra column ``values``
+    are written in the same statement. Returns whether the row changed.
+    """
+    allowed = set(sources_of(new_state))
+    if expected is not None:
+        allowed &= set(expected)
+    result = conn.execute(
+        update(tasks)
+        .where(tasks.c.id == task_id, tasks.c.state.in_([s.value for s in allowed]))
+        .values(state=new_state.value, updated_at=utcnow(), **(values or {}))
+    )
+    return result.rowcount == 1
+
+
+def set_fields(conn: Connection, task_id: str, **values: Any) -> bool:
+    """Update columns of one task without touching its state."""
+    result = conn.execute(
+        update(tasks).where(tasks.c.id == task_id).values(updated_at=utcnow(), **values)
+    )
+    return result.rowcount == 1
+
+
+def lock_for_update(conn: Connection, task_id: str) -> Row | None:
+    """State, logs and ownership of one task, locked until the transaction ends."""
+    stmt = select(
+        tasks.c.id, tasks.c.state, tasks.c.logs, tasks.c.backend_ref, tasks.c.worker_id
+    ).where(tasks.c.id == task_id)
+    if conn.dialect.name != "sqlite":  # SQLite's BEGIN IMMEDIATE already serialises writers
+        stmt = stmt.with_for_update()
+    return conn.execute(stmt).first()
+
+
+def ids_in_states(
+    conn: Connection, states: Sequence[State], *, older_than: datetime | None = None,
+    limit: int = 1000,
+) -> list[Row]:
+    """``(id, state, backend_ref, worker_id, backend)`` of tasks in ``states``, oldest first."""
+    stmt = select(
+        tasks.c.id, tasks.c.state, tasks.c.backend_ref, tasks.c.worker_id, tasks.c.backend
+    ).where(tasks.c.state.in_([s.value for s in states]))
+    if older_than is not None:
+        stmt = stmt.where(tasks.c.updated_at < older_than)
+    return conn.execute(stmt.order_by(tasks.c.seq).limit(limit)).all()

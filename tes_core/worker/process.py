@@ -1,0 +1,80 @@
+"""Running the workers: Dramatiq worker threads, the heartbeat and the reconcile clock."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import dramatiq
+
+from ..backends.base import Backend
+from ..db import Database
+from .actors import Actors
+from .lifecycle import Lifecycle
+from .registry import WorkerRegistry, acquire_lease
+
+log = logging.getLogger(__name__)
+
+SCHEDULER_LEASE = "reconcile-clock"
+
+
+class WorkerProcess:
+    """Everything that makes this process a worker; ``start()`` then ``stop()``."""
+
+    def __init__(
+        self,
+        db: Database,
+        backend: Backend,
+        actors: Actors,
+        lifecycle: Lifecycle,
+        registry: WorkerRegistry,
+        threads: int,
+        reconcile_interval: float,
+    ) -> None:
+        self.db = db
+        self.backend = backend
+        self.actors = actors
+        self.lifecycle = lifecycle
+        self.registry = registry
+        self.threads = threads
+        self.reconcile_interval = reconcile_interval
+        self._stop = threading.Event()
+        self._clock: threading.Thread | None = None
+        self._worker: dramatiq.Worker | None = None
+
+    def start(self) -> None:
+        """Register, start the backend, take messages, and start the reconcile clock."""
+        self.registry.register()
+        self.backend.start()
+        self.actors.handler = self.lifecycle
+        self._worker = dramatiq.Worker(
+            self.actors.broker, worker_threads=self.threads, worker_timeout=100
+        )
+        self._worker.start()
+        self._clock = threading.Thread(target=self._tick, name="tes-reconcile-clock", daemon=True)
+        self._clock.start()
+        log.info("worker %s started with %d threads on backend %s",
+                 self.registry.worker_id, self.threads, self.backend.name)
+
+    def _tick(self) -> None:
+        # The first pass runs at once: it is what recovers tasks after a crash.
+        while not self._stop.is_set():
+            try:
+                if acquire_lease(
+                    self.db, SCHEDULER_LEASE, self.registry.worker_id,
+                    ttl=2 * self.reconcile_interval,
+                ):
+                    self.actors.reconcile()
+            except Exception:
+                log.warning("could not schedule a reconcile pass", exc_info=True)
+            self._stop.wait(self.reconcile_interval)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking messages, stop the backend, and unregister."""
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.stop(timeout=int(timeout * 1000))
+        self.backend.shutdown()
+        self.registry.unregister()
+        if self._clock is not None:
+            self._clock.join(timeout=2)

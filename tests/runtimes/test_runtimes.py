@@ -1,0 +1,414 @@
+"""Real-container tests of the local backend's runtimes (Docker, podman, bubblewrap).
+
+Start the engines first: ``bash scripts/test-services.sh`` and
+``source /tmp/tes-test-services/env.sh``. A runtime whose probe fails is
+skipped with its reason, unless ``TES_REQUIRE_RUNTIMES`` (comma-separated
+names, as CI sets it) lists it: then the test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tes_core.backends.local.runtimes import (
+    RUNTIMES,
+    BubblewrapRuntime,
+    CliRuntime,
+    ContainerError,
+    ContainerResult,
+    ContainerRuntime,
+    ContainerSpec,
+    DockerRuntime,
+    Mount,
+    PodmanRuntime,
+    RuntimeUnavailable,
+    select_runtime,
+)
+from tes_core.backends.local.runtimes._capture import TAIL_BYTES
+from tes_core.backends.local.runtimes.cli import parse_engine_time
+
+pytestmark = pytest.mark.timeout(180)
+
+IMAGE = "alpine:latest"
+REQUIRED = {n.strip() for n in os.environ.get("TES_REQUIRE_RUNTIMES", "").split(",") if n.strip()}
+_PROBES: dict[str, str | None] = {}
+
+
+def _probe(name: str) -> str | None:
+    if name not in _PROBES:
+        _PROBES[name] = RUNTIMES[name].probe()
+    return _PROBES[name]
+
+
+class Harness:
+    """One runtime plus the container names a test used (removed afterwards)."""
+
+    def __init__(self, runtime: ContainerRuntime) -> None:
+        self.runtime = runtime
+        self.names: list[str] = []
+
+    @property
+    def is_engine(self) -> bool:
+        return isinstance(self.runtime, CliRuntime)
+
+    def spec(self, command: list[str], **kwargs: object) -> ContainerSpec:
+        name = f"tes-rt-test-{uuid.uuid4().hex[:12]}"
+        self.names.append(name)
+        return ContainerSpec(name=name, image=IMAGE, command=command, **kwargs)  # type: ignore[arg-type]
+
+    def run(self, command: list[str], **kwargs: object) -> ContainerResult:
+        self.runtime.prepare_image(IMAGE)
+        return self.runtime.run(self.spec(command, **kwargs))
+
+    def cleanup(self) -> None:
+        for name in self.names:
+            self.runtime.remove(name)
+
+
+@pytest.fixture(params=list(RUNTIMES))
+def rt(request: pytest.FixtureRequest) -> Iterator[Harness]:
+    name = request.param
+    reason = _probe(name)
+    if reason is not None:
+        if name in REQUIRED:
+            pytest.fail(f"runtime {name} is required (TES_REQUIRE_RUNTIMES) but unusable: {reason}")
+        pytest.skip(f"{name} not usable here: {reason}")
+    harness = Harness(RUNTIMES[name]())
+    yield harness
+    harness.cleanup()
+
+
+def _engine_only(rt: Harness) -> None:
+    if not rt.is_engine:
+        pytest.skip(f"{rt.runtime.name} has no container engine for this")
+
+
+# ------------------------------------------------------------------ running
+
+
+def test_exit_codes(rt: Harness) -> None:
+    ok = rt.run(["sh", "-c", "exit 0"])
+    assert ok.exit_code == 0
+    assert rt.run(["sh", "-c", "exit 3"]).exit_code == 3
+    # 126/127 from the container's own command are results, not engine failures.
+    assert rt.run(["sh", "-c", "exit 126"]).exit_code == 126
+    assert rt.run(["sh", "-c", "exit 127"]).exit_code == 127
+    assert ok.start_time.tzinfo is not None and ok.start_time.utcoffset().total_seconds() == 0
+    assert ok.start_time <= ok.end_time <= datetime.now(UTC)
+
+
+def test_missing_command_is_container_error(rt: Harness) -> None:
+    with pytest.raises(ContainerError) as info:
+        rt.run(["/no/such/program"])
+    assert "/no/such/program" in str(info.value)
+
+
+def test_stdout_stderr_tails_and_files(rt: Harness, tmp_path: Path) -> None:
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    result = rt.run(
+        ["sh", "-c", "echo to-out; echo to-err >&2; exit 2"], stdout_path=out, stderr_path=err
+    )
+    assert result.exit_code == 2
+    assert out.read_text() == "to-out\n"
+    assert err.read_text() == "to-err\n"
+    assert result.stdout_tail == "to-out\n"
+    assert result.stderr_tail == "to-err\n"
+
+
+def test_tails_without_files(rt: Harness) -> None:
+    result = rt.run(["sh", "-c", "head -c 20000 /dev/zero | tr '\\0' x; echo end"])
+    assert len(result.stdout_tail) == TAIL_BYTES
+    assert result.stdout_tail.endswith("xxx\nend\n") or result.stdout_tail.endswith("xend\n")
+
+
+def test_stdin_from_file(rt: Harness, tmp_path: Path) -> None:
+    stdin = tmp_path / "in.txt"
+    stdin.write_text("line one\nline two\n")
+    result = rt.run(["sh", "-c", "wc -l; echo done"], stdin_path=stdin)
+    assert result.exit_code == 0
+    assert result.stdout_tail.split() == ["2", "done"]
+
+
+def test_no_stdin_reads_eof(rt: Harness) -> None:
+    result = rt.run(["sh", "-c", "cat; echo after"])
+    assert result.exit_code == 0
+    assert result.stdout_tail == "after\n"
+
+
+def test_env_and_limits_accepted(rt: Harness) -> None:
+    result = rt.run(
+        ["sh", "-c", 'echo "$GREETING|$OTHER"'],
+        env={"GREETING": "hello world", "OTHER": "a=b"},
+        cpu_cores=1,
+        ram_gb=0.25,
+        labels={"tes.test": "yes"},
+    )
+    assert result.exit_code == 0
+    assert result.stdout_tail == "hello world|a=b\n"
+
+
+def test_workdir_not_under_a_mount(rt: Harness) -> None:
+    result = rt.run(["pwd"], workdir="/work/deep/dir")
+    assert result.stdout_tail.strip() == "/work/deep/dir"
+
+
+def test_workdir_under_a_mount(rt: Harness, tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "here.txt").write_text("x")
+    result = rt.run(
+        ["sh", "-c", "pwd; ls"],
+        mounts=[Mount(tmp_path, "/data")],
+        workdir="/data/sub",
+    )
+    assert result.stdout_tail.split() == ["/data/sub", "here.txt"]
+
+
+def test_read_only_mount_rejects_writes(rt: Harness, tmp_path: Path) -> None:
+    (tmp_path / "input.txt").write_text("content\n")
+    result = rt.run(
+        ["sh", "-c", "cat /in/input.txt; echo new > /in/new.txt"],
+        mounts=[Mount(tmp_path, "/in", read_only=True)],
+    )
+    assert result.exit_code != 0
+    assert result.stdout_tail == "content\n"
+    assert not (tmp_path / "new.txt").exists()
+
+
+def test_read_write_mount_visible_on_host(rt: Harness, tmp_path: Path) -> None:
+    inputs, outputs = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    outputs.mkdir()
+    (inputs / "a.txt").write_text("abc\n")
+    # Mounts in any order: a file mounted inside a mounted folder (parents first).
+    result = rt.run(
+        ["sh", "-c", "cat /data/in/a.txt /data/b/b.txt > /data/out/result.txt"],
+        mounts=[
+            Mount(inputs / "a.txt", "/data/in/a.txt", read_only=True),
+            Mount(outputs, "/data/out"),
+            Mount(inputs, "/data/in", read_only=True),
+            Mount(_write(tmp_path / "b.txt", "def\n"), "/data/b/b.txt", read_only=True),
+        ],
+    )
+    assert result.exit_code == 0, result.stderr_tail
+    assert (outputs / "result.txt").read_text() == "abc\ndef\n"
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.timeout(120)
+def test_big_output_does_not_deadlock(rt: Harness, tmp_path: Path) -> None:
+    out, err = tmp_path / "out", tmp_path / "err"
+    size = 5_000_000
+    script = (
+        f"(head -c {size} /dev/zero | tr '\\0' e >&2) & head -c {size} /dev/zero | tr '\\0' o; wait"
+    )
+    result = rt.run(["sh", "-c", script], stdout_path=out, stderr_path=err)
+    assert result.exit_code == 0
+    assert out.stat().st_size == size
+    assert err.stat().st_size == size
+    assert result.stdout_tail == "o" * TAIL_BYTES
+    assert result.stderr_tail == "e" * TAIL_BYTES
+
+
+def _run_in_thread(runtime: ContainerRuntime, spec: ContainerSpec) -> tuple[threading.Thread, dict]:
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["result"] = runtime.run(spec)
+        except BaseException as exc:  # reported by the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, box
+
+
+def test_stop_from_another_thread(rt: Harness, tmp_path: Path) -> None:
+    rt.runtime.prepare_image(IMAGE)
+    spec = rt.spec(["sh", "-c", "touch /out/started; sleep 60"], mounts=[Mount(tmp_path, "/out")])
+    thread, box = _run_in_thread(rt.runtime, spec)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "started").exists():
+        assert time.monotonic() < deadline, box
+        time.sleep(0.05)
+    began = time.monotonic()
+    rt.runtime.stop(spec.name)
+    thread.join(20)
+    assert not thread.is_alive()
+    assert "error" not in box, box.get("error")
+    assert box["result"].exit_code != 0
+    assert time.monotonic() - began < 15
+    rt.runtime.stop(spec.name)  # stopping a finished container is quiet
+
+
+def test_stop_while_the_engine_is_still_starting(rt: Harness) -> None:
+    _engine_only(rt)
+    rt.runtime.prepare_image(IMAGE)
+    spec = rt.spec(["sleep", "60"])
+    thread, box = _run_in_thread(rt.runtime, spec)
+    deadline = time.monotonic() + 10
+    while spec.name not in rt.runtime._active:  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline and thread.is_alive(), box
+        time.sleep(0.005)
+    rt.runtime.stop(spec.name)  # the container may not exist yet: stop keeps trying
+    thread.join(30)
+    assert not thread.is_alive()
+    assert box["result"].exit_code != 0
+
+
+def test_stop_and_remove_unknown_names_are_quiet(rt: Harness) -> None:
+    rt.runtime.stop("tes-rt-test-never-existed")
+    rt.runtime.remove("tes-rt-test-never-existed")
+
+
+def test_memory_limit_kills_with_137(rt: Harness) -> None:
+    if rt.runtime.limits_note:
+        assert "ram_gb" in rt.runtime.limits_note
+        assert rt.runtime.limits_note in rt.runtime.prepare_image(IMAGE)
+        pytest.skip(f"{rt.runtime.name}: {rt.runtime.limits_note}")
+    result = rt.run(
+        ["sh", "-c", "x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo survived"],
+        ram_gb=0.1,
+    )
+    assert result.exit_code == 137
+    assert "survived" not in result.stdout_tail
+
+
+# ------------------------------------------------------------------ images
+
+
+def test_missing_image(rt: Harness) -> None:
+    image = f"tes-no-such-image-{uuid.uuid4().hex[:8]}:1"
+    if not rt.is_engine:
+        lines = rt.runtime.prepare_image(image)
+        assert any(image in line and "not pulled" in line for line in lines)
+        return
+    with pytest.raises(ContainerError) as info:
+        rt.runtime.prepare_image(image)
+    message = str(info.value)
+    assert f"image '{image}'" in message and "could not be pulled" in message
+    assert f"{rt.runtime.name} tag" in message
+    # run() without prepare_image: the engine's own failure becomes a ContainerError.
+    with pytest.raises(ContainerError):
+        rt.runtime.run(ContainerSpec(name=rt.spec(["true"]).name, image=image, command=["true"]))
+
+
+def test_present_images_are_cached(rt: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    _engine_only(rt)
+    assert rt.runtime.prepare_image(IMAGE) == []
+
+    def no_more_cli(*args: object, **kwargs: object) -> None:
+        raise AssertionError("prepare_image asked the engine again")
+
+    monkeypatch.setattr(rt.runtime, "_cli", no_more_cli)
+    assert rt.runtime.prepare_image(IMAGE) == []
+
+
+# ------------------------------------------------------------------ attach
+
+
+def test_attach_after_detached_start(rt: Harness, tmp_path: Path) -> None:
+    runtime = rt.runtime
+    if not isinstance(runtime, CliRuntime):
+        assert runtime.attach("anything") is None
+        return
+    runtime.prepare_image(IMAGE)
+    spec = rt.spec(["sh", "-c", "echo out-line; echo err-line >&2; sleep 1; exit 5"])
+    args = runtime.build_run_args(spec)
+    started = subprocess.run(
+        [runtime.binary, args[0], "-d", *args[1:]], capture_output=True, text=True, timeout=60
+    )
+    assert started.returncode == 0, started.stderr
+    out = tmp_path / "stdout"
+    result = runtime.attach(spec.name, stdout_path=out)
+    assert result is not None
+    assert result.exit_code == 5
+    assert result.stdout_tail == "out-line\n"
+    assert result.stderr_tail == "err-line\n"
+    assert out.read_text() == "out-line\n"
+    assert result.start_time.tzinfo is not None
+    assert 0.5 < (result.end_time - result.start_time).total_seconds() < 30
+    # A finished container can be attached again until it is removed.
+    assert runtime.attach(spec.name).exit_code == 5  # type: ignore[union-attr]
+    runtime.remove(spec.name)
+    assert runtime.attach(spec.name) is None
+
+
+def test_labels_reach_the_engine(rt: Harness) -> None:
+    _engine_only(rt)
+    runtime = rt.runtime
+    assert isinstance(runtime, CliRuntime)
+    runtime.prepare_image(IMAGE)
+    spec = rt.spec(["true"], labels={"tes.task": "abc"})
+    assert runtime.run(spec).exit_code == 0
+    shown = subprocess.run(
+        [runtime.binary, "container", "inspect", "--format", '{{index .Config.Labels "tes.task"}}',
+         spec.name],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert shown.stdout.strip() == "abc"
+
+
+# ------------------------------------------------------------------ selection
+
+
+def _fake_probes(monkeypatch: pytest.MonkeyPatch, **reasons: str | None) -> None:
+    for name, reason in reasons.items():
+        monkeypatch.setattr(RUNTIMES[name], "probe", classmethod(lambda cls, r=reason: r))
+
+
+def test_select_auto_takes_the_first_usable(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_probes(monkeypatch, docker="no engine", podman=None, bubblewrap=None)
+    assert isinstance(select_runtime("auto"), PodmanRuntime)
+    _fake_probes(monkeypatch, docker=None)
+    assert isinstance(select_runtime(), DockerRuntime)
+    _fake_probes(monkeypatch, docker="x", podman="y")
+    assert isinstance(select_runtime("auto"), BubblewrapRuntime)
+
+
+def test_select_when_nothing_is_usable(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_probes(monkeypatch, docker="d-reason", podman="p-reason", bubblewrap="b-reason")
+    with pytest.raises(RuntimeUnavailable) as info:
+        select_runtime("auto")
+    message = str(info.value)
+    assert message.startswith("No container runtime found: install and start Docker")
+    for part in ("apt-get install docker.io", "podman", "apt-get install bubblewrap"):
+        assert part in message
+    assert "docker: d-reason; podman: p-reason; bubblewrap: b-reason" in message
+
+
+def test_select_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_probes(monkeypatch, docker=None, podman="podman broke", bubblewrap=None)
+    assert isinstance(select_runtime("bubblewrap"), BubblewrapRuntime)
+    with pytest.raises(RuntimeUnavailable, match="podman broke"):
+        select_runtime("podman")
+    with pytest.raises(RuntimeUnavailable, match="unknown container runtime"):
+        select_runtime("lxc")
+
+
+def test_real_probes_return_reason_or_none() -> None:
+    for name in RUNTIMES:
+        reason = _probe(name)
+        assert reason is None or (isinstance(reason, str) and reason)
+
+
+def test_parse_engine_time() -> None:
+    parsed = parse_engine_time("2026-11-25T12:55:16.46528035Z")
+    assert parsed == datetime(2026, 11, 25, 12, 55, 16, 465280, tzinfo=UTC)
+    shifted = parse_engine_time("2026-11-25T13:55:16.5+01:00")
+    assert shifted == datetime(2026, 11, 25, 12, 55, 16, 500000, tzinfo=UTC)
+    assert parse_engine_time("0001-01-01T00:00:00Z") is None
+    assert parse_engine_time("") is None
