@@ -1,0 +1,26 @@
+"""tes-filetransfer: stage GA4GH TES inputs and upload TES outputs, routed by URL scheme.
+
+Public API::
+
+    from tes_filetransfer import stage_inputs, upload_outputs, TransferError, register_storage
+"""
+
+from __future__ import annotations
+
+from .errors import TransferError
+from .outputs import upload_outputs
+from .staging import stage_inputs
+from .storage import Storage, register_storage
+from .urls import redact_url
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Storage",
+    "TransferError",
+    "__version__",
+    "redact_url",
+    "register_storage",
+    "stage_inputs",
+    "upload_outputs",
+]

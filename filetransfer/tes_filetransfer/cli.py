@@ -1,0 +1,105 @@
+"""The ``tes-filetransfer`` command: stage inputs / upload outputs of a TES task document."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import TransferError
+from .outputs import upload_outputs
+from .staging import stage_inputs
+
+PROG = "tes-filetransfer"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Stage the inputs or upload the outputs of a GA4GH TES task.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--task", required=True, type=Path, help="TES task document (JSON)")
+    common.add_argument(
+        "--root", required=True, type=Path,
+        help="host folder that stands for the container's '/'",
+    )
+    common.add_argument("--verbose", "-v", action="store_true", help="log each transfer")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser(
+        "stage-inputs", parents=[common], help="fetch the task's inputs into ROOT"
+    )
+    up = sub.add_parser(
+        "upload-outputs", parents=[common], help="upload the task's outputs found under ROOT"
+    )
+    up.add_argument(
+        "--log", type=Path,
+        help="write the OutputFileLog list here as JSON (default: standard output)",
+    )
+    return parser
+
+
+def _load_task(path: Path) -> dict[str, Any]:
+    try:
+        task = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TransferError(f"cannot read task file {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise TransferError(f"task file {path} is not valid JSON: {exc}") from None
+    if not isinstance(task, dict):
+        raise TransferError(f"task file {path} must hold a JSON object (a TES task)")
+    return task
+
+
+def _items(task: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    items = task.get(key) or []
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise TransferError(f"the task's {key!r} must be a list of objects")
+    return items
+
+
+def _write_log(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise TransferError(
+            f"outputs were uploaded but writing the log {path} failed: {exc.strerror or exc}"
+        ) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (0 ok, 1 transfer failed, 2 bad usage)."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        task = _load_task(args.task)
+        if args.command == "stage-inputs":
+            for line in stage_inputs(_items(task, "inputs"), args.root):
+                print(line)
+        else:
+            logs = upload_outputs(_items(task, "outputs"), args.root)
+            text = json.dumps(logs, indent=2)
+            if args.log is not None:
+                _write_log(args.log, text)
+            else:
+                print(text)
+    except TransferError as exc:
+        message = str(exc).replace("\n", " ")
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Local file helpers: all-or-nothing writes and efficient copies with progress."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from .progress import PROGRESS_THRESHOLD_BYTES, Progress
+
+_COPY_CHUNK = 64 * 1024 * 1024
+
+
+@contextlib.contextmanager
+def atomic_target(dest: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``dest``; rename it to ``dest`` if the block succeeds.
+
+    The temporary file is created empty with the usual umask-based mode (unlike ``mkstemp``'s
+    0600, so executors running as another user can still read it). If the block raises,
+    the temporary file is removed and ``dest`` is left as it was.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.is_dir() and not dest.is_symlink():
+        raise IsADirectoryError(f"{dest} is a directory")
+    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def copy_file(src: Path, dest: Path, progress: Progress) -> int:
+    """Copy the content of ``src`` to ``dest`` (which must exist or be creatable); return size.
+
+    Small files use :func:`shutil.copyfile` (``sendfile`` on Linux). Large ones are copied
+    in big ``sendfile`` chunks so that progress can be logged. Never hard-links: executors
+    may write to their inputs.
+    """
+    size = os.stat(src).st_size
+    if size <= PROGRESS_THRESHOLD_BYTES:
+        shutil.copyfile(src, dest)
+        progress.update(size)
+        return size
+    with open(src, "rb") as fin, open(dest, "wb") as fout:
+        offset = 0
+        try:
+            while True:
+                sent = os.sendfile(fout.fileno(), fin.fileno(), offset, _COPY_CHUNK)
+                if sent == 0:
+                    break
+                offset += sent
+                progress.update(sent)
+        except (AttributeError, OSError):
+            if offset:
+                raise
+            # No sendfile for this pair of files: plain buffered copy.
+            fin.seek(0)
+            fout.seek(0)
+            fout.truncate()
+            while chunk := fin.read(8 * 1024 * 1024):
+                fout.write(chunk)
+                offset += len(chunk)
+                progress.update(len(chunk))
+    return offset

@@ -1,0 +1,138 @@
+"""Starting real ``tes-server`` processes for tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+READY = re.compile(r"TES server ready at (\S+)")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TES_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@dataclass
+class ServerProcess:
+    """A ``tes-server serve`` child process and its base URL (``.../ga4gh/tes/v1``)."""
+
+    data_dir: Path
+    env: dict[str, str]
+    url: str = ""
+    proc: subprocess.Popen | None = None
+    output: deque = field(default_factory=lambda: deque(maxlen=400))
+
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        """Start the process and wait until it prints its URL."""
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tes_core.cli", "serve", "--port", "0",
+             "--data-dir", str(self.data_dir)],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        found = threading.Event()
+
+        def read() -> None:
+            assert self.proc is not None and self.proc.stdout is not None
+            for line in self.proc.stdout:
+                self.output.append(line.rstrip())
+                match = READY.search(line)
+                if match and not found.is_set():
+                    self.url = match.group(1)
+                    found.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while not found.wait(0.1):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("tes-server did not start:\n" + self.log())
+        return self
+
+    def log(self) -> str:
+        """The last lines the server printed."""
+        return "\n".join(self.output)
+
+    def stop(self) -> None:
+        """Stop gracefully (SIGTERM), killing after 20 s."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def kill(self) -> None:
+        """kill -9, as a crash would."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def restart(self) -> ServerProcess:
+        """Start again on the same data folder and database (a new port)."""
+        return self.start()
+
+
+def server_env(data_dir: Path, database_url: str | None = None, **extra: str) -> dict[str, str]:
+    """Environment for a test server: this one, plus TES_* settings for an isolated run."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TES_") or k in (
+        "TES_SERVICES_DIR", "TES_REQUIRE_RUNTIMES", "TES_TEST_POSTGRES")}
+    env["TES_DATA_DIR"] = str(data_dir)
+    env["TES_RECONCILE_INTERVAL"] = extra.pop("TES_RECONCILE_INTERVAL", "2")
+    env["TES_HEARTBEAT_INTERVAL"] = extra.pop("TES_HEARTBEAT_INTERVAL", "1")
+    if database_url:
+        env["TES_DATABASE_URL"] = database_url
+    env.update(extra)
+    return env
+
+
+def create_postgres_database() -> str:
+    """Create an empty PostgreSQL database for one test server; return its URL."""
+    import psycopg
+
+    name = f"tes_test_{uuid.uuid4().hex[:12]}"
+    admin = POSTGRES_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_postgres_database(url: str) -> None:
+    """Drop a database made by :func:`create_postgres_database`."""
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    admin = POSTGRES_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def wait_for_state(
+    url: str, task_id: str, states: set[str] | frozenset[str], timeout: float = 60.0,
+    view: str = "MINIMAL",
+) -> dict:
+    """Poll ``GET /tasks/{id}`` until the task is in one of ``states``; return the task."""
+    deadline = time.monotonic() + timeout
+    task: dict = {}
+    while time.monotonic() < deadline:
+        task = requests.get(f"{url}/tasks/{task_id}", params={"view": view}, timeout=10).json()
+        if task.get("state") in states:
+            return task
+        time.sleep(0.05)
+    raise AssertionError(f"task {task_id} did not reach {sorted(states)}; last seen: {task}")
+
+
+TERMINAL = frozenset({"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED", "PREEMPTED"})
