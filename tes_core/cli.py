@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tes-server: configuration error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        from .plugins import PluginError
         from .backends.local.runtimes import RuntimeUnavailable
+        from .plugins import PluginError
 
         if isinstance(exc, PluginError | RuntimeUnavailable):
             print(f"tes-server: {exc}", file=sys.stderr)

@@ -30,6 +30,8 @@ class Settings:
     """SQLAlchemy URL; empty means SQLite at ``<data_dir>/tes.sqlite3``."""
     broker_url: str = ""
     """``redis://...`` for a shared Redis broker; empty means in-memory, in-process."""
+    broker_namespace: str = "tes"
+    """Prefix of the broker's Redis keys, so several servers can share one Redis."""
     backend: str = "local"
     disabled_plugins: tuple[str, ...] = ()
     max_body_bytes: int = 10 * 1024 * 1024

@@ -33,19 +33,19 @@ class DatabaseReporter:
             if row is None:
                 return False
             new_state = State(observation.state) if observation.state else None
-            if new_state is not None and new_state.value != row.state:
-                if not can_transition(row.state, new_state):
-                    log.info(
-                        "task %s: ignoring %s -> %s (not allowed)",
-                        observation.task_id, row.state, new_state.value,
-                    )
-                    return False
+            moves = new_state is not None and new_state.value != row.state
+            if moves and not can_transition(row.state, new_state):
+                log.info(
+                    "task %s: ignoring %s -> %s (not allowed)",
+                    observation.task_id, row.state, new_state,
+                )
+                return False
             values: dict[str, object] = {}
             if not is_empty(observation):
                 values["logs"] = json.dumps(apply(json.loads(row.logs), observation))
             if observation.backend_ref:
                 values["backend_ref"] = observation.backend_ref
-            if new_state is not None and new_state.value != row.state:
+            if moves:
                 if not transition(conn, observation.task_id, new_state, values=values):
                     return False
                 changed_from = row.state

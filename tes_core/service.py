@@ -140,7 +140,9 @@ class TaskService:
                 f"backend '{self.backend.name}' does not support backend_parameters "
                 f"{', '.join(sorted(unknown))} (supported: {supported}); remove them or set "
                 "backend_parameters_strict to false",
-                errors={f"resources.backend_parameters.{key}": ["not supported"] for key in unknown},
+                errors={
+                    f"resources.backend_parameters.{key}": ["not supported"] for key in unknown
+                },
             )
         try:
             self.backend.validate_parameters(kept)

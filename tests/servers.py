@@ -35,8 +35,16 @@ class ServerProcess:
     def start(self, timeout: float = 60.0) -> ServerProcess:
         """Start the process and wait until it prints its URL."""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tes_core.cli", "serve", "--port", "0",
-             "--data-dir", str(self.data_dir)],
+            [
+                sys.executable,
+                "-m",
+                "tes_core.cli",
+                "serve",
+                "--port",
+                "0",
+                "--data-dir",
+                str(self.data_dir),
+            ],
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -88,8 +96,12 @@ class ServerProcess:
 
 def server_env(data_dir: Path, database_url: str | None = None, **extra: str) -> dict[str, str]:
     """Environment for a test server: this one, plus TES_* settings for an isolated run."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TES_") or k in (
-        "TES_SERVICES_DIR", "TES_REQUIRE_RUNTIMES", "TES_TEST_POSTGRES")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("TES_")
+        or k in ("TES_SERVICES_DIR", "TES_REQUIRE_RUNTIMES", "TES_TEST_POSTGRES")
+    }
     env["TES_DATA_DIR"] = str(data_dir)
     env["TES_RECONCILE_INTERVAL"] = extra.pop("TES_RECONCILE_INTERVAL", "2")
     env["TES_HEARTBEAT_INTERVAL"] = extra.pop("TES_HEARTBEAT_INTERVAL", "1")
@@ -121,7 +133,10 @@ def drop_postgres_database(url: str) -> None:
 
 
 def wait_for_state(
-    url: str, task_id: str, states: set[str] | frozenset[str], timeout: float = 60.0,
+    url: str,
+    task_id: str,
+    states: set[str] | frozenset[str],
+    timeout: float = 60.0,
     view: str = "MINIMAL",
 ) -> dict:
     """Poll ``GET /tasks/{id}`` until the task is in one of ``states``; return the task."""

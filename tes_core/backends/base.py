@@ -97,6 +97,7 @@ class Backend(abc.ABC):
 
     def validate_parameters(self, parameters: Mapping[str, str]) -> None:
         """Check the values of supported backend parameters; raise ``ValueError`` to reject."""
+        return None
 
     def storage(self) -> list[str]:
         """Storage locations this backend reads and writes, for service-info."""
@@ -104,9 +105,11 @@ class Backend(abc.ABC):
 
     def start(self) -> None:
         """Called once in each worker before it takes messages (start threads, connect)."""
+        return None
 
     def shutdown(self) -> None:
         """Called when the worker stops; stop threads, release connections."""
+        return None
 
     @abc.abstractmethod
     def submit(self, task: TaskRecord) -> str | None:

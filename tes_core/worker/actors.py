@@ -33,7 +33,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
             )
         from dramatiq.brokers.redis import RedisBroker
 
-        return RedisBroker(url=settings.broker_url)
+        return RedisBroker(url=settings.broker_url, namespace=settings.broker_namespace)
     broker = StubBroker()
     broker.emit_after("process_boot")
     return broker

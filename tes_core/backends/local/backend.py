@@ -7,6 +7,7 @@ the reconcile loop calls :meth:`LocalBackend.recover` from another worker.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Mapping
@@ -64,10 +65,9 @@ class LocalBackend(Backend):
         )
         self._stopping.clear()
         threading.Thread(target=self._watch_cancels, name="tes-local-watch", daemon=True).start()
-        try:
+        # Logged if missing; each task will then end in SYSTEM_ERROR with the same advice.
+        with contextlib.suppress(RuntimeUnavailable):
             self.runtime()
-        except RuntimeUnavailable:
-            pass  # logged; each task will end in SYSTEM_ERROR with the same advice
 
     def _watch_cancels(self) -> None:
         # A cancel handled by another worker process cannot reach our threads

@@ -1,0 +1,184 @@
+"""The production shape: PostgreSQL, Redis as the broker, gunicorn serving create_app(),
+and separate ``tes-server worker`` processes."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.servers import TERMINAL, server_env, wait_for_state
+
+REDIS_URL = os.environ.get("TES_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def _redis_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Deployment:
+    """A gunicorn API process plus worker processes sharing PostgreSQL and Redis."""
+
+    def __init__(self, tmp_path: Path, database_url: str) -> None:
+        self.tmp_path = tmp_path
+        self.env = server_env(
+            tmp_path / "data",
+            database_url,
+            TES_BROKER_URL=REDIS_URL,
+            TES_BROKER_NAMESPACE=f"tes-test-{uuid.uuid4().hex[:8]}",
+        )
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/ga4gh/tes/v1"
+        self.api: subprocess.Popen | None = None
+        self.workers: list[subprocess.Popen] = []
+
+    def migrate(self) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "tes_core.cli", "db", "upgrade"],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def start_api(self) -> None:
+        self.api = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "tes_core.app:create_app()",
+            ],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=(self.tmp_path / "api.log").open("w"),
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/service-info", timeout=2).ok:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        raise RuntimeError((self.tmp_path / "api.log").read_text())
+
+    def start_worker(self) -> subprocess.Popen:
+        index = len(self.workers)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tes_core.cli", "worker"],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=(self.tmp_path / f"worker{index}.log").open("w"),
+            text=True,
+            start_new_session=True,
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert re.search(r"TES worker \S+ running", line), (
+            line + (self.tmp_path / f"worker{index}.log").read_text()
+        )
+        self.workers.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in [*self.workers, self.api]:
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in [*self.workers, self.api]:
+            if proc is not None:
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+@pytest.fixture
+def deployment(tmp_path, postgres_url_factory) -> Iterator[Deployment]:
+    if not _redis_up():
+        if os.environ.get("CI"):
+            pytest.fail("Redis is required in CI but does not answer on 127.0.0.1:6379")
+        pytest.skip("Redis is not running")
+    deployment = Deployment(tmp_path, postgres_url_factory())
+    deployment.migrate()
+    deployment.start_api()
+    yield deployment
+    deployment.stop()
+
+
+def _submit(url: str, command: list[str], **extra) -> str:
+    body = {"executors": [{"image": "alpine", "command": command}], **extra}
+    response = requests.post(f"{url}/tasks", json=body, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()["id"]
+
+
+def test_tasks_run_through_redis_and_separate_workers(deployment: Deployment) -> None:
+    deployment.start_worker()
+    deployment.start_worker()
+    ids = [_submit(deployment.url, ["sh", "-c", f"echo task {n}"]) for n in range(6)]
+    for task_id in ids:
+        task = wait_for_state(deployment.url, task_id, TERMINAL, view="FULL")
+        assert task["state"] == "COMPLETE", task
+        assert task["logs"][0]["logs"][0]["stdout"].startswith("task ")
+    listed = requests.get(f"{deployment.url}/tasks", params={"page_size": 100}, timeout=10).json()
+    assert {t["id"] for t in listed["tasks"]} == set(ids)
+
+
+def test_tasks_wait_in_queue_until_a_worker_starts(deployment: Deployment) -> None:
+    task_id = _submit(deployment.url, ["true"])
+    time.sleep(1.0)
+    assert requests.get(f"{deployment.url}/tasks/{task_id}", timeout=5).json()["state"] == "QUEUED"
+    deployment.start_worker()
+    assert wait_for_state(deployment.url, task_id, TERMINAL)["state"] == "COMPLETE"
+
+
+def test_cancel_reaches_the_worker_running_the_task(deployment: Deployment) -> None:
+    deployment.start_worker()
+    task_id = _submit(deployment.url, ["sleep", "60"])
+    wait_for_state(deployment.url, task_id, {"RUNNING"})
+    assert requests.post(f"{deployment.url}/tasks/{task_id}:cancel", timeout=5).json() == {}
+    started = time.monotonic()
+    assert wait_for_state(deployment.url, task_id, TERMINAL, timeout=30)["state"] == "CANCELED"
+    assert time.monotonic() - started < 20
+
+
+def test_a_killed_worker_loses_no_task(deployment: Deployment) -> None:
+    first = deployment.start_worker()
+    running = _submit(deployment.url, ["sleep", "30"])
+    wait_for_state(deployment.url, running, {"RUNNING"})
+    first.kill()
+    first.wait(10)
+    queued = _submit(deployment.url, ["true"])
+    deployment.start_worker()
+    ended = wait_for_state(deployment.url, running, TERMINAL, timeout=60, view="FULL")
+    assert ended["state"] == "SYSTEM_ERROR"
+    assert "stopped" in " ".join(ended["logs"][-1]["system_logs"])
+    assert wait_for_state(deployment.url, queued, TERMINAL, timeout=60)["state"] == "COMPLETE"
