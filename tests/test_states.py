@@ -8,14 +8,14 @@ from tes_core.db import Database
 from tes_core.states import ACTIVE, TERMINAL, TRANSITIONS, State, can_transition, sources_of
 from tes_core.store import NewTask, get_state, insert_task, transition
 
-Q, I, R, P = State.QUEUED, State.INITIALIZING, State.RUNNING, State.PAUSED
+Q, INIT, R, P = State.QUEUED, State.INITIALIZING, State.RUNNING, State.PAUSED
 C, EE, SE = State.COMPLETE, State.EXECUTOR_ERROR, State.SYSTEM_ERROR
 CG, CD, PR, U = State.CANCELING, State.CANCELED, State.PREEMPTED, State.UNKNOWN
 
 EXPECTED = {
     U: {Q},
-    Q: {I, R, C, EE, SE, PR, CG, CD},
-    I: {Q, R, P, C, EE, SE, PR, CG},
+    Q: {INIT, R, C, EE, SE, PR, CG, CD},
+    INIT: {Q, R, P, C, EE, SE, PR, CG},
     R: {P, C, EE, SE, PR, CG},
     P: {R, C, EE, SE, PR, CG},
     CG: {CD, SE},
@@ -79,7 +79,7 @@ def _new(db: Database) -> str:
 def test_guarded_update_applies_allowed_moves(db: Database) -> None:
     task_id = _new(db)
     with db.write() as conn:
-        assert transition(conn, task_id, I)
+        assert transition(conn, task_id, INIT)
         assert transition(conn, task_id, R)
         assert transition(conn, task_id, C)
     with db.read() as conn:
@@ -101,5 +101,5 @@ def test_guarded_update_refuses_illegal_moves(db: Database) -> None:
 def test_expected_narrows_the_sources(db: Database) -> None:
     task_id = _new(db)
     with db.write() as conn:
-        assert not transition(conn, task_id, R, expected=[I])
+        assert not transition(conn, task_id, R, expected=[INIT])
         assert transition(conn, task_id, R, expected=[Q])
