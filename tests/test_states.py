@@ -44,7 +44,7 @@ def test_terminal_states_have_no_way_out() -> None:
 
 
 def test_active_states_are_the_rest() -> None:
-    assert {Q, I, R, P, CG} == ACTIVE
+    assert {Q, INIT, R, P, CG} == ACTIVE
 
 
 def test_every_state_but_unknown_is_reachable_from_queued() -> None:
