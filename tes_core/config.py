@@ -48,7 +48,6 @@ class Settings:
     local_network: str = "none"
     local_allowed_networks: tuple[str, ...] = ("none",)
     local_keep_workdirs: bool = False
-    local_log_tail_bytes: int = 10 * 1024
     service_name: str = "tes-core"
     service_id: str = "org.ga4gh.tes.core"
     organization_name: str = "tes-core"
