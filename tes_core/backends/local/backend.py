@@ -84,10 +84,24 @@ class LocalBackend(Backend):
                                 exc_info=True)
 
     def shutdown(self) -> None:
-        """Stop taking tasks; running ones are left for recovery by the next worker."""
+        """Stop taking tasks and end the running ones.
+
+        Running tasks end in SYSTEM_ERROR (their containers are stopped, so nothing
+        is left behind); tasks still waiting for a slot stay QUEUED and the next
+        worker runs them.
+        """
         self._stopping.set()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is None:
+            return
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._runs_lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            run.abort(
+                "the server stopped while this task was running; its containers were stopped. "
+                "Submit it again to retry."
+            )
+        self._pool.shutdown(wait=True)
 
     def runtime(self) -> ContainerRuntime:
         """The container runtime, chosen once; raises with what to install if there is none."""
@@ -106,7 +120,10 @@ class LocalBackend(Backend):
 
     def submit(self, task: TaskRecord) -> str:
         """Queue the task on this worker's task threads."""
-        runtime = self.runtime()
+        self._start(task, self.runtime())
+        return f"{self.name}:{self.context.worker_id}"
+
+    def _start(self, task: TaskRecord, runtime: ContainerRuntime, resume: bool = False) -> None:
         if self._pool is None:
             raise RuntimeError("the local backend was not started in this worker")
         parameters = (task.document.get("resources") or {}).get("backend_parameters") or {}
@@ -116,11 +133,11 @@ class LocalBackend(Backend):
             self.context.reporter,
             self.settings,
             network=parameters.get("network", self.settings.local_network),
+            resume=resume,
         )
         with self._runs_lock:
             self._runs[task.id] = run
         self._pool.submit(self._execute, run)
-        return f"{self.name}:{self.context.worker_id}"
 
     def _execute(self, run: TaskRun) -> None:
         try:
@@ -144,10 +161,18 @@ class LocalBackend(Backend):
         return True
 
     def recover(self, task: TaskRecord) -> Observation | None:
-        """A task whose worker died mid-run: stop what is left of it and end it.
+        """Take over a task whose worker died mid-run.
 
-        Its executors may have had side effects, so it is not run again.
+        With Docker or podman the task goes on: an executor container that had
+        started is waited for (never started twice), the executors after it run,
+        and the outputs are uploaded. The bubblewrap sandbox dies with its worker,
+        so such a task is stopped and ends in SYSTEM_ERROR rather than run twice.
         """
+        runtime = self.runtime()
+        if runtime.can_attach and self._pool is not None:
+            self._start(task, runtime, resume=True)
+            log.info("task %s: resuming it in this worker after its worker died", task.id)
+            return None
         self._stop_containers(task, remove=True)
         Workspace.for_task(self.settings.workdirs, self.settings.data_dir, task.id).remove()
         return Observation(
@@ -156,8 +181,9 @@ class LocalBackend(Backend):
             end_time=datetime.now(UTC),
             system_logs=[
                 f"the worker running this task ({task.worker_id}) stopped while the task was "
-                f"{task.state}; its containers were stopped and it was not run again, so that "
-                "it never runs twice. Submit it again to retry."
+                f"{task.state}; the {runtime.name} runtime cannot pick up a running executor, "
+                "so the task was not run again (it could have run twice). Submit it again "
+                "to retry."
             ],
         )
 

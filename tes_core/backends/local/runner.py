@@ -19,7 +19,7 @@ from tes_filetransfer import TransferError, stage_inputs, upload_outputs
 from ...config import Settings
 from ...states import State
 from ..base import Observation, TaskRecord, TaskReporter
-from .runtimes.base import ContainerError, ContainerRuntime, ContainerSpec
+from .runtimes.base import ContainerError, ContainerResult, ContainerRuntime, ContainerSpec
 from .workspace import Workspace, plan_mounts, prepare_mount_sources
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,10 @@ class TaskRun:
         reporter: TaskReporter,
         settings: Settings,
         network: str,
+        resume: bool = False,
     ) -> None:
         self.task = task
+        self.resume = resume
         self.runtime = runtime
         self.reporter = reporter
         self.settings = settings
@@ -55,6 +57,7 @@ class TaskRun:
         self.current_container: str | None = None
         self.executor_logs: list[dict[str, Any]] = []
         self._cleaned = False
+        self.abort_reason: str | None = None
 
     # -- control from other threads -------------------------------------------------
 
@@ -65,6 +68,11 @@ class TaskRun:
         if name:
             self.runtime.stop(name)
 
+    def abort(self, reason: str) -> None:
+        """Stop the task now because this worker is going away; it ends in SYSTEM_ERROR."""
+        self.abort_reason = reason
+        self.cancel()
+
     # -- the run --------------------------------------------------------------------
 
     def run(self) -> None:
@@ -73,7 +81,10 @@ class TaskRun:
             self._run()
         except Cancelled:
             self._cleanup()
-            self._report(State.CANCELED, end=True)
+            if self.abort_reason:
+                self._report(State.SYSTEM_ERROR, end=True, system_logs=[self.abort_reason])
+            else:
+                self._report(State.CANCELED, end=True)
         except Abandoned:
             log.info("task %s was taken out of this run's hands; stopping", self.task.id)
         except (TaskFailure, ContainerError) as exc:
@@ -87,19 +98,25 @@ class TaskRun:
 
     def _run(self) -> None:
         document = self.task.document
-        self._advance(
-            State.INITIALIZING,
-            start=True,
-            new_attempt=True,
-            metadata={"hostname": socket.gethostname(), "runtime": self.runtime.name},
-        )
+        running = self.resume and self.task.state in (State.RUNNING, State.PAUSED)
+        if running:
+            # Executors that finished before the crash are in the stored logs.
+            self.executor_logs = list((self.task.logs or [{}])[-1].get("logs") or [])
+        if not (self.resume and self.task.state != State.QUEUED):
+            self._advance(
+                State.INITIALIZING,
+                start=True,
+                new_attempt=True,
+                metadata={"hostname": socket.gethostname(), "runtime": self.runtime.name},
+            )
         self.workspace.create()
-        notes = self._stage_inputs(document)
-        notes += self._prepare_images(document)
-        notes += self._resource_notes(document)
-        self._check_cancelled()
-        self._advance(State.RUNNING, system_logs=notes)
-        failed = self._run_executors(document)
+        if not running:
+            notes = self._stage_inputs(document)
+            notes += self._prepare_images(document)
+            notes += self._resource_notes(document)
+            self._check_cancelled()
+            self._advance(State.RUNNING, system_logs=notes)
+        failed = self._run_executors(document, first=len(self.executor_logs))
         outputs, problems = self._upload_outputs(document, strict=not failed)
         if failed:
             self._report(
@@ -138,19 +155,26 @@ class TaskRun:
             notes.append(self.runtime.limits_note)
         return notes
 
-    def _run_executors(self, document: dict[str, Any]) -> str | None:
-        """Run the executors in order; return why the task failed, or ``None``."""
+    def _run_executors(self, document: dict[str, Any], first: int = 0) -> str | None:
+        """Run the executors in order from ``first``; return why the task failed, or ``None``."""
         mounts = plan_mounts(document, self.workspace)
         prepare_mount_sources(document, mounts)
         resources = document.get("resources") or {}
         for index, executor in enumerate(document["executors"]):
+            if index < first:
+                entry = self.executor_logs[index]
+                if entry.get("exit_code") and not executor.get("ignore_error"):
+                    return _exit_message(index, executor, entry["exit_code"])
+                continue
             self._check_cancelled()
             spec = self._spec(index, executor, mounts, resources)
             self.current_container = spec.name
             try:
                 if self.cancelled.is_set():
                     raise Cancelled
-                result = self.runtime.run(spec)
+                result = self._attach(spec) if self.resume and index == first else None
+                if result is None:
+                    result = self.runtime.run(spec)
             finally:
                 self.current_container = None
             self._check_cancelled()
@@ -166,8 +190,22 @@ class TaskRun:
                 Observation(task_id=self.task.id, executor_logs=list(self.executor_logs))
             )
             if result.exit_code != 0 and not executor.get("ignore_error"):
-                return f"executor {index} ({executor['image']}) exited with code {result.exit_code}"
+                return _exit_message(index, executor, result.exit_code)
         return None
+
+    def _attach(self, spec: ContainerSpec) -> ContainerResult | None:
+        """After a crash: wait for the executor's container if it had started."""
+        result = self.runtime.attach(
+            spec.name, stdout_path=spec.stdout_path, stderr_path=spec.stderr_path
+        )
+        if result is None:
+            self.runtime.remove(spec.name)  # created but never started: start it afresh
+        else:
+            self._report_note(f"re-attached to executor container {spec.name} after a restart")
+        return result
+
+    def _report_note(self, line: str) -> None:
+        self.reporter.report(Observation(task_id=self.task.id, system_logs=[line]))
 
     def _spec(
         self, index: int, executor: dict[str, Any], mounts: list, resources: dict[str, Any]
@@ -283,6 +321,10 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, TaskFailure | ContainerError):
         return str(exc)
     return f"the local backend failed: {type(exc).__name__}: {exc}"
+
+
+def _exit_message(index: int, executor: dict[str, Any], exit_code: int) -> str:
+    return f"executor {index} ({executor['image']}) exited with code {exit_code}"
 
 
 def _rfc3339(value: datetime) -> str:

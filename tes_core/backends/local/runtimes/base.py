@@ -90,11 +90,17 @@ class ContainerRuntime(abc.ABC):
         Raises :class:`ContainerError` on infrastructure failure.
         """
 
-    def attach(self, name: str) -> ContainerResult | None:
+    can_attach: bool = False
+    """Whether :meth:`attach` can pick up a container started by a process that died."""
+
+    def attach(
+        self, name: str, *, stdout_path: Path | None = None, stderr_path: Path | None = None
+    ) -> ContainerResult | None:
         """Wait for an already started container ``name`` (e.g. after a server restart).
 
-        Returns its result, or ``None`` when the runtime cannot re-attach or the
-        container is gone. The default cannot re-attach.
+        Returns its result (its output also written to ``stdout_path`` /
+        ``stderr_path`` when given), or ``None`` when the runtime cannot
+        re-attach or the container never started. The default cannot re-attach.
         """
         return None
 

@@ -81,6 +81,8 @@ class CliRuntime(ContainerRuntime):
     for every engine command.
     """
 
+    can_attach = True
+
     command_timeout: float = 60.0
     """Seconds allowed for a short engine command (inspect, kill, rm)."""
     stop_retry_seconds: float = 30.0
