@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from ..errors import ApiError
@@ -31,6 +32,15 @@ def register_error_handlers(app: Flask) -> None:
         if status == 405 and exc.get_response().allow:
             response.allow.update(exc.get_response().allow)
         return response
+
+    @app.errorhandler(OperationalError)
+    def database_unavailable(exc: OperationalError) -> Response:
+        log.warning("database error: %s", exc.orig)
+        return json_response(
+            {"msg": "the database is not available right now; retry in a moment",
+             "status_code": 503},
+            503,
+        )
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:
