@@ -81,6 +81,22 @@ class BackendContext:
     """``is_worker_alive(worker_id) -> bool``: for backends that run tasks inside workers."""
 
 
+def failed(task_id: str, reason: str) -> Observation:
+    """An observation that ends a task in SYSTEM_ERROR with ``reason`` in its system logs."""
+    return Observation(
+        task_id=task_id, state="SYSTEM_ERROR", end_time=datetime.now(UTC), system_logs=[reason]
+    )
+
+
+def worker_lost(task: TaskRecord, what_happened: str) -> Observation:
+    """SYSTEM_ERROR for a task whose worker died, saying what became of it."""
+    return failed(
+        task.id,
+        f"the worker running this task ({task.worker_id}) stopped while the task was "
+        f"{task.state}; {what_happened}. Submit it again to retry.",
+    )
+
+
 class Backend(abc.ABC):
     """One compute platform. Subclass it, register it with ``tes_register_backends``."""
 
@@ -136,16 +152,7 @@ class Backend(abc.ABC):
         The default gives up: the task ends in SYSTEM_ERROR rather than being
         run twice. Return ``None`` when the backend resumes the task itself.
         """
-        return Observation(
-            task_id=task.id,
-            state="SYSTEM_ERROR",
-            end_time=datetime.now(UTC),
-            system_logs=[
-                f"the worker running this task ({task.worker_id}) stopped while the task was "
-                f"{task.state}; it was not started again, so that it never runs twice. "
-                "Submit it again to retry."
-            ],
-        )
+        return worker_lost(task, "it was not started again, so that it never runs twice")
 
     def poll(self, tasks: Sequence[TaskRecord]) -> Iterable[Observation]:
         """Report on many active tasks at once (the reconcile loop calls this).

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from sqlalchemy import and_, update
 
-from ..backends.base import Backend, Observation
+from ..backends.base import Backend, Observation, failed
 from ..db import Database, utcnow
 from ..models import tasks
 from ..reporting import DatabaseReporter
@@ -76,12 +76,7 @@ class Lifecycle:
             log.warning("task %s: backend %s refused it", task_id, self.backend.name,
                         exc_info=True)
             self.reporter.report(
-                Observation(
-                    task_id=task_id,
-                    state=State.SYSTEM_ERROR,
-                    end_time=datetime.now(UTC),
-                    system_logs=[f"submitting to backend '{self.backend.name}' failed: {exc}"],
-                )
+                failed(task_id, f"submitting to backend '{self.backend.name}' failed: {exc}")
             )
             return
         self.reporter.report(Observation(task_id=task_id, backend_ref=ref or self.backend.name))
@@ -116,12 +111,7 @@ class Lifecycle:
         except Exception as exc:
             log.warning("task %s: cancel failed", task_id, exc_info=True)
             self.reporter.report(
-                Observation(
-                    task_id=task_id,
-                    state=State.SYSTEM_ERROR,
-                    end_time=datetime.now(UTC),
-                    system_logs=[f"cancelling on backend '{self.backend.name}' failed: {exc}"],
-                )
+                failed(task_id, f"cancelling on backend '{self.backend.name}' failed: {exc}")
             )
             return
         if done:

@@ -12,9 +12,8 @@ import logging
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
-from ..base import Backend, BackendContext, Observation, TaskRecord
+from ..base import Backend, BackendContext, Observation, TaskRecord, worker_lost
 from .runner import TaskRun, container_name
 from .runtimes import ContainerRuntime, RuntimeUnavailable, select_runtime
 from .workspace import Workspace
@@ -175,16 +174,10 @@ class LocalBackend(Backend):
             return None
         self._stop_containers(task, remove=True)
         Workspace.for_task(self.settings.workdirs, self.settings.data_dir, task.id).remove()
-        return Observation(
-            task_id=task.id,
-            state="SYSTEM_ERROR",
-            end_time=datetime.now(UTC),
-            system_logs=[
-                f"the worker running this task ({task.worker_id}) stopped while the task was "
-                f"{task.state}; the {runtime.name} runtime cannot pick up a running executor, "
-                "so the task was not run again (it could have run twice). Submit it again "
-                "to retry."
-            ],
+        return worker_lost(
+            task,
+            f"the {runtime.name} runtime cannot pick up a running executor, so the task was "
+            "stopped rather than run again (it could have run twice)",
         )
 
     def _stop_containers(self, task: TaskRecord, *, remove: bool) -> None:
