@@ -1,0 +1,232 @@
+"""Worker-side task handling: claims, cancel, the reconcile pass and its lease.
+
+A small in-test backend of the poll model stands in for a remote platform, so
+these tests cover the core's logic alone; the local backend and real servers
+are covered elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from tes_core.backends.base import Backend, BackendContext, Observation, TaskRecord
+from tes_core.config import Settings
+from tes_core.db import Database, utcnow
+from tes_core.models import tasks, workers
+from tes_core.plugins import load_plugins
+from tes_core.reporting import DatabaseReporter
+from tes_core.store import NewTask, insert_task, load_record
+from tes_core.worker.lifecycle import Lifecycle
+from tes_core.worker.registry import WorkerRegistry, acquire_lease, release_lease
+
+
+class PlatformBackend(Backend):
+    """A remote platform in memory: submitted jobs, and what polling reports."""
+
+    name = "platform"
+
+    def __init__(self, context: BackendContext) -> None:
+        super().__init__(context)
+        self.submitted: list[str] = []
+        self.cancelled: list[str] = []
+        self.reports: dict[str, Observation] = {}
+        self.polled: list[list[str]] = []
+        self.fail_submit = False
+
+    def submit(self, task: TaskRecord) -> str:
+        if self.fail_submit:
+            raise RuntimeError("quota exceeded")
+        self.submitted.append(task.id)
+        return f"job-{task.id}"
+
+    def cancel(self, task: TaskRecord) -> bool:
+        self.cancelled.append(task.id)
+        return True
+
+    def poll(self, records: Sequence[TaskRecord]) -> Iterable[Observation]:
+        self.polled.append([r.id for r in records])
+        return [self.reports[r.id] for r in records if r.id in self.reports]
+
+
+class Messages:
+    def __init__(self) -> None:
+        self.submits: list[str] = []
+        self.cancels: list[str] = []
+
+    def submit(self, task_id: str) -> None:
+        self.submits.append(task_id)
+
+    def cancel(self, task_id: str) -> None:
+        self.cancels.append(task_id)
+
+
+@pytest.fixture
+def world(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'lifecycle.sqlite3'}")
+    db.create_all()
+    settings = Settings.from_env({}, data_dir=tmp_path)
+    reporter = DatabaseReporter(db, load_plugins(settings))
+    registry = WorkerRegistry(db, heartbeat_interval=0.2)
+    backend = PlatformBackend(BackendContext(settings, reporter, registry.worker_id))
+    messages = Messages()
+    lifecycle = Lifecycle(db, backend, reporter, registry, messages, stale_after=0)
+    registry.register()
+    yield db, backend, messages, lifecycle, registry
+    registry.unregister()
+
+
+def _new_task(db: Database) -> str:
+    with db.write() as conn:
+        return insert_task(
+            conn,
+            NewTask(document={"executors": [{"image": "a", "command": ["b"]}]}, backend="platform"),
+        )
+
+
+def _row(db: Database, task_id: str):
+    with db.read() as conn:
+        return conn.execute(select(tasks).where(tasks.c.id == task_id)).first()
+
+
+def test_submit_claims_once(world) -> None:
+    db, backend, _, lifecycle, _ = world
+    task_id = _new_task(db)
+    lifecycle.submit(task_id)
+    lifecycle.submit(task_id)  # a redelivered message
+    assert backend.submitted == [task_id]
+    assert _row(db, task_id).backend_ref == f"job-{task_id}"
+
+
+def test_a_refused_submission_ends_in_system_error(world) -> None:
+    db, backend, _, lifecycle, _ = world
+    backend.fail_submit = True
+    task_id = _new_task(db)
+    lifecycle.submit(task_id)
+    row = _row(db, task_id)
+    assert row.state == "SYSTEM_ERROR"
+    assert "quota exceeded" in json.loads(row.logs)[-1]["system_logs"][0]
+
+
+def test_reconcile_resends_tasks_never_submitted(world) -> None:
+    db, _, messages, lifecycle, _ = world
+    task_id = _new_task(db)
+    lifecycle.reconcile()
+    assert messages.submits == [task_id]
+
+
+def test_reconcile_resubmits_a_claim_whose_worker_died(world) -> None:
+    db, backend, messages, lifecycle, _ = world
+    task_id = _new_task(db)
+    with db.write() as conn:
+        conn.execute(update(tasks).values(backend_ref="claimed", worker_id="gone-worker"))
+    lifecycle.reconcile()
+    assert messages.submits == [task_id]
+    assert _row(db, task_id).backend_ref is None
+    lifecycle.submit(task_id)
+    assert backend.submitted == [task_id]
+
+
+def test_reconcile_polls_in_one_batch_and_applies_states(world) -> None:
+    db, backend, _, lifecycle, _ = world
+    ids = [_new_task(db) for _ in range(3)]
+    for task_id in ids:
+        lifecycle.submit(task_id)
+    backend.reports[ids[0]] = Observation(ids[0], state="RUNNING", start_time=utcnow())
+    backend.reports[ids[1]] = Observation(
+        ids[1], state="COMPLETE", executor_logs=[{"exit_code": 0}], end_time=utcnow()
+    )
+    backend.reports[ids[2]] = Observation(ids[2], state="CANCELED")
+    lifecycle.reconcile()
+    assert backend.polled == [ids]
+    assert _row(db, ids[0]).state == "RUNNING"
+    assert _row(db, ids[1]).state == "COMPLETE"
+    assert json.loads(_row(db, ids[1]).logs)[0]["logs"] == [{"exit_code": 0}]
+    # QUEUED -> CANCELED is allowed (a cancel that raced the submission)
+    assert _row(db, ids[2]).state == "CANCELED"
+    backend.reports[ids[0]] = Observation(ids[0], state="QUEUED")  # RUNNING -> QUEUED: refused
+    lifecycle.reconcile()
+    assert _row(db, ids[0]).state == "RUNNING"
+
+
+def test_finish_cancel_asks_the_backend_then_marks_canceled(world) -> None:
+    db, backend, _, lifecycle, _ = world
+    task_id = _new_task(db)
+    lifecycle.submit(task_id)
+    with db.write() as conn:
+        conn.execute(update(tasks).values(state="CANCELING"))
+    lifecycle.finish_cancel(task_id)
+    assert backend.cancelled == [task_id]
+    assert _row(db, task_id).state == "CANCELED"
+
+
+def test_cancel_of_a_never_submitted_task_skips_the_backend(world) -> None:
+    db, backend, _, lifecycle, _ = world
+    task_id = _new_task(db)
+    with db.write() as conn:
+        conn.execute(update(tasks).values(state="CANCELING"))
+    lifecycle.reconcile()
+    assert backend.cancelled == []
+    assert _row(db, task_id).state == "CANCELED"
+
+
+def test_one_lease_holder_at_a_time(world) -> None:
+    db = world[0]
+    assert acquire_lease(db, "job", "a", ttl=60)
+    assert not acquire_lease(db, "job", "b", ttl=60)
+    assert acquire_lease(db, "job", "a", ttl=60)  # renew
+    release_lease(db, "job", "a")
+    assert acquire_lease(db, "job", "b", ttl=0.2)
+    time.sleep(0.3)
+    assert acquire_lease(db, "job", "a", ttl=60)  # b's lease expired
+
+
+def test_reconcile_does_nothing_while_another_worker_holds_the_lease(world) -> None:
+    db, _, messages, lifecycle, _ = world
+    _new_task(db)
+    assert acquire_lease(db, "reconcile", "someone-else", ttl=60)
+    lifecycle.reconcile()
+    assert messages.submits == []
+
+
+def test_worker_liveness(world) -> None:
+    db, _, _, _, registry = world
+    assert registry.is_alive(registry.worker_id)
+    assert not registry.is_alive("never-existed")
+    now = utcnow()
+    with db.write() as conn:
+        conn.execute(
+            workers.insert().values(
+                id="dead-pid", hostname=__import__("socket").gethostname(), pid=2**22 + 7,
+                started_at=now, heartbeat_at=now,
+            )
+        )
+        conn.execute(
+            workers.insert().values(
+                id="silent", hostname="elsewhere", pid=1, started_at=now,
+                heartbeat_at=now - timedelta(seconds=10),
+            )
+        )
+        conn.execute(
+            workers.insert().values(
+                id="fresh", hostname="elsewhere", pid=1, started_at=now, heartbeat_at=now,
+            )
+        )
+    assert not registry.is_alive("dead-pid")  # same host, process gone: dead at once
+    assert not registry.is_alive("silent")  # heartbeat stale
+    assert registry.is_alive("fresh")
+
+
+def test_records_carry_the_document(world) -> None:
+    db = world[0]
+    task_id = _new_task(db)
+    with db.read() as conn:
+        record = load_record(conn, task_id)
+    assert record is not None
+    assert record.document["executors"][0]["image"] == "a"
+    assert record.state == "QUEUED"
