@@ -2,6 +2,10 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .hookspecs import hookimpl
+
+__all__ = ["API_PREFIX", "TES_API_VERSION", "__version__", "hookimpl"]
+
 try:
     __version__ = version("tes-core")
 except PackageNotFoundError:  # running from a source tree that is not installed

@@ -119,7 +119,10 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(settings)
     server = create_server(
         app, host=args.host, port=args.port, threads=args.threads, ident="tes-core",
-        max_request_body_size=settings.max_body_bytes + 1,
+        # waitress refuses bodies of this size or more with a plain-text 413 before the
+        # app sees them; leave room so that the app answers "too large" in the JSON
+        # error shape, and keep waitress's cap only against absurd bodies.
+        max_request_body_size=2 * settings.max_body_bytes + 1,
     )
     url = f"http://{args.host}:{server.effective_port}/ga4gh/tes/v1"
     core = app.extensions["tes"]
@@ -127,12 +130,23 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"  backend: {core.backend.name}; data: {settings.data_dir}; "
           f"database: {core.db.url.render_as_string(hide_password=True)}", flush=True)
     print(f"  try: curl {url}/service-info", flush=True)
-    _on_signals(lambda: server.close())
+    stopping = threading.Event()
+
+    def stop() -> None:
+        # server.close() alone leaves waitress's loop polling its other channels
+        # (the trigger, open connections) forever. SystemExit raised in the main
+        # thread is what waitress's run() catches to stop its loop and threads.
+        if not stopping.is_set():
+            stopping.set()
+            raise SystemExit(0)
+
+    _on_signals(stop)
     try:
         server.run()
     except (OSError, ValueError):
         pass  # closed by a signal
     finally:
+        server.close()
         core.close()
     return 0
 
@@ -153,9 +167,13 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _plugins(args: argparse.Namespace) -> int:
-    from .plugins import load_plugins
+    from .plugins import PluginError, load_plugins
 
-    hooks = load_plugins(_settings(args))
+    hooks = load_plugins(_settings(args), require_backend=False)
+    try:
+        hooks.backend_classes()  # also finds plugins whose registration fails
+    except PluginError as exc:
+        print(f"tes-server: {exc}", file=sys.stderr)
     print(json.dumps([asdict(info) for info in hooks.plugins()], indent=2))
     return 0
 

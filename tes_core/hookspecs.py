@@ -45,6 +45,9 @@ def tes_register_backends(register: Callable[[str, type[Backend]], None]) -> Non
     :param register: call ``register(name, BackendClass)`` once per backend.
         The ``TES_BACKEND`` setting, not registration order, picks the backend
         in use; two plugins registering the same name is a start-up error.
+
+    Each plugin's implementation is called on its own: one that raises is
+    logged and its backends skipped, unless it provides the configured backend.
     """
 
 

@@ -1,8 +1,9 @@
 """Finding, loading and calling plugins.
 
 Built-in plugins register exactly like outside ones. Outside plugins come from
-the ``tes`` entry-point group; one that fails to import is logged and skipped,
-unless it is the one providing the configured backend. :class:`Hooks` wraps
+the ``tes`` entry-point group; one that fails to load (import, hook validation,
+or its ``tes_register_backends``) is logged and skipped, unless it is the one
+providing the configured backend. :class:`Hooks` wraps
 ``pm.hook`` so the rest of the code never touches pluggy directly.
 """
 
@@ -41,12 +42,23 @@ class PluginInfo:
     version: str | None
     hooks: list[str]
     builtin: bool
+    backends: list[str] | None = None
+    """Backend names it registers (``None`` until ``backend_classes()`` has run)."""
+    error: str | None = None
+    """Why the plugin is not loaded (it failed to import or to register), else ``None``."""
 
 
-def load_plugins(settings: Settings) -> Hooks:
-    """Create the plugin manager: specs, built-ins, then entry points not disabled."""
+def load_plugins(settings: Settings, *, require_backend: bool = True) -> Hooks:
+    """Create the plugin manager: specs, built-ins, then entry points not disabled.
+
+    A plugin that fails to import or to register is logged and skipped, unless
+    its entry-point name is the configured backend (``TES_BACKEND``) and
+    ``require_backend`` is set: then :class:`PluginError` says what went wrong.
+    ``tes-server plugins`` passes ``require_backend=False`` to list broken plugins.
+    """
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     distributions: dict[str, tuple[str, str]] = {}
+    failed: dict[str, str] = {}
     pm.add_hookspecs(hookspecs)
     for module_name in BUILTIN_PLUGINS:
         module = __import__(module_name, fromlist=["_"])
@@ -57,28 +69,30 @@ def load_plugins(settings: Settings) -> Hooks:
             log.info("plugin %r is disabled by TES_DISABLED_PLUGINS", entry_point.name)
             pm.set_blocked(entry_point.name)
             continue
+        if entry_point.dist is not None:
+            distributions[entry_point.name] = (entry_point.dist.name, entry_point.dist.version)
         try:
             plugin = entry_point.load()
+            if pm.is_registered(plugin):
+                continue
+            # Raises (and registers nothing) when a hook implementation does not
+            # match its spec, e.g. an argument this version of the core lacks.
+            pm.register(plugin, name=entry_point.name)
         except Exception as exc:
-            if entry_point.name == settings.backend:
+            if require_backend and entry_point.name == settings.backend:
                 raise PluginError(
                     f"the plugin {entry_point.name!r} ({entry_point.value}) provides the "
                     f"configured backend TES_BACKEND={settings.backend!r} but failed to "
-                    f"import: {exc!r}. Reinstall it or choose another backend."
+                    f"load: {exc!r}. Reinstall it or choose another backend."
                 ) from exc
             log.warning(
-                "skipping plugin %r (%s): it failed to import: %r",
+                "skipping plugin %r (%s): it failed to load: %r",
                 entry_point.name,
                 entry_point.value,
                 exc,
             )
-            continue
-        if pm.is_registered(plugin):
-            continue
-        pm.register(plugin, name=entry_point.name)
-        if entry_point.dist is not None:
-            distributions[entry_point.name] = (entry_point.dist.name, entry_point.dist.version)
-    return Hooks(pm, distributions)
+            failed[entry_point.name] = f"{type(exc).__name__}: {exc}"
+    return Hooks(pm, distributions, failed)
 
 
 def _entry_points() -> Iterable[EntryPoint]:
@@ -89,25 +103,52 @@ class Hooks:
     """Typed calls into the plugins; one method per hook."""
 
     def __init__(
-        self, pm: pluggy.PluginManager, distributions: dict[str, tuple[str, str]] | None = None
+        self,
+        pm: pluggy.PluginManager,
+        distributions: dict[str, tuple[str, str]] | None = None,
+        failed: dict[str, str] | None = None,
     ) -> None:
         self.pm = pm
         self.distributions = distributions or {}
+        self.failed = dict(failed or {})
+        """Plugins that failed to load, by entry-point name, with the reason."""
+        self.registered: dict[str, list[str]] | None = None
+        """Backend names by plugin name, once :meth:`backend_classes` has run."""
 
     def backend_classes(self) -> dict[str, type[Backend]]:
-        """Every registered backend class by name; duplicate names are an error."""
+        """Every registered backend class by name; duplicate names are an error.
+
+        Each plugin's ``tes_register_backends`` is called on its own, so one that
+        raises (say, its cloud SDK is missing and it imports it lazily) is logged,
+        recorded in :attr:`failed` and skipped; :meth:`create_backend` reports it
+        if it was the one configured.
+        """
         found: dict[str, type[Backend]] = {}
-
-        def register(name: str, backend_class: type[Backend]) -> None:
-            if name in found and found[name] is not backend_class:
-                raise PluginError(
-                    f"two plugins register a backend called {name!r}: "
-                    f"{found[name].__module__} and {backend_class.__module__}; "
-                    "disable one with TES_DISABLED_PLUGINS"
+        owner: dict[str, str] = {}
+        self.registered = {}
+        for impl in self.pm.hook.tes_register_backends.get_hookimpls():
+            mine = _Registrations()
+            try:
+                impl.function(**({"register": mine} if "register" in impl.argnames else {}))
+            except Exception as exc:
+                log.warning(
+                    "skipping the backends of plugin %r: tes_register_backends failed: %r",
+                    impl.plugin_name,
+                    exc,
                 )
-            found[name] = backend_class
-
-        self.pm.hook.tes_register_backends(register=register)
+                self.failed[impl.plugin_name] = f"{type(exc).__name__}: {exc}"
+                continue
+            self.registered[impl.plugin_name] = [name for name, _ in mine]
+            for name, backend_class in mine:
+                if name in found and found[name] is not backend_class:
+                    raise PluginError(
+                        f"two plugins register a backend called {name!r}: "
+                        f"{owner[name]!r} ({found[name].__module__}) and {impl.plugin_name!r} "
+                        f"({backend_class.__module__}); uninstall one, or disable it by its "
+                        "entry-point name with TES_DISABLED_PLUGINS"
+                    )
+                found[name] = backend_class
+                owner[name] = impl.plugin_name
         return found
 
     def create_backend(self, context: BackendContext) -> Backend:
@@ -115,10 +156,20 @@ class Hooks:
         name = context.settings.backend
         classes = self.backend_classes()
         if name not in classes:
+            if name in self.failed:
+                raise PluginError(
+                    f"the plugin {name!r} provides the configured backend "
+                    f"TES_BACKEND={name!r} but failed to load: {self.failed[name]}. "
+                    "Reinstall it or choose another backend."
+                )
             known = ", ".join(sorted(classes)) or "none"
+            broken = "".join(
+                f"; plugin {plugin!r} failed to load: {reason}"
+                for plugin, reason in sorted(self.failed.items())
+            )
             raise ConfigError(
                 f"TES_BACKEND={name!r} is not provided by any installed plugin "
-                f"(available: {known}). Install the plugin, e.g. pip install tes-{name}."
+                f"(available: {known}{broken}). Install the plugin, e.g. pip install tes-{name}."
             )
         return classes[name](context)
 
@@ -147,15 +198,21 @@ class Hooks:
         return [item for result in results if result for item in result]
 
     def task_state_changed(self, task_id: str, old_state: str, new_state: str) -> None:
-        """Tell observers about a committed state change; their errors are logged, not raised."""
-        if not self._has_impls("tes_task_state_changed"):
-            return
-        try:
-            self.pm.hook.tes_task_state_changed(
-                task_id=task_id, old_state=old_state, new_state=new_state
-            )
-        except Exception:
-            log.exception("a tes_task_state_changed hook failed for task %s", task_id)
+        """Tell observers about a committed state change; their errors are logged, not raised.
+
+        Each plugin is called on its own (in pluggy's order, last registered
+        first), so one that raises does not keep the others from hearing of it.
+        """
+        arguments = {"task_id": task_id, "old_state": old_state, "new_state": new_state}
+        for impl in reversed(self.pm.hook.tes_task_state_changed.get_hookimpls()):
+            try:
+                impl.function(**{name: arguments[name] for name in impl.argnames})
+            except Exception:
+                log.exception(
+                    "plugin %r: tes_task_state_changed failed for task %s",
+                    impl.plugin_name,
+                    task_id,
+                )
 
     def has_submitter_hooks(self) -> bool:
         """Whether any plugin adapts submitted tasks (lets create skip the work when none)."""
@@ -184,9 +241,45 @@ class Hooks:
                     version=dist[1] if dist else (_core_version() if builtin else None),
                     hooks=hooks,
                     builtin=builtin,
+                    backends=self._backends_of(name),
+                    error=self.failed.get(name),
                 )
             )
+        for name, reason in sorted(self.failed.items()):
+            if self.pm.get_plugin(name) is None:
+                dist = self.distributions.get(name)
+                infos.append(
+                    PluginInfo(
+                        name=name,
+                        module="",
+                        distribution=dist[0] if dist else None,
+                        version=dist[1] if dist else None,
+                        hooks=[],
+                        builtin=False,
+                        backends=self._backends_of(name),
+                        error=reason,
+                    )
+                )
         return infos
+
+    def _backends_of(self, plugin_name: str) -> list[str] | None:
+        if self.registered is None:
+            return None
+        return sorted(self.registered.get(plugin_name, []))
+
+
+class _Registrations(list[tuple[str, type[Backend]]]):
+    """The ``register`` callable handed to one plugin's ``tes_register_backends``."""
+
+    def __call__(self, name: str, backend_class: type[Backend]) -> None:
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"a backend name must be a non-empty string, not {name!r}")
+        if not (isinstance(backend_class, type) and issubclass(backend_class, Backend)):
+            raise PluginError(
+                f"backend {name!r}: {backend_class!r} is not a subclass of "
+                "tes_core.backends.base.Backend"
+            )
+        self.append((name, backend_class))
 
 
 def _core_version() -> str:

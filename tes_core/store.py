@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, exists, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, exists, func, insert, select, update
 
 from .backends.base import TaskRecord
 from .db import utcnow
@@ -24,6 +24,16 @@ from .states import ACTIVE, State, sources_of
 
 DOCUMENT_COLUMNS = (tasks.c.seq, tasks.c.id, tasks.c.state, tasks.c.creation_time,
                     tasks.c.document, tasks.c.logs)
+
+# The statements of the hot paths, built once: building a statement and computing
+# its cache key on every call cost about as much as running it (see bench/README.md).
+_INSERT_TASK = insert(tasks)
+_INSERT_TAGS = insert(task_tags)
+_GET_STATE = select(tasks.c.id, tasks.c.state).where(tasks.c.id == bindparam("task_id"))
+_GET_FULL = select(*DOCUMENT_COLUMNS).where(tasks.c.id == bindparam("task_id"))
+_LOAD_RECORD = select(*DOCUMENT_COLUMNS, tasks.c.backend_ref, tasks.c.worker_id).where(
+    tasks.c.id == bindparam("task_id")
+)
 
 
 @dataclass(frozen=True)
@@ -46,8 +56,8 @@ def insert_task(conn: Connection, task: NewTask) -> str:
     task_id = new_task_id()
     now = utcnow()
     document = task.document
-    seq = conn.execute(
-        insert(tasks).returning(tasks.c.seq),
+    result = conn.execute(
+        _INSERT_TASK,
         {
             "id": task_id,
             "state": State.QUEUED.value,
@@ -59,11 +69,13 @@ def insert_task(conn: Connection, task: NewTask) -> str:
             "backend": task.backend,
             "submitter": task.submitter,
         },
-    ).scalar_one()
+    )
+    # SQLite: the cursor's lastrowid; PostgreSQL: RETURNING, added by SQLAlchemy.
+    seq = result.inserted_primary_key[0]
     tags = document.get("tags")
     if tags:
         conn.execute(
-            insert(task_tags),
+            _INSERT_TAGS,
             [{"task_seq": seq, "key": key, "value": value} for key, value in tags.items()],
         )
     return task_id
@@ -71,14 +83,12 @@ def insert_task(conn: Connection, task: NewTask) -> str:
 
 def get_state(conn: Connection, task_id: str) -> Row | None:
     """``(id, state)`` of one task, or ``None``."""
-    return conn.execute(
-        select(tasks.c.id, tasks.c.state).where(tasks.c.id == task_id)
-    ).first()
+    return conn.execute(_GET_STATE, {"task_id": task_id}).first()
 
 
 def get_full(conn: Connection, task_id: str) -> Row | None:
     """Everything needed to render a task in BASIC or FULL, or ``None``."""
-    return conn.execute(select(*DOCUMENT_COLUMNS).where(tasks.c.id == task_id)).first()
+    return conn.execute(_GET_FULL, {"task_id": task_id}).first()
 
 
 def list_page(conn: Connection, query: ListQuery) -> tuple[list[Row], int | None]:
@@ -124,11 +134,7 @@ def list_page(conn: Connection, query: ListQuery) -> tuple[list[Row], int | None
 
 def load_record(conn: Connection, task_id: str) -> TaskRecord | None:
     """The task as a backend sees it, or ``None``."""
-    row = conn.execute(
-        select(*DOCUMENT_COLUMNS, tasks.c.backend_ref, tasks.c.worker_id).where(
-            tasks.c.id == task_id
-        )
-    ).first()
+    row = conn.execute(_LOAD_RECORD, {"task_id": task_id}).first()
     return _record(row) if row else None
 
 

@@ -45,10 +45,21 @@ def spec_text() -> str:
     return files("tes_core.openapi").joinpath(SPEC_FILE).read_text(encoding="utf-8")
 
 
+class _TextTimestamps(yaml.SafeLoader):
+    """YAML without the implicit timestamp type: the spec's unquoted example times
+    (``2020-10-02T10:00:00-05:00``) stay strings, which JSON can hold."""
+
+
+_TextTimestamps.yaml_implicit_resolvers = {
+    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 @functools.cache
 def spec_document() -> dict[str, Any]:
     """The OpenAPI document parsed."""
-    return yaml.safe_load(spec_text())
+    return yaml.load(spec_text(), Loader=_TextTimestamps)  # a SafeLoader: no arbitrary objects
 
 
 @functools.cache

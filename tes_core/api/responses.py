@@ -12,11 +12,12 @@ from ..service import TaskService
 
 def json_response(body: Any, status: int = 200) -> Response:
     """A compact JSON response (no key sorting: it is on the hot path)."""
-    return Response(
-        json.dumps(body, separators=(",", ":"), ensure_ascii=False),
-        status=status,
-        mimetype="application/json",
-    )
+    try:
+        data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        # An unpaired surrogate (echoed from a client's input) has no UTF-8 form: escape it.
+        data = json.dumps(body, separators=(",", ":")).encode("ascii")
+    return Response(data, status=status, mimetype="application/json")
 
 
 def task_service() -> TaskService:

@@ -7,7 +7,7 @@ import json
 from flask import Blueprint, Response, request
 from flask.views import MethodView
 
-from ..errors import BadRequest
+from ..errors import BadRequest, NotFound
 from ..schemas import parse_list_query, parse_view
 from .responses import json_response, task_service
 
@@ -30,6 +30,10 @@ class TaskList(MethodView):
             document = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadRequest(f"the request body is not valid JSON: {exc}", field="body") from None
+        except RecursionError:
+            raise BadRequest(
+                "the request body is not valid JSON: it is nested too deeply", field="body"
+            ) from None
         return json_response({"id": task_service().create(document)})
 
 
@@ -38,7 +42,7 @@ class TaskItem(MethodView):
 
     def get(self, task_id: str) -> Response:
         """One task in the requested view (MINIMAL by default)."""
-        return json_response(task_service().get(task_id, parse_view(request.args)))
+        return json_response(task_service().get(_known(task_id), parse_view(request.args)))
 
 
 class TaskCancel(MethodView):
@@ -46,8 +50,15 @@ class TaskCancel(MethodView):
 
     def post(self, task_id: str) -> Response:
         """Ask to cancel; ``{}`` even when the task had already finished."""
-        task_service().cancel(task_id)
+        task_service().cancel(_known(task_id))
         return json_response({})
+
+
+def _known(task_id: str) -> str:
+    """404 at once for an id no task can have (PostgreSQL rejects NUL in a query)."""
+    if "\x00" in task_id:
+        raise NotFound(f"no task with id {task_id!r}")
+    return task_id
 
 
 blueprint.add_url_rule("/tasks", view_func=TaskList.as_view("task_list"))

@@ -14,6 +14,7 @@ from ..states import State
 VIEWS = ("MINIMAL", "BASIC", "FULL")
 DEFAULT_PAGE_SIZE = 256
 MAX_PAGE_SIZE = 2047  # the spec: page_size must be below 2048
+MAX_SEQ = 2**63 - 1  # the largest task sequence number a database column can hold
 
 
 @dataclass(frozen=True)
@@ -72,12 +73,18 @@ def parse_list_query(args: MultiDict[str, str]) -> ListQuery:
         value = values[index] if index < len(values) else None
         tags.append((key, value or None))
 
+    name_prefix = args.get("name_prefix") or None
+    for name, given in (("name_prefix", [name_prefix or ""]), ("tag_key", keys),
+                        ("tag_value", values)):
+        if any("\x00" in value for value in given):
+            raise BadRequest(f"{name} must not contain NUL characters", field=name)
+
     token = args.get("page_token") or None
     return ListQuery(
         view=parse_view(args),
         page_size=page_size,
         before_seq=decode_page_token(token) if token else None,
-        name_prefix=args.get("name_prefix") or None,
+        name_prefix=name_prefix,
         state=state,
         tags=tags,
     )
@@ -96,7 +103,7 @@ def decode_page_token(token: str) -> int:
         if version != "v1":
             raise ValueError(raw)
         value = int(seq)
-        if value < 1:
+        if not 1 <= value <= MAX_SEQ:
             raise ValueError(raw)
         return value
     except (ValueError, binascii.Error, UnicodeDecodeError):

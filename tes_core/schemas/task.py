@@ -7,6 +7,7 @@ absent optional fields stay absent.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from marshmallow import (
@@ -22,6 +23,9 @@ from marshmallow import (
 from .validators import absolute_path, has_wildcard
 
 FILE_TYPES = ("FILE", "DIRECTORY")
+MAX_TAG_KEY = 255  # the width of the tag key column
+SURROGATE = re.compile("[\ud800-\udfff]")
+INLINE_CONTENT = re.compile(r"inputs\.\d+\.content")
 
 
 class _Strict(Schema):
@@ -36,6 +40,22 @@ class _Strict(Schema):
 
 def _path(**kwargs: Any) -> fields.String:
     return fields.String(validate=absolute_path, allow_none=not kwargs.get("required"), **kwargs)
+
+
+def _boolean() -> fields.Boolean:
+    """A JSON boolean: ``true``/``false`` only, not "yes" or 1."""
+    return fields.Boolean(allow_none=True, truthy={True}, falsy={False})
+
+
+class JsonNumber(fields.Float):
+    """A JSON number (integer or not) as a float; strings and booleans are rejected."""
+
+    default_error_messages = {"invalid": "Not a valid number (send a JSON number, not text)."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 def _text() -> fields.String:
@@ -57,7 +77,7 @@ class ExecutorSchema(_Strict):
     stdout = _path()
     stderr = _path()
     env = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
-    ignore_error = fields.Boolean(allow_none=True)
+    ignore_error = _boolean()
 
 
 class InputSchema(_Strict):
@@ -67,9 +87,9 @@ class InputSchema(_Strict):
     description = _text()
     url = _text()
     path = _path(required=True)
-    type = fields.String(validate=validate.OneOf(FILE_TYPES), load_default="FILE")
+    type = fields.String(validate=validate.OneOf(FILE_TYPES), load_default="FILE", allow_none=True)
     content = _text()
-    streamable = fields.Boolean(allow_none=True)
+    streamable = _boolean()
 
     @validates_schema
     def url_or_content(self, data: dict[str, Any], **_: Any) -> None:
@@ -95,7 +115,7 @@ class OutputSchema(_Strict):
     url = fields.String(required=True, validate=validate.Length(min=1, error="must not be empty"))
     path = _path(required=True)
     path_prefix = _path()
-    type = fields.String(validate=validate.OneOf(FILE_TYPES), load_default="FILE")
+    type = fields.String(validate=validate.OneOf(FILE_TYPES), load_default="FILE", allow_none=True)
 
     @validates_schema
     def wildcard_needs_prefix(self, data: dict[str, Any], **_: Any) -> None:
@@ -112,7 +132,8 @@ class OutputSchema(_Strict):
     @post_load
     def default_type(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         """Fill in FILE when the client sent ``type: null``."""
-        data.setdefault("type", "FILE")
+        if data.get("type") is None:
+            data["type"] = "FILE"
         return data
 
 
@@ -120,12 +141,12 @@ class ResourcesSchema(_Strict):
     """``tesResources``: requests and hints for the backend."""
 
     cpu_cores = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=0))
-    preemptible = fields.Boolean(allow_none=True)
-    ram_gb = fields.Float(allow_none=True, validate=validate.Range(min=0))
-    disk_gb = fields.Float(allow_none=True, validate=validate.Range(min=0))
+    preemptible = _boolean()
+    ram_gb = JsonNumber(allow_none=True, validate=validate.Range(min=0))
+    disk_gb = JsonNumber(allow_none=True, validate=validate.Range(min=0))
     zones = fields.List(fields.String(), allow_none=True)
     backend_parameters = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
-    backend_parameters_strict = fields.Boolean(allow_none=True)
+    backend_parameters_strict = _boolean()
 
 
 class TaskSchema(_Strict):
@@ -141,8 +162,24 @@ class TaskSchema(_Strict):
         required=True,
         validate=validate.Length(min=1, error="at least one executor is required"),
     )
-    volumes = fields.List(_path(), allow_none=True)
-    tags = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
+    volumes = fields.List(fields.String(validate=absolute_path), allow_none=True)
+    tags = fields.Dict(
+        keys=fields.String(validate=validate.Length(max=MAX_TAG_KEY, error=(
+            f"tag keys must be at most {MAX_TAG_KEY} characters long"))),
+        values=fields.String(allow_none=True),
+        allow_none=True,
+    )
+
+    @post_load
+    def null_tag_values_as_empty(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        """A ``null`` tag value is stored as ``""`` (the key alone, as TES tags allow).
+
+        Cromwell 87+ sends ``"parent_workflow_id": null`` for every root workflow.
+        """
+        tags = data.get("tags")
+        if tags:
+            data["tags"] = {key: "" if value is None else value for key, value in tags.items()}
+        return data
 
 
 _TASK_SCHEMA = TaskSchema()
@@ -152,4 +189,29 @@ def load_task(document: Any) -> dict[str, Any]:
     """Validate and normalise a submitted task; raise ``ValidationError`` naming each field."""
     if not isinstance(document, dict):
         raise ValidationError("the task must be a JSON object", "_schema")
-    return _TASK_SCHEMA.load(document)
+    task = _TASK_SCHEMA.load(document)
+    problems: dict[str, list[str]] = {}
+    _check_text(task, "", problems)
+    if problems:
+        raise ValidationError(problems)
+    return task
+
+
+def _check_text(value: Any, where: str, problems: dict[str, list[str]]) -> None:
+    """Every string must be storable text: no unpaired UTF-16 surrogate (``"\\ud800"`` in
+    JSON cannot be encoded as UTF-8) and no NUL character (PostgreSQL text rejects it),
+    except NUL inside inline input ``content``, which is stored escaped."""
+    if isinstance(value, str):
+        if SURROGATE.search(value):
+            problems[where] = ["must be valid Unicode text (it holds an unpaired surrogate)"]
+        elif "\x00" in value and not INLINE_CONTENT.fullmatch(where):
+            problems[where] = ["must not contain NUL characters"]
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = key.encode("utf-8", "backslashreplace").decode("utf-8")
+            name = f"{where}.{name}" if where else name
+            _check_text(key, name, problems)
+            _check_text(item, name, problems)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_text(item, f"{where}.{index}", problems)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -68,6 +69,10 @@ class Lifecycle:
             return
         with self.db.read() as conn:
             record = load_record(conn, task_id)
+        if record is not None and record.state == State.CANCELING:
+            # Cancelled between the claim and now: this worker owns it, so it finishes it.
+            self.finish_cancel(task_id)
+            return
         if record is None or record.state != State.QUEUED:
             return
         try:
@@ -79,7 +84,11 @@ class Lifecycle:
                 failed(task_id, f"submitting to backend '{self.backend.name}' failed: {exc}")
             )
             return
-        self.reporter.report(Observation(task_id=task_id, backend_ref=ref or self.backend.name))
+        ref = ref or self.backend.name
+        self.reporter.report(Observation(task_id=task_id, backend_ref=ref))
+        if self.reporter.current_state(task_id) in (State.CANCELING, State.CANCELED):
+            # A cancel raced the submission and may have found nothing to stop yet.
+            self.backend.cancel(replace(record, backend_ref=ref, state=State.CANCELING.value))
 
     def _claim(self, task_id: str) -> bool:
         with self.db.write() as conn:

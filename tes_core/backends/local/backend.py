@@ -140,7 +140,13 @@ class LocalBackend(Backend):
 
     def _execute(self, run: TaskRun) -> None:
         try:
-            run.run()
+            with self._runs_lock:
+                run.started = True
+                cancelled_while_waiting = run.cancelled.is_set()
+            if cancelled_while_waiting:
+                run.report_cancelled_before_start()
+            else:
+                run.run()
         finally:
             with self._runs_lock:
                 self._runs.pop(run.task.id, None)
@@ -149,13 +155,23 @@ class LocalBackend(Backend):
         """Stop a task: in this worker directly, in another through its container names."""
         with self._runs_lock:
             run = self._runs.get(task.id)
+            if run is not None and not run.started:
+                # Still waiting for a task slot: it never ran, so it is cancelled now
+                # (under the lock, so a thread taking it next skips it).
+                run.cancelled.set()
+                return True
         if run is not None:
             run.cancel()
             return False  # the run reports CANCELED once it has cleaned up
-        owner_alive = bool(task.worker_id) and self.context.is_worker_alive(task.worker_id)
-        self._stop_containers(task, remove=not owner_alive)
-        if owner_alive:
-            return False  # the owning worker notices and reports CANCELED
+        # Not running here. If another live worker owns it, stop its containers by
+        # name and let that worker report; if we own it (a cancel that raced the
+        # submission) or its owner is dead, nothing else will: clean up now.
+        elsewhere = task.worker_id not in (None, self.context.worker_id) and (
+            self.context.is_worker_alive(task.worker_id)
+        )
+        self._stop_containers(task, remove=not elsewhere)
+        if elsewhere:
+            return False
         Workspace.for_task(self.settings.workdirs, self.settings.data_dir, task.id).remove()
         return True
 

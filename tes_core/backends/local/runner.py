@@ -58,6 +58,8 @@ class TaskRun:
         self.executor_logs: list[dict[str, Any]] = []
         self._cleaned = False
         self.abort_reason: str | None = None
+        self.started = False
+        """Set by the backend when a task thread takes the run (it no longer waits for a slot)."""
 
     # -- control from other threads -------------------------------------------------
 
@@ -72,6 +74,15 @@ class TaskRun:
         """Stop the task now because this worker is going away; it ends in SYSTEM_ERROR."""
         self.abort_reason = reason
         self.cancel()
+
+    def report_cancelled_before_start(self) -> None:
+        """End a run that was cancelled while it waited for a slot: it never ran."""
+        # A stopping worker leaves it QUEUED for the next one; a cancel already
+        # reported CANCELED when it found the run waiting.
+        if self.abort_reason is None and (
+            self.reporter.current_state(self.task.id) == State.CANCELING
+        ):
+            self._report(State.CANCELED, end=True)
 
     # -- the run --------------------------------------------------------------------
 

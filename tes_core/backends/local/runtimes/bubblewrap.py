@@ -29,10 +29,6 @@ SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/libx32", "/sbin", "
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def _is_under(path: str, parent: str) -> bool:
-    return PurePosixPath(path).is_relative_to(PurePosixPath(parent))
-
-
 class BubblewrapRuntime(ContainerRuntime):
     """Runs executors with ``bwrap`` on the host's files; no image, no resource limits."""
 
@@ -95,10 +91,9 @@ class BubblewrapRuntime(ContainerRuntime):
             option = "--ro-bind" if mount.read_only else "--bind"
             args += [option, str(mount.host_path), mount.container_path]
         if spec.workdir:
-            mounted = any(_is_under(spec.workdir, m.container_path) for m in spec.mounts)
-            if not mounted:
-                args += ["--dir", spec.workdir]
-            args += ["--chdir", spec.workdir]
+            # Made like Docker does, also inside a bound folder (then it appears on the
+            # host too); a folder that already exists is left as it is.
+            args += ["--dir", spec.workdir, "--chdir", spec.workdir]
         args += ["--clearenv", "--setenv", "PATH", DEFAULT_PATH, "--setenv", "HOME", "/tmp"]
         for key, value in spec.env.items():
             args += ["--setenv", key, value]
