@@ -11,7 +11,7 @@ from .backends.base import Observation
 from .db import Database
 from .models import tasks
 from .plugins import Hooks
-from .states import State, can_transition
+from .states import State, can_transition, is_terminal
 from .store import lock_for_update, set_fields, transition
 from .tasklogs import apply, is_empty
 
@@ -30,8 +30,8 @@ class DatabaseReporter:
         changed_from: str | None = None
         with self.db.write() as conn:
             row = lock_for_update(conn, observation.task_id)
-            if row is None:
-                return False
+            if row is None or is_terminal(row.state):
+                return False  # a finished task's state and logs never change again
             new_state = State(observation.state) if observation.state else None
             moves = new_state is not None and new_state.value != row.state
             if moves and not can_transition(row.state, new_state):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from .backends.base import Observation
@@ -24,9 +25,9 @@ def apply(logs: list[dict[str, Any]], observation: Observation) -> list[dict[str
         logs.append(new_attempt())
     attempt = logs[-1]
     if observation.start_time is not None:
-        attempt["start_time"] = rfc3339(observation.start_time.replace(tzinfo=None))
+        attempt["start_time"] = rfc3339(_naive_utc(observation.start_time))
     if observation.end_time is not None:
-        attempt["end_time"] = rfc3339(observation.end_time.replace(tzinfo=None))
+        attempt["end_time"] = rfc3339(_naive_utc(observation.end_time))
     if observation.executor_logs is not None:
         attempt["logs"] = observation.executor_logs
     if observation.outputs is not None:
@@ -38,6 +39,11 @@ def apply(logs: list[dict[str, Any]], observation: Observation) -> list[dict[str
         lines.extend(observation.system_logs)
         del lines[:-MAX_SYSTEM_LOG_LINES]
     return logs
+
+
+def _naive_utc(value: datetime) -> datetime:
+    """A timestamp in UTC without tzinfo; naive ones are taken to be UTC already."""
+    return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
 
 
 def is_empty(observation: Observation) -> bool:

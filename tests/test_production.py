@@ -86,7 +86,7 @@ class Deployment:
             try:
                 if requests.get(f"{self.url}/service-info", timeout=2).ok:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.2)
         raise RuntimeError((self.tmp_path / "api.log").read_text())
 

@@ -9,6 +9,7 @@ cleans up and reports CANCELED.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 from datetime import UTC, datetime
@@ -27,6 +28,11 @@ log = logging.getLogger(__name__)
 
 class Cancelled(Exception):
     """The task was cancelled while it ran."""
+
+
+def machine_cpus() -> int:
+    """CPUs this process may use (what a container's CPU limit can be at most)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def container_name(task_id: str, index: int) -> str:
@@ -164,6 +170,11 @@ class TaskRun:
             notes.append("disk_gb is not enforced by the local backend")
         if (resources.get("cpu_cores") or resources.get("ram_gb")) and self.runtime.limits_note:
             notes.append(self.runtime.limits_note)
+        elif (resources.get("cpu_cores") or 0) > machine_cpus():
+            notes.append(
+                f"cpu_cores={resources['cpu_cores']} is more than this machine has; executors "
+                f"are limited to its {machine_cpus()} CPUs"
+            )
         return notes
 
     def _run_executors(self, document: dict[str, Any], first: int = 0) -> str | None:
@@ -244,7 +255,7 @@ class TaskRun:
             stdin_path=stdin,
             stdout_path=stdout,
             stderr_path=stderr,
-            cpu_cores=resources.get("cpu_cores") or None,
+            cpu_cores=min(resources.get("cpu_cores") or 0, machine_cpus()) or None,
             ram_gb=resources.get("ram_gb") or None,
             labels={"org.ga4gh.tes.task": self.task.id, "org.ga4gh.tes.executor": str(index)},
             network=self.network,

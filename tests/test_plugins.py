@@ -1,0 +1,430 @@
+"""Plugin loading, seen from outside: real ``tes-server`` processes with throwaway plugins.
+
+Each test builds small distributions at test time: a module plus a
+``<name>.dist-info`` folder (``METADATA`` and ``entry_points.txt``) in a folder
+put on the child process's ``PYTHONPATH``. That is all ``importlib.metadata``
+needs to find an entry point, so no pip is involved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+import tes_core
+from tests.servers import ServerProcess, server_env
+
+PARKED_BACKEND = '''
+from tes_core import hookimpl
+from tes_core.backends.base import Backend
+
+
+class ParkedBackend(Backend):
+    """Accepts tasks and leaves them QUEUED: enough to look at what was stored."""
+
+    name = "{backend}"
+
+    def submit(self, task):
+        return "parked:" + task.id
+
+    def cancel(self, task):
+        return True
+
+
+@hookimpl
+def tes_register_backends(register):
+    register("{backend}", ParkedBackend)
+'''
+
+SUBMITTER_HOOKS = '''
+from tes_core import hookimpl
+from tes_core.submitter import Submitter
+
+
+@hookimpl
+def tes_detect_submitter(task):
+    tags = task.get("tags") or {}
+    if "plugtest-workflow" not in tags:
+        return None
+    return Submitter(
+        name="plugtest",
+        workflow_id=tags["plugtest-workflow"],
+        workflow_name="demo",
+        workflow_stage=task.get("name"),
+    )
+
+
+@hookimpl
+def tes_rewrite_url(url, direction, submitter):
+    if submitter is not None and url.startswith("plugtest://"):
+        return "https://storage.example/" + direction + "/" + url[len("plugtest://"):]
+    return None
+
+
+@hookimpl
+def tes_inject_inputs(task, submitter, backend):
+    if submitter is None:
+        return None
+    return [{"path": "/plugtest/injected.txt", "url": "plugtest://for-" + backend.name}]
+'''
+
+
+class Site:
+    """A folder of throwaway distributions, to put on a child process's ``PYTHONPATH``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+
+    def add(
+        self, distribution: str, version: str, entry_points: dict[str, str], **modules: str
+    ) -> None:
+        """Install ``distribution`` with ``[tes]`` entry points and module sources."""
+        for module, source in modules.items():
+            (self.path / f"{module}.py").write_text(textwrap.dedent(source))
+        info = self.path / f"{distribution.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n"
+        )
+        lines = "".join(f"{name} = {target}\n" for name, target in entry_points.items())
+        (info / "entry_points.txt").write_text(f"[tes]\n{lines}")
+
+    def env(self, data_dir: Path, **settings: str) -> dict[str, str]:
+        """A test server's environment with these distributions importable."""
+        env = server_env(data_dir, **settings)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(self.path), env.get("PYTHONPATH", "")) if p
+        )
+        return env
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    return Site(tmp_path / "site")
+
+
+def cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run ``tes-server`` to its end; a server that starts instead fails the test by timing out."""
+    return subprocess.run(
+        [sys.executable, "-m", "tes_core.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def serve_must_fail(site: Site, tmp_path: Path, **settings: str) -> subprocess.CompletedProcess:
+    data = tmp_path / "data"
+    result = cli(site.env(data, **settings), "serve", "--port", "0", "--data-dir", str(data))
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, "a clear message, not a stack trace"
+    assert "TES server ready" not in result.stdout
+    return result
+
+
+def listed(site: Site, tmp_path: Path, **settings: str) -> dict[str, dict]:
+    result = cli(site.env(tmp_path / "data", **settings), "plugins")
+    assert result.returncode == 0, result.stderr
+    return {info["name"]: info for info in json.loads(result.stdout)}
+
+
+# -- tes-server plugins ---------------------------------------------------------------------
+
+
+def test_plugins_lists_the_builtin_and_installed_plugins(site: Site, tmp_path: Path) -> None:
+    site.add(
+        "tes-plugtest", "1.2.3", {"plugtest": "plugtest_hooks"},
+        plugtest_hooks=PARKED_BACKEND.format(backend="plugtest") + SUBMITTER_HOOKS,
+    )
+
+    plugins = listed(site, tmp_path)
+
+    local = plugins["tes_core.backends.local.plugin"]
+    assert local == {
+        "name": "tes_core.backends.local.plugin",
+        "module": "tes_core.backends.local.plugin",
+        "distribution": "tes-core",
+        "version": tes_core.__version__,
+        "hooks": ["tes_register_backends"],
+        "builtin": True,
+        "backends": ["local"],
+        "error": None,
+    }
+    assert plugins["plugtest"] == {
+        "name": "plugtest",
+        "module": "plugtest_hooks",
+        "distribution": "tes-plugtest",
+        "version": "1.2.3",
+        "hooks": [
+            "tes_detect_submitter",
+            "tes_inject_inputs",
+            "tes_register_backends",
+            "tes_rewrite_url",
+        ],
+        "builtin": False,
+        "backends": ["plugtest"],
+        "error": None,
+    }
+
+
+def test_plugins_shows_a_broken_plugin_with_its_error(site: Site, tmp_path: Path) -> None:
+    site.add("tes-broken", "0.1", {"broken": "plugtest_broken"},
+             plugtest_broken="raise ImportError('the cloud SDK is not installed')\n")
+
+    # Even with the broken plugin configured: this command is for finding out why.
+    plugins = listed(site, tmp_path, TES_BACKEND="broken")
+
+    broken = plugins["broken"]
+    assert broken["distribution"] == "tes-broken" and broken["version"] == "0.1"
+    assert broken["hooks"] == []
+    assert broken["error"] == "ImportError: the cloud SDK is not installed"
+
+
+# -- plugins that fail to load --------------------------------------------------------------
+
+
+def test_a_plugin_that_fails_to_import_is_skipped(site: Site, tmp_path: Path) -> None:
+    site.add("tes-broken", "0.1", {"broken": "plugtest_broken"},
+             plugtest_broken="raise ImportError('the cloud SDK is not installed')\n")
+    data = tmp_path / "data"
+    server = ServerProcess(data, site.env(data)).start()
+    try:
+        assert requests.get(f"{server.url}/service-info", timeout=10).status_code == 200
+        assert "skipping plugin 'broken' (plugtest_broken): it failed to load" in server.log()
+        assert "the cloud SDK is not installed" in server.log()
+    finally:
+        server.stop()
+
+
+def test_the_configured_backend_failing_to_import_stops_start_up(
+    site: Site, tmp_path: Path
+) -> None:
+    site.add("tes-broken", "0.1", {"broken": "plugtest_broken"},
+             plugtest_broken="raise ImportError('the cloud SDK is not installed')\n")
+
+    result = serve_must_fail(site, tmp_path, TES_BACKEND="broken")
+
+    assert result.returncode == 1
+    assert "the plugin 'broken' (plugtest_broken) provides the configured backend" in (
+        result.stderr
+    )
+    assert "the cloud SDK is not installed" in result.stderr
+
+
+def test_a_plugin_whose_registration_fails_is_skipped_unless_configured(
+    site: Site, tmp_path: Path
+) -> None:
+    # The usual pattern imports the backend (and its SDK) inside the hook, so an
+    # SDK problem shows up when the hook runs rather than at import.
+    site.add("tes-lazy", "0.1", {"lazy": "plugtest_lazy"}, plugtest_lazy='''
+        from tes_core import hookimpl
+
+        @hookimpl
+        def tes_register_backends(register):
+            import plugtest_missing_sdk  # noqa: F401
+    ''')
+    data = tmp_path / "data"
+    server = ServerProcess(data, site.env(data)).start()
+    try:
+        assert "skipping the backends of plugin 'lazy'" in server.log()
+    finally:
+        server.stop()
+
+    result = serve_must_fail(site, tmp_path, TES_BACKEND="lazy")
+    assert "the plugin 'lazy' provides the configured backend" in result.stderr
+    assert "plugtest_missing_sdk" in result.stderr
+
+    lazy = listed(site, tmp_path)["lazy"]
+    assert lazy["hooks"] == ["tes_register_backends"] and lazy["backends"] == []
+    assert lazy["error"] == "ModuleNotFoundError: No module named 'plugtest_missing_sdk'"
+
+
+def test_a_hook_that_does_not_match_its_spec_is_skipped(site: Site, tmp_path: Path) -> None:
+    site.add("tes-future", "9.0", {"future": "plugtest_future"}, plugtest_future='''
+        from tes_core import hookimpl
+
+        @hookimpl
+        def tes_rewrite_url(url, flavour):
+            return None
+    ''')
+
+    result = cli(site.env(tmp_path / "data"), "plugins")
+
+    assert result.returncode == 0
+    assert "skipping plugin 'future'" in result.stderr
+    [future] = [info for info in json.loads(result.stdout) if info["name"] == "future"]
+    assert "flavour" in future["error"]
+
+
+# -- TES_DISABLED_PLUGINS -------------------------------------------------------------------
+
+
+def test_disabled_plugins_are_not_even_imported(site: Site, tmp_path: Path) -> None:
+    marker = tmp_path / "imported"
+    site.add("tes-noisy", "0.1", {"noisy": "plugtest_noisy"},
+             plugtest_noisy=f"open({str(marker)!r}, 'w').close()\nraise ImportError('boom')\n")
+    site.add("tes-plugtest", "1.2.3", {"plugtest": "plugtest_parked"},
+             plugtest_parked=PARKED_BACKEND.format(backend="plugtest"))
+
+    result = cli(site.env(tmp_path / "data", TES_DISABLED_PLUGINS="noisy, plugtest"), "plugins")
+
+    assert result.returncode == 0
+    assert not marker.exists()
+    assert "plugin 'noisy' is disabled by TES_DISABLED_PLUGINS" in result.stderr
+    names = {info["name"] for info in json.loads(result.stdout)}
+    assert not names & {"noisy", "plugtest"}
+
+    failed = serve_must_fail(site, tmp_path, TES_BACKEND="plugtest",
+                             TES_DISABLED_PLUGINS="plugtest")
+    assert "TES_BACKEND='plugtest' is not provided by any installed plugin" in failed.stderr
+
+
+# -- choosing the backend -------------------------------------------------------------------
+
+
+def test_an_unknown_backend_names_the_available_ones(site: Site, tmp_path: Path) -> None:
+    site.add("tes-plugtest", "1.2.3", {"plugtest": "plugtest_parked"},
+             plugtest_parked=PARKED_BACKEND.format(backend="plugtest"))
+
+    result = serve_must_fail(site, tmp_path, TES_BACKEND="nonexistent")
+
+    assert result.returncode == 2
+    message = result.stderr
+    assert "TES_BACKEND='nonexistent' is not provided by any installed plugin" in message
+    assert "available: " in message
+    available = message.split("available: ", 1)[1].split(")", 1)[0].split(", ")
+    assert {"local", "plugtest"} <= set(available)
+
+
+def test_two_plugins_registering_one_backend_name_stop_start_up(
+    site: Site, tmp_path: Path
+) -> None:
+    site.add("tes-twin-a", "1.0", {"twin_a": "plugtest_twin_a"},
+             plugtest_twin_a=PARKED_BACKEND.format(backend="twin"))
+    site.add("tes-twin-b", "1.0", {"twin_b": "plugtest_twin_b"},
+             plugtest_twin_b=PARKED_BACKEND.format(backend="twin"))
+
+    result = serve_must_fail(site, tmp_path)
+
+    assert result.returncode == 1
+    assert "two plugins register a backend called 'twin'" in result.stderr
+    assert "'twin_a'" in result.stderr and "'twin_b'" in result.stderr
+    assert "TES_DISABLED_PLUGINS" in result.stderr
+
+    data = tmp_path / "data-one"
+    server = ServerProcess(
+        data, site.env(data, TES_BACKEND="twin", TES_DISABLED_PLUGINS="twin_b")
+    ).start()
+    try:
+        info = requests.get(f"{server.url}/service-info", timeout=10).json()
+        assert "'twin' backend" in info["description"]
+    finally:
+        server.stop()
+
+
+# -- submitter hooks on a real server -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hooked_server(tmp_path_factory) -> Iterator[ServerProcess]:
+    """A server with a plugin that detects, rewrites and injects, on its parked backend."""
+    root = tmp_path_factory.mktemp("hooked")
+    site = Site(root / "site")
+    site.add("tes-plugtest", "1.2.3", {"plugtest": "plugtest_hooks"},
+             plugtest_hooks=PARKED_BACKEND.format(backend="plugtest") + SUBMITTER_HOOKS)
+    server = ServerProcess(root / "data", site.env(root / "data", TES_BACKEND="plugtest"))
+    yield server.start()
+    server.stop()
+
+
+def _create(url: str, task: dict) -> dict:
+    created = requests.post(f"{url}/tasks", json=task, timeout=10)
+    assert created.status_code == 200, created.text
+    task_id = created.json()["id"]
+    return requests.get(f"{url}/tasks/{task_id}", params={"view": "FULL"}, timeout=10).json()
+
+
+def test_submitter_hooks_change_a_created_task(hooked_server: ServerProcess) -> None:
+    stored = _create(
+        hooked_server.url,
+        {
+            "name": "align",
+            "tags": {"plugtest-workflow": "wf-1"},
+            "inputs": [{"path": "/in/reads.fq", "url": "plugtest://reads.fq"}],
+            "outputs": [{"path": "/out/aligned.bam", "url": "plugtest://aligned.bam"}],
+            "executors": [{"image": "alpine", "command": ["true"]}],
+        },
+    )
+
+    assert stored["tags"] == {
+        "plugtest-workflow": "wf-1",
+        "ms-submitter-name": "plugtest",
+        "ms-submitter-workflow-id": "wf-1",
+        "ms-submitter-workflow-name": "demo",
+        "ms-submitter-workflow-stage": "align",
+    }
+    inputs = {item["path"]: item for item in stored["inputs"]}
+    assert inputs["/in/reads.fq"]["url"] == "https://storage.example/input/reads.fq"
+    injected = inputs["/plugtest/injected.txt"]
+    assert injected["url"] == "https://storage.example/input/for-plugtest", (
+        "injected inputs are rewritten too"
+    )
+    assert injected["type"] == "FILE"
+    assert stored["outputs"][0]["url"] == "https://storage.example/output/aligned.bam"
+
+
+def test_tasks_the_plugin_does_not_recognise_are_left_alone(
+    hooked_server: ServerProcess,
+) -> None:
+    stored = _create(
+        hooked_server.url,
+        {
+            "inputs": [{"path": "/in/reads.fq", "url": "plugtest://reads.fq"}],
+            "executors": [{"image": "alpine", "command": ["true"]}],
+        },
+    )
+
+    assert not any(key.startswith("ms-submitter-") for key in stored.get("tags") or {})
+    assert [item["url"] for item in stored["inputs"]] == ["plugtest://reads.fq"]
+
+
+# -- in process -----------------------------------------------------------------------------
+
+
+def test_one_failing_state_observer_does_not_silence_the_others(caplog) -> None:
+    import pluggy
+
+    from tes_core import hookimpl, hookspecs
+    from tes_core.plugins import Hooks
+
+    heard: list[tuple[str, ...]] = []
+
+    class Failing:
+        @hookimpl
+        def tes_task_state_changed(self, task_id):
+            raise RuntimeError("the mail server is down")
+
+    class Listening:
+        @hookimpl
+        def tes_task_state_changed(self, task_id, new_state):
+            heard.append((task_id, new_state))
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    pm.register(Listening(), name="listening")
+    pm.register(Failing(), name="failing")  # called first: pluggy calls the newest first
+
+    Hooks(pm).task_state_changed("t-1", "RUNNING", "COMPLETE")
+
+    assert heard == [("t-1", "COMPLETE")]
+    assert "plugin 'failing': tes_task_state_changed failed for task t-1" in caplog.text
