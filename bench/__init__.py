@@ -1,0 +1,1 @@
+"""Benchmarks of tes-server against baselines measured in the same run (see README.md)."""

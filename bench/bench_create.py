@@ -1,0 +1,123 @@
+"""Create rate: ``POST /tasks`` with a Cromwell-sized task, against a Flask INSERT baseline.
+
+Target: tes-server creates at >= 0.7x the rate of a minimal Flask endpoint that
+only INSERTs the same JSON into the same kind of database (``baseline_app``
+``--mode insert``), both served by waitress with ``tes-server serve``'s threads.
+
+tes-server runs as ``tes-server serve`` in the embedded mode with
+``TES_WORKER_THREADS=0``: the API stores the task and sends the submit message
+to the in-process broker exactly as usual, but no worker thread takes messages,
+so the tasks stay QUEUED and nothing else writes to the database meanwhile. The
+measurement is the create path alone.
+
+    python -m bench.bench_create [--seconds 6] [--rounds 3] [--database URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bench._common import (
+    API,
+    DATA,
+    Client,
+    Load,
+    Outcome,
+    Scratch,
+    Server,
+    baseline_server,
+    common_arguments,
+    interleave,
+    measured,
+    report,
+    run_load,
+    running,
+    tes_server,
+    throughput_outcome,
+)
+
+TARGET = 0.7
+FIXTURE = DATA / "cromwell-2.json"
+SHARED_FIXTURE = DATA.parent.parent.parent / "shared/fixtures/submitters/cromwell-2.json"
+
+
+def arguments() -> argparse.ArgumentParser:
+    parser = common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser.add_argument("--document", type=Path, help="task JSON to post (default: Cromwell)")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=6.0, help="counted seconds per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    return parser
+
+
+def run(args: argparse.Namespace) -> list[Outcome]:
+    source = args.document or (FIXTURE if FIXTURE.exists() else SHARED_FIXTURE)
+    scratch = Scratch(args.database, keep=args.keep)
+    try:
+        tes = tes_server(scratch.dir / "tes", scratch.database("create_tes"),
+                         TES_WORKER_THREADS="0")
+        base = baseline_server("insert", scratch.database("create_baseline"))
+        with running(tes, base):
+            body, note = _document_for(tes.base, source, scratch.dir)
+            print(f"bench_create: POST {API}/tasks, {source.name} ({body.stat().st_size} bytes), "
+                  f"{args.connections} connections, {args.rounds} rounds x {args.seconds:g} s")
+            if note:
+                print(f"  NOTE: {note}")
+
+            def load(server: Server) -> Load:
+                return run_load(server.base, [f"{API}/tasks"], method="POST", body_file=body,
+                                connections=args.connections, duration=args.seconds,
+                                server_pid=server.pid)
+
+            baseline_runs, tes_runs = interleave(
+                args.rounds, lambda: load(base), lambda: load(tes)
+            )
+            return [throughput_outcome("create", "POST /tasks (create)", baseline_runs, tes_runs,
+                                       TARGET, note)]
+    finally:
+        scratch.close()
+
+
+def _document_for(tes_base: str, source: Path, folder: Path) -> tuple[Path, str]:
+    """The body to post: ``source``, unless tes-server refuses it only for null tag values.
+
+    Cromwell 87+ sends ``"parent_workflow_id": null`` for a root workflow. If the
+    server answers 400 to that, the benchmark posts (to both servers) the same
+    document without its null-valued tags and says so.
+    """
+    client = Client(tes_base)
+    try:
+        raw = source.read_bytes()
+        status, data, _ = client.request("POST", f"{API}/tasks", raw)
+        if status == 200:
+            return source, ""
+        refusal = data
+        document = json.loads(raw)
+        nulls = sorted(k for k, v in (document.get("tags") or {}).items() if v is None)
+        if status != 400 or not nulls:
+            raise SystemExit(f"tes-server refused {source}: {status} {data[:500]!r}")
+        document["tags"] = {k: v for k, v in document["tags"].items() if v is not None}
+        cleaned = folder / f"{source.stem}.no-null-tags.json"
+        cleaned.write_text(json.dumps(document, indent=2))
+        status, data, _ = client.request("POST", f"{API}/tasks", cleaned.read_bytes())
+        if status != 200:
+            raise SystemExit(f"tes-server refused {cleaned}: {status} {data[:500]!r}")
+        message = json.loads(refusal).get("msg", "")
+        return cleaned, (
+            f"tes-server answers 400 to the fixture as Cromwell sends it ({message}); "
+            f"both servers were sent it without the null tag(s) {', '.join(nulls)}"
+        )
+    finally:
+        client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments().parse_args(argv)
+    return report(measured(run, args), args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
