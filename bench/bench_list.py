@@ -130,9 +130,9 @@ def populate(url: str, data_dir: Path, count: int) -> float:
     try:
         chunk = 5_000
         for first in range(0, count, chunk):
-            with db.write() as conn:
+            with db.driver_write() as tx:
                 for i in range(first, min(count, first + chunk)):
-                    insert_task(conn, NewTask(document=document(i), backend="local"))
+                    insert_task(tx, NewTask(document=document(i), backend="local"))
         with db.write() as conn:
             conn.execute(text(f"UPDATE tasks SET backend_ref = 'bench', state = {STATES}"))
     finally:

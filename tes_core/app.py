@@ -8,11 +8,11 @@ from importlib.resources import files
 from pathlib import Path
 
 from flask import Flask, redirect
-from flask_cors import CORS
 from flask_migrate import Migrate
 
 from . import API_PREFIX
 from .api import register_api
+from .api.cors import enable_cors
 from .config import Settings
 from .core import Core, build_core
 
@@ -33,11 +33,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool | None = 
     core = build_core(settings)
     app.extensions["tes"] = core
     Migrate(app, core.db, directory=str(migrations_dir()), render_as_batch=True)
-    CORS(
-        app,
-        resources={f"{API_PREFIX}/*": {"origins": list(settings.cors_origins)}},
-        expose_headers=["Content-Type"],
-    )
+    enable_cors(app, API_PREFIX, settings.cors_origins)
     register_api(app)
 
     @app.get("/")

@@ -22,7 +22,16 @@ from .reporting import DatabaseReporter
 from .schemas import ListQuery, load_task
 from .schemas.query import encode_page_token
 from .states import State, is_terminal
-from .store import NewTask, get_full, get_state, insert_task, list_page, load_record, transition
+from .store import (
+    NewTask,
+    get_full,
+    get_state,
+    insert_task,
+    list_page,
+    load_record,
+    peek_state,
+    transition,
+)
 from .submitter import Submitter
 from .tasklogs import new_attempt
 from .views import render
@@ -79,16 +88,15 @@ class TaskService:
             raise _bad_task(exc) from None
         submitter = self._adapt(task) if self._adapts else None
         notes = self._check_backend_parameters(task)
-        with self.db.write() as conn:
-            task_id = insert_task(
-                conn,
-                NewTask(
-                    document=task,
-                    backend=self.backend.name,
-                    submitter=submitter.name if submitter else None,
-                    logs=[new_attempt(notes)] if notes else None,
-                ),
-            )
+        new = NewTask(
+            document=task,
+            backend=self.backend.name,
+            submitter=submitter.name if submitter else None,
+            logs=[new_attempt(notes)] if notes else None,
+        )
+        new.encoded  # noqa: B018 - encode before taking the write lock
+        with self.db.driver_write() as tx:
+            task_id = insert_task(tx, new)
         try:
             self.dispatcher.submit(task_id)
         except Exception:
@@ -159,19 +167,21 @@ class TaskService:
     # -- read ---------------------------------------------------------------------
 
     def get(self, task_id: str, view: str) -> dict[str, Any]:
-        """One task in ``view``; 404 if unknown."""
-        with self.db.read() as conn:
-            row = get_state(conn, task_id) if view == "MINIMAL" else get_full(conn, task_id)
-        if row is None:
-            raise NotFound(f"no task with id {task_id!r}")
-        if self._refreshes and not is_terminal(row.state) and self._refresh(task_id):
-            return self.get_without_refresh(task_id, view)
-        return render(row, view)
+        """One task in ``view``; 404 if unknown. An active task is first refreshed from
+        backends that can be asked (within ``TES_GET_REFRESH_TIMEOUT``)."""
+        task = self._read(task_id, view)
+        if self._refreshes and not is_terminal(task["state"]) and self._refresh(task_id):
+            task = self._read(task_id, view)
+        return task
 
-    def get_without_refresh(self, task_id: str, view: str) -> dict[str, Any]:
-        """One task in ``view`` as stored, without asking the backend."""
+    def _read(self, task_id: str, view: str) -> dict[str, Any]:
+        if view == "MINIMAL":
+            state = peek_state(self.db, task_id)
+            if state is None:
+                raise NotFound(f"no task with id {task_id!r}")
+            return {"id": task_id, "state": state}
         with self.db.read() as conn:
-            row = get_state(conn, task_id) if view == "MINIMAL" else get_full(conn, task_id)
+            row = get_full(conn, task_id)
         if row is None:
             raise NotFound(f"no task with id {task_id!r}")
         return render(row, view)

@@ -12,12 +12,13 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, exists, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, exists, select, update
 
 from .backends.base import TaskRecord
-from .db import utcnow
+from .db import Database, DriverTransaction, utcnow
 from .models import task_tags, tasks
 from .schemas.query import ListQuery
 from .states import ACTIVE, State, sources_of
@@ -27,8 +28,13 @@ DOCUMENT_COLUMNS = (tasks.c.seq, tasks.c.id, tasks.c.state, tasks.c.creation_tim
 
 # The statements of the hot paths, built once: building a statement and computing
 # its cache key on every call cost about as much as running it (see bench/README.md).
-_INSERT_TASK = insert(tasks)
-_INSERT_TAGS = insert(task_tags)
+_INSERT_TASK_SQL = (
+    "INSERT INTO tasks (id, state, name, creation_time, updated_at, document, logs, backend,"
+    " submitter) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq"
+)
+_INSERT_TAG_SQL = "INSERT INTO task_tags (task_seq, key, value) VALUES (?, ?, ?)"
+SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+"""How SQLAlchemy stores DateTime in SQLite; rows written through the driver match it."""
 _GET_STATE = select(tasks.c.id, tasks.c.state).where(tasks.c.id == bindparam("task_id"))
 _GET_FULL = select(*DOCUMENT_COLUMNS).where(tasks.c.id == bindparam("task_id"))
 _LOAD_RECORD = select(*DOCUMENT_COLUMNS, tasks.c.backend_ref, tasks.c.worker_id).where(
@@ -45,44 +51,60 @@ class NewTask:
     submitter: str | None = None
     logs: list[dict[str, Any]] | None = None
 
+    @cached_property
+    def id(self) -> str:
+        """The id the task will have."""
+        return new_task_id()
+
+    @cached_property
+    def encoded(self) -> tuple[str, str]:
+        """The document and logs as JSON text; touch it before a write transaction
+        to keep the encoding out of the time the database is locked."""
+        return json.dumps(self.document, separators=(",", ":")), json.dumps(self.logs or [])
+
 
 def new_task_id() -> str:
     """A fresh, unguessable task id."""
     return str(uuid.uuid4())
 
 
-def insert_task(conn: Connection, task: NewTask) -> str:
-    """Store a new QUEUED task with its tags; return its id."""
-    task_id = new_task_id()
+def insert_task(tx: DriverTransaction, task: NewTask) -> str:
+    """Store a new QUEUED task with its tags; return its id.
+
+    Through the driver: creating tasks is a hot path, and SQLAlchemy's statement
+    and result handling cost more than the INSERTs themselves.
+    """
+    document_json, logs_json = task.encoded
     now = utcnow()
-    document = task.document
-    result = conn.execute(
-        _INSERT_TASK,
-        {
-            "id": task_id,
-            "state": State.QUEUED.value,
-            "name": document.get("name"),
-            "creation_time": now,
-            "updated_at": now,
-            "document": json.dumps(document, separators=(",", ":")),
-            "logs": json.dumps(task.logs or []),
-            "backend": task.backend,
-            "submitter": task.submitter,
-        },
-    )
-    # SQLite: the cursor's lastrowid; PostgreSQL: RETURNING, added by SQLAlchemy.
-    seq = result.inserted_primary_key[0]
-    tags = document.get("tags")
+    stamp: object = now.strftime(SQLITE_DATETIME) if tx.dialect.name == "sqlite" else now
+    seq = tx.execute(
+        _INSERT_TASK_SQL,
+        (
+            task.id,
+            State.QUEUED.value,
+            task.document.get("name"),
+            stamp,
+            stamp,
+            document_json,
+            logs_json,
+            task.backend,
+            task.submitter,
+        ),
+    ).fetchone()[0]
+    tags = task.document.get("tags")
     if tags:
-        conn.execute(
-            _INSERT_TAGS,
-            [{"task_seq": seq, "key": key, "value": value} for key, value in tags.items()],
-        )
-    return task_id
+        tx.executemany(_INSERT_TAG_SQL, [(seq, key, value) for key, value in tags.items()])
+    return task.id
+
+
+def peek_state(db: Database, task_id: str) -> str | None:
+    """The state of one task, or ``None``: the cheapest read there is (no transaction)."""
+    row = db.point_read("SELECT state FROM tasks WHERE id = ?", (task_id,))
+    return row[0] if row else None
 
 
 def get_state(conn: Connection, task_id: str) -> Row | None:
-    """``(id, state)`` of one task, or ``None``."""
+    """``(id, state)`` of one task inside a transaction, or ``None``."""
     return conn.execute(_GET_STATE, {"task_id": task_id}).first()
 
 
@@ -120,8 +142,10 @@ def list_page(conn: Connection, query: ListQuery) -> tuple[list[Row], int | None
     if query.state:
         stmt = stmt.where(tasks.c.state == query.state)
     if query.name_prefix:
-        prefix = query.name_prefix
-        stmt = stmt.where(func.substr(tasks.c.name, 1, len(prefix)) == prefix)
+        stmt = stmt.where(tasks.c.name >= query.name_prefix)
+        upper = _prefix_upper_bound(query.name_prefix)
+        if upper is not None:
+            stmt = stmt.where(tasks.c.name < upper)
     if query.before_seq is not None:
         stmt = stmt.where(seq_column < query.before_seq)
     stmt = stmt.order_by(seq_column.desc()).limit(query.page_size + 1)
@@ -130,6 +154,18 @@ def list_page(conn: Connection, query: ListQuery) -> tuple[list[Row], int | None
         rows = rows[: query.page_size]
         return rows, rows[-1].seq
     return rows, None
+
+
+def _prefix_upper_bound(prefix: str) -> str | None:
+    """The smallest string above every string starting with ``prefix`` (code-point order),
+    so that ``prefix <= name < bound`` is exactly "name starts with prefix"."""
+    chars = list(prefix)
+    while chars:
+        last = ord(chars.pop())
+        for bump in range(last + 1, 0x110000):
+            if not 0xD800 <= bump <= 0xDFFF:  # surrogates are not storable text
+                return "".join(chars) + chr(bump)
+    return None
 
 
 def load_record(conn: Connection, task_id: str) -> TaskRecord | None:

@@ -82,9 +82,9 @@ def world(tmp_path):
 
 
 def _new_task(db: Database) -> str:
-    with db.write() as conn:
+    with db.driver_write() as tx:
         return insert_task(
-            conn,
+            tx,
             NewTask(document={"executors": [{"image": "a", "command": ["b"]}]}, backend="platform"),
         )
 

@@ -70,9 +70,9 @@ def db(tmp_path) -> Database:
 
 
 def _new(db: Database) -> str:
-    with db.write() as conn:
+    with db.driver_write() as tx:
         return insert_task(
-            conn, NewTask(document={"executors": [{"image": "a", "command": ["b"]}]}, backend="x")
+            tx, NewTask(document={"executors": [{"image": "a", "command": ["b"]}]}, backend="x")
         )
 
 

@@ -17,6 +17,8 @@ blueprint = Blueprint("tasks", __name__)
 class TaskList(MethodView):
     """``GET /tasks`` lists; ``POST /tasks`` creates."""
 
+    init_every_request = False  # stateless views: one instance serves every request
+
     def get(self) -> Response:
         """One page of tasks, newest first (``tesListTasksResponse``)."""
         return json_response(task_service().list(parse_list_query(request.args)))
@@ -40,6 +42,8 @@ class TaskList(MethodView):
 class TaskItem(MethodView):
     """``GET /tasks/{id}``."""
 
+    init_every_request = False
+
     def get(self, task_id: str) -> Response:
         """One task in the requested view (MINIMAL by default)."""
         return json_response(task_service().get(_known(task_id), parse_view(request.args)))
@@ -47,6 +51,8 @@ class TaskItem(MethodView):
 
 class TaskCancel(MethodView):
     """``POST /tasks/{id}:cancel``: the colon sits inside the id's path segment."""
+
+    init_every_request = False
 
     def post(self, task_id: str) -> Response:
         """Ask to cancel; ``{}`` even when the task had already finished."""

@@ -20,10 +20,16 @@ from marshmallow import (
     validates_schema,
 )
 
-from .validators import absolute_path, has_wildcard
+from .fast import fast_load_task
+from .validators import (
+    FILE_TYPES,
+    MAX_TAG_BYTES,
+    MAX_TAG_KEY,
+    absolute_path,
+    has_wildcard,
+    tag_fits,
+)
 
-FILE_TYPES = ("FILE", "DIRECTORY")
-MAX_TAG_KEY = 255  # the width of the tag key column
 SURROGATE = re.compile("[\ud800-\udfff]")
 INLINE_CONTENT = re.compile(r"inputs\.\d+\.content")
 
@@ -170,6 +176,16 @@ class TaskSchema(_Strict):
         allow_none=True,
     )
 
+    @validates_schema
+    def tags_fit(self, data: dict[str, Any], **_: Any) -> None:
+        """Tags are indexed, so a tag's key and value together have a size limit."""
+        for key, value in (data.get("tags") or {}).items():
+            if not tag_fits(key, value or ""):
+                raise ValidationError(
+                    f"key and value together must be at most {MAX_TAG_BYTES} bytes (UTF-8)",
+                    f"tags.{key[:40]}",
+                )
+
     @post_load
     def null_tag_values_as_empty(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         """A ``null`` tag value is stored as ``""`` (the key alone, as TES tags allow).
@@ -186,9 +202,16 @@ _TASK_SCHEMA = TaskSchema()
 
 
 def load_task(document: Any) -> dict[str, Any]:
-    """Validate and normalise a submitted task; raise ``ValidationError`` naming each field."""
+    """Validate and normalise a submitted task; raise ``ValidationError`` naming each field.
+
+    Valid documents take the fast path (:mod:`.fast`); anything else goes through the
+    marshmallow schemas, the reference, which also word the errors.
+    """
     if not isinstance(document, dict):
         raise ValidationError("the task must be a JSON object", "_schema")
+    task = fast_load_task(document)
+    if task is not None:
+        return task
     task = _TASK_SCHEMA.load(document)
     problems: dict[str, list[str]] = {}
     _check_text(task, "", problems)

@@ -7,6 +7,16 @@ import re
 from marshmallow import ValidationError
 
 WILDCARD = re.compile(r"[*?\[]")
+FILE_TYPES = ("FILE", "DIRECTORY")
+MAX_TAG_KEY = 255  # the width of the tag key column
+MAX_TAG_BYTES = 2000  # key + value, UTF-8: tags are indexed, and PostgreSQL caps an entry at 2.7 kB
+
+
+def tag_fits(key: str, value: str) -> bool:
+    """Whether a tag is small enough to index."""
+    return len(key.encode("utf-8", "surrogatepass")) + len(
+        value.encode("utf-8", "surrogatepass")
+    ) <= MAX_TAG_BYTES
 
 
 def absolute_path(value: str) -> None:
