@@ -19,18 +19,24 @@ from .core import Core, build_core
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, *, start_worker: bool | None = None) -> Flask:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    start_worker: bool | None = None,
+    sole_writer: bool = False,
+) -> Flask:
     """Build the app and its core from ``settings`` (default: the environment).
 
     ``start_worker``: run the Dramatiq workers inside this process. The default
     does so in the embedded mode (no ``TES_BROKER_URL``), where nothing else
     would; with Redis, workers are separate ``tes-server worker`` processes.
+    ``sole_writer``: no other process changes task states (see :func:`build_core`).
     """
     settings = settings or Settings.from_env()
     app = Flask("tes_core")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    core = build_core(settings)
+    core = build_core(settings, sole_writer=sole_writer)
     app.extensions["tes"] = core
     Migrate(app, core.db, directory=str(migrations_dir()), render_as_batch=True)
     enable_cors(app, API_PREFIX, settings.cors_origins)

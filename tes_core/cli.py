@@ -116,7 +116,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _migrate(settings, "head")
-    app = create_app(settings)
+    # Embedded: the workers are this process's threads, so every state change
+    # happens here. With a shared broker, other processes change states too.
+    app = create_app(settings, sole_writer=not settings.broker_url)
     server = create_server(
         app, host=args.host, port=args.port, threads=args.threads, ident="tes-core",
         # waitress refuses bodies of this size or more with a plain-text 413 before the

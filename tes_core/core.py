@@ -16,6 +16,7 @@ from .db import Database
 from .plugins import Hooks, load_plugins
 from .reporting import DatabaseReporter
 from .service import TaskService
+from .statecache import StateCache
 from .worker.actors import Actors, build_broker
 from .worker.lifecycle import Lifecycle
 from .worker.process import WorkerProcess
@@ -50,12 +51,16 @@ class Core:
         self.db.dispose()
 
 
-def build_core(settings: Settings) -> Core:
-    """Build every part from ``settings`` without starting anything."""
+def build_core(settings: Settings, *, sole_writer: bool = False) -> Core:
+    """Build every part from ``settings`` without starting anything.
+
+    ``sole_writer``: this process makes every change to task states (``tes-server
+    serve`` in the embedded mode), so it may remember them all between GETs.
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     hooks = load_plugins(settings)
     db = Database(settings.database)
-    reporter = DatabaseReporter(db, hooks)
+    reporter = DatabaseReporter(db, hooks, StateCache(sole_writer=sole_writer))
     registry = WorkerRegistry(db, settings.heartbeat_interval)
     backend = hooks.create_backend(
         BackendContext(

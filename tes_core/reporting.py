@@ -11,6 +11,7 @@ from .backends.base import Observation
 from .db import Database
 from .models import tasks
 from .plugins import Hooks
+from .statecache import StateCache
 from .states import State, can_transition, is_terminal
 from .store import lock_for_update, set_fields, transition
 from .tasklogs import apply, is_empty
@@ -21,9 +22,10 @@ log = logging.getLogger(__name__)
 class DatabaseReporter:
     """The core's :class:`~tes_core.backends.base.TaskReporter`: observations become rows."""
 
-    def __init__(self, db: Database, hooks: Hooks) -> None:
+    def __init__(self, db: Database, hooks: Hooks, states: StateCache | None = None) -> None:
         self.db = db
         self.hooks = hooks
+        self.states = states or StateCache(sole_writer=False)
 
     def report(self, observation: Observation) -> bool:
         """Apply ``observation``; return ``False`` when its state change is not allowed."""
@@ -52,6 +54,7 @@ class DatabaseReporter:
             elif values:
                 set_fields(conn, observation.task_id, **values)
         if changed_from is not None and new_state is not None:
+            self.states.forget(observation.task_id)
             log.info("task %s: %s -> %s", observation.task_id, changed_from, new_state.value)
             self.hooks.task_state_changed(observation.task_id, changed_from, new_state.value)
         return True

@@ -176,9 +176,14 @@ class TaskService:
 
     def _read(self, task_id: str, view: str) -> dict[str, Any]:
         if view == "MINIMAL":
-            state = peek_state(self.db, task_id)
+            states = self.reporter.states
+            state = states.get(task_id)
             if state is None:
-                raise NotFound(f"no task with id {task_id!r}")
+                generation = states.generation()
+                state = peek_state(self.db, task_id)
+                if state is None:
+                    raise NotFound(f"no task with id {task_id!r}")
+                states.remember(task_id, state, generation)
             return {"id": task_id, "state": state}
         with self.db.read() as conn:
             row = get_full(conn, task_id)
@@ -226,6 +231,7 @@ class TaskService:
                 return
             changed = transition(conn, task_id, State.CANCELING)
         if changed:
+            self.reporter.states.forget(task_id)
             self.hooks.task_state_changed(task_id, row.state, State.CANCELING.value)
             try:
                 self.dispatcher.cancel(task_id)

@@ -15,7 +15,18 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, exists, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    exists,
+    literal_column,
+    select,
+    text,
+    update,
+)
 
 from .backends.base import TaskRecord
 from .db import Database, DriverTransaction, utcnow
@@ -142,10 +153,7 @@ def list_page(conn: Connection, query: ListQuery) -> tuple[list[Row], int | None
     if query.state:
         stmt = stmt.where(tasks.c.state == query.state)
     if query.name_prefix:
-        stmt = stmt.where(tasks.c.name >= query.name_prefix)
-        upper = _prefix_upper_bound(query.name_prefix)
-        if upper is not None:
-            stmt = stmt.where(tasks.c.name < upper)
+        stmt = stmt.where(*_name_prefix_terms(conn, query.name_prefix))
     if query.before_seq is not None:
         stmt = stmt.where(seq_column < query.before_seq)
     stmt = stmt.order_by(seq_column.desc()).limit(query.page_size + 1)
@@ -154,6 +162,34 @@ def list_page(conn: Connection, query: ListQuery) -> tuple[list[Row], int | None
         rows = rows[: query.page_size]
         return rows, rows[-1].seq
     return rows, None
+
+
+COMMON_PREFIX_ROWS = 2000
+"""A name prefix matching at least this many tasks is walked newest first, not indexed."""
+
+
+def _name_prefix_terms(conn: Connection, prefix: str) -> list[ColumnElement[bool]]:
+    """``name`` in the range of strings starting with ``prefix``.
+
+    A rare prefix is found through the name index; a common one is faster to find
+    by walking tasks newest first until a page is full. PostgreSQL's planner picks
+    between the two from its statistics. SQLite's cannot tell, so we count (up to
+    a bound) through the index and keep SQLite off it (``+name``) when many match.
+    """
+    upper = _prefix_upper_bound(prefix)
+    name: ColumnElement[str] = tasks.c.name
+    if conn.dialect.name == "sqlite":
+        bounds = "name >= :low" + (" AND name < :high" if upper is not None else "")
+        matches = conn.execute(
+            text(f"SELECT count(*) FROM (SELECT 1 FROM tasks WHERE {bounds} LIMIT :most)"),
+            {"low": prefix, "high": upper, "most": COMMON_PREFIX_ROWS},
+        ).scalar_one()
+        if matches >= COMMON_PREFIX_ROWS:
+            name = literal_column("+tasks.name")
+    terms = [name >= prefix]
+    if upper is not None:
+        terms.append(name < upper)
+    return terms
 
 
 def _prefix_upper_bound(prefix: str) -> str | None:
