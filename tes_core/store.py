@@ -22,7 +22,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     exists,
-    literal_column,
+    func,
     select,
     text,
     update,
@@ -173,8 +173,9 @@ def _name_prefix_terms(conn: Connection, prefix: str) -> list[ColumnElement[bool
 
     A rare prefix is found through the name index; a common one is faster to find
     by walking tasks newest first until a page is full. PostgreSQL's planner picks
-    between the two from its statistics. SQLite's cannot tell, so we count (up to
-    a bound) through the index and keep SQLite off it (``+name``) when many match.
+    between the two from its statistics (kept by autovacuum). SQLite's cannot tell,
+    so there we count the matches through the index (up to a bound) and, when many
+    match, compare ``coalesce(name, '')``, which no index serves.
     """
     upper = _prefix_upper_bound(prefix)
     name: ColumnElement[str] = tasks.c.name
@@ -185,7 +186,7 @@ def _name_prefix_terms(conn: Connection, prefix: str) -> list[ColumnElement[bool
             {"low": prefix, "high": upper, "most": COMMON_PREFIX_ROWS},
         ).scalar_one()
         if matches >= COMMON_PREFIX_ROWS:
-            name = literal_column("+tasks.name")
+            name = func.coalesce(tasks.c.name, "")
     terms = [name >= prefix]
     if upper is not None:
         terms.append(name < upper)
