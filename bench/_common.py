@@ -14,20 +14,19 @@ import http.client
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from tests.servers import ChildServer
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -117,74 +116,17 @@ class Scratch:
 # ----------------------------------------------------------------------------- processes
 
 
-@dataclass
-class Server:
-    """A child HTTP server process that prints a "ready at URL" line when it listens."""
+class Server(ChildServer):
+    """A benchmarked server process (ours or a baseline), run from the repository root."""
 
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    ready: re.Pattern[str]
-    url: str = ""
-    proc: subprocess.Popen | None = None
-    output: deque = field(default_factory=lambda: deque(maxlen=200))
-
-    def start(self, timeout: float = 60.0) -> Server:
-        """Start it and wait for its ready line."""
-        self.proc = subprocess.Popen(
-            self.argv,
-            env=self.env,
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        found = threading.Event()
-
-        def read() -> None:
-            assert self.proc is not None and self.proc.stdout is not None
-            for line in self.proc.stdout:
-                self.output.append(line.rstrip())
-                match = self.ready.search(line)
-                if match and not found.is_set():
-                    self.url = match.group(1)
-                    found.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while not found.wait(0.1):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"{self.name} did not start:\n" + self.log())
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], ready: re.Pattern[str]):
+        super().__init__(name=name, argv=argv, env=env, ready=ready, cwd=REPO)
 
     @property
     def base(self) -> str:
         """``http://host:port`` without the API prefix."""
         parts = urlsplit(self.url)
         return f"{parts.scheme}://{parts.netloc}"
-
-    def log(self) -> str:
-        """The last lines it printed."""
-        return "\n".join(self.output)
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 20 s."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
 
 
 def child_env(**extra: str) -> dict[str, str]:

@@ -23,29 +23,28 @@ POSTGRES_ADMIN_URL = os.environ.get(
 
 
 @dataclass
-class ServerProcess:
-    """A ``tes-server serve`` child process and its base URL (``.../ga4gh/tes/v1``)."""
+class ChildServer:
+    """A child HTTP server process that prints a "ready at URL" line once it listens.
 
-    data_dir: Path
+    Shared by the tests and the benchmarks (``bench/``).
+    """
+
+    name: str
+    argv: list[str]
     env: dict[str, str]
+    ready: re.Pattern[str] = READY
+    cwd: Path | None = None
     url: str = ""
     proc: subprocess.Popen | None = None
     output: deque = field(default_factory=lambda: deque(maxlen=400))
 
-    def start(self, timeout: float = 60.0) -> ServerProcess:
+    def start(self, timeout: float = 60.0) -> ChildServer:
         """Start the process and wait until it prints its URL."""
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tes_core.cli",
-                "serve",
-                "--port",
-                "0",
-                "--data-dir",
-                str(self.data_dir),
-            ],
+            self.argv,
             env=self.env,
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -57,7 +56,7 @@ class ServerProcess:
             assert self.proc is not None and self.proc.stdout is not None
             for line in self.proc.stdout:
                 self.output.append(line.rstrip())
-                match = READY.search(line)
+                match = self.ready.search(line)
                 if match and not found.is_set():
                     self.url = match.group(1)
                     found.set()
@@ -66,8 +65,15 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while not found.wait(0.1):
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("tes-server did not start:\n" + self.log())
+                self.stop()
+                raise RuntimeError(f"{self.name} did not start:\n" + self.log())
         return self
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+        assert self.proc is not None
+        return self.proc.pid
 
     def log(self) -> str:
         """The last lines the server printed."""
@@ -89,9 +95,22 @@ class ServerProcess:
             self.proc.kill()
             self.proc.wait(10)
 
-    def restart(self) -> ServerProcess:
-        """Start again on the same data folder and database (a new port)."""
+    def restart(self) -> ChildServer:
+        """Start again with the same settings (a new port)."""
         return self.start()
+
+
+class ServerProcess(ChildServer):
+    """``tes-server serve`` on ``data_dir``; ``url`` is the API base (``.../ga4gh/tes/v1``)."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        super().__init__(
+            name="tes-server",
+            argv=[sys.executable, "-m", "tes_core.cli", "serve", "--port", "0",
+                  "--data-dir", str(data_dir)],
+            env=env,
+        )
+        self.data_dir = data_dir
 
 
 def server_env(data_dir: Path, database_url: str | None = None, **extra: str) -> dict[str, str]:
