@@ -277,7 +277,6 @@ def test_stop_and_remove_unknown_names_are_quiet(rt: Harness) -> None:
 def test_memory_limit_kills_with_137(rt: Harness) -> None:
     if rt.runtime.limits_note:
         assert "ram_gb" in rt.runtime.limits_note
-        assert rt.runtime.limits_note in rt.runtime.prepare_image(IMAGE)
         pytest.skip(f"{rt.runtime.name}: {rt.runtime.limits_note}")
     result = rt.run(
         ["sh", "-c", "x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo survived"],

@@ -66,13 +66,13 @@ class BubblewrapRuntime(ContainerRuntime):
         return None
 
     def prepare_image(self, image: str) -> list[str]:
-        """Nothing to pull; returns the log lines that say so (and that limits do not apply)."""
-        lines = [
+        """Nothing to pull; returns the log line that says so.
+
+        That limits do not apply is said by the local backend, for tasks that ask for any.
+        """
+        return [
             f"bubblewrap runs executors on this machine's own files; image '{image}' was not pulled"
         ]
-        if self.limits_note:
-            lines.append(self.limits_note)
-        return lines
 
     def build_args(self, spec: ContainerSpec) -> list[str]:
         """The full ``bwrap`` command line that runs ``spec``."""
