@@ -45,7 +45,7 @@ class Core:
 
     def close(self) -> None:
         """Stop the worker if it runs, helper threads, and the database pool."""
-        if self.registry._thread is not None:
+        if self.worker.running:
             self.worker.stop()
         self.service.close()
         self.db.dispose()

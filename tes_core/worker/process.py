@@ -41,10 +41,13 @@ class WorkerProcess:
         self._stop = threading.Event()
         self._clock: threading.Thread | None = None
         self._worker: dramatiq.Worker | None = None
+        self.running = False
+        """Whether :meth:`start` ran and :meth:`stop` has not."""
 
     def start(self) -> None:
         """Register, start the backend, take messages, and start the reconcile clock."""
         self.registry.register()
+        self.running = True
         self.backend.start()
         self.actors.handler = self.lifecycle
         self._worker = dramatiq.Worker(
@@ -72,6 +75,7 @@ class WorkerProcess:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking messages, stop the backend, and unregister."""
         self._stop.set()
+        self.running = False
         if self._worker is not None:
             self._worker.stop(timeout=int(timeout * 1000))
         self.backend.shutdown()
