@@ -40,17 +40,7 @@ class LocalStorage:
             raise TransferError(f"{src} is a directory: set the input's type to DIRECTORY")
         if not src.exists():
             raise TransferError(f"no such file {src}: check the URL and that it is mounted")
-        progress = Progress(f"copy {src} -> {dest}", _size(src))
-        try:
-            with atomic_target(dest) as tmp:
-                size = copy_file(src, tmp, progress)
-                shutil.copymode(src, tmp)
-        except OSError as exc:
-            raise TransferError(
-                f"copying {src} failed: {exc.strerror or exc}: check permissions and free space"
-            ) from None
-        progress.done(size)
-        return size
+        return _copy(src, dest, f"copying {src} failed", "check permissions and free space")
 
     def download_dir(self, url: str, dest: Path) -> int:
         """Copy the tree under the local folder ``url`` into ``dest``; return the file count."""
@@ -81,18 +71,10 @@ class LocalStorage:
     def upload(self, src: Path, url: str) -> int:
         """Copy ``src`` to the local path named by ``url``, creating parent folders."""
         dest = local_path(url)
-        progress = Progress(f"copy {src} -> {dest}", _size(src))
-        try:
-            with atomic_target(dest) as tmp:
-                size = copy_file(src, tmp, progress)
-                shutil.copymode(src, tmp)
-        except OSError as exc:
-            raise TransferError(
-                f"copying to {dest} failed: {exc.strerror or exc}: "
-                "check that the output folder is writable and has free space"
-            ) from None
-        progress.done(size)
-        return size
+        return _copy(
+            src, dest, f"copying to {dest} failed",
+            "check that the output folder is writable and has free space",
+        )
 
 
 def _walk_error(exc: OSError) -> None:
@@ -106,3 +88,16 @@ def _size(path: Path) -> int | None:
         return path.stat().st_size
     except OSError:
         return None
+
+
+def _copy(src: Path, dest: Path, failure: str, advice: str) -> int:
+    """Copy one file atomically with progress, keeping its mode; the byte count."""
+    progress = Progress(f"copy {src} -> {dest}", _size(src))
+    try:
+        with atomic_target(dest) as tmp:
+            size = copy_file(src, tmp, progress)
+            shutil.copymode(src, tmp)
+    except OSError as exc:
+        raise TransferError(f"{failure}: {exc.strerror or exc}: {advice}") from None
+    progress.done(size)
+    return size
