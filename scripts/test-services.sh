@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Install and start the container engines the test suite runs real tasks on.
+# Install and start the container engines the test suite runs real tasks on,
+# and the storage services: Azurite (Azure Blob) and moto_server (S3).
 #
 # Idempotent: safe to run again; it only installs what is missing, starts
-# dockerd only if the one it started before is gone, and imports the test
-# images only if they are not there yet.
+# dockerd, Azurite and moto_server only if the ones it started before are gone,
+# and imports the test images only if they are not there yet.
 #
 # Afterwards:  source "${TES_SERVICES_DIR:-/tmp/tes-test-services}/env.sh"
-# which exports DOCKER_HOST, CONTAINERS_CONF and CONTAINERS_STORAGE_CONF.
-# Stop with scripts/stop-test-services.sh (stops only the dockerd started here).
+# which exports DOCKER_HOST, CONTAINERS_CONF, CONTAINERS_STORAGE_CONF,
+# TES_TEST_AZURITE_ACCOUNT_URL, TES_TEST_AZURITE_CONNECTION_STRING and
+# TES_TEST_S3_ENDPOINT.
+# Stop with scripts/stop-test-services.sh (stops only what was started here).
 set -euo pipefail
 
 D="${TES_SERVICES_DIR:-/tmp/tes-test-services}"
@@ -175,7 +178,86 @@ fi
 import_images podman
 T_PODMAN=$(elapsed "$T3")
 
-# ---------------------------------------------------------------- 4. env.sh
+# ------------------------------------------------ 4. storage: Azurite and moto
+# Azure Blob (Azurite, checks SAS signatures) on 127.0.0.1:10000 and S3
+# (moto_server) on 127.0.0.1:5000, for tes-filetransfer and the plugins that
+# rewrite task URLs to blob URLs. Each is started only if its pid is gone.
+T4=$(date +%s.%N)
+AZURITE_VERSION=3.37.0
+AZURITE_DIR="$D/azurite"
+AZURITE_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+pid_alive() { [[ -s "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+wait_port() { # NAME PORT LOGFILE
+    local deadline=$((SECONDS + 60))
+    until port_open "$2"; do
+        if ((SECONDS >= deadline)); then
+            log "$1 did not listen on 127.0.0.1:$2 within 60 s; last lines of $3:"
+            tail -n 40 "$3" >&2 || true
+            exit 1
+        fi
+        sleep 0.2
+    done
+}
+
+if [[ ! -x "$AZURITE_DIR/node_modules/.bin/azurite-blob" ]] ||
+    ! grep -q "\"version\": \"$AZURITE_VERSION\"" \
+        "$AZURITE_DIR/node_modules/azurite/package.json" 2>/dev/null; then
+    if ! command -v npm >/dev/null; then
+        log "installing: nodejs npm"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends nodejs npm >>"$D/apt.log" 2>&1
+    fi
+    log "installing azurite@$AZURITE_VERSION into $AZURITE_DIR"
+    mkdir -p "$AZURITE_DIR"
+    npm install --prefix "$AZURITE_DIR" --no-audit --no-fund --loglevel=error \
+        "azurite@$AZURITE_VERSION" >"$D/azurite-npm.log" 2>&1 || {
+        tail -n 30 "$D/azurite-npm.log" >&2
+        exit 1
+    }
+fi
+if pid_alive "$D/azurite.pid"; then
+    log "azurite already running (pid $(cat "$D/azurite.pid"))"
+else
+    if port_open 10000; then
+        log "127.0.0.1:10000 is taken by a process this script did not start; using it as Azurite"
+    else
+        # A fresh, empty store at every start: tests create their own containers.
+        rm -rf "$D/azurite-data"
+        mkdir -p "$D/azurite-data"
+        setsid "$AZURITE_DIR/node_modules/.bin/azurite-blob" \
+            --blobHost 127.0.0.1 --blobPort 10000 --location "$D/azurite-data" \
+            --skipApiVersionCheck --loose --disableTelemetry --silent \
+            </dev/null >"$D/azurite.log" 2>&1 &
+        echo $! >"$D/azurite.pid"
+        wait_port azurite 10000 "$D/azurite.log"
+        log "azurite $AZURITE_VERSION on 127.0.0.1:10000 (pid $(cat "$D/azurite.pid"))"
+    fi
+fi
+
+# moto_server comes with the test extra of tes-filetransfer (moto[server]);
+# it is looked up in the test venv first, then on PATH.
+MOTO_SERVER=""
+for c in "${TES_VENV:-$(dirname "$0")/../.venv}/bin/moto_server" "$(command -v moto_server || true)"; do
+    if [[ -n "$c" && -x "$c" ]]; then MOTO_SERVER="$c"; break; fi
+done
+if pid_alive "$D/moto.pid"; then
+    log "moto_server already running (pid $(cat "$D/moto.pid"))"
+elif port_open 5000; then
+    log "127.0.0.1:5000 is taken by a process this script did not start; using it as moto_server"
+elif [[ -z "$MOTO_SERVER" ]]; then
+    log "moto_server not found (install tes-filetransfer[test]); S3 tests will not run"
+else
+    setsid "$MOTO_SERVER" -H 127.0.0.1 -p 5000 </dev/null >"$D/moto.log" 2>&1 &
+    echo $! >"$D/moto.pid"
+    wait_port moto_server 5000 "$D/moto.log"
+    log "moto_server on 127.0.0.1:5000 (pid $(cat "$D/moto.pid"))"
+fi
+T_STORAGE=$(elapsed "$T4")
+
+# ---------------------------------------------------------------- 5. env.sh
 {
     printf '# written by scripts/test-services.sh\n'
     printf 'export TES_SERVICES_DIR=%q\n' "$D"
@@ -184,8 +266,13 @@ T_PODMAN=$(elapsed "$T3")
     if [[ -n "${CONTAINERS_STORAGE_CONF:-}" ]]; then
         printf 'export CONTAINERS_STORAGE_CONF=%q\n' "$CONTAINERS_STORAGE_CONF"
     fi
-} >"$D/env.sh"
+    printf 'export TES_TEST_AZURITE_ACCOUNT_URL=%q\n' "http://127.0.0.1:10000/devstoreaccount1"
+    printf 'export TES_TEST_AZURITE_CONNECTION_STRING=%q\n' \
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$AZURITE_KEY;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
+    printf 'export TES_TEST_S3_ENDPOINT=%q\n' "http://127.0.0.1:5000"
+} >"$D/env.sh.part"
+mv "$D/env.sh.part" "$D/env.sh"
 
 echo "test services ready in $(elapsed "$T0") s" \
     "(packages ${T_APT} s, dockerd ${T_DOCKERD} s, docker images ${T_DOCKER_IMG} s," \
-    "podman ${T_PODMAN} s); source $D/env.sh"
+    "podman ${T_PODMAN} s, storage ${T_STORAGE} s); source $D/env.sh"

@@ -7,9 +7,11 @@ Public API::
 
 from __future__ import annotations
 
-from .errors import TransferError
+from .config import TransferConfig
+from .errors import TransferError, TransientError
 from .outputs import upload_outputs
 from .staging import stage_inputs
+from .stats import TransferStats
 from .storage import Storage, register_storage
 from .urls import redact_url
 
@@ -17,7 +19,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Storage",
+    "TransferConfig",
     "TransferError",
+    "TransferStats",
+    "TransientError",
     "__version__",
     "redact_url",
     "register_storage",

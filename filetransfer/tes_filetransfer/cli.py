@@ -1,8 +1,15 @@
-"""The ``tes-filetransfer`` command: stage inputs / upload outputs of a TES task document."""
+"""The ``tes-filetransfer`` command: download inputs / upload outputs of a TES task document.
+
+``download`` (alias ``stage-inputs``) and ``upload`` (alias ``upload-outputs``). On a terminal
+a live progress line is shown; otherwise one line per input goes to stdout and, with
+``--verbose``, log lines per file to stderr. Settings come from ``TES_FT_*`` variables
+(:class:`tes_filetransfer.config.TransferConfig`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -11,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .config import TransferConfig
 from .errors import TransferError
 from .outputs import upload_outputs
 from .staging import stage_inputs
+from .tty import LiveProgress
 
 PROG = "tes-filetransfer"
 
@@ -33,10 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--verbose", "-v", action="store_true", help="log each transfer")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser(
-        "stage-inputs", parents=[common], help="fetch the task's inputs into ROOT"
+        "download", aliases=["stage-inputs"], parents=[common],
+        help="fetch the task's inputs into ROOT",
     )
     up = sub.add_parser(
-        "upload-outputs", parents=[common], help="upload the task's outputs found under ROOT"
+        "upload", aliases=["upload-outputs"], parents=[common],
+        help="upload the task's outputs found under ROOT",
     )
     up.add_argument(
         "--log", type=Path,
@@ -82,13 +93,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for noisy in ("azure", "urllib3", "aiobotocore", "botocore", "s3fs", "gcsfs", "fsspec"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)  # their lines may name tokens
+    live = (
+        LiveProgress(f"{PROG} {args.command}", sys.stderr)
+        if sys.stderr.isatty() and not args.verbose
+        else contextlib.nullcontext()
+    )
     try:
+        config = TransferConfig.from_env()
         task = _load_task(args.task)
-        if args.command == "stage-inputs":
-            for line in stage_inputs(_items(task, "inputs"), args.root):
+        if args.command in ("download", "stage-inputs"):
+            with live:
+                lines = stage_inputs(_items(task, "inputs"), args.root, config=config)
+            for line in lines:
                 print(line)
         else:
-            logs = upload_outputs(_items(task, "outputs"), args.root)
+            with live:
+                logs = upload_outputs(_items(task, "outputs"), args.root, config=config)
             text = json.dumps(logs, indent=2)
             if args.log is not None:
                 _write_log(args.log, text)

@@ -16,19 +16,22 @@ _COPY_CHUNK = 64 * 1024 * 1024
 
 @contextlib.contextmanager
 def atomic_target(dest: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``dest``; rename it to ``dest`` if the block succeeds.
+    """Yield an unused temporary path next to ``dest``; rename it to ``dest`` if the block
+    succeeds.
 
-    The temporary file is created empty with the usual umask-based mode (unlike ``mkstemp``'s
-    0600, so executors running as another user can still read it). If the block raises,
-    the temporary file is removed and ``dest`` is left as it was.
+    ``dest``'s folder must exist. The block creates the file (our own writers open it with
+    mode ``"xb"``); it gets the usual umask-based mode (unlike ``mkstemp``'s 0600, so
+    executors running as another user can still read it). If the block raises, the
+    temporary file is removed and ``dest`` is left as it was; if ``dest`` is a folder, the
+    rename fails with :class:`IsADirectoryError`.
     """
+    # Nothing is created or checked here, because this runs once per file and the folder
+    # is shared by many parallel writers. In particular the file is not created empty
+    # first: opening an existing empty file again with O_TRUNC makes ext4 (auto_da_alloc)
+    # flush it to disk on close, which cost about a third of the throughput of many small
+    # downloads (bench/bench_transfer.py).
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.is_dir() and not dest.is_symlink():
-        raise IsADirectoryError(f"{dest} is a directory")
-    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    os.close(fd)
+    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(8)}.part")
     try:
         yield tmp
         os.replace(tmp, dest)

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from .describe import describe, file_type
+from .config import TransferConfig
+from .describe import describe, file_type, reported_as
 from .errors import TransferError
 from .paths import check_container_path, resolve_in_root
+from .pool import run_all
 from .progress import logger
+from .retry import with_retries
+from .stats import TransferStats
 from .storage import Storage, storage_for
-from .urls import join_url, redact_url, scrub_text, url_scheme
+from .urls import join_url, redact_url
 
 _MAGIC = frozenset("*?[")
 
@@ -23,7 +28,13 @@ def has_wildcards(path: str) -> bool:
     return any(ch in _MAGIC for ch in path)
 
 
-def upload_outputs(outputs: Iterable[Mapping[str, Any]], root: Path) -> list[dict[str, str]]:
+def upload_outputs(
+    outputs: Iterable[Mapping[str, Any]],
+    root: Path,
+    *,
+    config: TransferConfig | None = None,
+    stats: TransferStats | None = None,
+) -> list[dict[str, str]]:
     """Upload every TES output found under ``root``; return TES ``tesOutputFileLog`` dicts.
 
     Each output is a TES ``tesOutput`` dict (``path``, ``url``, optional ``type``,
@@ -36,64 +47,79 @@ def upload_outputs(outputs: Iterable[Mapping[str, Any]], root: Path) -> list[dic
       ``url`` + ``/`` + the file's path inside the folder.
     * A missing output raises :class:`TransferError` naming it.
 
-    Returns one ``{"url", "path", "size_bytes"}`` dict per uploaded file, ``size_bytes`` a
-    string. URLs in the returned logs are redacted (no query string, no credentials).
+    Files go ``config.parallel`` at a time (default :meth:`TransferConfig.from_env`),
+    each retried on transient errors. Returns one ``{"url", "path", "size_bytes"}`` dict
+    per uploaded file in output order, ``size_bytes`` a string. URLs in the returned logs
+    are redacted (no query string, no credentials).
     """
+    config = config or TransferConfig.from_env()
+    stats = stats if stats is not None else TransferStats()
     root = Path(root)
-    logs: list[dict[str, str]] = []
+    planned: list[_Upload] = []
     for index, item in enumerate(outputs):
-        logs.extend(_upload_one(item, root, index))
-    return logs
+        planned.extend(_plan_one(item, root, index))
+    jobs = [_job(upload, config, stats) for upload in planned]
+    return run_all(jobs, config.parallel)
 
 
-def _upload_one(item: Mapping[str, Any], root: Path, index: int) -> list[dict[str, str]]:
+@dataclass(frozen=True)
+class _Upload:
+    """One file to upload: which output it belongs to, where it is, where it goes."""
+
+    what: str
+    storage: Storage
+    host: Path
+    container_path: str
+    url: str
+
+
+def _job(
+    upload: _Upload, config: TransferConfig, stats: TransferStats
+) -> Callable[[], dict[str, str]]:
+    def run() -> dict[str, str]:
+        with reported_as(upload.what, upload.url, upload.host, upload=True):
+            size = with_retries(
+                lambda: upload.storage.upload(upload.host, upload.url),
+                label=redact_url(upload.url), attempts=config.attempts, backoff=config.backoff,
+            )
+        stats.add(uploaded=size)
+        return {"url": redact_url(upload.url), "path": upload.container_path,
+                "size_bytes": str(size)}
+
+    return run
+
+
+def _plan_one(item: Mapping[str, Any], root: Path, index: int) -> list[_Upload]:
     what = describe("output", item, index)
     path = check_container_path(item.get("path"), what)
     file_type(item, what)  # validates; a folder is recognised from the disk either way
     url = item.get("url")
     if not isinstance(url, str) or not url:
         raise TransferError(f"{what}: 'url' is missing: give the URL to upload to")
-    try:
+    with reported_as(what, url, path, upload=True):
         storage = storage_for(url)
         if has_wildcards(path):
-            return _upload_pattern(storage, root, item, path, url, what)
-        host = resolve_in_root(root, path)
-        if host.is_dir():
-            return _upload_dir(storage, root, path, url)
-        if host.is_file():
-            return [_upload_file(storage, host, path, url)]
-        if host.exists():
-            raise TransferError(f"{path} is not a regular file or folder: write a plain file")
-        raise TransferError(
-            f"no file at {path} after the task ran: check that the executors write it "
-            "(and that the path is inside a volume or input folder)"
-        )
-    except TransferError as exc:
-        raise TransferError(f"{what}: {exc}") from None
-    except OSError as exc:
-        raise TransferError(
-            f"{what}: reading {exc.filename or path} failed: {exc.strerror or exc}: "
-            "check the task folder's permissions"
-        ) from None
-    except Exception as exc:  # a storage plugin's own bug: still report it as a transfer error
-        raise TransferError(
-            f"{what}: the {url_scheme(url) or 'local'} storage failed uploading to "
-            f"{redact_url(url)} ({type(exc).__name__}: {scrub_text(str(exc))}): "
-            "report this to its maintainers"
-        ) from None
+            found = _match_pattern(root, item, path, url, what)
+        else:
+            host = resolve_in_root(root, path)
+            if host.is_dir():
+                found = _files_in_dir(root, path, url)
+            elif host.is_file():
+                found = [(host, path, url)]
+            elif host.exists():
+                raise TransferError(f"{path} is not a regular file or folder: write a plain file")
+            else:
+                raise TransferError(
+                    f"no file at {path} after the task ran: check that the executors write "
+                    "it (and that the path is inside a volume or input folder)"
+                )
+    return [_Upload(what, storage, host, cpath, target) for host, cpath, target in found]
 
 
-def _upload_file(storage: Storage, host: Path, container_path: str, url: str) -> dict[str, str]:
-    size = storage.upload(host, url)
-    return {"url": redact_url(url), "path": container_path, "size_bytes": str(size)}
-
-
-def _upload_dir(
-    storage: Storage, root: Path, container_dir: str, base_url: str
-) -> list[dict[str, str]]:
-    """Upload every file below the container folder ``container_dir``, sorted by path."""
+def _files_in_dir(root: Path, container_dir: str, base_url: str) -> list[tuple[Path, str, str]]:
+    """(host file, container path, URL) of every file below ``container_dir``, sorted."""
     host_dir = resolve_in_root(root, container_dir)
-    logs: list[dict[str, str]] = []
+    found: list[tuple[Path, str, str]] = []
 
     def fail(exc: OSError) -> None:
         raise exc
@@ -113,23 +139,18 @@ def _upload_dir(
             if not host.is_file():
                 logger.warning("skipping %s: not a regular file", container_path)
                 continue
-            logs.append(_upload_file(storage, host, container_path, join_url(base_url, rel)))
-    return logs
+            found.append((host, container_path, join_url(base_url, rel)))
+    return found
 
 
-def _upload_pattern(
-    storage: Storage,
-    root: Path,
-    item: Mapping[str, Any],
-    pattern: str,
-    url: str,
-    what: str,
-) -> list[dict[str, str]]:
+def _match_pattern(
+    root: Path, item: Mapping[str, Any], pattern: str, url: str, what: str
+) -> list[tuple[Path, str, str]]:
     prefix = item.get("path_prefix")
     if not isinstance(prefix, str) or not prefix:
         prefix = default_prefix(pattern)
         logger.warning("%s: no path_prefix for a wildcard path; using %r", what, prefix)
-    logs: list[dict[str, str]] = []
+    found: list[tuple[Path, str, str]] = []
     matches = glob_in_root(root, pattern)
     if not matches:
         logger.info("%s: nothing matches %s", what, pattern)
@@ -142,12 +163,12 @@ def _upload_pattern(
         target = join_url(url, container_path[len(prefix):])
         host = resolve_in_root(root, container_path)
         if host.is_dir():
-            logs.extend(_upload_dir(storage, root, container_path, target))
+            found.extend(_files_in_dir(root, container_path, target))
         elif host.is_file():
-            logs.append(_upload_file(storage, host, container_path, target))
+            found.append((host, container_path, target))
         else:
             logger.warning("skipping %s: not a regular file", container_path)
-    return logs
+    return found
 
 
 def default_prefix(pattern: str) -> str:

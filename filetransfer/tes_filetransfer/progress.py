@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 logger = logging.getLogger("tes_filetransfer")
@@ -13,6 +14,20 @@ PROGRESS_THRESHOLD_BYTES = 8 * 1024 * 1024
 PROGRESS_INTERVAL_SECONDS = 2.0
 
 _MB = 1_000_000  # rates are in MB/s (10^6 bytes)
+
+_moved_lock = threading.Lock()
+_moved = 0
+
+
+def moved_bytes() -> int:
+    """Bytes counted by every :class:`Progress` of this process so far (for a live display)."""
+    return _moved
+
+
+def _count(nbytes: int) -> None:
+    global _moved
+    with _moved_lock:
+        _moved += nbytes
 
 
 def _human(nbytes: float) -> str:
@@ -59,6 +74,7 @@ class Progress:
     def update(self, nbytes: int) -> None:
         """Count ``nbytes`` more and log a progress line if one is due."""
         self.transferred += nbytes
+        _count(nbytes)
         big = (self.total or 0) > PROGRESS_THRESHOLD_BYTES or (
             self.transferred > PROGRESS_THRESHOLD_BYTES
         )

@@ -1,72 +1,183 @@
-"""Staging TES inputs into a task's root folder before the executors run."""
+"""Staging TES inputs into a task's root folder before the executors run.
+
+Every file to fetch (FILE inputs and the files of DIRECTORY inputs) becomes one job of a
+bounded pool; each job goes through the node-local content cache when one is configured
+and the store can tell the object's version, and is retried on transient errors.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .describe import DIRECTORY, describe, file_type
+from .cache import ContentCache
+from .config import TransferConfig
+from .describe import DIRECTORY, describe, file_type, reported_as
 from .errors import TransferError
 from .fsutil import atomic_target
 from .paths import check_container_path, host_path
+from .pool import run_all
 from .progress import logger
-from .storage import storage_for
-from .urls import redact_url, scrub_text, url_scheme
+from .retry import with_retries
+from .stats import TransferStats
+from .storage import Storage, storage_for
+from .storage.base import RemoteFile
+from .urls import redact_url
 
 
-def stage_inputs(inputs: Iterable[Mapping[str, Any]], root: Path) -> list[str]:
+@dataclass
+class _Input:
+    """One input, planned: its description, destination and the file jobs it needs."""
+
+    what: str
+    path: str
+    url: str
+    line: str = ""
+    files: int = 0
+    size: int = 0
+
+
+@dataclass
+class _Work:
+    """The file jobs of one :func:`stage_inputs` call and how they run."""
+
+    config: TransferConfig
+    cache: ContentCache | None
+    stats: TransferStats
+    jobs: list[Callable[[], None]] = field(default_factory=list)
+    folders: set[Path] = field(default_factory=set)
+    """Folders already created: made once while planning, not once per file."""
+
+    def folder(self, path: Path) -> None:
+        """Create the folder ``path`` (and its parents) unless this run already did."""
+        if path not in self.folders:
+            path.mkdir(parents=True, exist_ok=True)
+            self.folders.add(path)
+
+
+def stage_inputs(
+    inputs: Iterable[Mapping[str, Any]],
+    root: Path,
+    *,
+    config: TransferConfig | None = None,
+    stats: TransferStats | None = None,
+) -> list[str]:
     """Fetch every TES input into ``root/<path without leading slash>``.
 
     Each input is a TES ``tesInput`` dict (``path``, ``url`` or ``content``, optional
-    ``type``, ``name``). Inline ``content`` (UTF-8 text) is written as is and ``url`` is then
-    ignored. ``DIRECTORY`` inputs copy a whole tree (local paths, ``file://`` and plugins
-    whose store can list; not plain HTTP). Parent folders are created.
+    ``type``, ``name``, ``streamable``). Inline ``content`` (UTF-8 text) is written as is
+    and ``url`` is then ignored. ``DIRECTORY`` inputs fetch every object under the URL
+    (a folder or prefix). ``streamable`` inputs are fetched like the others (allowed by
+    the spec; the cache makes repeated ones free). Files move ``config.parallel`` at a
+    time (default: :meth:`TransferConfig.from_env`), through the content cache if
+    ``config.cache_dir`` is set; ``stats`` (if given) counts the bytes.
 
     Returns one human-readable line per input (URLs redacted). Raises
-    :class:`TransferError` on the first input that fails, naming it, its redacted URL and
-    what to do next.
+    :class:`TransferError` naming the first input that failed, its redacted URL and what
+    to do next; files of inputs already fetched stay, nothing is half-written.
     """
+    config = config or TransferConfig.from_env()
+    stats = stats if stats is not None else TransferStats()
+    cache = ContentCache(config.cache_dir, config.cache_max_bytes) if config.cache_dir else None
     root = Path(root)
-    lines: list[str] = []
-    for index, item in enumerate(inputs):
-        line = _stage_one(item, root, index)
-        logger.info("%s", line)
-        lines.append(line)
+    work = _Work(config, cache, stats)
+    planned = [_plan(item, root, index, work) for index, item in enumerate(inputs)]
+    run_all(work.jobs, config.parallel)
+    lines = []
+    for entry in planned:
+        if not entry.line:
+            entry.line = (
+                f"{entry.what}: copied folder {redact_url(entry.url)} to {entry.path} "
+                f"({entry.files} files)"
+                if entry.files
+                else f"{entry.what}: fetched {redact_url(entry.url)} to {entry.path} "
+                f"({entry.size} bytes)"
+            )
+        logger.info("%s", entry.line)
+        lines.append(entry.line)
     return lines
 
 
-def _stage_one(item: Mapping[str, Any], root: Path, index: int) -> str:
+def _plan(item: Mapping[str, Any], root: Path, index: int, work: _Work) -> _Input:
+    """Validate one input; write inline content now, queue file jobs for the rest."""
     what = describe("input", item, index)
     path = check_container_path(item.get("path"), what)
     kind = file_type(item, what)
     content = item.get("content")
     url = item.get("url")
     dest = host_path(root, path)
-    try:
+    entry = _Input(what, path, url if isinstance(url, str) else "")
+    with reported_as(entry.what, entry.url, dest, upload=False):
         if content is not None and (content != "" or not url):
-            return f"{what}: " + _write_content(content, kind, dest, path)
+            work.folder(dest.parent)
+            entry.line = f"{what}: " + _write_content(content, kind, dest, path)
+            return entry
         if not isinstance(url, str) or not url:
             raise TransferError("it has neither 'url' nor 'content': give one of them")
         storage = storage_for(url)
-        if kind == DIRECTORY:
-            count = storage.download_dir(url, dest)
-            return f"{what}: copied folder {redact_url(url)} to {path} ({count} files)"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        size = storage.download(url, dest)
-        return f"{what}: fetched {redact_url(url)} to {path} ({size} bytes)"
-    except TransferError as exc:
-        raise TransferError(f"{what}: {exc}") from None
-    except OSError as exc:
-        raise TransferError(
-            f"{what}: writing {path} failed: {exc.strerror or exc}: "
-            "check the task folder's permissions and free space"
-        ) from None
-    except Exception as exc:  # a storage plugin's own bug: still report it as a transfer error
-        raise TransferError(
-            f"{what}: the {url_scheme(str(url)) or 'local'} storage failed "
-            f"({type(exc).__name__}: {scrub_text(str(exc))}): report this to its maintainers"
-        ) from None
+        if kind != DIRECTORY:
+            work.folder(dest.parent)
+            work.jobs.append(_job(entry, storage, RemoteFile(url, None), dest, work))
+            return entry
+        lister = getattr(storage, "list_files", None)
+        if lister is None:  # a plugin that can only copy a whole folder itself
+            work.jobs.append(_folder_job(entry, storage, dest))
+            return entry
+        files = lister(url)
+        work.folder(dest)
+        entry.files = len(files)
+        for remote in files:
+            target = dest / remote.relpath
+            work.folder(target.parent)
+            work.jobs.append(_job(entry, storage, remote, target, work))
+    return entry
+
+
+def _job(
+    entry: _Input, storage: Storage, remote: RemoteFile, dest: Path, work: _Work
+) -> Callable[[], None]:
+    """A pool job fetching one file (through the cache when it can) with retries.
+
+    ``dest``'s folder exists already (made while planning).
+    """
+    config, cache, stats = work.config, work.cache, work.stats
+    label = redact_url(remote.url)
+
+    def download(target: Path) -> int:
+        return with_retries(
+            lambda: storage.download(remote.url, target),
+            label=label, attempts=config.attempts, backoff=config.backoff,
+        )
+
+    def run() -> None:
+        with reported_as(entry.what, entry.url, dest, upload=False):
+            info = remote
+            stat = getattr(storage, "stat", None)
+            if cache is not None and stat is not None and info.version is None:
+                info = with_retries(
+                    lambda: stat(remote.url), label=label,
+                    attempts=config.attempts, backoff=config.backoff,
+                )
+            if cache is not None and cache.cacheable(info):
+                fetched = cache.fetch(info, dest, download)
+                size = dest.stat().st_size
+                stats.add(downloaded=size if fetched else 0, cached=0 if fetched else size)
+            else:
+                size = download(dest)
+                stats.add(downloaded=size)
+            entry.size += size
+
+    return run
+
+
+def _folder_job(entry: _Input, storage: Storage, dest: Path) -> Callable[[], None]:
+    def run() -> None:
+        with reported_as(entry.what, entry.url, dest, upload=False):
+            entry.files = storage.download_dir(entry.url, dest)
+
+    return run
 
 
 def _write_content(content: Any, kind: str, dest: Path, path: str) -> str:

@@ -11,6 +11,9 @@ _QUOTED_SCHEMES = frozenset({"http", "https", "file"})
 # Characters kept as they are when quoting a path part for an URL.
 _SAFE_PATH_CHARS = "/~!$&'()*+,;=:@"
 
+# Schemes whose "user" part is not a credential but the container (az://<container>@<account>).
+_CONTAINER_AT_ACCOUNT_SCHEMES = frozenset({"az", "abfs", "abfss"})
+
 _QUERY_IN_TEXT = re.compile(r"\?[^\s'\"<>)\]]*")
 _USERINFO_IN_TEXT = re.compile(r"(?<=//)[^/\s@'\"]+@")
 
@@ -32,6 +35,8 @@ def redact_url(url: str) -> str:
     """
     if not url:
         return url
+    if "@" not in url and "#" not in url:  # the common case, without parsing (hot path)
+        return url.split("?", 1)[0]
     if url_scheme(url) == "":
         # A plain path: nothing secret in it but an odd "?" still gets dropped.
         return url.split("?", 1)[0].split("#", 1)[0]
@@ -39,7 +44,9 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return scrub_text(url)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
+    netloc = parts.netloc
+    if parts.scheme.lower() not in _CONTAINER_AT_ACCOUNT_SCHEMES:
+        netloc = netloc.rsplit("@", 1)[-1]
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 

@@ -1,19 +1,26 @@
-"""Fixtures for tes-filetransfer tests: a real HTTP server on 127.0.0.1 in a thread."""
+"""Fixtures for tes-filetransfer tests: a real HTTP server on 127.0.0.1 in a thread, and
+fresh containers in Azurite (see services.py)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import socket
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
 
 from tes_filetransfer import progress, register_storage
-from tes_filetransfer.storage import HttpStorage, storage_for
+from tes_filetransfer.storage import AzureBlobStorage, HttpStorage, storage_for
 
 
 @dataclass
@@ -115,13 +122,18 @@ def http_server(tmp_path: Path) -> Iterator[FileServer]:
 
 @pytest.fixture(autouse=True)
 def _fast_http_retries(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Short retry waits, and no proxy for 127.0.0.1 whatever the environment says."""
+    """Short retry waits (HTTP, and the Azure SDK's own per-request retries), and no proxy
+    for 127.0.0.1 whatever the environment says."""
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    before = {scheme: storage_for(f"{scheme}://x") for scheme in ("http", "https")}
+    schemes = ("http", "https", "az", "abfs", "abfss")
+    before = {scheme: storage_for(f"{scheme}://x") for scheme in schemes}
     fast = HttpStorage(backoff=0.01, connect_timeout=5, read_timeout=10)
     register_storage("http", fast)
     register_storage("https", fast)
+    azure = AzureBlobStorage(backoff=0.01)
+    for scheme in ("az", "abfs", "abfss"):
+        register_storage(scheme, azure)
     yield
     for scheme, storage in before.items():
         register_storage(scheme, storage)
@@ -131,3 +143,196 @@ def _fast_http_retries(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def fast_progress(monkeypatch: pytest.MonkeyPatch) -> None:
     """Log progress lines on every chunk (the 2 s throttle made 0)."""
     monkeypatch.setattr(progress, "PROGRESS_INTERVAL_SECONDS", 0.0)
+
+
+# -- storage services started by scripts/test-services.sh ---------------------------------
+# A test that needs one skips when it does not answer, except under CI (CI set), where a
+# missing service is a failure: CI must start it.
+
+AZURITE_ACCOUNT_URL = "http://127.0.0.1:10000/devstoreaccount1"
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+AZURITE_CONNECTION_STRING = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    f"AccountKey={AZURITE_KEY};BlobEndpoint={AZURITE_ACCOUNT_URL};"
+)
+
+
+def _answers(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), 2):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, variable: str, default: str) -> str:
+    """The service's URL from ``variable`` (else ``default``); skip or fail if it is down."""
+    url = os.environ.get(variable, default)
+    if not _answers(url):
+        message = (
+            f"{name} does not answer at {url}: start it with bash scripts/test-services.sh "
+            f"and source the env.sh it writes"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+def azurite_account_url() -> str:
+    """Azurite's account URL (``TES_TEST_AZURITE_ACCOUNT_URL``)."""
+    return require_service("Azurite", "TES_TEST_AZURITE_ACCOUNT_URL", AZURITE_ACCOUNT_URL)
+
+
+def azurite_connection_string() -> str:
+    """Azurite's connection string (``TES_TEST_AZURITE_CONNECTION_STRING``)."""
+    azurite_account_url()
+    return os.environ.get("TES_TEST_AZURITE_CONNECTION_STRING", AZURITE_CONNECTION_STRING)
+
+
+def s3_endpoint() -> str:
+    """moto_server's URL (``TES_TEST_S3_ENDPOINT``)."""
+    return require_service("moto_server", "TES_TEST_S3_ENDPOINT", "http://127.0.0.1:5000")
+
+
+@dataclass
+class BlobContainer:
+    """A fresh Azurite container with helpers to make SAS URLs for its blobs."""
+
+    client: Any
+    account_url: str
+    connection_string: str
+
+    @property
+    def name(self) -> str:
+        return str(self.client.container_name)
+
+    def sas(self, *, permission: str = "racwdl", expiry: datetime | None = None,
+            key: str = AZURITE_KEY) -> str:
+        """A container SAS signed with ``key`` (a wrong key makes a forged one)."""
+        from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+        return generate_container_sas(
+            account_name="devstoreaccount1",
+            container_name=self.name,
+            account_key=key,
+            permission=ContainerSasPermissions.from_string(permission),
+            expiry=expiry or datetime.now(UTC) + timedelta(hours=1),
+        )
+
+    @staticmethod
+    def sas_key_tail() -> str:
+        """The well-known key without its first 4 characters (to forge a signing key)."""
+        return AZURITE_KEY[4:]
+
+    def url(self, blob: str = "", sas: str | None = None) -> str:
+        """``<account_url>/<container>/<blob>?<SAS>`` as the Cromwell plugin writes it."""
+        base = f"{self.account_url}/{self.name}" + (f"/{blob}" if blob else "")
+        return f"{base}?{self.sas() if sas is None else sas}" if sas != "" else base
+
+    def put(self, blob: str, data: bytes) -> None:
+        self.client.upload_blob(blob, data, overwrite=True)
+
+    def get(self, blob: str) -> bytes:
+        return bytes(self.client.download_blob(blob).readall())
+
+    def names(self) -> list[str]:
+        return sorted(b.name for b in self.client.list_blobs())
+
+
+@pytest.fixture
+def blob_container() -> Iterator[BlobContainer]:
+    """A new container in Azurite, deleted afterwards."""
+    from azure.storage.blob import BlobServiceClient
+
+    account_url = azurite_account_url()
+    connection_string = azurite_connection_string()
+    service = BlobServiceClient.from_connection_string(connection_string)
+    client = service.create_container(f"t{uuid.uuid4().hex[:20]}")
+    try:
+        yield BlobContainer(client, account_url, connection_string)
+    finally:
+        client.delete_container()
+
+
+@dataclass
+class DroppingProxy:
+    """A TCP proxy to ``target`` that cuts the first ``drops`` connections once
+    ``after_bytes`` went either way (mid-response for downloads, mid-request for uploads)."""
+
+    target: tuple[str, int]
+    drops: int
+    after_bytes: int = 2048
+    port: int = 0
+    dropped: int = 0
+    connections: int = 0
+
+    def url_for(self, url: str) -> str:
+        """``url`` with its host and port replaced by the proxy's."""
+        parts = urlsplit(url)
+        return parts._replace(netloc=f"127.0.0.1:{self.port}").geturl()
+
+
+def _pipe(src: socket.socket, dst: socket.socket, limit: int | None) -> None:
+    """Copy src to dst; with ``limit``, stop (and close both) after that many bytes."""
+    sent = 0
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            if limit is not None and sent + len(data) > limit:
+                dst.sendall(data[: max(0, limit - sent)])
+                break
+            dst.sendall(data)
+            sent += len(data)
+    except OSError:
+        pass
+    finally:
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def dropping_proxy() -> Iterator[Callable[[str, int], DroppingProxy]]:
+    """Make a proxy in front of a URL's server that drops its first connections."""
+    listeners: list[socket.socket] = []
+
+    def make(url: str, drops: int) -> DroppingProxy:
+        parts = urlsplit(url)
+        proxy = DroppingProxy((parts.hostname or "127.0.0.1", parts.port or 80), drops)
+        listener = socket.create_server(("127.0.0.1", 0))
+        listeners.append(listener)
+        proxy.port = listener.getsockname()[1]
+
+        def serve() -> None:
+            while True:
+                try:
+                    client, _ = listener.accept()
+                except OSError:
+                    return
+                proxy.connections += 1
+                upstream = socket.create_connection(proxy.target)
+                limit = None
+                if proxy.dropped < proxy.drops:
+                    proxy.dropped += 1
+                    limit = proxy.after_bytes
+                threading.Thread(target=_pipe, args=(client, upstream, limit), daemon=True).start()
+                threading.Thread(target=_pipe, args=(upstream, client, limit), daemon=True).start()
+
+        threading.Thread(target=serve, daemon=True).start()
+        return proxy
+
+    yield make
+    for listener in listeners:
+        listener.close()
+
+
+@pytest.fixture
+def s3_endpoint_url() -> str:
+    """moto_server's URL (``TES_TEST_S3_ENDPOINT``); skipped, or failed under CI, if down."""
+    return require_service("moto_server", "TES_TEST_S3_ENDPOINT", "http://127.0.0.1:5000")

@@ -138,11 +138,11 @@ def test_bad_inputs(root: Path, item: dict[str, Any], needle: str) -> None:
 
 def test_unknown_scheme(root: Path) -> None:
     with pytest.raises(TransferError) as info:
-        stage_inputs([{"url": "gs://bucket/obj?sig=secret", "path": "/in/obj"}], root)
+        stage_inputs([{"url": "xyz://bucket/obj?sig=secret", "path": "/in/obj"}], root)
     message = str(info.value)
-    assert "no storage handles scheme 'gs'" in message
+    assert "no storage handles scheme 'xyz'" in message
     assert "install the plugin that provides it" in message
-    assert "gs://bucket/obj" in message and "secret" not in message
+    assert "xyz://bucket/obj" in message and "secret" not in message
     assert "input /in/obj" in message
 
 

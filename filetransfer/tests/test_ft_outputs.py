@@ -158,5 +158,5 @@ def test_output_without_url_is_an_error(root: Path) -> None:
 
 
 def test_output_with_unknown_scheme(root: Path) -> None:
-    with pytest.raises(TransferError, match="no storage handles scheme 'az'"):
-        upload_outputs([{"path": "/data/out/a.txt", "url": "az://acct/c/a.txt"}], root)
+    with pytest.raises(TransferError, match="no storage handles scheme 'xyz'"):
+        upload_outputs([{"path": "/data/out/a.txt", "url": "xyz://acct/c/a.txt"}], root)

@@ -13,6 +13,8 @@ from tes_filetransfer.urls import join_url, scrub_text, url_scheme
          "https://acct.blob.core.windows.net/c/x.txt"),
         ("https://user:pw@host:8443/a/b?token=t#frag", "https://host:8443/a/b"),
         ("s3://bucket/key?X-Amz-Signature=abc", "s3://bucket/key"),
+        ("az://cont@acct.blob.core.windows.net/a.txt?sig=s", "az://cont@acct.blob.core.windows.net/a.txt"),
+        ("abfss://c@acct.dfs.core.windows.net/x", "abfss://c@acct.dfs.core.windows.net/x"),
         ("/plain/path.txt", "/plain/path.txt"),
         ("file:///a/b.txt", "file:///a/b.txt"),
         ("", ""),

@@ -5,10 +5,14 @@ Every test runs on each container runtime (see ``conftest.tes``).
 
 from __future__ import annotations
 
+import hashlib
+import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from tests.azurite import azurite_connection_string, new_container
 from tests.local.support import Tes, executor_logs, sh, stdouts, system_logs, token
 
 pytestmark = pytest.mark.timeout(120)
@@ -191,3 +195,52 @@ def test_shared_global_persists_between_tasks(tes: Tes) -> None:
     second = tes.run({"executors": [sh(f"cat /tes-wd/shared-global/{name}")]})
     assert second["state"] == "COMPLETE", system_logs(second)
     assert stdouts(second) == ["kept\n"]
+
+
+def test_second_task_with_the_same_inputs_downloads_nothing(tes: Tes, http_files) -> None:
+    """The node-local content cache: a blob (with a new SAS per task, as the submitter
+    plugins make them) and an HTTP file needed by two tasks are fetched once. The runner
+    logs what staging moved; the HTTP server's own count of GETs confirms it."""
+    from azure.storage.blob import (
+        BlobServiceClient,
+        ContainerSasPermissions,
+        generate_container_sas,
+    )
+
+    connection_string = azurite_connection_string()
+    service = BlobServiceClient.from_connection_string(connection_string)
+    container = new_container(connection_string, "cache")
+    blob_data = os.urandom(300_000)
+    service.get_blob_client(container, "in/data.bin").upload_blob(blob_data)
+    web_name = f"web-{token()}.bin"
+    web_data = os.urandom(50_000)
+    (http_files.root / web_name).write_bytes(web_data)
+    expected = [hashlib.md5(d).hexdigest() for d in (blob_data, web_data)]  # noqa: S324
+
+    def task(hours: int) -> dict:
+        sas = generate_container_sas(
+            service.account_name, container, account_key=service.credential.account_key,
+            permission=ContainerSasPermissions(read=True),
+            expiry=datetime.now(UTC) + timedelta(hours=hours),
+        )
+        return {
+            "inputs": [
+                {"path": "/in/data.bin", "url": f"{service.url}{container}/in/data.bin?{sas}"},
+                {"path": "/in/web.bin", "url": f"{http_files.url}/{web_name}"},
+            ],
+            "executors": [sh("md5sum /in/data.bin /in/web.bin")],
+        }
+
+    try:
+        first, second = tes.run(task(1)), tes.run(task(2))
+    finally:
+        service.delete_container(container)
+    total = len(blob_data) + len(web_data)
+    for run, fetched, cached in ((first, total, 0), (second, 0, total)):
+        assert run["state"] == "COMPLETE", system_logs(run)
+        assert [line.split()[0] for line in stdouts(run)[0].splitlines()] == expected
+        assert (
+            f"inputs staged, 2 files: {fetched} bytes downloaded, "
+            f"{cached} bytes from the node cache"
+        ) in system_logs(run)
+    assert http_files.gets[f"/{web_name}"] == 1

@@ -1,8 +1,10 @@
-"""Storage router: picks the :class:`Storage` that handles a URL by its scheme.
+"""Storage router: picks the :class:`Storage` that handles a URL.
 
-Built in: plain absolute paths and ``file://`` (local), ``http://`` and ``https://``.
-More schemes come from :func:`register_storage` or from installed packages that declare an
-entry point in the group ``tes_filetransfer.storage`` named after the scheme (the entry
+Built in: plain absolute paths and ``file://`` (local); ``http://`` and ``https://``
+(plain HTTP, except Azure Blob URLs, which go to Azure: see :func:`azure.is_blob_url`);
+``az://``, ``abfs://``, ``abfss://`` (Azure Blob); ``s3://``; ``gs://``, ``gcs://``;
+``ftp://``. More schemes come from :func:`register_storage` or from installed packages that
+declare an entry point in the group ``tes_filetransfer.storage`` named after the scheme (the entry
 point is a Storage class or factory, called with no arguments).
 """
 
@@ -11,11 +13,16 @@ from __future__ import annotations
 import threading
 from importlib.metadata import entry_points
 
+from ..config import TransferConfig
 from ..errors import TransferError
 from ..urls import redact_url, url_scheme
-from .base import Storage
+from .azure import AzureBlobStorage, is_blob_url
+from .base import RemoteFile, Storage
+from .ftp import FtpStorage
+from .gcs import GcsStorage
 from .http import HttpStorage
 from .local import LocalStorage
+from .s3 import S3Storage
 
 ENTRY_POINT_GROUP = "tes_filetransfer.storage"
 
@@ -53,6 +60,8 @@ def _from_entry_point(scheme: str) -> Storage | None:
 def storage_for(url: str) -> Storage:
     """Return the storage that handles ``url``; raise TransferError if none does."""
     scheme = url_scheme(url)
+    if scheme in ("http", "https") and is_blob_url(url):
+        scheme = "az"
     with _lock:
         storage = _registry.get(scheme)
     if storage is None:
@@ -75,17 +84,32 @@ def _register_builtins() -> None:
     local = LocalStorage()
     register_storage("", local)
     register_storage("file", local)
-    http = HttpStorage()
+    config = TransferConfig.from_env()
+    http = HttpStorage(attempts=config.attempts, backoff=config.backoff)
     register_storage("http", http)
     register_storage("https", http)
+    chunks = config.chunk_concurrency
+    azure = AzureBlobStorage(chunks, attempts=config.attempts, backoff=config.backoff)
+    for scheme in ("az", "abfs", "abfss"):
+        register_storage(scheme, azure)
+    register_storage("s3", S3Storage(chunks))
+    gcs = GcsStorage(chunks)
+    register_storage("gs", gcs)
+    register_storage("gcs", gcs)
+    register_storage("ftp", FtpStorage(chunks))
 
 
 _register_builtins()
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "AzureBlobStorage",
+    "FtpStorage",
+    "GcsStorage",
     "HttpStorage",
     "LocalStorage",
+    "RemoteFile",
+    "S3Storage",
     "Storage",
     "register_storage",
     "storage_for",

@@ -16,6 +16,7 @@ from ..errors import TransferError
 from ..fsutil import atomic_target
 from ..progress import Progress, logger
 from ..urls import redact_url, scrub_text
+from .base import RemoteFile
 
 _ERRNO = re.compile(r"\[Errno -?\d+\][^'\")]*")
 
@@ -169,7 +170,7 @@ class HttpStorage:
             total = int(length) if length and length.isdigit() else None
             progress.begin(total)
             written = 0
-            with atomic_target(dest) as tmp, open(tmp, "wb") as out:
+            with atomic_target(dest) as tmp, open(tmp, "xb") as out:
                 for chunk in resp.iter_content(chunk_size=self.chunk_size):
                     out.write(chunk)
                     written += len(chunk)
@@ -178,6 +179,29 @@ class HttpStorage:
                     raise _Retryable(f"short body ({written} of {total} bytes)")
         progress.done(written)
         return written
+
+    def stat(self, url: str) -> RemoteFile:
+        """HEAD ``url`` for its ETag, size and Last-Modified (what the cache checks).
+
+        A server that refuses HEAD, or sends neither ETag nor Last-Modified, gives a
+        RemoteFile without version: no caching.
+        """
+        try:
+            resp = self.session.head(url, timeout=self.timeout, allow_redirects=True)
+        except requests.RequestException:
+            return RemoteFile(url=url, size=None)
+        with resp:
+            if resp.status_code >= 300:
+                return RemoteFile(url=url, size=None)
+            length = resp.headers.get("Content-Length")
+            if not resp.headers.get("ETag") and not resp.headers.get("Last-Modified"):
+                return RemoteFile(url=url, size=None)  # size alone is too weak a version here
+            return RemoteFile(
+                url=url,
+                size=int(length) if length and length.isdigit() else None,
+                etag=resp.headers.get("ETag"),
+                modified=resp.headers.get("Last-Modified"),
+            )
 
     def download_dir(self, url: str, dest: Path) -> int:
         """Always fails: plain HTTP has no way to list a folder."""

@@ -71,6 +71,13 @@ class LocalStorage:
     def upload(self, src: Path, url: str) -> int:
         """Copy ``src`` to the local path named by ``url``, creating parent folders."""
         dest = local_path(url)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TransferError(
+                f"copying to {dest} failed: cannot create its folder ({exc.strerror or exc}): "
+                "check that the output folder is writable"
+            ) from None
         return _copy(
             src, dest, f"copying to {dest} failed",
             "check that the output folder is writable and has free space",

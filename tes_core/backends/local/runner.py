@@ -12,10 +12,18 @@ import logging
 import os
 import socket
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from tes_filetransfer import TransferError, stage_inputs, upload_outputs
+from tes_filetransfer import (
+    TransferConfig,
+    TransferError,
+    TransferStats,
+    stage_inputs,
+    upload_outputs,
+)
 
 from ...config import Settings
 from ...states import State
@@ -33,6 +41,23 @@ class Cancelled(Exception):
 def machine_cpus() -> int:
     """CPUs this process may use (what a container's CPU limit can be at most)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def transfer_config(settings: Settings) -> TransferConfig:
+    """How the local backend moves files: TES_FT_* defaults, then its own TES_LOCAL_* settings.
+
+    The cache lives under the data folder by default, on the file system of the task
+    folders, so cached inputs are hard-linked into tasks rather than copied.
+    """
+    cache_dir = None
+    if settings.local_cache_max_bytes > 0:
+        cache_dir = Path(settings.local_cache_dir or settings.data_dir / "cache")
+    return replace(
+        TransferConfig.from_env(),
+        parallel=max(1, settings.local_transfer_parallel),
+        cache_dir=cache_dir,
+        cache_max_bytes=settings.local_cache_max_bytes,
+    )
 
 
 def container_name(task_id: str, index: int) -> str:
@@ -66,6 +91,7 @@ class TaskRun:
         self.abort_reason: str | None = None
         self.started = False
         """Set by the backend when a task thread takes the run (it no longer waits for a slot)."""
+        self.transfer_config = transfer_config(settings)
 
     # -- control from other threads -------------------------------------------------
 
@@ -148,11 +174,13 @@ class TaskRun:
         inputs = document.get("inputs") or []
         if not inputs:
             return []
+        stats = TransferStats()
         try:
             lines: list[str] = []
             for root, items in _by_root(self.workspace, inputs):
-                lines += stage_inputs(items, root)
-            return lines
+                lines += stage_inputs(items, root, config=self.transfer_config, stats=stats)
+            # What the node-local cache saved is observable in the task's system_logs.
+            return [*lines, f"inputs staged, {stats.summary()}"]
         except TransferError as exc:
             raise TaskFailure(f"staging inputs failed: {exc}") from exc
 
@@ -270,7 +298,7 @@ class TaskRun:
         for root, items in _by_root(self.workspace, document.get("outputs") or []):
             for item in items:
                 try:
-                    uploaded = upload_outputs([item], root)
+                    uploaded = upload_outputs([item], root, config=self.transfer_config)
                 except TransferError as exc:
                     if strict:
                         raise TaskFailure(f"uploading outputs failed: {exc}") from exc

@@ -1,0 +1,51 @@
+"""``s3://bucket/key`` through s3fs, with an endpoint override for S3-compatible stores.
+
+Credentials come the usual boto way (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``,
+profiles, instance roles). ``TES_FT_S3_ENDPOINT_URL`` (else ``AWS_ENDPOINT_URL_S3`` /
+``AWS_ENDPOINT_URL``) points at another S3 service such as MinIO or moto_server.
+Large files go up as multipart uploads, completed (made visible) only at the end.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import unquote, urlsplit
+
+from fsspec import AbstractFileSystem
+
+from ..errors import TransferError
+from ..urls import redact_url
+from .fsspec_store import FsspecStorage
+
+
+def s3_endpoint() -> str | None:
+    """The S3 endpoint override from the environment, if any."""
+    for name in ("TES_FT_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+class S3Storage(FsspecStorage):
+    """Amazon S3 and S3-compatible stores on s3fs."""
+
+    label = "S3"
+
+    def locate(self, url: str) -> tuple[AbstractFileSystem, str]:
+        """The s3fs file system (per endpoint) and ``bucket/key``."""
+        parts = urlsplit(url)
+        if not parts.netloc:
+            raise TransferError(f"{redact_url(url)} names no bucket: use s3://bucket/key")
+        endpoint = s3_endpoint()
+        fs = self.filesystems.get(("s3", endpoint), lambda: self._make(endpoint), per_thread=False)
+        return fs, f"{parts.netloc}{unquote(parts.path)}"
+
+    def _make(self, endpoint: str | None) -> AbstractFileSystem:
+        from s3fs import S3FileSystem
+
+        client_kwargs = {"endpoint_url": endpoint} if endpoint else {}
+        return S3FileSystem(
+            client_kwargs=client_kwargs, skip_instance_cache=True, use_listings_cache=False,
+            max_concurrency=self.chunk_concurrency,
+        )
