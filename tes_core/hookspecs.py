@@ -15,6 +15,8 @@ import pluggy
 
 if TYPE_CHECKING:
     from .backends.base import Backend
+    from .blobstorage import BlobStorage
+    from .config import Settings
     from .submitter import Submitter
 
 PROJECT_NAME = "tes"
@@ -55,10 +57,12 @@ def tes_register_backends(register: Callable[[str, type[Backend]], None]) -> Non
 
 
 @hookspec(firstresult=True)
-def tes_detect_submitter(task: dict[str, Any]) -> Submitter | None:
+def tes_detect_submitter(task: dict[str, Any], settings: Settings) -> Submitter | None:
     """Recognise the workflow engine that sent ``task``.
 
     :param task: the validated task document (not yet stored, no ``id``).
+    :param settings: the server's settings; a plugin's own ``TES_*`` variables
+        are in ``settings.plugin_setting(name, default)``.
     :return: a :class:`tes_core.submitter.Submitter` naming the engine, with
         its workflow id, workflow name and stage when known; ``None`` when the
         task is not this plugin's engine. Stops at the first non-``None``
@@ -73,16 +77,24 @@ def tes_rewrite_url(
     task: dict[str, Any],
     submitter: Submitter | None,
     backend: Backend,
+    settings: Settings,
+    storage: BlobStorage | None,
 ) -> str | None:
     """Replace an input or output URL before the task is stored.
 
     Called once for every input ``url`` and output ``url`` of a new task.
+    Raise :class:`tes_core.errors.SubmitterError` when the URL must be rewritten
+    but cannot be (no storage configured, an unknown account): create fails with
+    400 naming the field.
 
     :param url: the URL as submitted (or as injected by ``tes_inject_inputs``).
     :param direction: ``"input"`` or ``"output"``.
     :param task: the validated task document.
     :param submitter: what ``tes_detect_submitter`` found, or ``None``.
     :param backend: the backend that will run the task.
+    :param settings: the server's settings (plugin settings included).
+    :param storage: the server's blob storage (``TES_STORAGE_*``), or ``None``
+        when none is configured.
     :return: the URL to use instead, or ``None`` to leave it. Stops at the
         first non-``None`` result.
     """
@@ -90,13 +102,21 @@ def tes_rewrite_url(
 
 @hookspec
 def tes_inject_inputs(
-    task: dict[str, Any], submitter: Submitter | None, backend: Backend
+    task: dict[str, Any],
+    submitter: Submitter | None,
+    backend: Backend,
+    settings: Settings,
+    storage: BlobStorage | None,
 ) -> list[dict[str, Any]] | None:
     """Add inputs the submitter needs but did not list.
+
+    May raise :class:`tes_core.errors.SubmitterError` (create fails with 400).
 
     :param task: the validated task document.
     :param submitter: what ``tes_detect_submitter`` found, or ``None``.
     :param backend: the backend that will run the task.
+    :param settings: the server's settings (plugin settings included).
+    :param storage: the server's blob storage, or ``None`` when none is configured.
     :return: TES input documents (``url``, ``path``, optional ``type``,
         ``name``) to append, or ``None``. The results of all plugins are
         concatenated; an input whose ``path`` the task already has is skipped.

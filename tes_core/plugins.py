@@ -19,6 +19,7 @@ import pluggy
 
 from . import hookspecs
 from .backends.base import Backend, BackendContext
+from .blobstorage import BlobStorage
 from .config import ConfigError, Settings
 from .submitter import Submitter
 
@@ -173,9 +174,11 @@ class Hooks:
             )
         return classes[name](context)
 
-    def detect_submitter(self, task: dict[str, Any]) -> Submitter | None:
+    def detect_submitter(
+        self, task: dict[str, Any], settings: Settings | None = None
+    ) -> Submitter | None:
         """Ask the detectors which workflow engine sent ``task``."""
-        return self.pm.hook.tes_detect_submitter(task=task)
+        return self.pm.hook.tes_detect_submitter(task=task, settings=settings or Settings())
 
     def rewrite_url(
         self,
@@ -184,17 +187,28 @@ class Hooks:
         task: dict[str, Any],
         submitter: Submitter | None,
         backend: Backend,
+        settings: Settings | None = None,
+        storage: BlobStorage | None = None,
     ) -> str | None:
         """The first plugin's replacement for ``url``, or ``None``."""
         return self.pm.hook.tes_rewrite_url(
-            url=url, direction=direction, task=task, submitter=submitter, backend=backend
+            url=url, direction=direction, task=task, submitter=submitter, backend=backend,
+            settings=settings or backend.settings, storage=storage,
         )
 
     def inject_inputs(
-        self, task: dict[str, Any], submitter: Submitter | None, backend: Backend
+        self,
+        task: dict[str, Any],
+        submitter: Submitter | None,
+        backend: Backend,
+        settings: Settings | None = None,
+        storage: BlobStorage | None = None,
     ) -> list[dict[str, Any]]:
         """All plugins' extra inputs, concatenated."""
-        results = self.pm.hook.tes_inject_inputs(task=task, submitter=submitter, backend=backend)
+        results = self.pm.hook.tes_inject_inputs(
+            task=task, submitter=submitter, backend=backend,
+            settings=settings or backend.settings, storage=storage,
+        )
         return [item for result in results if result for item in result]
 
     def task_state_changed(self, task_id: str, old_state: str, new_state: str) -> None:

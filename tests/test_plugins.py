@@ -46,6 +46,7 @@ def tes_register_backends(register):
 
 SUBMITTER_HOOKS = '''
 from tes_core import hookimpl
+from tes_core.errors import SubmitterError
 from tes_core.submitter import Submitter
 
 
@@ -59,13 +60,19 @@ def tes_detect_submitter(task):
         workflow_id=tags["plugtest-workflow"],
         workflow_name="demo",
         workflow_stage=task.get("name"),
+        root_workflow_id=tags.get("plugtest-root"),
     )
 
 
 @hookimpl
-def tes_rewrite_url(url, direction, submitter):
+def tes_rewrite_url(url, direction, submitter, settings, storage):
     if submitter is not None and url.startswith("plugtest://"):
-        return "https://storage.example/" + direction + "/" + url[len("plugtest://"):]
+        base = settings.plugin_setting("plugtest_base", "https://unset.example/")
+        return base + direction + "/" + url[len("plugtest://"):]
+    if submitter is not None and url.startswith("needs-storage://"):
+        if storage is None:
+            raise SubmitterError("configure TES_STORAGE_CONNECTION_STRING")
+        return storage.blob_url("plugtest", url[len("needs-storage://"):])
     return None
 
 
@@ -342,7 +349,10 @@ def hooked_server(tmp_path_factory) -> Iterator[ServerProcess]:
     site = Site(root / "site")
     site.add("tes-plugtest", "1.2.3", {"plugtest": "plugtest_hooks"},
              plugtest_hooks=PARKED_BACKEND.format(backend="plugtest") + SUBMITTER_HOOKS)
-    server = ServerProcess(root / "data", site.env(root / "data", TES_BACKEND="plugtest"))
+    server = ServerProcess(
+        root / "data",
+        site.env(root / "data", TES_BACKEND="plugtest", TES_PLUGTEST_BASE="https://storage.example/"),
+    )
     yield server.start()
     server.stop()
 
@@ -428,3 +438,71 @@ def test_one_failing_state_observer_does_not_silence_the_others(caplog) -> None:
 
     assert heard == [("t-1", "COMPLETE")]
     assert "plugin 'failing': tes_task_state_changed failed for task t-1" in caplog.text
+
+
+def test_the_root_workflow_id_becomes_a_tag(hooked_server: ServerProcess) -> None:
+    stored = _create(
+        hooked_server.url,
+        {
+            "name": "align",
+            "tags": {"plugtest-workflow": "wf-2", "plugtest-root": "wf-root"},
+            "executors": [{"image": "alpine", "command": ["true"]}],
+        },
+    )
+
+    assert stored["tags"]["ms-submitter-workflow-id"] == "wf-2"
+    assert stored["tags"]["ms-submitter-root-workflow-id"] == "wf-root"
+
+
+@pytest.mark.parametrize(
+    ("direction", "label", "key"),
+    [("inputs", "inputs[1].url", "inputs.1.url"), ("outputs", "outputs[0].url", "outputs.0.url")],
+)
+def test_a_rewrite_the_plugin_cannot_do_is_a_400_naming_the_field(
+    hooked_server: ServerProcess, direction: str, label: str, key: str
+) -> None:
+    def count() -> int:
+        listed = requests.get(f"{hooked_server.url}/tasks", params={"page_size": 2047}, timeout=10)
+        return len(listed.json()["tasks"])
+
+    before = count()
+    items = [{"path": "/in/a", "url": "plugtest://a"}, {"path": "/in/b", "url": "needs-storage://b"}]
+    task = {
+        "tags": {"plugtest-workflow": "wf-3"},
+        "executors": [{"image": "alpine", "command": ["true"]}],
+        direction: items if direction == "inputs" else items[1:],
+    }
+    response = requests.post(f"{hooked_server.url}/tasks", json=task, timeout=10)
+
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["msg"] == f"{label}: configure TES_STORAGE_CONNECTION_STRING"
+    assert body["errors"] == {key: ["configure TES_STORAGE_CONNECTION_STRING"]}
+    assert count() == before, "nothing is stored"
+
+
+def test_the_configured_storage_reaches_the_plugin(tmp_path: Path) -> None:
+    site = Site(tmp_path / "site")
+    site.add("tes-plugtest", "1.2.3", {"plugtest": "plugtest_hooks"},
+             plugtest_hooks=PARKED_BACKEND.format(backend="plugtest") + SUBMITTER_HOOKS)
+    env = site.env(
+        tmp_path / "data",
+        TES_BACKEND="plugtest",
+        TES_STORAGE_CONNECTION_STRING="UseDevelopmentStorage=true",
+    )
+    server = ServerProcess(tmp_path / "data", env).start()
+    try:
+        stored = _create(
+            server.url,
+            {
+                "tags": {"plugtest-workflow": "wf-4"},
+                "inputs": [{"path": "/in/b", "url": "needs-storage://dir/b.txt"}],
+                "executors": [{"image": "alpine", "command": ["true"]}],
+            },
+        )
+    finally:
+        server.stop()
+
+    assert stored["inputs"][0]["url"] == (
+        "http://127.0.0.1:10000/devstoreaccount1/plugtest/dir/b.txt"
+    )

@@ -1,0 +1,131 @@
+"""Where a Cromwell URL lives in the server's blob storage, by the form Cromwell wrote it in.
+
+Cromwell's ``root`` decides the form (see SUBMITTERS.md):
+
+* a local path under one of Cromwell's local roots (``TES_CROMWELL_LOCAL_PREFIXES``,
+  default ``/cromwell-executions`` and ``/tes-wd/shared-global``): the root is the mount
+  point of the plugin's container, so ``/cromwell-executions/wf/<id>/x`` is blob
+  ``wf/<id>/x`` there;
+* ``/<account>/<container>/<blob>`` (Cromwell on Azure's blob paths) naming the server's
+  account;
+* ``https://<account>.blob.core.windows.net/<container>/<blob>`` (Terra's root) on the
+  server's account, without a SAS yet.
+
+Anything else (``ftp://``, ``gs://``, ``s3://``, ``drs://``, other ``http(s)://``, a URL
+that already has a SAS) is left as it is, except what can never be reached: a local path
+on a backend other than ``local``, and an output to another storage account.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from tes_core.errors import SubmitterError
+
+from .options import Options
+
+if TYPE_CHECKING:
+    from tes_core.blobstorage import BlobStorage
+
+CONFIGURE = "set TES_STORAGE_CONNECTION_STRING or TES_STORAGE_ACCOUNT_URL"
+LOCAL_BACKENDS = frozenset({"local"})
+"""Backends that run tasks on this machine, where a local path is a readable file."""
+
+_AZURE_HOST = ".blob.core.windows.net"
+
+
+@dataclass(frozen=True)
+class Location:
+    """A blob (or, for folders, a blob name prefix) in the server's storage."""
+
+    container: str
+    blob: str
+
+
+def locate(
+    url: str,
+    direction: str,
+    *,
+    options: Options,
+    storage: BlobStorage | None,
+    workflow_id: str | None,
+    root_workflow_id: str | None,
+    backend_name: str,
+) -> Location | None:
+    """Where ``url`` is in the server's storage; ``None`` to leave the URL as it is.
+
+    :raises SubmitterError: the URL cannot be reached as it is and cannot be rewritten
+        (no storage configured, another account).
+    """
+    if url.startswith("/"):
+        return _local(url, options, storage, workflow_id, root_workflow_id, backend_name)
+    scheme = url.partition(":")[0].lower()
+    if scheme not in ("http", "https"):
+        return None
+    parts = urlsplit(url)
+    if "sig=" in parts.query:
+        return None  # already signed by whoever wrote it
+    found = storage.parse_url(url) if storage is not None else None
+    if found is not None and found[0]:
+        return Location(*found)
+    host = (parts.hostname or "").lower()
+    if direction == "output" and host.endswith(_AZURE_HOST):
+        account = host[: -len(_AZURE_HOST)]
+        if storage is None:
+            raise SubmitterError(
+                f"{url} is in blob storage account {account!r} and the server has no "
+                f"storage to sign uploads there: {CONFIGURE}"
+            )
+        raise SubmitterError(
+            f"{url} is in blob storage account {account!r}, but the server's storage is "
+            f"{storage.account_name!r}: point TES_STORAGE_CONNECTION_STRING or "
+            f"TES_STORAGE_ACCOUNT_URL at {account!r}, or Cromwell's root at "
+            f"{storage.account_name!r}"
+        )
+    return None  # an input elsewhere: it may be public
+
+
+def _local(
+    path: str,
+    options: Options,
+    storage: BlobStorage | None,
+    workflow_id: str | None,
+    root_workflow_id: str | None,
+    backend_name: str,
+) -> Location | None:
+    reads_local = backend_name in LOCAL_BACKENDS
+    for prefix in options.local_prefixes:
+        if path.startswith(prefix) and path[len(prefix):len(prefix) + 1] == "/":
+            if storage is None:
+                if reads_local:
+                    return None  # this machine's file, as Cromwell wrote it
+                raise SubmitterError(
+                    f"{path} is under Cromwell's local root {prefix}, which backend "
+                    f"{backend_name!r} cannot read, and the server has no blob storage to "
+                    f"put it in: {CONFIGURE} (TES_CROMWELL_CONTAINER names the container "
+                    f"mounted at {prefix})"
+                )
+            blob = path[len(prefix) + 1:]
+            return Location(options.container_for(workflow_id, root_workflow_id), blob)
+    if storage is not None:
+        found = storage.parse_account_path(path)
+        if found is not None:
+            return Location(*found)
+    if reads_local:
+        return None
+    account = path.split("/", 2)[1]
+    if storage is None:
+        raise SubmitterError(
+            f"{path} is a local path, which backend {backend_name!r} cannot read: "
+            f"{CONFIGURE} for /<account>/<container>/<blob> paths, or add its root to "
+            "TES_CROMWELL_LOCAL_PREFIXES"
+        )
+    raise SubmitterError(
+        f"{path} is neither under Cromwell's local roots "
+        f"({', '.join(options.local_prefixes) or 'none'}) nor a path "
+        f"/{storage.account_name}/<container>/<blob> of the server's storage account "
+        f"(not {account!r}): backend {backend_name!r} cannot read it; set "
+        "TES_CROMWELL_LOCAL_PREFIXES or point TES_STORAGE_CONNECTION_STRING at that account"
+    )

@@ -1,0 +1,62 @@
+"""Turning a Cromwell task's URLs into blob URLs with a SAS the backend can use.
+
+Inputs get a read SAS, outputs a write SAS, for ``TES_CROMWELL_SAS_LIFETIME_HOURS``. A
+file gets a SAS for its own blob; a folder (a ``DIRECTORY`` item such as a glob folder or
+the call folder of the "root" output mode, or a wildcard output) gets a container SAS on
+the folder's URL, since its files are reached by appending their names to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .locate import locate
+from .options import Options
+
+if TYPE_CHECKING:
+    from tes_core.blobstorage import BlobStorage
+    from tes_core.submitter import Submitter
+
+_WILDCARDS = frozenset("*?[")
+
+
+def rewrite_url(
+    url: str,
+    direction: str,
+    task: Mapping[str, Any],
+    submitter: Submitter,
+    options: Options,
+    storage: BlobStorage | None,
+    backend_name: str,
+) -> str | None:
+    """The SAS URL for one of a Cromwell task's URLs, or ``None`` to leave it.
+
+    :raises SubmitterError: the URL cannot be reached as it is and cannot be rewritten.
+    """
+    location = locate(
+        url, direction, options=options, storage=storage,
+        workflow_id=submitter.workflow_id, root_workflow_id=submitter.root_workflow_id,
+        backend_name=backend_name,
+    )
+    if location is None or storage is None:
+        return None
+    write = direction == "output"
+    if _is_folder(url, direction, task):
+        return storage.folder_sas_url(
+            location.container, location.blob.rstrip("/"), write=write,
+            lifetime=options.sas_lifetime,
+        )
+    return storage.sas_url(
+        location.container, location.blob, write=write, lifetime=options.sas_lifetime
+    )
+
+
+def _is_folder(url: str, direction: str, task: Mapping[str, Any]) -> bool:
+    """Whether the item with this URL is a folder (``DIRECTORY``, or a wildcard output)."""
+    for item in task.get("inputs" if direction == "input" else "outputs") or ():
+        if item.get("url") == url:
+            return item.get("type") == "DIRECTORY" or (
+                direction == "output" and not _WILDCARDS.isdisjoint(item.get("path", ""))
+            )
+    return url.endswith("/")

@@ -1,0 +1,61 @@
+"""Where a Nextflow URL points in Azure Blob storage, by the form Nextflow wrote it in.
+
+Pure parsing, no storage access. Nextflow writes Azure locations three ways:
+
+* ``az://<container>/<blob>``: Nextflow's own URI, sent by the built-in executor up to
+  24.02 (launch form ``builtin``).
+* ``/<account>/<container>/<blob>``: Nextflow 24.04 and the nf-ga4gh plugin up to 1.4.1
+  (launch form ``plugin``). Any other absolute path is a file on a shared disk.
+* ``az://<account>/<container>/<blob>``: the nf-ga4gh plugin from 1.4.2 (launch form
+  ``plugin``), which always puts the account (``azure.storage.accountName``) first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .detect import BUILTIN
+
+AZ_SCHEME = "az://"
+
+
+class UrlFormError(ValueError):
+    """An ``az://`` URL too short to name a container."""
+
+
+@dataclass(frozen=True)
+class BlobLocation:
+    """A container and blob (``""``: the container itself) in some storage account."""
+
+    container: str
+    blob: str
+    account: str | None
+    """The account the URL names; ``None`` when the form carries none (the server's)."""
+
+
+def blob_location(url: str, form: str, account: str | None) -> BlobLocation | None:
+    """Where ``url`` points, or ``None`` when it is not an Azure form (a local path,
+    ``s3://``, ``https://`` ...).
+
+    :param url: an input or output URL of a Nextflow task.
+    :param form: the task's launch form (:data:`tes_nextflow.detect.PLUGIN` or ``BUILTIN``).
+    :param account: the server's storage account name, or ``None`` when none is configured:
+        a path is taken for ``/<account>/...`` only when it starts with that name.
+    :raises UrlFormError: an ``az://`` URL with no container in it.
+    """
+    if url.startswith(AZ_SCHEME):
+        parts = [part for part in url[len(AZ_SCHEME):].split("/") if part]
+        if form == BUILTIN:
+            if not parts:
+                raise UrlFormError(f"{url!r} names no container (az://<container>/<path>)")
+            return BlobLocation(parts[0], "/".join(parts[1:]), None)
+        if len(parts) < 2:
+            raise UrlFormError(
+                f"{url!r} names no container (az://<account>/<container>/<path>)"
+            )
+        return BlobLocation(parts[1], "/".join(parts[2:]), parts[0])
+    if form != BUILTIN and account and url.startswith(f"/{account}/"):
+        parts = [part for part in url.split("/") if part]
+        if len(parts) >= 2:
+            return BlobLocation(parts[1], "/".join(parts[2:]), parts[0])
+    return None

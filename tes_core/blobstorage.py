@@ -1,0 +1,330 @@
+"""The server's one Azure Blob storage, for plugins that point task URLs at it.
+
+Configured by ``TES_STORAGE_CONNECTION_STRING`` (an account-key or SAS
+connection string; Azurite's in the tests) or ``TES_STORAGE_ACCOUNT_URL`` (then
+azure-identity's ``DefaultAzureCredential`` signs user-delegation SAS tokens).
+The Azure SDK is imported only when a SAS is signed or blobs are listed; install
+it with ``pip install 'tes-core[azure]'``. Never log what this module returns:
+its URLs carry SAS tokens.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote, urlsplit
+
+from .config import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobServiceClient, UserDelegationKey
+
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far in the past a SAS starts, so a node whose clock is behind can use it at once."""
+
+DELEGATION_KEY_LIFETIME = timedelta(days=1)
+"""How long a fetched user-delegation key is asked to live (Azure allows up to 7 days)."""
+
+_MAX_DELEGATION = timedelta(days=7)
+
+# Calls run inside API requests: a few quick retries, not the SDK's default of 10 retries
+# from 15 s apart, so an unreachable storage fails a request in seconds, not minutes.
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "retry_total": 2,
+    "initial_backoff": 0.3,
+    "increment_base": 1,
+    "connection_timeout": 5,
+    "read_timeout": 30,
+}
+
+# Azurite's documented development account, used by "UseDevelopmentStorage=true".
+_DEV_ACCOUNT = "devstoreaccount1"
+_DEV_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+_DEV_URL = "http://127.0.0.1:10000/devstoreaccount1"
+
+
+@dataclass(frozen=True)
+class _Credentials:
+    account_key: str | None = None
+    sas_token: str | None = None
+    connection_string: str | None = None
+
+
+class BlobStorage:
+    """One storage account: blob URLs, SAS-signed URLs, listing, and recognising its URLs."""
+
+    def __init__(
+        self,
+        account_name: str,
+        account_url: str,
+        *,
+        account_key: str | None = None,
+        sas_token: str | None = None,
+        connection_string: str | None = None,
+        credential: Any = None,
+    ) -> None:
+        self.account_name = account_name
+        self.account_url = account_url.rstrip("/")
+        self._secrets = _Credentials(account_key, sas_token.lstrip("?") if sas_token else None,
+                                     connection_string)
+        self._credential = credential
+        self._lock = threading.Lock()
+        self._client: BlobServiceClient | None = None
+        self._delegation_key: UserDelegationKey | None = None
+        self._delegation_expiry: datetime | None = None
+        parts = urlsplit(self.account_url)
+        self._origin = f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+        self._base_path = parts.path.rstrip("/") + "/"
+
+    def __repr__(self) -> str:
+        mode = ("account key" if self._secrets.account_key else
+                "SAS" if self._secrets.sas_token else "Azure AD")
+        return f"BlobStorage({self.account_url!r}, {mode})"
+
+    # -- construction ---------------------------------------------------------
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BlobStorage | None:
+        """The storage ``settings`` configure, or ``None`` when neither setting is set.
+
+        Raises :class:`ConfigError` naming the variable when a value cannot be used
+        or the Azure SDK is missing.
+        """
+        if settings.storage_connection_string:
+            _require("azure.storage.blob", "TES_STORAGE_CONNECTION_STRING")
+            return cls.from_connection_string(settings.storage_connection_string)
+        if settings.storage_account_url:
+            _require("azure.storage.blob", "TES_STORAGE_ACCOUNT_URL")
+            _require("azure.identity", "TES_STORAGE_ACCOUNT_URL")
+            return cls.from_account_url(settings.storage_account_url)
+        return None
+
+    @classmethod
+    def from_connection_string(cls, connection_string: str) -> BlobStorage:
+        """Parse an Azure Storage connection string (account key or SAS; Azurite's too)."""
+        values: dict[str, str] = {}
+        for part in connection_string.strip().split(";"):
+            if not part.strip():
+                continue
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise ConfigError(
+                    "TES_STORAGE_CONNECTION_STRING is not a connection string "
+                    "(expected key=value pairs separated by ';')"
+                )
+            values[key.strip().lower()] = value.strip()
+        if values.get("usedevelopmentstorage", "").lower() == "true":
+            return cls(_DEV_ACCOUNT, _DEV_URL, account_key=_DEV_KEY,
+                       connection_string=connection_string)
+        endpoint = values.get("blobendpoint", "").rstrip("/")
+        name = values.get("accountname") or _account_from_endpoint(endpoint)
+        if not name:
+            raise ConfigError("TES_STORAGE_CONNECTION_STRING needs AccountName or BlobEndpoint")
+        if not endpoint:
+            protocol = values.get("defaultendpointsprotocol", "https")
+            suffix = values.get("endpointsuffix", "core.windows.net")
+            endpoint = f"{protocol}://{name}.blob.{suffix}"
+        key, sas = values.get("accountkey"), values.get("sharedaccesssignature")
+        if not key and not sas:
+            raise ConfigError(
+                "TES_STORAGE_CONNECTION_STRING needs AccountKey or SharedAccessSignature "
+                "(or use TES_STORAGE_ACCOUNT_URL to sign with Azure AD)"
+            )
+        return cls(name, endpoint, account_key=key, sas_token=sas,
+                   connection_string=connection_string)
+
+    @classmethod
+    def from_account_url(cls, account_url: str, credential: Any = None) -> BlobStorage:
+        """Storage reached with ``credential`` (default: ``DefaultAzureCredential``),
+        signing user-delegation SAS tokens."""
+        parts = urlsplit(account_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(
+                f"TES_STORAGE_ACCOUNT_URL={account_url!r} is not an http(s) URL such as "
+                "https://<account>.blob.core.windows.net"
+            )
+        name = _account_from_endpoint(account_url.rstrip("/"))
+        if not name:
+            raise ConfigError(f"TES_STORAGE_ACCOUNT_URL={account_url!r}: no account name in it")
+        return cls(name, account_url, credential=credential)
+
+    # -- URLs -----------------------------------------------------------------
+
+    def blob_url(self, container: str, blob: str) -> str:
+        """The blob's URL, without a SAS."""
+        return f"{self.account_url}/{quote(container)}/{quote(blob, safe='~/')}"
+
+    def sas_url(self, container: str, blob: str, *, write: bool, lifetime: timedelta) -> str:
+        """The blob's URL with a SAS valid for ``lifetime``: read (``r``), or for an
+        output ``write`` (``rcwa``: create, write, append, and read it back).
+
+        With a SAS connection string the configured SAS is used as it is.
+        """
+        url = self.blob_url(container, blob)
+        if self._secrets.sas_token:
+            return f"{url}?{self._secrets.sas_token}"
+        from azure.storage.blob import generate_blob_sas
+
+        start, expiry = _window(lifetime)
+        token = generate_blob_sas(
+            self.account_name, container, blob, permission="rcwa" if write else "r",
+            start=start, expiry=expiry, **self._signer(expiry),
+        )
+        return f"{url}?{token}"
+
+    def container_sas_url(self, container: str, *, write: bool, lifetime: timedelta) -> str:
+        """The container's URL with a SAS valid for ``lifetime``: read and list
+        (``rl``), plus create, write and append with ``write`` (``rcwal``)."""
+        url = f"{self.account_url}/{quote(container)}"
+        if self._secrets.sas_token:
+            return f"{url}?{self._secrets.sas_token}"
+        from azure.storage.blob import generate_container_sas
+
+        start, expiry = _window(lifetime)
+        token = generate_container_sas(
+            self.account_name, container, permission="rcwal" if write else "rl",
+            start=start, expiry=expiry, **self._signer(expiry),
+        )
+        return f"{url}?{token}"
+
+    def folder_sas_url(
+        self, container: str, prefix: str, *, write: bool, lifetime: timedelta
+    ) -> str:
+        """A folder's URL (``prefix`` in ``container``) with a container SAS, for inputs and
+        outputs whose files are reached by appending their names to the URL (DIRECTORY
+        items, wildcard outputs): a blob SAS would be valid for one blob only."""
+        token = self.container_sas_url(container, write=write, lifetime=lifetime).partition(
+            "?")[2]
+        url = self.blob_url(container, prefix)
+        return f"{url}?{token}" if token else url
+
+    def parse_url(self, url: str) -> tuple[str, str] | None:
+        """``(container, blob)`` when ``url`` is on this account (any SAS ignored), else
+        ``None``. ``blob`` is ``""`` for the container itself."""
+        parts = urlsplit(url)
+        if f"{parts.scheme.lower()}://{parts.netloc.lower()}" != self._origin:
+            return None
+        if not parts.path.startswith(self._base_path):
+            return None
+        container, _, blob = parts.path[len(self._base_path):].partition("/")
+        if not container:
+            return None
+        return unquote(container), unquote(blob)
+
+    def parse_account_path(self, path: str) -> tuple[str, str] | None:
+        """``(container, blob)`` for ``/<account>/<container>/<blob>`` naming this
+        account (the form Cromwell and Nextflow use for Azure), else ``None``."""
+        if not path.startswith("/"):
+            return None
+        account, _, rest = path[1:].partition("/")
+        container, _, blob = rest.partition("/")
+        if account != self.account_name or not container or not blob:
+            return None
+        return container, blob
+
+    # -- listing --------------------------------------------------------------
+
+    def list_blobs(self, container: str, prefix: str) -> list[str]:
+        """Names of the blobs in ``container`` that start with ``prefix`` (none if the
+        container does not exist)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        client = self._service_client().get_container_client(container)
+        try:
+            return [blob.name for blob in client.list_blobs(name_starts_with=prefix or None)]
+        except ResourceNotFoundError:
+            return []
+
+    # -- internals ------------------------------------------------------------
+
+    def _service_client(self) -> BlobServiceClient:
+        with self._lock:
+            if self._client is None:
+                from azure.storage.blob import BlobServiceClient
+
+                if self._secrets.connection_string:
+                    self._client = BlobServiceClient.from_connection_string(
+                        self._secrets.connection_string, **_CLIENT_OPTIONS
+                    )
+                else:
+                    self._client = BlobServiceClient(
+                        self.account_url, credential=self._credential or _default_credential(),
+                        **_CLIENT_OPTIONS,
+                    )
+            return self._client
+
+    def _signer(self, expiry: datetime) -> dict[str, Any]:
+        if self._secrets.account_key:
+            return {"account_key": self._secrets.account_key}
+        return {"user_delegation_key": self._user_delegation_key(expiry)}
+
+    def _user_delegation_key(self, needed_until: datetime) -> UserDelegationKey:
+        """A cached user-delegation key valid until ``needed_until``; renewed before expiry."""
+        with self._lock:
+            key, key_expiry = self._delegation_key, self._delegation_expiry
+        if key is not None and key_expiry is not None and key_expiry >= needed_until:
+            return key
+        now = datetime.now(UTC)
+        wanted = min(max(needed_until - now + timedelta(hours=1), DELEGATION_KEY_LIFETIME),
+                     _MAX_DELEGATION)
+        start, expiry = now - CLOCK_SKEW, now + wanted
+        key = self._service_client().get_user_delegation_key(start, expiry)
+        with self._lock:
+            self._delegation_key, self._delegation_expiry = key, expiry
+        return key
+
+
+def sas_lifetime(settings: Settings, name: str, default_hours: float) -> timedelta:
+    """A plugin's SAS lifetime setting, in hours (``TES_<NAME>``), as a ``timedelta``.
+
+    Raises :class:`ConfigError` naming the variable unless it is a number of hours
+    above 0 and at most 7 days (the longest a user-delegation SAS may live).
+    """
+    raw = settings.plugin_setting(name, "")
+    try:
+        hours = float(raw) if raw.strip() else float(default_hours)
+    except ValueError:
+        hours = -1.0
+    if not 0 < hours <= _MAX_DELEGATION.total_seconds() / 3600:
+        raise ConfigError(
+            f"TES_{name.upper()}={raw!r} is not a number of hours above 0 and at most 168"
+        )
+    return timedelta(hours=hours)
+
+
+def _window(lifetime: timedelta) -> tuple[datetime, datetime]:
+    now = datetime.now(UTC)
+    return now - CLOCK_SKEW, now + lifetime
+
+
+def _account_from_endpoint(endpoint: str) -> str:
+    """The account of ``https://<account>.blob.<suffix>`` or of a path-style endpoint
+    (Azurite: ``http://127.0.0.1:10000/<account>``)."""
+    parts = urlsplit(endpoint)
+    path = parts.path.strip("/")
+    if path:
+        return path.split("/", 1)[0]
+    host = parts.hostname or ""
+    return host.split(".", 1)[0] if ".blob." in host else ""
+
+
+def _require(module: str, variable: str) -> None:
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        found = False
+    if not found:
+        raise ConfigError(
+            f"{variable} is set but {module} is not installed: pip install 'tes-core[azure]'"
+        )
+
+
+def _default_credential() -> Any:
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
