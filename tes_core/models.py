@@ -65,10 +65,16 @@ class Task(Base):
     worker_id: Mapped[str | None] = mapped_column(String(64))
     """The worker that owns the task's run on backends that run inside a worker."""
     submitter: Mapped[str | None] = mapped_column(String(64))
+    owner: Mapped[str | None] = mapped_column(String(255))
+    """The subject of the bearer token that created the task; ``NULL`` without OAuth."""
+    tenant: Mapped[str | None] = mapped_column(String(255))
+    """The token's tenant (``""`` when it names none); ``NULL`` without OAuth."""
 
     __table_args__ = (
         Index("ix_tasks_state_seq", "state", "seq"),
         Index("ix_tasks_name", "name"),
+        # A user's listing is a keyset range on this index, newest first.
+        Index("ix_tasks_owner_tenant_seq", "owner", "tenant", "seq"),
     )
 
 

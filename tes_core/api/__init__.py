@@ -1,4 +1,5 @@
-"""The HTTP API: one blueprint per resource under ``/ga4gh/tes/v1``."""
+"""The HTTP API: one blueprint per resource under ``/ga4gh/tes/v1``; health and
+metrics at the root."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from flask import Flask
 from .. import API_PREFIX
 from .docs import blueprint as docs_blueprint
 from .errors import register_error_handlers
+from .health import blueprint as health_blueprint
+from .metrics import blueprint as metrics_blueprint
 from .service_info import blueprint as service_info_blueprint
 from .tasks import blueprint as tasks_blueprint
 
@@ -16,4 +19,6 @@ def register_api(app: Flask) -> None:
     app.register_blueprint(tasks_blueprint, url_prefix=API_PREFIX)
     app.register_blueprint(service_info_blueprint, url_prefix=API_PREFIX)
     app.register_blueprint(docs_blueprint, url_prefix=API_PREFIX)
+    app.register_blueprint(health_blueprint)
+    app.register_blueprint(metrics_blueprint)
     register_error_handlers(app)

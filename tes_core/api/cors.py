@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from flask import Flask, Response, request
 
 ALLOWED_METHODS = "GET, POST, OPTIONS"
+EXPOSED_HEADERS = "WWW-Authenticate, X-Request-ID"
+"""Response headers a browser app may read: why a token was refused, the request id."""
 PREFLIGHT_MAX_AGE = "86400"
 
 
@@ -29,6 +31,7 @@ def enable_cors(app: Flask, prefix: str, origins: Iterable[str]) -> None:
             return response
         headers = response.headers
         headers["Access-Control-Allow-Origin"] = "*" if any_origin else origin
+        headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
         if not any_origin:
             headers.add("Vary", "Origin")
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:

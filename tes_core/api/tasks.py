@@ -9,6 +9,7 @@ from flask.views import MethodView
 
 from ..errors import BadRequest, NotFound
 from ..schemas import parse_list_query, parse_view
+from .auth import current_principal
 from .responses import json_response, task_service
 
 blueprint = Blueprint("tasks", __name__)
@@ -21,7 +22,9 @@ class TaskList(MethodView):
 
     def get(self) -> Response:
         """One page of tasks, newest first (``tesListTasksResponse``)."""
-        return json_response(task_service().list(parse_list_query(request.args)))
+        return json_response(
+            task_service().list(parse_list_query(request.args), current_principal())
+        )
 
     def post(self) -> Response:
         """Create a task from the JSON body; answer ``{"id": ...}``."""
@@ -36,7 +39,7 @@ class TaskList(MethodView):
             raise BadRequest(
                 "the request body is not valid JSON: it is nested too deeply", field="body"
             ) from None
-        return json_response({"id": task_service().create(document)})
+        return json_response({"id": task_service().create(document, current_principal())})
 
 
 class TaskItem(MethodView):
@@ -46,7 +49,9 @@ class TaskItem(MethodView):
 
     def get(self, task_id: str) -> Response:
         """One task in the requested view (MINIMAL by default)."""
-        return json_response(task_service().get(_known(task_id), parse_view(request.args)))
+        return json_response(
+            task_service().get(_known(task_id), parse_view(request.args), current_principal())
+        )
 
 
 class TaskCancel(MethodView):
@@ -56,7 +61,7 @@ class TaskCancel(MethodView):
 
     def post(self, task_id: str) -> Response:
         """Ask to cancel; ``{}`` even when the task had already finished."""
-        task_service().cancel(_known(task_id))
+        task_service().cancel(_known(task_id), current_principal())
         return json_response({})
 
 

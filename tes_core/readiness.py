@@ -1,0 +1,50 @@
+"""Whether this process can do its work: the database and the broker answer."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from .telemetry.redact import redact
+
+BROKER_TIMEOUT = 2.0
+
+
+def check_readiness(core: Any) -> dict[str, str]:
+    """``{"database" | "broker": reason}`` for each dependency that does not answer."""
+    problems: dict[str, str] = {}
+    try:
+        core.db.point_read("SELECT 1", ())
+    except Exception as exc:
+        problems["database"] = _reason(exc)
+    try:
+        _ping_broker(core)
+    except Exception as exc:
+        problems["broker"] = _reason(exc)
+    return problems
+
+
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _ping_broker(core: Any) -> None:
+    url = core.settings.broker_url
+    if not url:
+        return  # in-memory broker: it is this process
+    # A client of our own with timeouts: the broker's has none, and a probe must not hang.
+    with _clients_lock:
+        client = _clients.get(url)
+        if client is None:
+            import redis
+
+            client = _clients[url] = redis.Redis.from_url(
+                url, socket_timeout=BROKER_TIMEOUT, socket_connect_timeout=BROKER_TIMEOUT
+            )
+    client.ping()
+
+
+def _reason(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc
+    lines = str(cause).strip().splitlines() or [""]
+    return redact(f"{type(cause).__name__}: {lines[0][:200]}")
