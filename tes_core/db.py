@@ -8,19 +8,57 @@ with "database is locked". Reads run without a transaction.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from .errors import ServiceUnavailable
 from .models import Base
 
 _READ_ONLY = "tes_read_only"
+UNAVAILABLE = "the database is not available right now; retry in a moment"
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class _Attempt:
+    retry: bool = False
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database could not be reached (worth trying again later)."""
+    if isinstance(exc, ServiceUnavailable | OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def patiently(call: Callable[[], T], *, timeout: float, what: str = "database call") -> T:
+    """``call()``, tried again while the database is unreachable, for up to ``timeout`` s.
+
+    Workers wrap what a running task reports in this, so that a database restart
+    delays a report instead of losing it. Other errors are raised at once.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.2
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            if not is_unavailable(exc) or time.monotonic() + pause > deadline:
+                raise
+            log.warning("%s: the database is unreachable; trying again in %.1f s", what, pause)
+        time.sleep(pause)
+        pause = min(pause * 2, 5.0)
 
 
 def utcnow() -> datetime:
@@ -87,6 +125,8 @@ class Database:
             self.engine = create_engine(
                 self.url, echo=echo, pool_size=24, max_overflow=16, pool_pre_ping=True
             )
+        dbapi = self.engine.dialect.loaded_dbapi
+        self._dbapi_errors = (dbapi.OperationalError, dbapi.InterfaceError)
 
     # -- straight through the driver, for the hot paths ----------------------------------
     #
@@ -95,30 +135,71 @@ class Database:
     # result wrapping: on GET /tasks/{id} and POST /tasks that is most of the time.
 
     def point_read(self, sql: str, params: Sequence[Any]) -> tuple | None:
-        """One row by key (``GET /tasks/{id}``); ``sql`` uses ``?`` placeholders."""
-        with self._driver_errors():
-            cursor = self._thread_connection().cursor()
-            try:
-                cursor.execute(driver_sql(self.engine.dialect, sql), params)
-                return cursor.fetchone()
-            finally:
-                cursor.close()
+        """One row by key (``GET /tasks/{id}``); ``sql`` uses ``?`` placeholders.
+
+        A per-thread connection found broken (the database restarted since its last
+        use) is replaced and the read tried once more, so a recovered database
+        answers the first request after it is back.
+        """
+        return self._autocommit(sql, params, fetch=True)
+
+    def driver_statement(self, sql: str, params: Sequence[Any]) -> None:
+        """One write statement on its own (atomic by itself; no BEGIN/COMMIT round trips).
+
+        Tried once more on a fresh connection after a broken one, like :meth:`point_read`,
+        so the statement must be idempotent (``INSERT ... ON CONFLICT DO NOTHING``).
+        """
+        self._autocommit(sql, params, fetch=False)
+
+    def _autocommit(self, sql: str, params: Sequence[Any], *, fetch: bool) -> tuple | None:
+        statement = driver_sql(self.engine.dialect, sql)
+        for retry in (True, False):
+            with self._driver_errors(retry=retry) as attempt:
+                cursor = self._thread_connection().cursor()
+                try:
+                    cursor.execute(statement, params)
+                    return cursor.fetchone() if fetch else None
+                finally:
+                    cursor.close()
+            if not attempt.retry:
+                break
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @contextlib.contextmanager
     def driver_write(self) -> Iterator[DriverTransaction]:
-        """A write transaction on the driver (``POST /tasks``), committed on success."""
-        with self._write_lock, self._driver_errors():
-            cursor = self._thread_connection().cursor()
-            try:
-                cursor.execute("BEGIN IMMEDIATE" if self.is_sqlite else "BEGIN")
+        """A write transaction on the driver (``POST /tasks``), committed on success.
+
+        Only ``BEGIN`` is retried on a fresh connection (nothing was written yet);
+        a failure later answers 503 and the transaction is rolled back.
+        """
+        with self._write_lock:
+            cursor = self._begin()
+            with self._driver_errors(retry=False):
                 try:
-                    yield DriverTransaction(cursor, self.engine.dialect)
+                    try:
+                        yield DriverTransaction(cursor, self.engine.dialect)
+                    except BaseException:
+                        cursor.execute("ROLLBACK")
+                        raise
+                    cursor.execute("COMMIT")
+                finally:
+                    cursor.close()
+
+    def _begin(self) -> Any:
+        """A cursor of this thread's connection inside a new transaction."""
+        begin = "BEGIN IMMEDIATE" if self.is_sqlite else "BEGIN"
+        for retry in (True, False):
+            with self._driver_errors(retry=retry) as attempt:
+                cursor = self._thread_connection().cursor()
+                try:
+                    cursor.execute(begin)
                 except BaseException:
-                    cursor.execute("ROLLBACK")
+                    cursor.close()
                     raise
-                cursor.execute("COMMIT")
-            finally:
-                cursor.close()
+                return cursor
+            if not attempt.retry:
+                break
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _thread_connection(self) -> Any:
         raw = getattr(self._local, "raw", None)
@@ -129,17 +210,28 @@ class Database:
         return raw
 
     @contextlib.contextmanager
-    def _driver_errors(self) -> Iterator[None]:
-        """A broken connection is dropped (the next call opens another) and answers 503."""
+    def _driver_errors(self, *, retry: bool) -> Iterator[_Attempt]:
+        """A broken connection is dropped (the next call opens another) and answers 503.
+
+        With ``retry``, an error on a connection that had served earlier calls is
+        swallowed and ``attempt.retry`` set: the caller tries again on a new one.
+        """
+        attempt = _Attempt()
+        reused = getattr(self._local, "raw", None) is not None
         try:
-            yield
-        except self.engine.dialect.loaded_dbapi.OperationalError as exc:
+            yield attempt
+        except self._dbapi_errors as exc:
             raw, self._local.raw = getattr(self._local, "raw", None), None
             if raw is not None:
-                raw.invalidate()
-            raise ServiceUnavailable(
-                "the database is not available right now; retry in a moment"
-            ) from exc
+                with contextlib.suppress(Exception):
+                    raw.invalidate()
+            if retry and reused:
+                log.info("database connection of this thread was broken; reconnecting")
+                attempt.retry = True
+                return
+            raise ServiceUnavailable(UNAVAILABLE) from exc
+        except DBAPIError as exc:  # opening a new connection failed
+            raise ServiceUnavailable(UNAVAILABLE) from exc
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:

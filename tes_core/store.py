@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -28,11 +27,12 @@ from sqlalchemy import (
     update,
 )
 
+from .auth.principal import Owner
 from .backends.base import TaskRecord
 from .db import Database, DriverTransaction, utcnow
 from .models import task_tags, tasks
 from .schemas.query import ListQuery
-from .states import ACTIVE, State, sources_of
+from .states import State, sources_of
 
 DOCUMENT_COLUMNS = (tasks.c.seq, tasks.c.id, tasks.c.state, tasks.c.creation_time,
                     tasks.c.document, tasks.c.logs)
@@ -41,9 +41,12 @@ DOCUMENT_COLUMNS = (tasks.c.seq, tasks.c.id, tasks.c.state, tasks.c.creation_tim
 # its cache key on every call cost about as much as running it (see bench/README.md).
 _INSERT_TASK_SQL = (
     "INSERT INTO tasks (id, state, name, creation_time, updated_at, document, logs, backend,"
-    " submitter) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq"
+    " submitter, owner, tenant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq"
 )
-_INSERT_TAG_SQL = "INSERT INTO task_tags (task_seq, key, value) VALUES (?, ?, ?)"
+_INSERT_TASK_ONCE_SQL = _INSERT_TASK_SQL.replace(" RETURNING seq", " ON CONFLICT (id) DO NOTHING")
+_INSERT_TAGS_SQL = "INSERT INTO task_tags (task_seq, key, value) VALUES "
+_TAGS_PER_STATEMENT = 500
+"""Tags written by one multi-row INSERT (3 parameters each, far below every driver's cap)."""
 SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 """How SQLAlchemy stores DateTime in SQLite; rows written through the driver match it."""
 _GET_STATE = select(tasks.c.id, tasks.c.state).where(tasks.c.id == bindparam("task_id"))
@@ -61,6 +64,8 @@ class NewTask:
     backend: str
     submitter: str | None = None
     logs: list[dict[str, Any]] | None = None
+    owner: Owner | None = None
+    """Who created the task (OAuth on); ``None`` without authentication."""
 
     @cached_property
     def id(self) -> str:
@@ -100,11 +105,53 @@ def insert_task(tx: DriverTransaction, task: NewTask) -> str:
             logs_json,
             task.backend,
             task.submitter,
+            task.owner.subject if task.owner else None,
+            task.owner.tenant if task.owner else None,
         ),
     ).fetchone()[0]
     tags = task.document.get("tags")
     if tags:
-        tx.executemany(_INSERT_TAG_SQL, [(seq, key, value) for key, value in tags.items()])
+        # One multi-row INSERT, not executemany: psycopg2 runs executemany as one round
+        # trip per row and psycopg 3 as a pipeline, both slower for a task's few tags.
+        items = list(tags.items())
+        for start in range(0, len(items), _TAGS_PER_STATEMENT):
+            chunk = items[start:start + _TAGS_PER_STATEMENT]
+            tx.execute(
+                _INSERT_TAGS_SQL + ", ".join(["(?, ?, ?)"] * len(chunk)),
+                [value for key, text in chunk for value in (seq, key, text)],
+            )
+    return task.id
+
+
+def store_task(db: Database, task: NewTask) -> str:
+    """Store a new task with its tags, atomically; return its id (``POST /tasks``).
+
+    On PostgreSQL the task and its tags go in one statement (a data-modifying CTE)
+    run on its own: one round trip instead of four (BEGIN, two INSERTs, COMMIT).
+    It is safe to repeat (``ON CONFLICT (id) DO NOTHING``), which lets a broken
+    connection be retried. SQLite, in-process, takes the plain transaction.
+    """
+    tags = list((task.document.get("tags") or {}).items())
+    if db.is_sqlite or len(tags) > _TAGS_PER_STATEMENT:
+        with db.driver_write() as tx:
+            return insert_task(tx, task)
+    document_json, logs_json = task.encoded
+    now = utcnow()
+    params: list[Any] = [
+        task.id, State.QUEUED.value, task.document.get("name"), now, now, document_json,
+        logs_json, task.backend, task.submitter,
+        task.owner.subject if task.owner else None,
+        task.owner.tenant if task.owner else None,
+    ]
+    insert = _INSERT_TASK_ONCE_SQL
+    if tags:
+        insert = (
+            f"WITH t AS ({insert} RETURNING seq) INSERT INTO task_tags (task_seq, key, value)"
+            " SELECT t.seq, v.key, v.value FROM t, (VALUES "
+            + ", ".join(["(?, ?)"] * len(tags)) + ") AS v (key, value)"
+        )
+        params += [value for pair in tags for value in pair]
+    db.driver_statement(insert, params)
     return task.id
 
 
@@ -112,6 +159,15 @@ def peek_state(db: Database, task_id: str) -> str | None:
     """The state of one task, or ``None``: the cheapest read there is (no transaction)."""
     row = db.point_read("SELECT state FROM tasks WHERE id = ?", (task_id,))
     return row[0] if row else None
+
+
+def peek_owner(db: Database, task_id: str) -> Owner | None | bool:
+    """Who owns one task: an :class:`Owner`, ``None`` for a task made without
+    authentication, or ``False`` when there is no such task."""
+    row = db.point_read("SELECT owner, tenant FROM tasks WHERE id = ?", (task_id,))
+    if row is None:
+        return False
+    return Owner(row[0], row[1] or "") if row[0] is not None else None
 
 
 def get_state(conn: Connection, task_id: str) -> Row | None:
@@ -124,8 +180,11 @@ def get_full(conn: Connection, task_id: str) -> Row | None:
     return conn.execute(_GET_FULL, {"task_id": task_id}).first()
 
 
-def list_page(conn: Connection, query: ListQuery) -> tuple[list[Row], int | None]:
-    """One page of tasks, newest first, and the ``seq`` to continue before (if more)."""
+def list_page(
+    conn: Connection, query: ListQuery, owner: Owner | None = None
+) -> tuple[list[Row], int | None]:
+    """One page of tasks, newest first, and the ``seq`` to continue before (if more);
+    only ``owner``'s tasks when given (a keyset range on ``ix_tasks_owner_tenant_seq``)."""
     columns = (
         (tasks.c.seq, tasks.c.id, tasks.c.state)
         if query.view == "MINIMAL"
@@ -150,6 +209,8 @@ def list_page(conn: Connection, query: ListQuery) -> tuple[list[Row], int | None
         if value is not None:
             condition = and_(condition, task_tags.c.value == value)
         stmt = stmt.where(exists().where(condition))
+    if owner is not None:
+        stmt = stmt.where(tasks.c.owner == owner.subject, tasks.c.tenant == owner.tenant)
     if query.state:
         stmt = stmt.where(tasks.c.state == query.state)
     if query.name_prefix:
@@ -211,15 +272,30 @@ def load_record(conn: Connection, task_id: str) -> TaskRecord | None:
     return _record(row) if row else None
 
 
-def active_records(conn: Connection, backend: str, limit: int = 1000) -> list[TaskRecord]:
-    """Active tasks of ``backend``, oldest first."""
-    rows = conn.execute(
-        select(*DOCUMENT_COLUMNS, tasks.c.backend_ref, tasks.c.worker_id)
-        .where(tasks.c.state.in_([s.value for s in ACTIVE]), tasks.c.backend == backend)
-        .order_by(tasks.c.seq)
-        .limit(limit)
+_ACTIVE_BATCH = (
+    select(*DOCUMENT_COLUMNS, tasks.c.backend, tasks.c.backend_ref, tasks.c.worker_id,
+           tasks.c.updated_at)
+    .where(tasks.c.state == bindparam("state"), tasks.c.seq > bindparam("after"))
+    .order_by(tasks.c.seq)
+    .limit(bindparam("size"))
+)
+
+
+def active_batch(conn: Connection, state: State, after_seq: int, size: int) -> list[Row]:
+    """Up to ``size`` tasks in ``state`` created after ``after_seq``, oldest first.
+
+    One keyset page of a reconcile pass: a range of the ``(state, seq)`` index, so a
+    page costs the same however many tasks there are. Rows carry what the pass needs:
+    the task as a backend sees it (:func:`record_of`), its backend, owner and version.
+    """
+    return conn.execute(
+        _ACTIVE_BATCH, {"state": State(state).value, "after": after_seq, "size": size}
     ).all()
-    return [_record(row) for row in rows]
+
+
+def record_of(row: Row) -> TaskRecord:
+    """The :class:`TaskRecord` of a row holding the document columns and ownership."""
+    return _record(row)
 
 
 def _record(row: Row) -> TaskRecord:
@@ -274,16 +350,3 @@ def lock_for_update(conn: Connection, task_id: str) -> Row | None:
     if conn.dialect.name != "sqlite":  # SQLite's BEGIN IMMEDIATE already serialises writers
         stmt = stmt.with_for_update()
     return conn.execute(stmt).first()
-
-
-def ids_in_states(
-    conn: Connection, states: Sequence[State], *, older_than: datetime | None = None,
-    limit: int = 1000,
-) -> list[Row]:
-    """``(id, state, backend_ref, worker_id, backend)`` of tasks in ``states``, oldest first."""
-    stmt = select(
-        tasks.c.id, tasks.c.state, tasks.c.backend_ref, tasks.c.worker_id, tasks.c.backend
-    ).where(tasks.c.state.in_([s.value for s in states]))
-    if older_than is not None:
-        stmt = stmt.where(tasks.c.updated_at < older_than)
-    return conn.execute(stmt.order_by(tasks.c.seq).limit(limit)).all()

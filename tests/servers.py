@@ -81,13 +81,7 @@ class ChildServer:
 
     def stop(self) -> None:
         """Stop gracefully (SIGTERM), killing after 20 s."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
     def kill(self) -> None:
         """kill -9, as a crash would."""
@@ -111,6 +105,19 @@ class ServerProcess(ChildServer):
             env=env,
         )
         self.data_dir = data_dir
+
+
+def stop_process(proc: subprocess.Popen | None, grace: float = 20.0) -> None:
+    """Stop a child process gracefully (SIGTERM), killing it after ``grace`` seconds."""
+    if proc is None:
+        return
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 def server_env(data_dir: Path, database_url: str | None = None, **extra: str) -> dict[str, str]:

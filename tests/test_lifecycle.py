@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
 
-from tes_core.backends.base import Backend, BackendContext, Observation, TaskRecord
+from tes_core.backends.base import BackendContext, Observation
 from tes_core.config import Settings
 from tes_core.db import Database, utcnow
 from tes_core.models import tasks, workers
@@ -24,46 +23,7 @@ from tes_core.reporting import DatabaseReporter
 from tes_core.store import NewTask, insert_task, load_record
 from tes_core.worker.lifecycle import Lifecycle
 from tes_core.worker.registry import WorkerRegistry, acquire_lease, release_lease
-
-
-class PlatformBackend(Backend):
-    """A remote platform in memory: submitted jobs, and what polling reports."""
-
-    name = "platform"
-
-    def __init__(self, context: BackendContext) -> None:
-        super().__init__(context)
-        self.submitted: list[str] = []
-        self.cancelled: list[str] = []
-        self.reports: dict[str, Observation] = {}
-        self.polled: list[list[str]] = []
-        self.fail_submit = False
-
-    def submit(self, task: TaskRecord) -> str:
-        if self.fail_submit:
-            raise RuntimeError("quota exceeded")
-        self.submitted.append(task.id)
-        return f"job-{task.id}"
-
-    def cancel(self, task: TaskRecord) -> bool:
-        self.cancelled.append(task.id)
-        return True
-
-    def poll(self, records: Sequence[TaskRecord]) -> Iterable[Observation]:
-        self.polled.append([r.id for r in records])
-        return [self.reports[r.id] for r in records if r.id in self.reports]
-
-
-class Messages:
-    def __init__(self) -> None:
-        self.submits: list[str] = []
-        self.cancels: list[str] = []
-
-    def submit(self, task_id: str) -> None:
-        self.submits.append(task_id)
-
-    def cancel(self, task_id: str) -> None:
-        self.cancels.append(task_id)
+from tests.remote_platform import Messages, PlatformBackend
 
 
 @pytest.fixture
@@ -218,7 +178,14 @@ def test_worker_liveness(world) -> None:
             )
         )
     assert not registry.is_alive("dead-pid")  # same host, process gone: dead at once
-    assert not registry.is_alive("silent")  # heartbeat stale
+    # Until its own heartbeats have gone through for 3 intervals (after a start or a
+    # database outage) a worker does not judge others by the age of theirs...
+    assert registry.is_alive("silent")
+    time.sleep(3 * registry.interval + 0.1)
+    with db.write() as conn:
+        conn.execute(update(workers).where(workers.c.id == "fresh").values(heartbeat_at=utcnow()))
+    # ...then a stale heartbeat means dead.
+    assert not registry.is_alive("silent")
     assert registry.is_alive("fresh")
 
 
@@ -230,3 +197,20 @@ def test_records_carry_the_document(world) -> None:
     assert record is not None
     assert record.document["executors"][0]["image"] == "a"
     assert record.state == "QUEUED"
+
+
+def test_a_claim_whose_submission_was_interrupted_is_given_back(world) -> None:
+    """The claim was stored but its submission stopped (e.g. the database restarted
+    between the claim and the submission): the claiming worker, alive, gives it back."""
+    db, backend, messages, lifecycle, registry = world
+    task_id = _new_task(db)
+    assert lifecycle._claim(task_id)
+    lifecycle._submitting.add(task_id)  # still being submitted: left alone
+    assert lifecycle.release_stale_claims() == []
+    lifecycle._submitting.discard(task_id)
+    assert lifecycle.release_stale_claims() == [task_id]
+    assert messages.submits == [task_id]
+    assert _row(db, task_id).backend_ref is None
+    lifecycle.submit(task_id)
+    assert backend.submitted == [task_id]
+    assert lifecycle.release_stale_claims() == []  # submitted: nothing to give back

@@ -38,11 +38,14 @@ def _indexes(url: str, table: str) -> set[str]:
         engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "postgresql+psycopg2"])
 def database_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'migrate.sqlite3'}"
-    return request.getfixturevalue("postgres_url_factory")()
+    url = request.getfixturevalue("postgres_url_factory")()
+    if request.param == "postgresql+psycopg2":  # the other driver the postgres extra installs
+        url = "postgresql+psycopg2://" + url.split("://", 1)[1]
+    return url
 
 
 def test_upgrade_to_head_and_downgrade_to_base(database_url, tmp_path, monkeypatch) -> None:
@@ -81,3 +84,50 @@ def test_models_match_the_migrations(database_url, tmp_path) -> None:
     finally:
         engine.dispose()
     assert diff == []
+
+
+def _columns(url: str, table: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return {column["name"] for column in inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
+def test_0002_adds_task_owners_and_keeps_tasks_and_tags_both_ways(database_url, tmp_path) -> None:
+    """Revision 0002 (owner, tenant, their listing index) on a database holding tasks."""
+    from sqlalchemy import text
+
+    from tests.servers import server_env
+
+    env = server_env(tmp_path, database_url)
+    assert _tes_server("db", "upgrade", "0001", env=env).returncode == 0
+    assert "owner" not in _columns(database_url, "tasks")
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO tasks (id, state, name, creation_time, updated_at, document, logs,"
+                " backend) VALUES ('t1', 'QUEUED', 'n', '2026-01-01 00:00:00',"
+                " '2026-01-01 00:00:00', '{}', '[]', 'local')"
+            ))
+            seq = conn.execute(text("SELECT seq FROM tasks WHERE id = 't1'")).scalar_one()
+            conn.execute(text("INSERT INTO task_tags (task_seq, key, value) VALUES (:s, 'k', 'v')"),
+                         {"s": seq})
+
+        up = _tes_server("db", "upgrade", env=env)
+        assert up.returncode == 0, up.stderr
+        assert {"owner", "tenant"} <= _columns(database_url, "tasks")
+        assert "ix_tasks_owner_tenant_seq" in _indexes(database_url, "tasks")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT owner, tenant FROM tasks")).all() == [(None, None)]
+
+        down = _tes_server("db", "downgrade", "0001", env=env)
+        assert down.returncode == 0, down.stderr
+        assert not {"owner", "tenant"} & _columns(database_url, "tasks")
+        assert "ix_tasks_owner_tenant_seq" not in _indexes(database_url, "tasks")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT id FROM tasks")).scalars().all() == ["t1"]
+            assert conn.execute(text("SELECT key, value FROM task_tags")).all() == [("k", "v")]
+    finally:
+        engine.dispose()

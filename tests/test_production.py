@@ -4,20 +4,15 @@ and separate ``tes-server worker`` processes."""
 from __future__ import annotations
 
 import os
-import re
-import signal
 import socket
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
-from tests.servers import TERMINAL, server_env, wait_for_state
+from tests.deployment import Deployment
+from tests.servers import TERMINAL, wait_for_state
 
 REDIS_URL = os.environ.get("TES_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -31,102 +26,13 @@ def _redis_up() -> bool:
         return False
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Deployment:
-    """A gunicorn API process plus worker processes sharing PostgreSQL and Redis."""
-
-    def __init__(self, tmp_path: Path, database_url: str) -> None:
-        self.tmp_path = tmp_path
-        self.env = server_env(
-            tmp_path / "data",
-            database_url,
-            TES_BROKER_URL=REDIS_URL,
-            TES_BROKER_NAMESPACE=f"tes-test-{uuid.uuid4().hex[:8]}",
-        )
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}/ga4gh/tes/v1"
-        self.api: subprocess.Popen | None = None
-        self.workers: list[subprocess.Popen] = []
-
-    def migrate(self) -> None:
-        subprocess.run(
-            [sys.executable, "-m", "tes_core.cli", "db", "upgrade"],
-            env=self.env,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-
-    def start_api(self) -> None:
-        self.api = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--workers",
-                "2",
-                "--threads",
-                "4",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "tes_core.app:create_app()",
-            ],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=(self.tmp_path / "api.log").open("w"),
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.url}/service-info", timeout=2).ok:
-                    return
-            except requests.RequestException:
-                time.sleep(0.2)
-        raise RuntimeError((self.tmp_path / "api.log").read_text())
-
-    def start_worker(self) -> subprocess.Popen:
-        index = len(self.workers)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tes_core.cli", "worker"],
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=(self.tmp_path / f"worker{index}.log").open("w"),
-            text=True,
-            start_new_session=True,
-        )
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert re.search(r"TES worker \S+ running", line), (
-            line + (self.tmp_path / f"worker{index}.log").read_text()
-        )
-        self.workers.append(proc)
-        return proc
-
-    def stop(self) -> None:
-        for proc in [*self.workers, self.api]:
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in [*self.workers, self.api]:
-            if proc is not None:
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-
-
 @pytest.fixture
 def deployment(tmp_path, postgres_url_factory) -> Iterator[Deployment]:
     if not _redis_up():
         if os.environ.get("CI"):
             pytest.fail("Redis is required in CI but does not answer on 127.0.0.1:6379")
         pytest.skip("Redis is not running")
-    deployment = Deployment(tmp_path, postgres_url_factory())
+    deployment = Deployment(tmp_path, postgres_url_factory(), REDIS_URL)
     deployment.migrate()
     deployment.start_api()
     yield deployment
@@ -186,8 +92,7 @@ def test_a_killed_worker_loses_no_task(deployment: Deployment, tmp_path) -> None
     response = requests.post(f"{deployment.url}/tasks", json=body, timeout=10)
     running = response.json()["id"]
     wait_for_state(deployment.url, running, {"RUNNING"})
-    first.kill()
-    first.wait(10)
+    deployment.kill_worker(first)
     queued = _submit(deployment.url, ["true"])
     deployment.start_worker()
     ended = wait_for_state(deployment.url, running, TERMINAL, timeout=60, view="FULL")

@@ -9,24 +9,31 @@ The reconcile pass finds what a crash left half done and finishes it.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from sqlalchemy import and_, update
+from sqlalchemy import Row, select, update
 
-from ..backends.base import Backend, Observation, failed
-from ..db import Database, utcnow
+from ..backends.base import Backend, Observation, TaskRecord, failed
+from ..config import ConfigError
+from ..db import Database, patiently, utcnow
 from ..models import tasks
-from ..reporting import DatabaseReporter
+from ..reporting import DatabaseReporter, StoredTask
 from ..states import ACTIVE, State
-from ..store import active_records, ids_in_states, load_record
+from ..store import active_batch, load_record, record_of
 from .registry import WorkerRegistry, acquire_lease, release_lease
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RECONCILE_LEASE = "reconcile"
+MAX_BATCH_SIZE = 5000
+"""Keeps one batch (its rows in memory, one poll call, one write) short, so the lock is
+renewed well within its TTL."""
 
 
 class Messages(Protocol):
@@ -48,13 +55,26 @@ class Lifecycle:
         registry: WorkerRegistry,
         messages: Messages,
         stale_after: float = 30.0,
+        batch_size: int = 500,
+        lock_ttl: float = 60.0,
     ) -> None:
+        if not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise ConfigError(
+                f"TES_RECONCILE_BATCH_SIZE={batch_size} must be between 1 and {MAX_BATCH_SIZE}"
+            )
+        if lock_ttl <= 0:
+            raise ConfigError(f"TES_RECONCILE_LOCK_TTL={lock_ttl:g} must be above 0")
         self.db = db
         self.backend = backend
         self.reporter = reporter
         self.registry = registry
         self.messages = messages
         self.stale_after = stale_after
+        self.batch_size = batch_size
+        self.lock_ttl = lock_ttl
+        self._submitting: set[str] = set()
+        """Tasks this worker is submitting right now (see :meth:`release_stale_claims`)."""
+        self._submitting_lock = threading.Lock()
 
     @property
     def worker_id(self) -> str:
@@ -65,10 +85,17 @@ class Lifecycle:
 
     def submit(self, task_id: str) -> None:
         """Hand a QUEUED, unclaimed task to the backend, exactly once."""
-        if not self._claim(task_id):
-            return
-        with self.db.read() as conn:
-            record = load_record(conn, task_id)
+        with self._submitting_lock:
+            self._submitting.add(task_id)
+        try:
+            if self._claim(task_id):
+                self._submit_claimed(task_id)
+        finally:
+            with self._submitting_lock:
+                self._submitting.discard(task_id)
+
+    def _submit_claimed(self, task_id: str) -> None:
+        record = self._patiently(lambda: self._load(task_id), f"reading task {task_id}")
         if record is not None and record.state == State.CANCELING:
             # Cancelled between the claim and now: this worker owns it, so it finishes it.
             self.finish_cancel(task_id)
@@ -89,6 +116,51 @@ class Lifecycle:
         if self.reporter.current_state(task_id) in (State.CANCELING, State.CANCELED):
             # A cancel raced the submission and may have found nothing to stop yet.
             self.backend.cancel(replace(record, backend_ref=ref, state=State.CANCELING.value))
+
+    def _load(self, task_id: str) -> TaskRecord | None:
+        with self.db.read() as conn:
+            return load_record(conn, task_id)
+
+    def _patiently(self, call: Callable[[], T], what: str) -> T:
+        patience = self.reporter.patience
+        return patiently(call, timeout=patience, what=what) if patience > 0 else call()
+
+    def release_stale_claims(self) -> list[str]:
+        """Give back this worker's claims that no submission is working on any more.
+
+        A claim whose submission failed after the claim was stored (its answer lost in
+        a database restart, or the database gone for longer than the worker waits)
+        would otherwise keep the task QUEUED for good: the claimer is alive, so nobody
+        takes it over. Only the claimer can tell such a claim from a slow submission,
+        so each worker checks its own. The tasks are submitted again.
+        """
+        stale = utcnow() - timedelta(seconds=self.stale_after)
+        with self.db.read() as conn:
+            claimed = conn.execute(
+                select(tasks.c.id).where(
+                    tasks.c.state == State.QUEUED.value,
+                    tasks.c.backend_ref == "claimed",
+                    tasks.c.worker_id == self.worker_id,
+                    tasks.c.updated_at < stale,
+                )
+            ).scalars().all()
+        with self._submitting_lock:
+            lost = [task_id for task_id in claimed if task_id not in self._submitting]
+        if not lost:
+            return []
+        with self.db.write() as conn:
+            released = list(conn.execute(
+                update(tasks)
+                .where(tasks.c.id.in_(lost), tasks.c.state == State.QUEUED.value,
+                       tasks.c.backend_ref == "claimed", tasks.c.worker_id == self.worker_id)
+                .values(backend_ref=None, worker_id=None, updated_at=utcnow())
+                .returning(tasks.c.id)
+            ).scalars())
+        for task_id in released:
+            log.warning("task %s: its submission by this worker was interrupted; "
+                        "submitting it again", task_id)
+            self.messages.submit(task_id)
+        return released
 
     def _claim(self, task_id: str) -> bool:
         with self.db.write() as conn:
@@ -131,104 +203,149 @@ class Lifecycle:
     # -- reconcile ------------------------------------------------------------------
 
     def reconcile(self) -> None:
-        """One pass over unfinished tasks; only one runs at a time across all workers."""
-        if not acquire_lease(self.db, RECONCILE_LEASE, self.worker_id, ttl=300):
+        """One pass over unfinished tasks; only one runs at a time across all workers.
+
+        The pass walks the active tasks state by state in keyset batches of
+        ``batch_size``; each batch costs a fixed number of queries (one read, at most
+        one liveness check, one batched write per kind of change), so a pass makes
+        ``O(tasks / batch_size)`` queries, never one per task. The lock is renewed
+        after every batch and expires ``lock_ttl`` seconds after the last renewal, so
+        the lock of a worker that died mid-pass frees itself.
+        """
+        if not acquire_lease(self.db, RECONCILE_LEASE, self.worker_id, ttl=self.lock_ttl):
             return
         started = time.monotonic()
+        seen = 0
         try:
-            self._resend_lost()
-            if self.backend.runs_in_worker:
-                self._recover_orphans()
-            else:
-                self._poll_backend()
+            for state in _PASS_ORDER:
+                after = 0
+                while True:
+                    with self.db.read() as conn:
+                        rows = active_batch(conn, state, after, self.batch_size)
+                    if not rows:
+                        break
+                    seen += len(rows)
+                    self._reconcile_batch(state, rows)
+                    if len(rows) < self.batch_size:
+                        break
+                    after = rows[-1].seq
+                    if not acquire_lease(
+                        self.db, RECONCILE_LEASE, self.worker_id, ttl=self.lock_ttl
+                    ):
+                        log.warning("reconcile lock lost mid-pass; stopping this pass")
+                        return
         finally:
             release_lease(self.db, RECONCILE_LEASE, self.worker_id)
-        log.debug("reconcile pass took %.3fs", time.monotonic() - started)
+        log.debug("reconcile pass over %d active tasks took %.3fs", seen,
+                  time.monotonic() - started)
 
-    def _resend_lost(self) -> None:
-        """QUEUED never submitted, CANCELING never finished: send their messages again."""
+    def _reconcile_batch(self, state: State, rows: Sequence[Row]) -> None:
         stale = utcnow() - timedelta(seconds=self.stale_after)
-        with self.db.read() as conn:
-            waiting = ids_in_states(conn, [State.QUEUED], older_than=stale)
-            canceling = ids_in_states(conn, [State.CANCELING], older_than=stale)
-        for row in waiting:
-            if row.backend_ref is None:
-                log.info("task %s was never submitted; submitting it again", row.id)
-                self.messages.submit(row.id)
-            elif (
-                row.backend_ref == "claimed"
-                and not self.backend.runs_in_worker
-                and not self.registry.is_alive(row.worker_id)
-                and self._take_over(row.id, row.worker_id, release=True)
-            ):
-                log.info("task %s: its worker died while submitting it; submitting again",
-                         row.id)
-                self.messages.submit(row.id)
-        for row in canceling:
-            if row.backend_ref is None or not self.backend.runs_in_worker or not (
-                self.registry.is_alive(row.worker_id)
-            ):
-                log.info("task %s is still CANCELING; finishing the cancel", row.id)
-                self.finish_cancel(row.id)
-
-    def _recover_orphans(self) -> None:
-        """Tasks whose worker died: requeue those not started, recover the rest."""
-        with self.db.read() as conn:
-            rows = ids_in_states(conn, [s for s in ACTIVE if s != State.CANCELING])
-        alive: dict[str, bool] = {}
-        for row in rows:
-            owner = row.worker_id
-            if owner is None or row.backend != self.backend.name:
-                continue
-            if owner not in alive:
-                alive[owner] = self.registry.is_alive(owner)
-            if alive[owner]:
-                continue
-            if row.state == State.QUEUED:
-                if self._take_over(row.id, owner, release=True):
-                    log.info("task %s: its worker %s died before starting it; requeued",
-                             row.id, owner)
+        mine = [row for row in rows if row.backend == self.backend.name]
+        if state == State.CANCELING:
+            self._finish_stale_cancels([row for row in rows if row.updated_at < stale])
+            return
+        if state == State.QUEUED:
+            for row in rows:
+                if row.backend_ref is None and row.updated_at < stale:
+                    log.info("task %s was never submitted; submitting it again", row.id)
                     self.messages.submit(row.id)
-                continue
-            if not self._take_over(row.id, owner, release=False):
-                continue
-            with self.db.read() as conn:
-                record = load_record(conn, row.id)
-            if record is None:
+        owned = [row for row in mine if row.worker_id is not None]
+        alive = self.registry.alive({row.worker_id for row in owned}) if owned else set()
+        orphans = [row for row in owned if row.worker_id not in alive]
+        if state == State.QUEUED:
+            # Claimed (or, on a backend running in its worker, waiting for a slot) by a
+            # worker that died: release and submit again. A remote backend's claim is only
+            # stale if the submission never recorded the platform's reference.
+            lost = [
+                row for row in orphans
+                if self.backend.runs_in_worker or row.backend_ref == "claimed"
+            ]
+            for task_id in self._take_over(lost, release=True):
+                log.info("task %s: its worker died before starting it; submitting again",
+                         task_id)
+                self.messages.submit(task_id)
+        elif self.backend.runs_in_worker:
+            self._recover(orphans)
+        if not self.backend.runs_in_worker:
+            self._poll(
+                [row for row in mine if row.backend_ref not in (None, "claimed")]
+            )
+
+    def _finish_stale_cancels(self, rows: Sequence[Row]) -> None:
+        """CANCELING for long: never submitted -> CANCELED at once, in one statement;
+        the others get their cancel message again (when no live worker runs them)."""
+        never = [row for row in rows if row.backend_ref is None]
+        if never:
+            now = datetime.now(UTC)
+            self.reporter.report_batch(
+                [Observation(task_id=row.id, state=State.CANCELED, end_time=now)
+                 for row in never],
+                {row.id: _stored(row) for row in never},
+            )
+        rest = [row for row in rows if row.backend_ref is not None]
+        if self.backend.runs_in_worker and rest:
+            alive = self.registry.alive({row.worker_id for row in rest if row.worker_id})
+            rest = [row for row in rest if row.worker_id not in alive]
+        for row in rest:
+            log.info("task %s is still CANCELING; sending its cancel again", row.id)
+            self.messages.cancel(row.id)
+
+    def _recover(self, orphans: Sequence[Row]) -> None:
+        """Active tasks whose worker died: this worker takes them over and recovers them."""
+        taken = set(self._take_over(orphans, release=False))
+        for row in orphans:
+            if row.id not in taken:
                 continue
             log.warning("task %s: its worker %s died while it was %s; recovering",
-                        row.id, owner, row.state)
-            observation = self.backend.recover(record)
+                        row.id, row.worker_id, row.state)
+            observation = self.backend.recover(record_of(row))  # names the dead owner
             if observation is not None:
                 self.reporter.report(observation)
 
-    def _take_over(self, task_id: str, dead_owner: str, *, release: bool) -> bool:
+    def _take_over(self, rows: Sequence[Row], *, release: bool) -> list[str]:
+        """Move tasks from their dead owners to this worker (or to nobody, ``release``);
+        one guarded UPDATE per dead owner. Returns the ids that moved."""
+        by_owner: dict[str, list[str]] = {}
+        for row in rows:
+            by_owner.setdefault(row.worker_id, []).append(row.id)
+        if not by_owner:
+            return []
         values: dict[str, object] = {"updated_at": utcnow()}
         if release:
             values.update(worker_id=None, backend_ref=None)
         else:
             values["worker_id"] = self.worker_id
+        moved: list[str] = []
         with self.db.write() as conn:
-            result = conn.execute(
-                update(tasks)
-                .where(and_(tasks.c.id == task_id, tasks.c.worker_id == dead_owner))
-                .values(**values)
-            )
-        return result.rowcount == 1
+            for owner, ids in by_owner.items():
+                moved += conn.execute(
+                    update(tasks)
+                    .where(tasks.c.worker_id == owner, tasks.c.id.in_(ids))
+                    .values(**values)
+                    .returning(tasks.c.id)
+                ).scalars()
+        return moved
 
-    def _poll_backend(self) -> None:
-        with self.db.read() as conn:
-            records = [
-                r for r in active_records(conn, self.backend.name)
-                if r.backend_ref not in (None, "claimed") and r.state != State.CANCELING
-            ]
-        if not records:
+    def _poll(self, rows: Sequence[Row]) -> None:
+        """Ask the backend about a batch of tasks at once and apply what it says."""
+        if not rows:
             return
         try:
-            observations = list(self.backend.poll(records))
+            observations = list(self.backend.poll([record_of(row) for row in rows]))
         except Exception:
             log.warning("polling backend %s failed; will retry", self.backend.name,
                         exc_info=True)
             return
-        for observation in observations:
-            self.reporter.report(observation)
+        if observations:
+            self.reporter.report_batch(observations, {row.id: _stored(row) for row in rows})
+
+
+_PASS_ORDER = (State.CANCELING, State.PAUSED, State.RUNNING, State.INITIALIZING, State.QUEUED)
+"""Every active state, latest first: a task a batch moves on (QUEUED -> RUNNING) lands in a
+state this pass has already walked, so it is not polled twice in one pass."""
+assert set(_PASS_ORDER) == set(ACTIVE)
+
+
+def _stored(row: Row) -> StoredTask:
+    return StoredTask(id=row.id, state=row.state, logs=row.logs, updated_at=row.updated_at)

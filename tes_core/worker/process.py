@@ -9,7 +9,7 @@ import dramatiq
 
 from ..backends.base import Backend
 from ..db import Database
-from .actors import Actors
+from .actors import Actors, BrokerUnavailable
 from .lifecycle import Lifecycle
 from .registry import WorkerRegistry, acquire_lease
 
@@ -30,6 +30,7 @@ class WorkerProcess:
         registry: WorkerRegistry,
         threads: int,
         reconcile_interval: float,
+        database_patience: float = 0.0,
     ) -> None:
         self.db = db
         self.backend = backend
@@ -38,6 +39,7 @@ class WorkerProcess:
         self.registry = registry
         self.threads = threads
         self.reconcile_interval = reconcile_interval
+        self.database_patience = database_patience
         self._stop = threading.Event()
         self._clock: threading.Thread | None = None
         self._worker: dramatiq.Worker | None = None
@@ -48,6 +50,9 @@ class WorkerProcess:
         """Register, start the backend, take messages, and start the reconcile clock."""
         self.registry.register()
         self.running = True
+        # From now on this process runs tasks: what they report must outlive a database
+        # restart rather than end them (or leave them stuck) on the first failed write.
+        self.lifecycle.reporter.patience = self.database_patience
         self.backend.start()
         self.actors.handler = self.lifecycle
         self._worker = dramatiq.Worker(
@@ -63,11 +68,17 @@ class WorkerProcess:
         # The first pass runs at once: it is what recovers tasks after a crash.
         while not self._stop.is_set():
             try:
+                self.lifecycle.release_stale_claims()
+            except Exception:
+                log.warning("could not check this worker's claims", exc_info=True)
+            try:
                 if acquire_lease(
                     self.db, SCHEDULER_LEASE, self.registry.worker_id,
                     ttl=2 * self.reconcile_interval,
                 ):
                     self.actors.reconcile()
+            except BrokerUnavailable:
+                pass  # logged once per outage by the sender; the next tick tries again
             except Exception:
                 log.warning("could not schedule a reconcile pass", exc_info=True)
             self._stop.wait(self.reconcile_interval)

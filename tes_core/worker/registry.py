@@ -11,7 +11,9 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
+from collections.abc import Iterable
 from datetime import timedelta
 
 from sqlalchemy import delete, insert, select, update
@@ -44,6 +46,8 @@ class WorkerRegistry:
         self.worker_id = f"{HOSTNAME}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._beating_since: float | None = None
+        """When this worker's heartbeats last started succeeding (``None``: failing)."""
 
     def register(self) -> None:
         """Record this worker and start its heartbeat thread."""
@@ -55,6 +59,7 @@ class WorkerRegistry:
                     started_at=now, heartbeat_at=now,
                 )
             )
+        self._beating_since = time.monotonic()
         self._thread = threading.Thread(target=self._beat, name="tes-heartbeat", daemon=True)
         self._thread.start()
 
@@ -67,7 +72,10 @@ class WorkerRegistry:
                         .where(workers.c.id == self.worker_id)
                         .values(heartbeat_at=utcnow())
                     )
+                if self._beating_since is None:
+                    self._beating_since = time.monotonic()
             except Exception:
+                self._beating_since = None
                 log.warning("worker heartbeat failed", exc_info=True)
 
     def unregister(self) -> None:
@@ -83,17 +91,30 @@ class WorkerRegistry:
 
     def is_alive(self, worker_id: str | None) -> bool:
         """Whether the worker ``worker_id`` still runs."""
-        if not worker_id:
-            return False
-        if worker_id == self.worker_id:
-            return True
+        return bool(worker_id) and worker_id in self.alive([worker_id])  # type: ignore[list-item]
+
+    def alive(self, worker_ids: Iterable[str]) -> set[str]:
+        """Which of ``worker_ids`` still run, in one query."""
+        wanted = {w for w in worker_ids if w}
+        found = {self.worker_id} & wanted
+        others = sorted(wanted - found)
+        if not others:
+            return found
         with self.db.read() as conn:
-            row = conn.execute(select(workers).where(workers.c.id == worker_id)).first()
-        if row is None:
-            return False
-        if row.hostname == HOSTNAME and not _pid_alive(row.pid):
-            return False
-        return utcnow() - row.heartbeat_at < timedelta(seconds=3 * self.interval)
+            rows = conn.execute(select(workers).where(workers.c.id.in_(others))).all()
+        fresh = utcnow() - timedelta(seconds=3 * self.interval)
+        # After a database outage every heartbeat is old, the live ones included: judge
+        # by age only once our own heartbeats have gone through for 3 intervals, by
+        # which time every live worker has written one again.
+        judging = self._beating_since is not None and (
+            time.monotonic() - self._beating_since >= 3 * self.interval
+        )
+        for row in rows:
+            if row.hostname == HOSTNAME and not _pid_alive(row.pid):
+                continue
+            if row.heartbeat_at > fresh or not judging:
+                found.add(row.id)
+        return found
 
     def prune(self, older_than: timedelta = timedelta(days=1)) -> None:
         """Forget workers whose heartbeat stopped long ago."""
