@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -156,6 +156,54 @@ def baseline_server(mode: str, database_url: str | None = None) -> Server:
     return Server(f"baseline ({mode})", argv, child_env(), BASELINE_READY)
 
 
+GUNICORN_READY = re.compile(r"Listening at: (http://\S+)")
+
+
+class GunicornServer(Server):
+    """A WSGI app under gunicorn with the production configuration
+    (``tes_core.gunicorn_conf``), ready once one of its processes answers."""
+
+    def __init__(self, name: str, app: str, env: dict[str, str], **options: str) -> None:
+        from tests.private_services import free_port
+
+        argv = [sys.executable, "-m", "gunicorn", "-c", "python:tes_core.gunicorn_conf",
+                "--bind", f"127.0.0.1:{free_port()}"]
+        for option, value in options.items():
+            argv += [f"--{option.replace('_', '-')}", value]
+        super().__init__(name, [*argv, app], env, GUNICORN_READY)
+
+    def start(self, timeout: float = 60.0) -> Server:
+        """Start gunicorn, then wait until its app (loaded after the fork) answers."""
+        super().start(timeout)
+        self.url = self.url.rstrip("/") + API
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                Client(self.base, timeout=5).request("GET", f"{API}/service-info")
+                return self
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not answer:\n" + self.log())
+
+
+def tes_gunicorn(data_dir: Path, database_url: str, broker_url: str, **settings: str) -> Server:
+    """``tes_core.app:create_app()`` under gunicorn (production: PostgreSQL, Redis), on a
+    database migrated first with ``tes-server db upgrade``."""
+    env = child_env(TES_DATABASE_URL=database_url, TES_BROKER_URL=broker_url,
+                    TES_DATA_DIR=str(data_dir), **settings)
+    # As in production: migrations run once, before the API starts (gunicorn does not).
+    subprocess.run([sys.executable, "-m", "tes_core.cli", "db", "upgrade"], env=env, cwd=REPO,
+                   check=True, capture_output=True, timeout=120)
+    return GunicornServer("tes (gunicorn)", "tes_core.app:create_app()", env)
+
+
+def baseline_gunicorn(mode: str, database_url: str | None = None) -> Server:
+    """``bench/baseline_app.py`` in ``mode`` under the same gunicorn configuration."""
+    app = f"bench.baseline_app:create_app({mode!r}, {database_url!r})"
+    return GunicornServer(f"baseline ({mode}, gunicorn)", app, child_env())
+
+
 @contextlib.contextmanager
 def running(*servers: Server) -> Iterator[tuple[Server, ...]]:
     """Start ``servers`` (in order) and stop them all at the end."""
@@ -209,14 +257,22 @@ def run_load(
     max_requests: int = 50_000,
     expect: int = 200,
     server_pid: int | None = None,
+    headers: Sequence[str] = (),
+    rate: float | None = None,
 ) -> Load:
-    """Run ``bench/loadgen.py`` in its own process against ``base`` and return its figures."""
+    """Run ``bench/loadgen.py`` in its own process against ``base`` and return its figures;
+    ``headers`` are ``"Name: value"`` lines sent with every request; with ``rate``, open
+    loop at that many requests per second (else closed loop)."""
     argv = [sys.executable, "-m", "bench.loadgen", "--base", base, "--method", method,
             "--connections", str(connections), "--duration", str(duration),
             "--warmup", str(warmup), "--max-requests", str(max_requests),
             "--expect", str(expect)]
     if body_file is not None:
         argv += ["--body-file", str(body_file)]
+    if rate:
+        argv += ["--rate", str(rate)]
+    for header in headers:
+        argv += ["--header", header]
     with tempfile.NamedTemporaryFile("w", suffix=".paths", delete=False) as handle:
         handle.write("\n".join(paths))
     argv += ["--paths-file", handle.name]
@@ -236,14 +292,20 @@ def run_load(
 
 
 def process_cpu(pid: int | None) -> float:
-    """CPU seconds (user + system) process ``pid`` has used; 0 when unknown."""
+    """CPU seconds (user + system) process ``pid`` and its live children (gunicorn's
+    workers) have used; 0 when unknown."""
     if pid is None:
         return 0.0
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children: list[str] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            children += task.read_text().split()
+    return own + sum(process_cpu(int(child)) for child in children)
 
 
 class Client:

@@ -10,6 +10,10 @@ the engine comes from :class:`tes_core.db.Database` (SQLite: WAL,
 ``--mode const``: ``GET /ga4gh/tes/v1/tasks/<id>`` answers a constant small JSON.
 
     python -m bench.baseline_app --mode insert --database sqlite:////tmp/b.sqlite3
+
+Under gunicorn (``bench_create --gunicorn``, ``bench_poll``) the same apps are served with
+the production configuration: ``gunicorn -c python:tes_core.gunicorn_conf
+"bench.baseline_app:create_app('insert', 'postgresql+psycopg://...')"``.
 """
 
 from __future__ import annotations

@@ -11,6 +11,11 @@ so the tasks stay QUEUED and nothing else writes to the database meanwhile. The
 measurement is the create path alone.
 
     python -m bench.bench_create [--seconds 6] [--rounds 3] [--database URL]
+    python -m bench.bench_create --gunicorn --database postgresql+psycopg://postgres@127.0.0.1/postgres
+
+With ``--gunicorn`` both apps run under gunicorn with ``tes_core.gunicorn_conf`` (the
+same workers and threads), and tes-core has Redis as its broker with no worker
+running, so every create also sends its submit message, as in production.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from bench._common import (
     Outcome,
     Scratch,
     Server,
+    baseline_gunicorn,
     baseline_server,
     common_arguments,
     interleave,
@@ -35,6 +41,7 @@ from bench._common import (
     report,
     run_load,
     running,
+    tes_gunicorn,
     tes_server,
     throughput_outcome,
 )
@@ -50,20 +57,40 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=6.0, help="counted seconds per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--gunicorn", action="store_true",
+        help="production shape: both apps under gunicorn with tes_core.gunicorn_conf; "
+        "tes-core with Redis as its broker (a private redis-server) and no worker, so each "
+        "create also sends its submit message; use with --database (PostgreSQL)",
+    )
     return parser
 
 
 def run(args: argparse.Namespace) -> list[Outcome]:
     source = args.document or (FIXTURE if FIXTURE.exists() else SHARED_FIXTURE)
     scratch = Scratch(args.database, keep=args.keep)
+    redis = None
     try:
-        tes = tes_server(scratch.dir / "tes", scratch.database("create_tes"),
-                         TES_WORKER_THREADS="0")
-        base = baseline_server("insert", scratch.database("create_baseline"))
+        # The core's create path alone: the submitter plugins (their cost is
+        # bench_submitters') would refuse this Terra task with no storage configured.
+        plugins_off = "cromwell,nextflow"
+        if args.gunicorn:
+            from tests.private_services import PrivateRedis
+
+            redis = PrivateRedis(scratch.dir / "redis").start()
+            tes = tes_gunicorn(scratch.dir / "tes", scratch.database("create_tes"), redis.url,
+                               TES_DISABLED_PLUGINS=plugins_off)
+            base = baseline_gunicorn("insert", scratch.database("create_baseline"))
+        else:
+            tes = tes_server(scratch.dir / "tes", scratch.database("create_tes"),
+                             TES_WORKER_THREADS="0", TES_DISABLED_PLUGINS=plugins_off)
+            base = baseline_server("insert", scratch.database("create_baseline"))
         with running(tes, base):
             body, note = _document_for(tes.base, source, scratch.dir)
+            shape = "gunicorn + Redis broker" if args.gunicorn else "tes-server serve"
             print(f"bench_create: POST {API}/tasks, {source.name} ({body.stat().st_size} bytes), "
-                  f"{args.connections} connections, {args.rounds} rounds x {args.seconds:g} s")
+                  f"{args.connections} connections, {args.rounds} rounds x {args.seconds:g} s, "
+                  f"{shape}")
             if note:
                 print(f"  NOTE: {note}")
 
@@ -75,9 +102,11 @@ def run(args: argparse.Namespace) -> list[Outcome]:
             baseline_runs, tes_runs = interleave(
                 args.rounds, lambda: load(base), lambda: load(tes)
             )
-            return [throughput_outcome("create", "POST /tasks (create)", baseline_runs, tes_runs,
-                                       TARGET, note)]
+            measure = "POST /tasks (create, gunicorn)" if args.gunicorn else "POST /tasks (create)"
+            return [throughput_outcome("create", measure, baseline_runs, tes_runs, TARGET, note)]
     finally:
+        if redis is not None:
+            redis.stop()
         scratch.close()
 
 

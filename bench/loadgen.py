@@ -7,6 +7,11 @@ then it counts for ``--duration`` seconds or ``--max-requests`` requests,
 whichever comes first. It prints one JSON object: the count, the seconds, the
 rate, the status codes and latency percentiles.
 
+``--rate R`` makes it open-loop instead: request ``i`` is due at ``start + i / R``
+(threads take the next due request, wait for its time, send it), and latency is
+counted from when it was due, so a server that falls behind is charged for the wait
+(no coordinated omission). The rate achieved is reported as usual.
+
     python -m bench.loadgen --base http://127.0.0.1:8000 --paths-file p.txt \
         --method POST --body-file bench/data/cromwell-2.json --duration 5
 """
@@ -36,13 +41,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds not counted")
     parser.add_argument("--max-requests", type=int, default=50_000)
     parser.add_argument("--expect", type=int, default=200, help="the status that is a success")
+    parser.add_argument("--rate", type=float, help="open loop: requests per second, scheduled")
+    parser.add_argument("--header", action="append", default=[],
+                        help="'Name: value' sent with every request (repeatable)")
     args = parser.parse_args(argv)
 
     parts = urlsplit(args.base)
     paths = [p for p in args.paths_file.read_text().splitlines() if p.strip()]
     body = args.body_file.read_bytes() if args.body_file else None
     headers = {"Content-Type": "application/json"} if body is not None else {}
+    for line in args.header:
+        name, _, value = line.partition(":")
+        headers[name.strip()] = value.strip()
     counted = itertools.count()
+    due = itertools.count()
     sent = [0] * args.connections
     start = time.perf_counter()
     measure_from = start + args.warmup
@@ -57,6 +69,14 @@ def main(argv: list[str] | None = None) -> int:
         mine, seen = latencies[index], statuses[index]
         for number in itertools.count(index):
             began = time.perf_counter()
+            if args.rate:
+                number = next(due)
+                scheduled = start + number / args.rate
+                if scheduled >= stop_at:
+                    break
+                if scheduled > began:
+                    time.sleep(scheduled - began)
+                began = scheduled
             if began >= stop_at:
                 break
             counts = began >= measure_from

@@ -1,6 +1,7 @@
-"""Run the four benchmarks one after another and print one summary table.
+"""Run the benchmarks one after another and print one summary table.
 
-    python -m bench.run_all [--only create,get,list,run] [--database URL] [--json FILE]
+    python -m bench.run_all [--only create,get,list,run,submitters,reconcile,poll,transfer]
+        [--database URL] [--json FILE] [--skip-large-transfer]
 
 Exit status: 0 when every judged figure meets its target, 1 when one misses,
 2 when a benchmark could not run (e.g. no Docker engine for ``run``).
@@ -13,7 +14,17 @@ import sys
 import time
 import traceback
 
-from bench import bench_create, bench_get, bench_list, bench_run
+from bench import (
+    bench_auth,
+    bench_create,
+    bench_get,
+    bench_list,
+    bench_poll,
+    bench_reconcile,
+    bench_run,
+    bench_submitters,
+    bench_transfer,
+)
 from bench._common import Outcome, measured, report
 
 BENCHES = {
@@ -21,6 +32,11 @@ BENCHES = {
     "get": bench_get,
     "list": bench_list,
     "run": bench_run,
+    "submitters": bench_submitters,
+    "reconcile": bench_reconcile,
+    "poll": bench_poll,
+    "transfer": bench_transfer,
+    "auth": bench_auth,
 }
 
 
@@ -29,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(BENCHES), help="comma-separated subset")
     parser.add_argument("--database", metavar="URL", help="PostgreSQL server instead of SQLite")
     parser.add_argument("--json", metavar="FILE", help="also write every outcome as JSON here")
+    parser.add_argument("--skip-large-transfer", action="store_true",
+                        help="transfer: skip the 1 GB ratios and the 2 GB memory check")
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(BENCHES))
@@ -39,9 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     broken: list[str] = []
     for name in chosen:
         module = BENCHES[name]
-        bench_args = module.arguments().parse_args(
-            ["--database", args.database] if args.database else []
-        )
+        options = ["--database", args.database] if args.database else []
+        if name == "transfer" and args.skip_large_transfer:
+            options.append("--skip-large")
+        bench_args = module.arguments().parse_args(options)
         started = time.monotonic()
         print(f"\n=== {name} ===", flush=True)
         try:

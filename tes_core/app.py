@@ -7,14 +7,19 @@ import logging
 from importlib.resources import files
 from pathlib import Path
 
+import flask
 from flask import Flask, redirect
 from flask_migrate import Migrate
 
 from . import API_PREFIX
 from .api import register_api
+from .api.auth import enable_auth
 from .api.cors import enable_cors
+from .api.observe import observe_requests
 from .config import Settings
 from .core import Core, build_core
+from .telemetry.azure_monitor import configure_azure_monitor
+from .telemetry.logs import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +38,18 @@ def create_app(
     ``sole_writer``: no other process changes task states (see :func:`build_core`).
     """
     settings = settings or Settings.from_env()
-    app = Flask("tes_core")
+    configure_logging()
+    configure_azure_monitor(settings)  # before Flask(): its instrumentation patches the class
+    # Looked up now, not at import: OpenTelemetry's instrumentation replaces ``flask.Flask``.
+    app = flask.Flask("tes_core")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     core = build_core(settings, sole_writer=sole_writer)
     app.extensions["tes"] = core
     Migrate(app, core.db, directory=str(migrations_dir()), render_as_batch=True)
+    observe_requests(app)  # first: 401s and errors get a request id too
+    if settings.auth_enabled:
+        enable_auth(app, API_PREFIX, settings)
     enable_cors(app, API_PREFIX, settings.cors_origins)
     register_api(app)
 

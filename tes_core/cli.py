@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .config import ConfigError, Settings
+from .telemetry.logs import configure_logging
 
 log = logging.getLogger("tes_core")
 
@@ -20,10 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tes-server`` command."""
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(getattr(logging, args.log_level.upper()))
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if not getattr(args, "command", None):
         parser.print_help()
@@ -155,12 +153,18 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     from .core import build_core
+    from .telemetry.azure_monitor import configure_azure_monitor
 
     settings = _settings(args)
+    configure_azure_monitor(settings)
     core = build_core(settings)
     stop = threading.Event()
     _on_signals(stop.set)
     core.start_worker()
+    if settings.worker_metrics_port:
+        from .telemetry.metrics import serve_metrics
+
+        serve_metrics(settings.worker_metrics_port)
     print(f"TES worker {core.registry.worker_id} running (backend {core.backend.name})",
           flush=True)
     stop.wait()

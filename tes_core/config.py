@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from .telemetry.redact import register_secret
+
 
 class ConfigError(ValueError):
     """A setting has a value the server cannot use; the message names the variable."""
@@ -32,6 +34,9 @@ class Settings:
     """``redis://...`` for a shared Redis broker; empty means in-memory, in-process."""
     broker_namespace: str = "tes"
     """Prefix of the broker's Redis keys, so several servers can share one Redis."""
+    broker_timeout: float = 2.0
+    """Seconds to connect to or wait on Redis before a send gives up (the task stays stored
+    and the reconcile loop sends it again)."""
     backend: str = "local"
     disabled_plugins: tuple[str, ...] = ()
     max_body_bytes: int = 10 * 1024 * 1024
@@ -39,7 +44,14 @@ class Settings:
     worker_threads: int = 8
     reconcile_interval: float = 10.0
     """Seconds between reconcile passes (crash recovery, backend polling)."""
+    reconcile_batch_size: int = 500
+    """Active tasks read, polled and written per batch of a reconcile pass (1 to 5000)."""
+    reconcile_lock_ttl: float = 60.0
+    """Seconds the reconcile lock lasts unless renewed (after each batch): a dead worker's
+    lock frees itself after this long."""
     heartbeat_interval: float = 5.0
+    database_retry_timeout: float = 300.0
+    """Seconds a worker keeps retrying a task's report while the database is unreachable."""
     get_refresh_timeout: float = 2.0
     """Upper bound, seconds, on refreshing an active task from its backend during GET."""
     local_runtime: str = "auto"
@@ -48,6 +60,12 @@ class Settings:
     local_network: str = "none"
     local_allowed_networks: tuple[str, ...] = ("none",)
     local_keep_workdirs: bool = False
+    local_cache_dir: str = ""
+    """Node-local content cache of downloaded inputs; empty means ``<data_dir>/cache``."""
+    local_cache_max_bytes: int = 20 * 1024**3
+    """Bound of the input cache (least recently used go first); 0 turns the cache off."""
+    local_transfer_parallel: int = 8
+    """Input and output files a task transfers at once."""
     service_name: str = "tes-core"
     service_id: str = "org.ga4gh.tes.core"
     organization_name: str = "tes-core"
@@ -57,6 +75,41 @@ class Settings:
     environment: str = ""
     storage: tuple[str, ...] = ()
     """Storage locations advertised in service-info; defaults to this machine's data folder."""
+    storage_connection_string: str = field(default="", repr=False)
+    """Azure Storage connection string (account key or SAS) of the server's blob storage."""
+    storage_account_url: str = ""
+    """``https://<account>.blob.core.windows.net``: blob storage reached with
+    DefaultAzureCredential (user-delegation SAS); used when no connection string is set."""
+    auth_enabled: bool = False
+    """Require OAuth 2.0 bearer tokens (JWTs) on the task endpoints."""
+    auth_issuer: str = ""
+    """The ``iss`` tokens must carry; its OpenID configuration gives the JWKS."""
+    auth_audience: tuple[str, ...] = ()
+    """Accepted ``aud`` values (any one of them)."""
+    auth_jwks_url: str = ""
+    """The issuer's JWKS; empty: discovered from ``<issuer>/.well-known/openid-configuration``."""
+    auth_algorithms: tuple[str, ...] = ("RS256", "ES256")
+    """Accepted signature algorithms; only asymmetric ones are allowed."""
+    auth_leeway: float = 60.0
+    """Seconds of clock skew allowed on ``exp`` and ``nbf``."""
+    auth_owner_claim: str = "sub"
+    auth_tenant_claim: str = "tid"
+    auth_admin_claim: str = "roles"
+    """Claim (a list or a space-separated string) that makes a caller an admin ..."""
+    auth_admin_role: str = "TES.Admin"
+    """... when it holds this value."""
+    auth_jwks_cache_seconds: float = 3600.0
+    """How long fetched signing keys are used before fetching them again."""
+    auth_jwks_min_refresh: float = 30.0
+    """Least seconds between two fetches caused by tokens naming an unknown key id."""
+    worker_metrics_port: int = 0
+    """``tes-server worker`` serves its own ``/metrics`` on this port (all interfaces); 0: off."""
+    applicationinsights_connection_string: str = field(default="", repr=False)
+    """Azure Monitor: export traces and logs there (also read from the standard
+    ``APPLICATIONINSIGHTS_CONNECTION_STRING``)."""
+    plugin_settings: Mapping[str, str] = field(default_factory=dict, hash=False, repr=False)
+    """Every ``TES_*`` variable the core does not know, keyed lower-case without ``TES_``,
+    for plugins (read them with :meth:`plugin_setting`)."""
 
     @property
     def database(self) -> str:
@@ -68,17 +121,45 @@ class Settings:
         """Where the local backend keeps each task's working folder."""
         return self.data_dir / "tasks"
 
+    def plugin_setting(self, name: str, default: str = "") -> str:
+        """A plugin's own setting, e.g. ``plugin_setting("cromwell_container", "cromwell")``
+        reads ``TES_CROMWELL_CONTAINER``; ``default`` when it is not set."""
+        key = name.lower()
+        return self.plugin_settings.get(key[4:] if key.startswith("tes_") else key, default)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        """Build settings from ``TES_*`` variables, then apply ``overrides`` (by field name)."""
-        environ = os.environ if environ is None else environ
+        """Build settings from ``TES_*`` variables, then apply ``overrides`` (by field name).
+
+        A ``TES_*`` value may be a Key Vault reference (see :mod:`tes_core.keyvault`),
+        resolved here once; a reference that cannot be resolved raises :class:`ConfigError`.
+        """
+        from .keyvault import resolve_references
+
+        environ = resolve_references(os.environ if environ is None else environ)
         values: dict[str, object] = {}
+        known = {f"TES_{f.name.upper()}" for f in fields(cls)}
         for f in fields(cls):
+            if f.name == "plugin_settings":
+                continue
             raw = environ.get(f"TES_{f.name.upper()}")
             if raw is None:
                 continue
             values[f.name] = _parse(f"TES_{f.name.upper()}", raw, f.default, f.type)
+        if "applicationinsights_connection_string" not in values:
+            values["applicationinsights_connection_string"] = environ.get(
+                "APPLICATIONINSIGHTS_CONNECTION_STRING", ""
+            )
+        values["plugin_settings"] = {
+            name[4:].lower(): value
+            for name, value in environ.items()
+            if name.startswith("TES_") and name not in known
+        }
         settings = replace(cls(), **values)
+        for f in fields(cls):
+            value = getattr(settings, f.name)
+            if not f.repr and isinstance(value, str) and value:
+                register_secret(value)  # declared secret: masked in every log line
         overrides = {k: v for k, v in overrides.items() if v is not None}
         if "data_dir" in overrides:
             overrides["data_dir"] = Path(overrides["data_dir"])  # type: ignore[arg-type]

@@ -17,6 +17,8 @@ from .plugins import Hooks, load_plugins
 from .reporting import DatabaseReporter
 from .service import TaskService
 from .statecache import StateCache
+from .telemetry.messages import carry_request_ids
+from .telemetry.metrics import instrument_backend, time_reconcile
 from .worker.actors import Actors, build_broker
 from .worker.lifecycle import Lifecycle
 from .worker.process import WorkerProcess
@@ -70,16 +72,22 @@ def build_core(settings: Settings, *, sole_writer: bool = False) -> Core:
             is_worker_alive=registry.is_alive,
         )
     )
-    actors = Actors(build_broker(settings))
+    actors = Actors(carry_request_ids(build_broker(settings)))
     service = TaskService(
-        db, hooks, backend, actors, reporter, refresh_timeout=settings.get_refresh_timeout
+        db, hooks, backend, actors, reporter, refresh_timeout=settings.get_refresh_timeout,
+        settings=settings,
     )
     lifecycle = Lifecycle(
         db, backend, reporter, registry, actors,
         stale_after=max(3 * settings.reconcile_interval, 5.0),
+        batch_size=settings.reconcile_batch_size,
+        lock_ttl=settings.reconcile_lock_ttl,
     )
     worker = WorkerProcess(
         db, backend, actors, lifecycle, registry,
         threads=settings.worker_threads, reconcile_interval=settings.reconcile_interval,
+        database_patience=settings.database_retry_timeout,
     )
+    instrument_backend(backend)
+    time_reconcile(lifecycle)
     return Core(settings, db, hooks, backend, actors, reporter, registry, service, worker)

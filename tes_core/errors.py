@@ -14,6 +14,8 @@ class ApiError(Exception):
     """An error with an HTTP status that the API turns into a JSON error response."""
 
     status_code = 500
+    headers: dict[str, str] = {}  # never mutated: instances set their own
+    """Extra response headers (``WWW-Authenticate`` on a 401)."""
 
     def __init__(
         self, message: str, *, field: str | None = None, errors: dict[str, list[str]] | None = None
@@ -34,6 +36,25 @@ class BadRequest(ApiError):
     """400: the task or the query is malformed."""
 
     status_code = 400
+
+
+class SubmitterError(BadRequest):
+    """400 raised by a submitter plugin (``tes_rewrite_url``, ``tes_inject_inputs``) when a
+    task cannot be adapted, e.g. its URLs need blob storage and none is configured.
+
+    The message says what to configure; the task service prefixes it with the field at
+    fault (``inputs[0].url``) when the plugin does not name one. Nothing is stored.
+    """
+
+
+class Unauthorized(ApiError):
+    """401: no valid bearer token; ``WWW-Authenticate`` says why (RFC 6750)."""
+
+    status_code = 401
+
+    def __init__(self, message: str, *, challenge: str) -> None:
+        super().__init__(message)
+        self.headers = {"WWW-Authenticate": challenge}
 
 
 class NotFound(ApiError):

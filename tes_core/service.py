@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import threading
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 from marshmallow import ValidationError
 
+from .auth.ownership import Ownership
+from .auth.principal import Principal
 from .backends.base import Backend, Observation
+from .blobstorage import BlobStorage
+from .config import ConfigError, Settings
 from .db import Database
-from .errors import BadRequest, NotFound
+from .errors import ApiError, BadRequest, NotFound, SubmitterError
 from .plugins import Hooks
 from .reporting import DatabaseReporter
 from .schemas import ListQuery, load_task
@@ -26,15 +31,16 @@ from .store import (
     NewTask,
     get_full,
     get_state,
-    insert_task,
     list_page,
     load_record,
     peek_state,
+    store_task,
     transition,
 )
 from .submitter import Submitter
 from .tasklogs import new_attempt
 from .views import render
+from .worker.actors import BrokerUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +68,13 @@ class TaskService:
         dispatcher: Dispatcher,
         reporter: DatabaseReporter,
         refresh_timeout: float = 2.0,
+        settings: Settings | None = None,
     ) -> None:
         self.db = db
+        self.settings = settings if settings is not None else Settings()
+        self._storage: BlobStorage | None = None
+        self._storage_ready = False
+        self._storage_lock = threading.Lock()
         self.hooks = hooks
         self.backend = backend
         self.dispatcher = dispatcher
@@ -77,11 +88,13 @@ class TaskService:
             else None
         )
         self._parameters = {key.lower(): key for key in backend.backend_parameters}
+        self.ownership = Ownership(db)
 
     # -- create -------------------------------------------------------------------
 
-    def create(self, document: Any) -> str:
-        """Validate, adapt and store a new task, queue it, and return its id."""
+    def create(self, document: Any, principal: Principal | None = None) -> str:
+        """Validate, adapt and store a new task owned by ``principal``, queue it, and
+        return its id."""
         try:
             task = load_task(document)
         except ValidationError as exc:
@@ -93,23 +106,46 @@ class TaskService:
             backend=self.backend.name,
             submitter=submitter.name if submitter else None,
             logs=[new_attempt(notes)] if notes else None,
+            owner=principal.owner if principal else None,
         )
         new.encoded  # noqa: B018 - encode before taking the write lock
-        with self.db.driver_write() as tx:
-            task_id = insert_task(tx, new)
+        task_id = store_task(self.db, new)
+        if principal is not None:
+            self.ownership.remember(task_id, new.owner)
         try:
             self.dispatcher.submit(task_id)
+        except BrokerUnavailable:
+            # Logged once per outage by the dispatcher; reconcile sends it when it is back.
+            log.info("task %s stored; its submit message waits for the broker", task_id)
         except Exception:
             # The task is stored; the reconcile loop submits what was never sent.
             log.warning("task %s stored but the submit message failed; reconcile will retry",
                         task_id, exc_info=True)
         return task_id
 
+    @property
+    def storage(self) -> BlobStorage | None:
+        """The server's blob storage (``TES_STORAGE_*``), built on first use; ``None``
+        when none is configured."""
+        if not self._storage_ready:
+            with self._storage_lock:
+                if not self._storage_ready:
+                    try:
+                        self._storage = BlobStorage.from_settings(self.settings)
+                    except ConfigError as exc:
+                        raise ApiError(f"the server's storage is misconfigured: {exc}") from None
+                    self._storage_ready = True
+        return self._storage
+
     def _adapt(self, task: dict[str, Any]) -> Submitter | None:
-        submitter = self.hooks.detect_submitter(task)
+        settings, storage = self.settings, self.storage
+        submitter = self.hooks.detect_submitter(task, settings)
         if submitter is not None:
             task["tags"] = {**(task.get("tags") or {}), **submitter.tags()}
-        injected = self.hooks.inject_inputs(task, submitter, self.backend)
+        try:
+            injected = self.hooks.inject_inputs(task, submitter, self.backend, settings, storage)
+        except SubmitterError as exc:
+            raise _at_field(exc, "inputs", "inputs") from None
         if injected:
             inputs = task.setdefault("inputs", [])
             have = {item["path"] for item in inputs}
@@ -117,12 +153,16 @@ class TaskService:
                 if item.get("path") not in have:
                     inputs.append({"type": "FILE", **item})
                     have.add(item["path"])
-        for direction, items in (("input", task.get("inputs")), ("output", task.get("outputs"))):
-            for item in items or ():
+        for direction, key in (("input", "inputs"), ("output", "outputs")):
+            for index, item in enumerate(task.get(key) or ()):
                 if item.get("url"):
-                    new_url = self.hooks.rewrite_url(
-                        item["url"], direction, task, submitter, self.backend
-                    )
+                    try:
+                        new_url = self.hooks.rewrite_url(
+                            item["url"], direction, task, submitter, self.backend,
+                            settings, storage,
+                        )
+                    except SubmitterError as exc:
+                        raise _at_field(exc, f"{key}[{index}].url", f"{key}.{index}.url") from None
                     if new_url is not None:
                         item["url"] = new_url
         return submitter
@@ -166,9 +206,10 @@ class TaskService:
 
     # -- read ---------------------------------------------------------------------
 
-    def get(self, task_id: str, view: str) -> dict[str, Any]:
-        """One task in ``view``; 404 if unknown. An active task is first refreshed from
-        backends that can be asked (within ``TES_GET_REFRESH_TIMEOUT``)."""
+    def get(self, task_id: str, view: str, principal: Principal | None = None) -> dict[str, Any]:
+        """One task in ``view``; 404 if unknown or not ``principal``'s. An active task is
+        first refreshed from backends that can be asked (within ``TES_GET_REFRESH_TIMEOUT``)."""
+        self.ownership.check(task_id, principal)
         task = self._read(task_id, view)
         if self._refreshes and not is_terminal(task["state"]) and self._refresh(task_id):
             task = self._read(task_id, view)
@@ -210,10 +251,10 @@ class TaskService:
             return False
         return observation is not None and self.reporter.report(observation)
 
-    def list(self, query: ListQuery) -> dict[str, Any]:
-        """One page of tasks, newest first."""
+    def list(self, query: ListQuery, principal: Principal | None = None) -> dict[str, Any]:
+        """One page of tasks, newest first (only ``principal``'s own unless an admin)."""
         with self.db.read() as conn:
-            rows, next_seq = list_page(conn, query)
+            rows, next_seq = list_page(conn, query, principal.scope if principal else None)
         body: dict[str, Any] = {"tasks": [render(row, query.view) for row in rows]}
         if next_seq is not None:
             body["next_page_token"] = encode_page_token(next_seq)
@@ -221,8 +262,10 @@ class TaskService:
 
     # -- cancel -------------------------------------------------------------------
 
-    def cancel(self, task_id: str) -> None:
-        """Ask for cancellation; a finished task is left as it is (a no-op)."""
+    def cancel(self, task_id: str, principal: Principal | None = None) -> None:
+        """Ask for cancellation; a finished task is left as it is (a no-op). 404 if
+        unknown or not ``principal``'s."""
+        self.ownership.check(task_id, principal)
         with self.db.write() as conn:
             row = get_state(conn, task_id)
             if row is None:
@@ -243,6 +286,13 @@ class TaskService:
         """Stop helper threads."""
         if self._refresh_pool is not None:
             self._refresh_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _at_field(exc: SubmitterError, label: str, key: str) -> SubmitterError:
+    """``exc`` naming the field at fault (``inputs[0].url``), unless the plugin named one."""
+    if exc.errors:
+        return exc
+    return SubmitterError(f"{label}: {exc.message}", errors={key: [exc.message]})
 
 
 def _bad_task(exc: ValidationError) -> BadRequest:

@@ -51,3 +51,60 @@ def test_overrides_win_over_the_environment(tmp_path) -> None:
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
+
+
+def test_unknown_tes_variables_are_plugin_settings() -> None:
+    settings = Settings.from_env(
+        {
+            "TES_CROMWELL_CONTAINER": "executions",
+            "TES_BACKEND": "local",
+            "HOME": "/root",
+            "tes_lowercase": "not a TES_ variable",
+        }
+    )
+    assert settings.plugin_settings == {"cromwell_container": "executions"}
+    assert settings.plugin_setting("cromwell_container", "cromwell") == "executions"
+    assert settings.plugin_setting("TES_CROMWELL_CONTAINER") == "executions"
+    assert settings.plugin_setting("cromwell_sas_lifetime", "48h") == "48h"
+    assert "backend" not in settings.plugin_settings, "known settings are not plugin settings"
+
+
+def test_the_storage_connection_string_is_not_in_the_repr() -> None:
+    secret = "AccountName=a;AccountKey=c2VjcmV0"
+    settings = Settings.from_env({"TES_STORAGE_CONNECTION_STRING": secret})
+    assert settings.storage_connection_string == secret
+    assert "c2VjcmV0" not in repr(settings)
+    assert hash(settings) == hash(Settings.from_env({"TES_STORAGE_CONNECTION_STRING": secret}))
+
+
+def test_every_setting_has_a_row_in_the_readme() -> None:
+    from dataclasses import fields
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    missing = [
+        f"TES_{f.name.upper()}" for f in fields(Settings)
+        if f.name != "plugin_settings" and f"| `TES_{f.name.upper()}` |" not in readme
+    ]
+    assert not missing, f"add these settings to the README's table: {missing}"
+
+
+def test_the_standard_application_insights_variable_is_read() -> None:
+    connection = "InstrumentationKey=00000000-0000-0000-0000-000000000000"
+    assert Settings.from_env(
+        {"APPLICATIONINSIGHTS_CONNECTION_STRING": connection}
+    ).applicationinsights_connection_string == connection
+    assert Settings.from_env({
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": connection,
+        "TES_APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=ours",
+    }).applicationinsights_connection_string == "InstrumentationKey=ours"
+    assert "InstrumentationKey" not in repr(Settings.from_env(
+        {"APPLICATIONINSIGHTS_CONNECTION_STRING": connection}
+    ))
+
+
+def test_settings_declared_secret_are_masked_in_logs() -> None:
+    from tes_core.telemetry.redact import redact
+
+    value = "UseDevelopmentStorage=true;Extra=opaque-value-42"
+    Settings.from_env({"TES_STORAGE_CONNECTION_STRING": value})
+    assert redact(f"storage is {value}.") == "storage is ***."
