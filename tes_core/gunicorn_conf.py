@@ -59,3 +59,15 @@ def worker_exit(server: Any, worker: Any) -> None:
     core = getattr(app, "extensions", {}).get("tes") if app is not None else None
     if core is not None:
         core.close()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead process's live gauges from Prometheus' multiprocess files.
+
+    Only with ``PROMETHEUS_MULTIPROC_DIR`` set (several processes sharing metrics);
+    counters and histograms of the process are kept, as prometheus_client intends.
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
