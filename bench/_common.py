@@ -30,7 +30,7 @@ from tests.servers import ChildServer
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
-DATA = BENCH_DIR / "data"
+DATA = REPO / "tests" / "fixtures" / "submitters"
 RESULTS = REPO / ".bench-results"
 API = "/ga4gh/tes/v1"
 TES_READY = re.compile(r"TES server ready at (\S+)")

@@ -48,7 +48,6 @@ from bench._common import (
 
 TARGET = 0.7
 FIXTURE = DATA / "cromwell-2.json"
-SHARED_FIXTURE = DATA.parent.parent.parent / "shared/fixtures/submitters/cromwell-2.json"
 
 
 def arguments() -> argparse.ArgumentParser:
@@ -67,7 +66,7 @@ def arguments() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> list[Outcome]:
-    source = args.document or (FIXTURE if FIXTURE.exists() else SHARED_FIXTURE)
+    source = args.document or FIXTURE
     scratch = Scratch(args.database, keep=args.keep)
     redis = None
     try:

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import Outcome, Scratch, common_arguments, interleave, measured, median, report
+from tests.submitters import SHARED_FIXTURES
 
 TARGET_MS = 1.0
 SUBMITTER_PLUGINS = "cromwell,nextflow"
 ACCOUNT_KEY = "YmVuY2gtYWNjb3VudC1rZXktbm90LWEtc2VjcmV0"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "submitters"
 
 
 def _account(name: str) -> str:
@@ -70,7 +70,9 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--creates", type=int, default=10_000, help="creates per side and group")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--only", default=",".join(GROUPS), help="comma-separated groups")
-    parser.add_argument("--fixtures", type=Path, default=SHARED, help="shared fixtures folder")
+    parser.add_argument(
+        "--fixtures", type=Path, default=SHARED_FIXTURES, help="shared fixtures folder"
+    )
     return parser
 
 

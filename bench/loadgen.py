@@ -13,7 +13,7 @@ counted from when it was due, so a server that falls behind is charged for the w
 (no coordinated omission). The rate achieved is reported as usual.
 
     python -m bench.loadgen --base http://127.0.0.1:8000 --paths-file p.txt \
-        --method POST --body-file bench/data/cromwell-2.json --duration 5
+        --method POST --body-file tests/fixtures/submitters/cromwell-2.json --duration 5
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The workflow engines' example task documents, for the submitter plugins' tests.
 
-The shared fixtures live next to the repository (``../shared/fixtures/submitters``,
-or ``TES_SUBMITTER_FIXTURES``); each plugin keeps its own extra documents in its
-``tests/documents/`` folder.
+The shared fixtures are the team's examples (``shared/fixtures/submitters``), copied
+into ``tests/fixtures/submitters`` so that a clone alone runs every test;
+``TES_SUBMITTER_FIXTURES`` points elsewhere. Each plugin keeps its own extra documents
+in its ``tests/documents/`` folder.
 """
 
 from __future__ import annotations
@@ -13,10 +14,7 @@ from pathlib import Path
 from typing import Any
 
 SHARED_FIXTURES = Path(
-    os.environ.get(
-        "TES_SUBMITTER_FIXTURES",
-        Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "submitters",
-    )
+    os.environ.get("TES_SUBMITTER_FIXTURES", Path(__file__).parent / "fixtures" / "submitters")
 )
 
 

@@ -108,3 +108,11 @@ def test_settings_declared_secret_are_masked_in_logs() -> None:
     value = "UseDevelopmentStorage=true;Extra=opaque-value-42"
     Settings.from_env({"TES_STORAGE_CONNECTION_STRING": value})
     assert redact(f"storage is {value}.") == "storage is ***."
+
+
+def test_a_secret_containing_a_shorter_one_is_masked_whole() -> None:
+    from tes_core.telemetry.redact import redact, register_secret
+
+    register_secret("short-secret-1")
+    register_secret("prefix;short-secret-1;suffix-2")
+    assert redact("x prefix;short-secret-1;suffix-2 y") == "x *** y"

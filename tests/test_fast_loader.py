@@ -18,12 +18,9 @@ from marshmallow import ValidationError
 
 from tes_core.schemas.fast import fast_load_task
 from tes_core.schemas.task import _TASK_SCHEMA, _check_text
+from tests.submitters import SHARED_FIXTURES
 
-FIXTURES = sorted(
-    (Path(__file__).resolve().parents[1] / "bench" / "data").glob("*.json")
-) + sorted((Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "submitters").glob(
-    "*.json"
-))
+FIXTURES = sorted(SHARED_FIXTURES.glob("*.json"))
 
 
 def reference(document: dict) -> dict | None:

@@ -31,14 +31,16 @@ _HINTS = ("uthorization", "earer", "eyJ", "sig=", "ccountKey", "ccessKey", "cces
 
 MIN_KNOWN_SECRET = 8
 """Shorter values are not registered: masking them would garble ordinary text."""
-_known: set[str] = set()
+_known: tuple[str, ...] = ()
+"""Longest first, so a secret that contains a shorter one is masked whole."""
 
 
 def register_secret(value: str) -> None:
     """Mask ``value`` wherever it appears from now on (a Key Vault secret, a connection
     string): whatever its shape, it never reaches a log line."""
-    if len(value) >= MIN_KNOWN_SECRET:
-        _known.add(value)
+    global _known
+    if len(value) >= MIN_KNOWN_SECRET and value not in _known:
+        _known = tuple(sorted((*_known, value), key=len, reverse=True))
 
 
 def redact(text: str) -> str:

@@ -1,6 +1,6 @@
 """The core alone (no plugins) accepts what Cromwell and Nextflow send.
 
-The example documents are in /work/shared/fixtures/submitters/. Their files
+The example documents are the shared fixtures (tests/submitters.py). Their files
 do not exist here, so only acceptance and the stored document are checked.
 The server's runtime cannot run anything (a dead Docker socket) and its HTTP
 proxy is a closed local port, so no task can reach outside this machine.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import socket
 from collections.abc import Iterator
 from importlib.metadata import entry_points
@@ -21,12 +20,12 @@ import pytest
 import requests
 
 from tests.local.support import Tes, start_server, system_logs
+from tests.submitters import SHARED_FIXTURES
 
 pytestmark = pytest.mark.timeout(120)
 
-FIXTURES = Path(os.environ.get("TES_SUBMITTER_FIXTURES", "/work/shared/fixtures/submitters"))
 DOCUMENTS = sorted(
-    p for p in FIXTURES.glob("*.json") if p.name.startswith(("cromwell", "nextflow"))
+    p for p in SHARED_FIXTURES.glob("*.json") if p.name.startswith(("cromwell", "nextflow"))
 )
 READ_ONLY = ("id", "state", "logs", "creation_time")
 
@@ -70,8 +69,8 @@ def _expected(document: dict[str, Any]) -> dict[str, Any]:
 
 def test_fixtures_are_there() -> None:
     names = [p.name for p in DOCUMENTS]
-    assert any(n.startswith("cromwell") for n in names), FIXTURES
-    assert any(n.startswith("nextflow") for n in names), FIXTURES
+    assert any(n.startswith("cromwell") for n in names), SHARED_FIXTURES
+    assert any(n.startswith("nextflow") for n in names), SHARED_FIXTURES
 
 
 @pytest.mark.parametrize("path", DOCUMENTS, ids=[p.stem for p in DOCUMENTS])
