@@ -85,6 +85,10 @@ class DriverTransaction:
         self.cursor.execute(driver_sql(self.dialect, sql), params)
         return self.cursor
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for each row."""
+        self.cursor.executemany(driver_sql(self.dialect, sql), rows)
+
 
 def driver_sql(dialect: Dialect, sql: str) -> str:
     """``sql`` written with ``?`` placeholders, in the driver's own placeholder style."""
