@@ -51,7 +51,7 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--small-count", type=int, default=1000)
     parser.add_argument("--small-kb", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=2,
+    parser.add_argument("--rounds", type=int, default=4,
                         help="ABBA rounds of the small-file cases (2 runs per side each)")
     parser.add_argument("--large-rounds", type=int, default=1,
                         help="ABBA rounds of the 1 GB cases")
