@@ -18,7 +18,8 @@ from .api.cors import enable_cors
 from .api.observe import observe_requests
 from .config import Settings
 from .core import Core, build_core
-from .telemetry.azure_monitor import configure_azure_monitor
+from .plugins import load_plugins
+from .telemetry.exporters import start_exporters
 from .telemetry.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,13 @@ def create_app(
     """
     settings = settings or Settings.from_env()
     configure_logging()
-    configure_azure_monitor(settings)  # before Flask(): its instrumentation patches the class
+    hooks = load_plugins(settings)
+    start_exporters(hooks, settings)  # before Flask(): instrumentation may patch the class
     # Looked up now, not at import: OpenTelemetry's instrumentation replaces ``flask.Flask``.
     app = flask.Flask("tes_core")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    core = build_core(settings, sole_writer=sole_writer)
+    core = build_core(settings, hooks=hooks, sole_writer=sole_writer)
     app.extensions["tes"] = core
     Migrate(app, core.db, directory=str(migrations_dir()), render_as_batch=True)
     observe_requests(app)  # first: 401s and errors get a request id too

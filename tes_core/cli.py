@@ -153,11 +153,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     from .core import build_core
-    from .telemetry.azure_monitor import configure_azure_monitor
+    from .plugins import load_plugins
+    from .telemetry.exporters import start_exporters
 
     settings = _settings(args)
-    configure_azure_monitor(settings)
-    core = build_core(settings)
+    hooks = load_plugins(settings)
+    start_exporters(hooks, settings)
+    core = build_core(settings, hooks=hooks)
     stop = threading.Event()
     _on_signals(stop.set)
     core.start_worker()

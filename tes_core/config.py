@@ -131,12 +131,13 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Build settings from ``TES_*`` variables, then apply ``overrides`` (by field name).
 
-        A ``TES_*`` value may be a Key Vault reference (see :mod:`tes_core.keyvault`),
-        resolved here once; a reference that cannot be resolved raises :class:`ConfigError`.
+        A ``TES_*`` value may be a secret reference such as ``@Microsoft.KeyVault(...)``
+        (see :mod:`tes_core.secret_references`), resolved here once by the plugin that
+        knows it; one that cannot be resolved raises :class:`ConfigError`.
         """
-        from .keyvault import resolve_references
+        from .secret_references import resolve_secret_references
 
-        environ = resolve_references(os.environ if environ is None else environ)
+        environ = resolve_secret_references(os.environ if environ is None else environ)
         values: dict[str, object] = {}
         known = {f"TES_{f.name.upper()}" for f in fields(cls)}
         for f in fields(cls):

@@ -53,14 +53,20 @@ class Core:
         self.db.dispose()
 
 
-def build_core(settings: Settings, *, sole_writer: bool = False) -> Core:
+def build_core(
+    settings: Settings, *, hooks: Hooks | None = None, sole_writer: bool = False
+) -> Core:
     """Build every part from ``settings`` without starting anything.
+
+    ``hooks``: the plugins, when the caller loaded them already (to start telemetry
+    exporters before the Flask app exists); else they are loaded here.
 
     ``sole_writer``: this process makes every change to task states (``tes-server
     serve`` in the embedded mode), so it may remember them all between GETs.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    hooks = load_plugins(settings)
+    hooks = hooks or load_plugins(settings)
+    hooks.check_storage_provider(settings)
     db = Database(settings.database)
     reporter = DatabaseReporter(db, hooks, StateCache(sole_writer=sole_writer))
     registry = WorkerRegistry(db, settings.heartbeat_interval)

@@ -15,7 +15,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from .backends.base import Backend
-    from .blobstorage import BlobStorage
+    from .blobstore import BlobStore
     from .config import Settings
     from .submitter import Submitter
 
@@ -29,6 +29,8 @@ __all__ = [
     "PROJECT_NAME",
     "hookimpl",
     "hookspec",
+    "tes_blob_storage",
+    "tes_configure_telemetry",
     "tes_detect_submitter",
     "tes_inject_inputs",
     "tes_register_backends",
@@ -78,7 +80,7 @@ def tes_rewrite_url(
     submitter: Submitter | None,
     backend: Backend,
     settings: Settings,
-    storage: BlobStorage | None,
+    storage: BlobStore | None,
 ) -> str | None:
     """Replace an input or output URL before the task is stored.
 
@@ -93,8 +95,8 @@ def tes_rewrite_url(
     :param submitter: what ``tes_detect_submitter`` found, or ``None``.
     :param backend: the backend that will run the task.
     :param settings: the server's settings (plugin settings included).
-    :param storage: the server's blob storage (``TES_STORAGE_*``), or ``None``
-        when none is configured.
+    :param storage: the server's blob storage (``TES_STORAGE_*``, built by
+        ``tes_blob_storage``), or ``None`` when none is configured.
     :return: the URL to use instead, or ``None`` to leave it. Stops at the
         first non-``None`` result.
     """
@@ -106,7 +108,7 @@ def tes_inject_inputs(
     submitter: Submitter | None,
     backend: Backend,
     settings: Settings,
-    storage: BlobStorage | None,
+    storage: BlobStore | None,
 ) -> list[dict[str, Any]] | None:
     """Add inputs the submitter needs but did not list.
 
@@ -120,6 +122,44 @@ def tes_inject_inputs(
     :return: TES input documents (``url``, ``path``, optional ``type``,
         ``name``) to append, or ``None``. The results of all plugins are
         concatenated; an input whose ``path`` the task already has is skipped.
+    """
+
+
+@hookspec(firstresult=True)
+def tes_blob_storage(settings: Settings) -> BlobStore | None:
+    """Build the server's blob storage, passed to the submitter hooks as ``storage``.
+
+    Called once per API process, on the first create that runs the submitter
+    hooks. Build it from ``settings.storage_connection_string`` or
+    ``settings.storage_account_url`` (``TES_STORAGE_*``) and return ``None`` when
+    they configure nothing this plugin knows. Raise
+    :class:`tes_core.config.ConfigError` naming the variable when a value cannot
+    be used. When a ``TES_STORAGE_*`` variable is set and no plugin implements
+    this hook, start-up fails saying what to install.
+
+    :param settings: the server's settings.
+    :return: an object with the members of :class:`tes_core.blobstore.BlobStore`,
+        or ``None``. Stops at the first non-``None`` result.
+    """
+
+
+# -- Telemetry --------------------------------------------------------------------
+
+
+@hookspec
+def tes_configure_telemetry(settings: Settings) -> str | None:
+    """Start exporting traces, logs or metrics to an outside service.
+
+    Called at the start of every ``create_app()`` (API processes, ``tes-server
+    serve``) and of ``tes-server worker``, before the Flask app is built, so
+    instrumentation that patches Flask applies. A process may build more than one
+    app (``tes-server serve`` builds one to run migrations first): start once and
+    return the same name on later calls. Exporters must send in the background:
+    never block or fail a request.
+
+    :param settings: the server's settings.
+    :return: a short name of what was started (for the start-up log), or ``None``
+        when this plugin's exporter is not configured. Every plugin is called.
     """
 
 

@@ -19,7 +19,7 @@ import pluggy
 
 from . import hookspecs
 from .backends.base import Backend, BackendContext
-from .blobstorage import BlobStorage
+from .blobstore import BlobStore, no_provider_error, storage_configured
 from .config import ConfigError, Settings
 from .submitter import Submitter
 
@@ -188,7 +188,7 @@ class Hooks:
         submitter: Submitter | None,
         backend: Backend,
         settings: Settings | None = None,
-        storage: BlobStorage | None = None,
+        storage: BlobStore | None = None,
     ) -> str | None:
         """The first plugin's replacement for ``url``, or ``None``."""
         return self.pm.hook.tes_rewrite_url(
@@ -202,7 +202,7 @@ class Hooks:
         submitter: Submitter | None,
         backend: Backend,
         settings: Settings | None = None,
-        storage: BlobStorage | None = None,
+        storage: BlobStore | None = None,
     ) -> list[dict[str, Any]]:
         """All plugins' extra inputs, concatenated."""
         results = self.pm.hook.tes_inject_inputs(
@@ -210,6 +210,27 @@ class Hooks:
             settings=settings or backend.settings, storage=storage,
         )
         return [item for result in results if result for item in result]
+
+    def blob_storage(self, settings: Settings) -> BlobStore | None:
+        """The server's blob storage built by a plugin, or ``None`` when none is configured.
+
+        Raises :class:`ConfigError` when ``TES_STORAGE_*`` is set but no plugin built it.
+        """
+        storage = self.pm.hook.tes_blob_storage(settings=settings)
+        variable = storage_configured(settings)
+        if storage is None and variable:
+            raise no_provider_error(variable)
+        return storage
+
+    def check_storage_provider(self, settings: Settings) -> None:
+        """Fail start-up when ``TES_STORAGE_*`` is set and no plugin can build the storage."""
+        variable = storage_configured(settings)
+        if variable and not self._has_impls("tes_blob_storage"):
+            raise no_provider_error(variable)
+
+    def configure_telemetry(self, settings: Settings) -> list[str]:
+        """Start the plugins' telemetry exporters; the names of those started."""
+        return [name for name in self.pm.hook.tes_configure_telemetry(settings=settings) if name]
 
     def task_state_changed(self, task_id: str, old_state: str, new_state: str) -> None:
         """Tell observers about a committed state change; their errors are logged, not raised.

@@ -18,7 +18,7 @@ from marshmallow import ValidationError
 from .auth.ownership import Ownership
 from .auth.principal import Principal
 from .backends.base import Backend, Observation
-from .blobstorage import BlobStorage
+from .blobstore import BlobStore
 from .config import ConfigError, Settings
 from .db import Database
 from .errors import ApiError, BadRequest, NotFound, SubmitterError
@@ -72,7 +72,7 @@ class TaskService:
     ) -> None:
         self.db = db
         self.settings = settings if settings is not None else Settings()
-        self._storage: BlobStorage | None = None
+        self._storage: BlobStore | None = None
         self._storage_ready = False
         self._storage_lock = threading.Lock()
         self.hooks = hooks
@@ -124,14 +124,14 @@ class TaskService:
         return task_id
 
     @property
-    def storage(self) -> BlobStorage | None:
-        """The server's blob storage (``TES_STORAGE_*``), built on first use; ``None``
-        when none is configured."""
+    def storage(self) -> BlobStore | None:
+        """The server's blob storage (``TES_STORAGE_*``), built by a plugin on first use;
+        ``None`` when none is configured."""
         if not self._storage_ready:
             with self._storage_lock:
                 if not self._storage_ready:
                     try:
-                        self._storage = BlobStorage.from_settings(self.settings)
+                        self._storage = self.hooks.blob_storage(self.settings)
                     except ConfigError as exc:
                         raise ApiError(f"the server's storage is misconfigured: {exc}") from None
                     self._storage_ready = True

@@ -116,3 +116,45 @@ def test_a_secret_containing_a_shorter_one_is_masked_whole() -> None:
     register_secret("short-secret-1")
     register_secret("prefix;short-secret-1;suffix-2")
     assert redact("x prefix;short-secret-1;suffix-2 y") == "x *** y"
+
+
+def test_without_secret_references_no_resolver_is_looked_up(monkeypatch) -> None:
+    from tes_core import secret_references
+
+    def no_lookups(**_: object) -> None:
+        raise AssertionError("entry points were searched")
+
+    monkeypatch.setattr(secret_references, "entry_points", no_lookups)
+    settings = Settings.from_env({"TES_CONTACT_URL": "mailto:@someone", "TES_SERVICE_NAME": "@x"})
+    assert settings.contact_url == "mailto:@someone"
+
+
+def test_resolved_secret_references_replace_the_values_and_are_masked() -> None:
+    from tes_core.secret_references import resolve_secret_references
+    from tes_core.telemetry.redact import redact
+
+    secret = "resolved-Secret-4f1c9e"
+    seen: list[dict[str, str]] = []
+
+    def resolver(references):
+        seen.append(dict(references))
+        return {"TES_CONTACT_URL": secret, "TES_NOT_ASKED": "ignored"}
+
+    environ = {"TES_CONTACT_URL": "@Test.Vault(a)", "TES_SERVICE_NAME": "plain", "HOME": "/h"}
+    resolved = resolve_secret_references(environ, [resolver])
+    assert resolved == {**environ, "TES_CONTACT_URL": secret}
+    assert seen == [{"TES_CONTACT_URL": "@Test.Vault(a)"}]
+    assert redact(f"contact {secret}") == "contact ***"
+
+
+def test_a_key_vault_reference_without_tes_azure_says_what_to_install() -> None:
+    from tes_core.secret_references import resolve_secret_references
+
+    with pytest.raises(ConfigError) as caught:
+        resolve_secret_references(
+            {"TES_DATABASE_URL": "@Microsoft.KeyVault(VaultName=v;SecretName=db)"}, []
+        )
+    assert str(caught.value) == (
+        "TES_DATABASE_URL holds a secret reference (@Microsoft.KeyVault) that no installed "
+        "plugin resolves: pip install tes-azure"
+    )

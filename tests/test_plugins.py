@@ -92,9 +92,16 @@ class Site:
         path.mkdir(parents=True, exist_ok=True)
 
     def add(
-        self, distribution: str, version: str, entry_points: dict[str, str], **modules: str
+        self,
+        distribution: str,
+        version: str,
+        entry_points: dict[str, str],
+        *,
+        groups: dict[str, dict[str, str]] | None = None,
+        **modules: str,
     ) -> None:
-        """Install ``distribution`` with ``[tes]`` entry points and module sources."""
+        """Install ``distribution`` with ``[tes]`` entry points (and those of other
+        ``groups``) and module sources."""
         for module, source in modules.items():
             (self.path / f"{module}.py").write_text(textwrap.dedent(source))
         info = self.path / f"{distribution.replace('-', '_')}-{version}.dist-info"
@@ -102,8 +109,12 @@ class Site:
         (info / "METADATA").write_text(
             f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n"
         )
-        lines = "".join(f"{name} = {target}\n" for name, target in entry_points.items())
-        (info / "entry_points.txt").write_text(f"[tes]\n{lines}")
+        text = ""
+        for group, members in {"tes": entry_points, **(groups or {})}.items():
+            if members:
+                lines = "".join(f"{name} = {target}\n" for name, target in members.items())
+                text += f"[{group}]\n{lines}"
+        (info / "entry_points.txt").write_text(text)
 
     def env(self, data_dir: Path, **settings: str) -> dict[str, str]:
         """A test server's environment with these distributions importable."""
@@ -481,14 +492,37 @@ def test_a_rewrite_the_plugin_cannot_do_is_a_400_naming_the_field(
     assert count() == before, "nothing is stored"
 
 
-def test_the_configured_storage_reaches_the_plugin(tmp_path: Path) -> None:
+STORAGE_PROVIDER = '''
+
+
+class PlugtestStore:
+    """Just enough of tes_core.blobstore.BlobStore for the rewrite hook above."""
+
+    def __init__(self, account_url):
+        self.account_name = "plugtest"
+        self.account_url = account_url.rstrip("/")
+
+    def blob_url(self, container, blob):
+        return f"{self.account_url}/{container}/{blob}"
+
+
+@hookimpl
+def tes_blob_storage(settings):
+    if not settings.storage_account_url.startswith("https://plugtest.example/"):
+        return None
+    return PlugtestStore(settings.storage_account_url)
+'''
+
+
+def test_the_storage_a_plugin_builds_reaches_the_submitter_hooks(tmp_path: Path) -> None:
     site = Site(tmp_path / "site")
     site.add("tes-plugtest", "1.2.3", {"plugtest": "plugtest_hooks"},
-             plugtest_hooks=PARKED_BACKEND.format(backend="plugtest") + SUBMITTER_HOOKS)
+             plugtest_hooks=PARKED_BACKEND.format(backend="plugtest") + SUBMITTER_HOOKS
+             + STORAGE_PROVIDER)
     env = site.env(
         tmp_path / "data",
         TES_BACKEND="plugtest",
-        TES_STORAGE_CONNECTION_STRING="UseDevelopmentStorage=true",
+        TES_STORAGE_ACCOUNT_URL="https://plugtest.example/acct",
     )
     server = ServerProcess(tmp_path / "data", env).start()
     try:
@@ -503,6 +537,130 @@ def test_the_configured_storage_reaches_the_plugin(tmp_path: Path) -> None:
     finally:
         server.stop()
 
-    assert stored["inputs"][0]["url"] == (
-        "http://127.0.0.1:10000/devstoreaccount1/plugtest/dir/b.txt"
+    assert stored["inputs"][0]["url"] == "https://plugtest.example/acct/plugtest/dir/b.txt"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TES_STORAGE_CONNECTION_STRING", "UseDevelopmentStorage=true"),
+        ("TES_STORAGE_ACCOUNT_URL", "https://acct.blob.core.windows.net"),
+    ],
+)
+def test_storage_settings_without_a_storage_plugin_stop_start_up(
+    site: Site, tmp_path: Path, variable: str, value: str
+) -> None:
+    # tes-azure may be installed here: disabled, it is as good as absent.
+    result = serve_must_fail(site, tmp_path, TES_DISABLED_PLUGINS="azure", **{variable: value})
+
+    assert f"{variable} is set but no installed plugin provides blob storage" in result.stderr
+    assert "pip install tes-azure" in result.stderr
+    assert value not in result.stderr + result.stdout
+
+
+def test_an_application_insights_string_without_an_exporter_stops_start_up(
+    site: Site, tmp_path: Path
+) -> None:
+    result = serve_must_fail(
+        site, tmp_path, TES_DISABLED_PLUGINS="azure",
+        TES_APPLICATIONINSIGHTS_CONNECTION_STRING="InstrumentationKey=0000-secret",
     )
+
+    assert "no installed plugin exports to Azure Monitor" in result.stderr
+    assert "pip install 'tes-azure[monitor]'" in result.stderr
+    assert "0000-secret" not in result.stderr + result.stdout
+
+
+TELEMETRY_EXPORTER = '''
+from pathlib import Path
+
+import flask
+
+from tes_core import hookimpl
+
+
+@hookimpl
+def tes_configure_telemetry(settings):
+    target = settings.plugin_setting("plugtest_telemetry_file")
+    if not target:
+        return None
+
+    if getattr(flask.Flask, "plugtest_instrumented", False):
+        return "plugtest-exporter"  # called again for another app: started already
+
+    class Instrumented(flask.Flask):
+        plugtest_instrumented = True
+        # What OpenTelemetry's Flask instrumentation does: replace the class, so that
+        # only apps built afterwards are traced.
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            with open(target, "a") as marker:
+                marker.write(f"instrumented app for {settings.service_name}\\n")
+
+    flask.Flask = Instrumented
+    return "plugtest-exporter"
+'''
+
+
+def test_a_telemetry_exporter_starts_before_the_app_is_built(site: Site, tmp_path: Path) -> None:
+    site.add("tes-plugtel", "0.1", {"plugtel": "plugtest_telemetry"},
+             plugtest_telemetry=TELEMETRY_EXPORTER)
+    marker = tmp_path / "exporter-started"
+    env = site.env(tmp_path / "data", TES_PLUGTEST_TELEMETRY_FILE=str(marker),
+                   TES_SERVICE_NAME="tel-test")
+    server = ServerProcess(tmp_path / "data", env).start()
+    try:
+        assert requests.get(f"{server.url}/service-info", timeout=10).ok
+    finally:
+        server.stop()
+    # One line per app built (tes-server serve builds one to run migrations first).
+    lines = marker.read_text().splitlines()
+    assert lines and set(lines) == {"instrumented app for tel-test"}, lines
+    assert "exporting telemetry to plugtest-exporter" in server.log()
+
+
+SECRET_RESOLVER = '''
+from tes_core.config import ConfigError
+
+VAULT = {"contact": "https://help.example/secret-contact", "name": "resolved-name"}
+
+
+def resolve(references):
+    found = {}
+    for variable, value in references.items():
+        if not value.startswith("@Example.Vault("):
+            continue
+        key = value[len("@Example.Vault("):-1]
+        if key not in VAULT:
+            raise ConfigError(f"{variable}: no secret {key!r} in the example vault")
+        found[variable] = VAULT[key]
+    return found
+'''
+
+
+def test_secret_references_are_resolved_by_the_plugin_declaring_them(
+    site: Site, tmp_path: Path
+) -> None:
+    site.add("tes-plugvault", "0.1", {}, groups={"tes.secrets": {"example": "plugvault:resolve"}},
+             plugvault=SECRET_RESOLVER)
+    env = site.env(tmp_path / "data", TES_CONTACT_URL="@Example.Vault(contact)",
+                   TES_SERVICE_NAME="@Example.Vault(name)")
+    server = ServerProcess(tmp_path / "data", env).start()
+    try:
+        info = requests.get(f"{server.url}/service-info", timeout=10).json()
+    finally:
+        server.stop()
+    assert info["contactUrl"] == "https://help.example/secret-contact"
+    assert info["name"] == "resolved-name"
+
+
+def test_a_secret_reference_nobody_resolves_stops_start_up(site: Site, tmp_path: Path) -> None:
+    site.add("tes-plugvault", "0.1", {}, groups={"tes.secrets": {"example": "plugvault:resolve"}},
+             plugvault=SECRET_RESOLVER)
+
+    missing = serve_must_fail(site, tmp_path, TES_CONTACT_URL="@Example.Vault(nope)")
+    unknown = serve_must_fail(site, tmp_path, TES_CONTACT_URL="@Other.Store(contact)")
+
+    assert "TES_CONTACT_URL: no secret 'nope' in the example vault" in missing.stderr
+    assert ("TES_CONTACT_URL holds a secret reference (@Other.Store) that no installed plugin "
+            "resolves") in unknown.stderr

@@ -23,7 +23,7 @@ from .locate import locate
 from .options import Options
 
 if TYPE_CHECKING:
-    from tes_core.blobstorage import BlobStorage
+    from tes_core.blobstore import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def unlisted_inputs(
     task: Mapping[str, Any],
     call: CromwellCall,
     options: Options,
-    storage: BlobStorage | None,
+    storage: BlobStore | None,
     backend_name: str,
 ) -> list[dict[str, Any]]:
     """Inputs for the files in the call's execution folder that the task does not list."""

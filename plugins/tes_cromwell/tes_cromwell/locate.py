@@ -27,7 +27,7 @@ from tes_core.errors import SubmitterError
 from .options import Options
 
 if TYPE_CHECKING:
-    from tes_core.blobstorage import BlobStorage
+    from tes_core.blobstore import BlobStore
 
 CONFIGURE = "set TES_STORAGE_CONNECTION_STRING or TES_STORAGE_ACCOUNT_URL"
 LOCAL_BACKENDS = frozenset({"local"})
@@ -49,7 +49,7 @@ def locate(
     direction: str,
     *,
     options: Options,
-    storage: BlobStorage | None,
+    storage: BlobStore | None,
     workflow_id: str | None,
     root_workflow_id: str | None,
     backend_name: str,
@@ -90,7 +90,7 @@ def locate(
 def _local(
     path: str,
     options: Options,
-    storage: BlobStorage | None,
+    storage: BlobStore | None,
     workflow_id: str | None,
     root_workflow_id: str | None,
     backend_name: str,

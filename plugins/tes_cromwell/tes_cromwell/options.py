@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
-from tes_core.blobstorage import sas_lifetime
+from tes_core.blobstore import sas_lifetime
 from tes_core.config import ConfigError, Settings
 
 DEFAULT_PREFIXES = ("/cromwell-executions", "/tes-wd/shared-global")

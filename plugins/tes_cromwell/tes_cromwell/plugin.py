@@ -19,7 +19,7 @@ from .rewrite import rewrite_url
 
 if TYPE_CHECKING:
     from tes_core.backends.base import Backend
-    from tes_core.blobstorage import BlobStorage
+    from tes_core.blobstore import BlobStore
     from tes_core.submitter import Submitter
 
 
@@ -38,7 +38,7 @@ def tes_rewrite_url(
     submitter: Submitter | None,
     backend: Backend,
     settings: Settings,
-    storage: BlobStorage | None,
+    storage: BlobStore | None,
 ) -> str | None:
     """A Cromwell URL as a blob URL with a SAS, or ``None`` to leave it."""
     if submitter is None or submitter.name != NAME:
@@ -53,7 +53,7 @@ def tes_inject_inputs(
     submitter: Submitter | None,
     backend: Backend,
     settings: Settings,
-    storage: BlobStorage | None,
+    storage: BlobStore | None,
 ) -> list[dict[str, Any]] | None:
     """The files in the call's execution folder that Cromwell did not list."""
     if submitter is None or submitter.name != NAME or storage is None:

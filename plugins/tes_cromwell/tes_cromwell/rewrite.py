@@ -15,7 +15,7 @@ from .locate import locate
 from .options import Options
 
 if TYPE_CHECKING:
-    from tes_core.blobstorage import BlobStorage
+    from tes_core.blobstore import BlobStore
     from tes_core.submitter import Submitter
 
 _WILDCARDS = frozenset("*?[")
@@ -27,7 +27,7 @@ def rewrite_url(
     task: Mapping[str, Any],
     submitter: Submitter,
     options: Options,
-    storage: BlobStorage | None,
+    storage: BlobStore | None,
     backend_name: str,
 ) -> str | None:
     """The SAS URL for one of a Cromwell task's URLs, or ``None`` to leave it.

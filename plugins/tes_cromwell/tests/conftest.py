@@ -9,8 +9,8 @@ from typing import Any
 
 import pluggy
 import pytest
+from tes_azure.blobstorage import BlobStorage
 from tes_core import hookspecs
-from tes_core.blobstorage import BlobStorage
 from tes_core.config import Settings
 from tests.submitters import load_document
 

@@ -12,7 +12,7 @@ from .detect import inspect_task, launch_form
 from .rewrite import rewrite_url
 
 if TYPE_CHECKING:
-    from tes_core.blobstorage import BlobStorage
+    from tes_core.blobstore import BlobStore
     from tes_core.config import Settings
 
 NAME = "nextflow"
@@ -50,7 +50,7 @@ def tes_rewrite_url(
     task: dict[str, Any],
     submitter: Submitter | None,
     settings: Settings,
-    storage: BlobStorage | None,
+    storage: BlobStore | None,
 ) -> str | None:
     """Point a Nextflow task's Azure URLs at the server's blob storage, with a SAS."""
     if submitter is None or submitter.name != NAME:

@@ -12,14 +12,14 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from tes_core import blobstorage
+from tes_core import blobstore
 from tes_core.config import ConfigError
 from tes_core.errors import ApiError, SubmitterError
 
 from .urls import BlobLocation, UrlFormError, blob_location
 
 if TYPE_CHECKING:
-    from tes_core.blobstorage import BlobStorage
+    from tes_core.blobstore import BlobStore
     from tes_core.config import Settings
 
 SAS_LIFETIME_SETTING = "nextflow_sas_lifetime_hours"
@@ -31,7 +31,7 @@ def sas_lifetime(settings: Settings) -> timedelta:
     """``TES_NEXTFLOW_SAS_LIFETIME_HOURS`` (default 48) as a duration; a bad value is the
     server's fault, so it fails the request with a 500 that names the variable."""
     try:
-        return blobstorage.sas_lifetime(settings, SAS_LIFETIME_SETTING, DEFAULT_SAS_LIFETIME_HOURS)
+        return blobstore.sas_lifetime(settings, SAS_LIFETIME_SETTING, DEFAULT_SAS_LIFETIME_HOURS)
     except ConfigError as exc:
         raise ApiError(f"the server's settings are wrong: {exc}") from None
 
@@ -42,7 +42,7 @@ def rewrite_url(
     task: Mapping[str, Any],
     form: str,
     settings: Settings,
-    storage: BlobStorage | None,
+    storage: BlobStore | None,
 ) -> str | None:
     """The SAS URL for one of a Nextflow task's URLs, or ``None`` to leave it as it is.
 
@@ -74,7 +74,7 @@ def rewrite_url(
     return storage.sas_url(location.container, location.blob, write=write, lifetime=lifetime)
 
 
-def _check_account(url: str, location: BlobLocation, storage: BlobStorage) -> None:
+def _check_account(url: str, location: BlobLocation, storage: BlobStore) -> None:
     if location.account is None or location.account == storage.account_name:
         return
     raise SubmitterError(

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from tes_core.blobstorage import BlobStorage
+from tes_azure.blobstorage import BlobStorage
 from tes_core.config import Settings
 from tes_core.errors import ApiError, SubmitterError
 from tes_core.submitter import Submitter

@@ -19,13 +19,14 @@ STORAGE = (f"DefaultEndpointsProtocol=https;AccountName=nfteststorage;AccountKey
            "EndpointSuffix=core.windows.net")
 
 
-# Other installed submitter plugins (Cromwell's) would rewrite the other engines' URLs.
-OTHERS = ",".join(sorted({ep.name for ep in entry_points(group="tes")} - {"nextflow"}))
+# Other installed submitter plugins (Cromwell's) would rewrite the other engines' URLs;
+# tes-azure stays: it builds the server's blob storage.
+OTHERS = ",".join(sorted({ep.name for ep in entry_points(group="tes")} - {"nextflow", "azure"}))
 
 
 def make_core(data_dir: Path, **env: str) -> Core:
     """A core with no worker threads (created tasks stay QUEUED, nothing runs) and no
-    plugin but this one."""
+    plugin but this one and tes-azure."""
     settings = Settings.from_env({
         "TES_DATA_DIR": str(data_dir), "TES_WORKER_THREADS": "0", "TES_DISABLED_PLUGINS": OTHERS,
         **env,

@@ -3,21 +3,22 @@
 Configured by ``TES_STORAGE_CONNECTION_STRING`` (an account-key or SAS
 connection string; Azurite's in the tests) or ``TES_STORAGE_ACCOUNT_URL`` (then
 azure-identity's ``DefaultAzureCredential`` signs user-delegation SAS tokens).
-The Azure SDK is imported only when a SAS is signed or blobs are listed; install
-it with ``pip install 'tes-core[azure]'``. Never log what this module returns:
-its URLs carry SAS tokens.
+The Azure SDK is imported only when a SAS is signed or blobs are listed. The
+server builds one through the ``tes_blob_storage`` hook and hands it to the
+submitter hooks; it has the members of :class:`tes_core.blobstore.BlobStore`.
+Never log what this module returns: its URLs carry SAS tokens.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
-from .config import ConfigError, Settings
+from tes_core.blobstore import MAX_SAS_LIFETIME
+from tes_core.config import ConfigError, Settings
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient, UserDelegationKey
@@ -28,7 +29,6 @@ CLOCK_SKEW = timedelta(minutes=5)
 DELEGATION_KEY_LIFETIME = timedelta(days=1)
 """How long a fetched user-delegation key is asked to live (Azure allows up to 7 days)."""
 
-_MAX_DELEGATION = timedelta(days=7)
 
 # Calls run inside API requests: a few quick retries, not the SDK's default of 10 retries
 # from 15 s apart, so an unreachable storage fails a request in seconds, not minutes.
@@ -92,15 +92,11 @@ class BlobStorage:
     def from_settings(cls, settings: Settings) -> BlobStorage | None:
         """The storage ``settings`` configure, or ``None`` when neither setting is set.
 
-        Raises :class:`ConfigError` naming the variable when a value cannot be used
-        or the Azure SDK is missing.
+        Raises :class:`ConfigError` naming the variable when a value cannot be used.
         """
         if settings.storage_connection_string:
-            _require("azure.storage.blob", "TES_STORAGE_CONNECTION_STRING")
             return cls.from_connection_string(settings.storage_connection_string)
         if settings.storage_account_url:
-            _require("azure.storage.blob", "TES_STORAGE_ACCOUNT_URL")
-            _require("azure.identity", "TES_STORAGE_ACCOUNT_URL")
             return cls.from_account_url(settings.storage_account_url)
         return None
 
@@ -271,30 +267,12 @@ class BlobStorage:
             return key
         now = datetime.now(UTC)
         wanted = min(max(needed_until - now + timedelta(hours=1), DELEGATION_KEY_LIFETIME),
-                     _MAX_DELEGATION)
+                     MAX_SAS_LIFETIME)
         start, expiry = now - CLOCK_SKEW, now + wanted
         key = self._service_client().get_user_delegation_key(start, expiry)
         with self._lock:
             self._delegation_key, self._delegation_expiry = key, expiry
         return key
-
-
-def sas_lifetime(settings: Settings, name: str, default_hours: float) -> timedelta:
-    """A plugin's SAS lifetime setting, in hours (``TES_<NAME>``), as a ``timedelta``.
-
-    Raises :class:`ConfigError` naming the variable unless it is a number of hours
-    above 0 and at most 7 days (the longest a user-delegation SAS may live).
-    """
-    raw = settings.plugin_setting(name, "")
-    try:
-        hours = float(raw) if raw.strip() else float(default_hours)
-    except ValueError:
-        hours = -1.0
-    if not 0 < hours <= _MAX_DELEGATION.total_seconds() / 3600:
-        raise ConfigError(
-            f"TES_{name.upper()}={raw!r} is not a number of hours above 0 and at most 168"
-        )
-    return timedelta(hours=hours)
 
 
 def _window(lifetime: timedelta) -> tuple[datetime, datetime]:
@@ -311,17 +289,6 @@ def _account_from_endpoint(endpoint: str) -> str:
         return path.split("/", 1)[0]
     host = parts.hostname or ""
     return host.split(".", 1)[0] if ".blob." in host else ""
-
-
-def _require(module: str, variable: str) -> None:
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:  # a parent package is missing
-        found = False
-    if not found:
-        raise ConfigError(
-            f"{variable} is set but {module} is not installed: pip install 'tes-core[azure]'"
-        )
 
 
 def _default_credential() -> Any:

@@ -1,6 +1,7 @@
 """Key Vault references in TES_* settings: the real SecretClient against a local vault
 that follows the Key Vault REST API over HTTPS (tests/fake_keyvault.py), and a real
-vault when credentials are given."""
+vault when credentials are given. Settings.from_env finds tes-azure's resolver through
+its ``tes.secrets`` entry point, as a server does."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-
-from tes_core import keyvault
 from tes_core.config import ConfigError, Settings
-from tes_core.keyvault import BadReference, SecretReference, parse_reference
 from tests.fake_keyvault import TOKEN, FakeKeyVault, StaticCredential
 from tests.servers import server_env
+
+from tes_azure import keyvault
+from tes_azure.keyvault import BadReference, SecretReference, parse_reference
 
 
 @pytest.fixture

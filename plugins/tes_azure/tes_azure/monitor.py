@@ -2,9 +2,10 @@
 
 On when ``TES_APPLICATIONINSIGHTS_CONNECTION_STRING`` (or the standard
 ``APPLICATIONINSIGHTS_CONNECTION_STRING``) is set; needs the extra
-``tes-core[azure-monitor]``. The exporter sends in the background from its own
-threads and keeps what it could not send for a later retry, so an unreachable
-ingestion endpoint neither blocks nor fails requests.
+``tes-azure[monitor]``. Started by the ``tes_configure_telemetry`` hook. The
+exporter sends in the background from its own threads and keeps what it could
+not send for a later retry, so an unreachable ingestion endpoint neither blocks
+nor fails requests.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from ..config import ConfigError, Settings
+from tes_core.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def configure_azure_monitor(settings: Settings) -> bool:
         except ImportError:
             raise ConfigError(
                 "TES_APPLICATIONINSIGHTS_CONNECTION_STRING is set: install "
-                "'tes-core[azure-monitor]' (azure-monitor-opentelemetry)"
+                "'tes-azure[monitor]' (azure-monitor-opentelemetry)"
             ) from None
         try:
             configure(

@@ -1,5 +1,9 @@
 """Key Vault references in ``TES_*`` settings, resolved once at start-up.
 
+:func:`resolve_references` is tes-azure's resolver in the entry-point group
+``tes.secrets``: ``Settings.from_env`` hands it the ``TES_*`` variables written as
+``@Provider(...)`` references (see :mod:`tes_core.secret_references`).
+
 Any ``TES_*`` variable may hold, instead of a plain value, a reference in the
 syntax Azure App Service uses for app settings:
 
@@ -10,8 +14,8 @@ syntax Azure App Service uses for app settings:
 Without a version, the secret's current version is read. The secrets are read
 with ``azure-keyvault-secrets`` and ``azure-identity``'s ``DefaultAzureCredential``
 (managed identity, workload identity, environment, Azure CLI...), imported only
-when a reference is present, so start-up without one costs nothing. An error
-names the variable, never a secret value.
+when a reference is present. An error names the variable, never a secret
+value.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .telemetry.redact import register_secret
+from tes_core.config import ConfigError
 
 PREFIX = "@Microsoft.KeyVault("
 PUBLIC_CLOUD_SUFFIX = "vault.azure.net"
@@ -104,41 +108,32 @@ def default_credential() -> Any:
 
 
 def resolve_references(
-    environ: Mapping[str, str], *, credential: Any = None, **client_options: Any
-) -> Mapping[str, str]:
-    """``environ`` with every ``TES_*`` Key Vault reference replaced by the secret's value.
+    references: Mapping[str, str], *, credential: Any = None, **client_options: Any
+) -> dict[str, str]:
+    """The secrets of the Key Vault references among ``references`` (variable to value),
+    by variable; values that are not Key Vault references are left to other resolvers.
 
-    Returns ``environ`` itself when it holds no reference. Raises
-    :class:`~tes_core.config.ConfigError` naming the variable when a reference is
-    malformed or its secret cannot be read.
+    Raises :class:`~tes_core.config.ConfigError` naming the variable when a reference
+    is malformed or its secret cannot be read.
     """
-    wanted = {
-        name: value for name, value in environ.items()
-        if name.startswith("TES_") and is_reference(value)
-    }
-    if not wanted:
-        return environ
-    from .config import ConfigError
-
-    references: dict[str, SecretReference] = {}
-    for name, value in wanted.items():
+    parsed: dict[str, SecretReference] = {}
+    for name, value in references.items():
+        if not is_reference(value):
+            continue
         try:
-            references[name] = parse_reference(value)
+            parsed[name] = parse_reference(value)
         except BadReference as exc:
             raise ConfigError(f"{name} is not a valid Key Vault reference: {exc}") from None
-    try:
-        from azure.keyvault.secrets import SecretClient
-    except ImportError:
-        raise ConfigError(
-            f"{', '.join(sorted(references))} hold Key Vault references; install "
-            "'tes-core[azure]' (azure-keyvault-secrets, azure-identity) to resolve them"
-        ) from None
+    if not parsed:
+        return {}
+    from azure.keyvault.secrets import SecretClient
+
     own_credential = credential is None
     credential = default_credential() if own_credential else credential
     clients: dict[str, Any] = {}
-    resolved = dict(environ)
+    resolved: dict[str, str] = {}
     try:
-        for name, ref in references.items():
+        for name, ref in parsed.items():
             client = clients.get(ref.vault_url)
             if client is None:
                 client = clients[ref.vault_url] = SecretClient(
@@ -154,7 +149,6 @@ def resolve_references(
             if secret.value is None:
                 raise ConfigError(f"{name}: secret '{ref.name}' in {ref.vault_url} has no value")
             resolved[name] = secret.value
-            register_secret(secret.value)
     finally:
         for client in clients.values():
             client.close()

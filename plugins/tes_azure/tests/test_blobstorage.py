@@ -7,10 +7,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-
-from tes_core.blobstorage import BlobStorage
 from tes_core.config import ConfigError, Settings
 from tests.azurite import azurite_connection_string, new_container
+
+from tes_azure.blobstorage import BlobStorage
 
 HOUR = timedelta(hours=1)
 BLOCK = {"x-ms-blob-type": "BlockBlob"}
@@ -222,7 +222,7 @@ def test_a_folder_sas_covers_the_files_under_it(storage: BlobStorage, container:
     ("value", "hours"), [(None, 48.0), ("1.5", 1.5), ("168", 168.0)]
 )
 def test_sas_lifetime_setting(value: str | None, hours: float) -> None:
-    from tes_core.blobstorage import sas_lifetime
+    from tes_core.blobstore import sas_lifetime
 
     env = {} if value is None else {"TES_DEMO_SAS_LIFETIME_HOURS": value}
     lifetime = sas_lifetime(Settings.from_env(env), "demo_sas_lifetime_hours", 48)
@@ -231,7 +231,7 @@ def test_sas_lifetime_setting(value: str | None, hours: float) -> None:
 
 @pytest.mark.parametrize("value", ["0", "-1", "169", "two days"])
 def test_bad_sas_lifetimes_name_the_variable(value: str) -> None:
-    from tes_core.blobstorage import sas_lifetime
+    from tes_core.blobstore import sas_lifetime
 
     settings = Settings.from_env({"TES_DEMO_SAS_LIFETIME_HOURS": value})
     with pytest.raises(ConfigError, match="TES_DEMO_SAS_LIFETIME_HOURS"):
