@@ -3,7 +3,8 @@
 Configured by ``TES_STORAGE_CONNECTION_STRING`` (an account-key or SAS
 connection string; Azurite's in the tests) or ``TES_STORAGE_ACCOUNT_URL`` (then
 azure-identity's ``DefaultAzureCredential`` signs user-delegation SAS tokens).
-The Azure SDK is imported only when a SAS is signed or blobs are listed. The
+SAS tokens are signed by :mod:`tes_azure.sas`; the Azure SDK is imported only
+when blobs are listed or a user-delegation key is fetched. The
 server builds one through the ``tes_blob_storage`` hook and hands it to the
 submitter hooks; it has the members of :class:`tes_core.blobstore.BlobStore`.
 Never log what this module returns: its URLs carry SAS tokens.
@@ -19,6 +20,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 from tes_core.blobstore import MAX_SAS_LIFETIME
 from tes_core.config import ConfigError, Settings
+
+from .sas import blob_sas
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient, UserDelegationKey
@@ -164,10 +167,8 @@ class BlobStorage:
         url = self.blob_url(container, blob)
         if self._secrets.sas_token:
             return f"{url}?{self._secrets.sas_token}"
-        from azure.storage.blob import generate_blob_sas
-
         start, expiry = _window(lifetime)
-        token = generate_blob_sas(
+        token = blob_sas(
             self.account_name, container, blob, permission="rcwa" if write else "r",
             start=start, expiry=expiry, **self._signer(expiry),
         )
@@ -179,11 +180,9 @@ class BlobStorage:
         url = f"{self.account_url}/{quote(container)}"
         if self._secrets.sas_token:
             return f"{url}?{self._secrets.sas_token}"
-        from azure.storage.blob import generate_container_sas
-
         start, expiry = _window(lifetime)
-        token = generate_container_sas(
-            self.account_name, container, permission="rcwal" if write else "rl",
+        token = blob_sas(
+            self.account_name, container, None, permission="rcwal" if write else "rl",
             start=start, expiry=expiry, **self._signer(expiry),
         )
         return f"{url}?{token}"
@@ -276,7 +275,7 @@ class BlobStorage:
 
 
 def _window(lifetime: timedelta) -> tuple[datetime, datetime]:
-    now = datetime.now(UTC)
+    now = datetime.now(UTC).replace(microsecond=0)  # SAS times are to the second
     return now - CLOCK_SKEW, now + lifetime
 
 
