@@ -61,6 +61,14 @@ def common_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     return parser
 
 
+def throughput_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Options of the benchmarks that load a server over HTTP for a number of rounds."""
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=6.0, help="counted seconds per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    return parser
+
+
 # ----------------------------------------------------------------------------- databases
 
 

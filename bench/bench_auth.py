@@ -33,6 +33,7 @@ from bench._common import (
     run_load,
     running,
     tes_server,
+    throughput_arguments,
     throughput_outcome,
 )
 from tests.oidc import IdentityProvider
@@ -42,10 +43,9 @@ TASK = b'{"name": "bench-auth", "executors": [{"image": "alpine", "command": ["t
 
 
 def arguments() -> argparse.ArgumentParser:
-    parser = common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=6.0, help="counted seconds per round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser = throughput_arguments(
+        common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    )
     parser.add_argument("--tasks", type=int, default=64, help="distinct task ids to GET")
     return parser
 

@@ -43,6 +43,7 @@ from bench._common import (
     running,
     tes_gunicorn,
     tes_server,
+    throughput_arguments,
     throughput_outcome,
 )
 
@@ -51,11 +52,10 @@ FIXTURE = DATA / "cromwell-2.json"
 
 
 def arguments() -> argparse.ArgumentParser:
-    parser = common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser = throughput_arguments(
+        common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    )
     parser.add_argument("--document", type=Path, help="task JSON to post (default: Cromwell)")
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=6.0, help="counted seconds per round")
-    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--gunicorn", action="store_true",
         help="production shape: both apps under gunicorn with tes_core.gunicorn_conf; "
