@@ -164,28 +164,14 @@ class BlobStorage:
 
         With a SAS connection string the configured SAS is used as it is.
         """
-        url = self.blob_url(container, blob)
-        if self._secrets.sas_token:
-            return f"{url}?{self._secrets.sas_token}"
-        start, expiry = _window(lifetime)
-        token = blob_sas(
-            self.account_name, container, blob, permission="rcwa" if write else "r",
-            start=start, expiry=expiry, **self._signer(expiry),
-        )
-        return f"{url}?{token}"
+        return self._signed(self.blob_url(container, blob), container, blob,
+                            "rcwa" if write else "r", lifetime)
 
     def container_sas_url(self, container: str, *, write: bool, lifetime: timedelta) -> str:
         """The container's URL with a SAS valid for ``lifetime``: read and list
         (``rl``), plus create, write and append with ``write`` (``rcwal``)."""
-        url = f"{self.account_url}/{quote(container)}"
-        if self._secrets.sas_token:
-            return f"{url}?{self._secrets.sas_token}"
-        start, expiry = _window(lifetime)
-        token = blob_sas(
-            self.account_name, container, None, permission="rcwal" if write else "rl",
-            start=start, expiry=expiry, **self._signer(expiry),
-        )
-        return f"{url}?{token}"
+        return self._signed(f"{self.account_url}/{quote(container)}", container, None,
+                            "rcwal" if write else "rl", lifetime)
 
     def folder_sas_url(
         self, container: str, prefix: str, *, write: bool, lifetime: timedelta
@@ -236,6 +222,18 @@ class BlobStorage:
             return []
 
     # -- internals ------------------------------------------------------------
+
+    def _signed(
+        self, url: str, container: str, blob: str | None, permission: str, lifetime: timedelta
+    ) -> str:
+        """``url`` with a SAS for ``blob`` (the container when ``None``); with a SAS
+        connection string, the configured SAS as it is."""
+        if self._secrets.sas_token:
+            return f"{url}?{self._secrets.sas_token}"
+        start, expiry = _window(lifetime)
+        token = blob_sas(self.account_name, container, blob, permission=permission,
+                         start=start, expiry=expiry, **self._signer(expiry))
+        return f"{url}?{token}"
 
     def _service_client(self) -> BlobServiceClient:
         with self._lock:

@@ -65,10 +65,8 @@ def rewrite_url(
     write = direction == "output"
     lifetime = sas_lifetime(settings)
     if _is_folder(url, direction, task):
-        signed = storage.container_sas_url(location.container, write=write, lifetime=lifetime)
-        token = signed.partition("?")[2]
-        base = storage.blob_url(location.container, location.blob)
-        return f"{base}?{token}" if token else base
+        return storage.folder_sas_url(location.container, location.blob, write=write,
+                                      lifetime=lifetime)
     if not location.blob:
         raise SubmitterError(f"{url} names a container, not a file")
     return storage.sas_url(location.container, location.blob, write=write, lifetime=lifetime)
