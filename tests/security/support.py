@@ -12,6 +12,7 @@ refused or failed; these canaries then show that the attack had no side effect:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -133,10 +134,8 @@ class LoopbackSentinel:
                 data = b""
             with self._lock:
                 self.hits.append(data)
-            try:
+            with contextlib.suppress(OSError):
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret")
-            except OSError:
-                pass
             conn.close()
 
     def reset(self) -> None:
