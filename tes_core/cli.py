@@ -110,6 +110,7 @@ def _db_downgrade(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from waitress import create_server
 
+    from .api.waitress_errors import serve_json_errors
     from .app import create_app
 
     settings = _settings(args)
@@ -124,6 +125,7 @@ def _serve(args: argparse.Namespace) -> int:
         # error shape, and keep waitress's cap only against absurd bodies.
         max_request_body_size=2 * settings.max_body_bytes + 1,
     )
+    serve_json_errors(server, settings.max_body_bytes)  # and those refusals are JSON too
     url = f"http://{args.host}:{server.effective_port}/ga4gh/tes/v1"
     core = app.extensions["tes"]
     print(f"TES server ready at {url}", flush=True)

@@ -40,7 +40,40 @@ class Settings:
     backend: str = "local"
     disabled_plugins: tuple[str, ...] = ()
     max_body_bytes: int = 10 * 1024 * 1024
-    cors_origins: tuple[str, ...] = ("*",)
+    # -- bounds on what one request may ask for (tes_core/schemas/limits.py) ------------
+    max_executors: int = 1000
+    """Executors per task."""
+    max_inputs: int = 10000
+    """Inputs per task (a scatter-gather step may read thousands of files)."""
+    max_outputs: int = 10000
+    """Outputs per task."""
+    max_volumes: int = 1000
+    """Volumes per task."""
+    max_tags: int = 1000
+    """Tags per task (each tag also has fixed bounds: key 255 characters, key and value
+    together 2000 bytes)."""
+    max_items: int = 10000
+    """Entries of any other list or map in a task: command arguments, env, zones,
+    backend_parameters."""
+    max_text_chars: int = 8192
+    """Characters of a name, path, URL, image, zone, or env or backend_parameters key."""
+    max_arg_chars: int = 131072
+    """Characters of a free-text value: a command argument, an env value, a description
+    (Linux refuses a single argument or env entry over 128 KiB anyway)."""
+    max_content_bytes: int = 1024 * 1024
+    """UTF-8 bytes of one input's inline ``content`` (the spec asks for at least 128 KiB)."""
+    max_cpu_cores: int = 4096
+    """Largest ``resources.cpu_cores``."""
+    max_ram_gb: float = 1048576.0
+    """Largest ``resources.ram_gb`` (1 PiB)."""
+    max_disk_gb: float = 1048576.0
+    """Largest ``resources.disk_gb`` (1 PiB)."""
+    list_max_bytes: int = 4 * 1024 * 1024
+    """Stored bytes of tasks in one BASIC or FULL listing page: a smaller page (with
+    ``next_page_token``) when ``page_size`` tasks would be more; always at least one task."""
+    # -- end of request bounds -----------------------------------------------------------
+    cors_origins: tuple[str, ...] = ()
+    """Origins a browser app may call the API from (``*``: any); none by default."""
     worker_threads: int = 8
     reconcile_interval: float = 10.0
     """Seconds between reconcile passes (crash recovery, backend polling)."""
@@ -66,6 +99,15 @@ class Settings:
     """Bound of the input cache (least recently used go first); 0 turns the cache off."""
     local_transfer_parallel: int = 8
     """Input and output files a task transfers at once."""
+    allowed_local_dirs: tuple[str, ...] | None = None
+    """Host folders that local-path and ``file://`` inputs and outputs may name (comma
+    list; resolved to real paths). Unset: ``/tmp`` and the directory the server started in
+    (unless ``/`` or the home directory) with auth off, nothing with auth on; empty:
+    nothing. The data folder, cache and task folders are never reachable."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Non-public hosts that http(s), FTP, S3 and Azure URLs may reach (comma list of
+    names, ``*.domain``, IPs, CIDR networks, optionally ``:port``). Loopback, link-local,
+    private and other non-public addresses are refused unless listed here."""
     service_name: str = "tes-core"
     service_id: str = "org.ga4gh.tes.core"
     organization_name: str = "tes-core"

@@ -25,6 +25,7 @@ from .errors import ApiError, BadRequest, NotFound, SubmitterError
 from .plugins import Hooks
 from .reporting import DatabaseReporter
 from .schemas import ListQuery, load_task
+from .schemas.limits import TaskLimits
 from .schemas.query import encode_page_token
 from .states import State, is_terminal
 from .store import (
@@ -89,6 +90,7 @@ class TaskService:
         )
         self._parameters = {key.lower(): key for key in backend.backend_parameters}
         self.ownership = Ownership(db)
+        self.limits = TaskLimits.from_settings(self.settings)
 
     # -- create -------------------------------------------------------------------
 
@@ -96,7 +98,7 @@ class TaskService:
         """Validate, adapt and store a new task owned by ``principal``, queue it, and
         return its id."""
         try:
-            task = load_task(document)
+            task = load_task(document, self.limits)
         except ValidationError as exc:
             raise _bad_task(exc) from None
         submitter = self._adapt(task) if self._adapts else None
@@ -254,7 +256,8 @@ class TaskService:
     def list(self, query: ListQuery, principal: Principal | None = None) -> dict[str, Any]:
         """One page of tasks, newest first (only ``principal``'s own unless an admin)."""
         with self.db.read() as conn:
-            rows, next_seq = list_page(conn, query, principal.scope if principal else None)
+            rows, next_seq = list_page(conn, query, principal.scope if principal else None,
+                                       self.settings.list_max_bytes)
         body: dict[str, Any] = {"tasks": [render(row, query.view) for row in rows]}
         if next_seq is not None:
             body["next_page_token"] = encode_page_token(next_seq)

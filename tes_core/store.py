@@ -184,15 +184,49 @@ def get_full(conn: Connection, task_id: str) -> Row | None:
 
 
 def list_page(
-    conn: Connection, query: ListQuery, owner: Owner | None = None
+    conn: Connection, query: ListQuery, owner: Owner | None = None, max_bytes: int | None = None
 ) -> tuple[list[Row], int | None]:
     """One page of tasks, newest first, and the ``seq`` to continue before (if more);
-    only ``owner``'s tasks when given (a keyset range on ``ix_tasks_owner_tenant_seq``)."""
-    columns = (
-        (tasks.c.seq, tasks.c.id, tasks.c.state)
-        if query.view == "MINIMAL"
-        else DOCUMENT_COLUMNS
+    only ``owner``'s tasks when given (a keyset range on ``ix_tasks_owner_tenant_seq``).
+
+    With ``max_bytes``, a BASIC or FULL page stops before the stored documents and logs
+    of its tasks add up to more than that (it always holds one task): their sizes are
+    read first, then only the documents that fit, so a page of big tasks never loads
+    more than about ``max_bytes`` into memory.
+    """
+    if query.view == "MINIMAL":
+        return _page(conn, query, owner, (tasks.c.seq, tasks.c.id, tasks.c.state))
+    if max_bytes is None:
+        return _page(conn, query, owner, DOCUMENT_COLUMNS)
+    octets = func.length if conn.dialect.name == "sqlite" else func.octet_length
+    sizes, more = _page(
+        conn, query, owner, (tasks.c.seq, (octets(tasks.c.document) + octets(tasks.c.logs)))
     )
+    taken, total = 0, 0
+    for row in sizes:
+        total += row[1] + _RENDERED_OVERHEAD
+        if taken and total > max_bytes:
+            more = sizes[taken - 1].seq
+            break
+        taken += 1
+    if not taken:
+        return [], None
+    wanted = [row.seq for row in sizes[:taken]]
+    rows = conn.execute(
+        select(*DOCUMENT_COLUMNS).where(tasks.c.seq.in_(wanted)).order_by(tasks.c.seq.desc())
+    ).all()
+    return rows, more
+
+
+_RENDERED_OVERHEAD = 200
+"""Bytes a rendered task adds to its stored document and logs (id, state, time)."""
+
+
+def _page(
+    conn: Connection, query: ListQuery, owner: Owner | None, columns: tuple[Any, ...]
+) -> tuple[list[Row], int | None]:
+    """``columns`` of one page of the tasks ``query`` matches, newest first, and the
+    ``seq`` to continue before (if more). The first column must be ``tasks.c.seq``."""
     stmt = select(*columns)
     seq_column = tasks.c.seq
     tag_filters = list(query.tags)

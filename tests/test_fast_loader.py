@@ -17,21 +17,26 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from tes_core.schemas.fast import fast_load_task
-from tes_core.schemas.task import _TASK_SCHEMA, _check_text
+from tes_core.schemas.limits import DEFAULT_LIMITS, TaskLimits
+from tes_core.schemas.task import reference_load
 from tests.submitters import SHARED_FIXTURES
 
 FIXTURES = sorted(SHARED_FIXTURES.glob("*.json"))
 
 
-def reference(document: dict) -> dict | None:
-    """What the marshmallow schemas (plus the text check) make of ``document``, or None."""
+# Bounds small enough for the generated documents to cross every one of them.
+TIGHT = TaskLimits(executors=1, inputs=1, outputs=1, volumes=1, tags=1, items=1,
+                   text_chars=8, arg_chars=4, content_bytes=4, cpu_cores=4, ram_gb=32.0,
+                   disk_gb=4.0)
+
+
+def reference(document: dict, limits: TaskLimits = DEFAULT_LIMITS) -> dict | None:
+    """What the marshmallow schemas (plus the text and size checks) make of ``document``,
+    or None."""
     try:
-        task = _TASK_SCHEMA.load(document)
+        return reference_load(document, limits)
     except ValidationError:
         return None
-    problems: dict = {}
-    _check_text(task, "", problems)
-    return None if problems else task
 
 
 # Values that are right for some fields and wrong for others.
@@ -107,6 +112,17 @@ def test_fast_loader_agrees_with_the_schemas(doc: dict) -> None:
         return
     expected = reference(doc)
     assert expected is not None, f"fast loader accepted what the schemas reject: {doc!r}"
+    assert json.dumps(fast) == json.dumps(expected)
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(document)
+def test_fast_loader_agrees_with_the_schemas_on_bounds(doc: dict) -> None:
+    fast = fast_load_task(doc, TIGHT)
+    if fast is None:
+        return
+    expected = reference(doc, TIGHT)
+    assert expected is not None, f"fast loader accepted what the bounds refuse: {doc!r}"
     assert json.dumps(fast) == json.dumps(expected)
 
 

@@ -1,26 +1,47 @@
-"""CORS for browsers on other origins (the spec asks for it), as one cheap response hook.
+"""CORS for browsers on other origins, off unless ``TES_CORS_ORIGINS`` names some.
 
 A request with an ``Origin`` the settings allow gets ``Access-Control-Allow-Origin``;
 a preflight (``OPTIONS`` with ``Access-Control-Request-Method``) also gets the
-allowed methods and the requested headers. Requests without ``Origin`` pay nothing.
+allowed methods and the requested headers. With no origins configured (the default)
+no CORS header is ever sent, so a web page on another site can neither read the
+API's answers nor send it a JSON body (the browser's preflight is not granted).
+Requests without ``Origin`` pay nothing.
+
+:func:`refuse_cross_site` also stops the "simple" POSTs a page may send without a
+preflight (a form, a bodiless ``fetch``): with authentication off (the default),
+any page the operator visits could otherwise cancel tasks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
+
+from ..errors import ApiError
 
 ALLOWED_METHODS = "GET, POST, OPTIONS"
 EXPOSED_HEADERS = "WWW-Authenticate, X-Request-ID"
 """Response headers a browser app may read: why a token was refused, the request id."""
 PREFLIGHT_MAX_AGE = "86400"
+_EXTENSION = "tes_cors"
+
+
+class CrossSiteRefused(ApiError):
+    """403: a browser on an origin CORS does not allow tried to change something."""
+
+    status_code = 403
 
 
 def enable_cors(app: Flask, prefix: str, origins: Iterable[str]) -> None:
-    """Answer CORS for every path under ``prefix``, for ``origins`` (``*`` allows any)."""
+    """Answer CORS for every path under ``prefix``, for ``origins`` (``*`` allows any);
+    nothing at all when ``origins`` is empty."""
     allowed = frozenset(origins)
     any_origin = "*" in allowed
+    app.extensions[_EXTENSION] = allowed
+    if not allowed:
+        return
 
     @app.after_request
     def add_cors_headers(response: Response) -> Response:
@@ -41,3 +62,23 @@ def enable_cors(app: Flask, prefix: str, origins: Iterable[str]) -> None:
                 headers["Access-Control-Allow-Headers"] = wanted
             headers["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE
         return response
+
+
+def refuse_cross_site() -> None:
+    """403 for a request a browser sent from a page on another origin that CORS does not
+    allow. Browsers say where a request comes from (``Sec-Fetch-Site``, or at least
+    ``Origin`` on every POST); other clients send neither and pass."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    allowed = current_app.extensions.get(_EXTENSION, frozenset())
+    if "*" in allowed or origin in allowed:
+        return
+    site = request.headers.get("Sec-Fetch-Site")
+    if site == "same-origin" or (site is None and urlsplit(origin).netloc == request.host):
+        return  # the API explorer served by this server
+    raise CrossSiteRefused(
+        f"requests from web pages on Origin {origin} are not allowed: the server's "
+        "TES_CORS_ORIGINS setting lists the origins that may call this API",
+        field="Origin",
+    )

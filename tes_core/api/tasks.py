@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, Response, request
 from flask.views import MethodView
 
-from ..errors import BadRequest, NotFound
+from ..errors import NotFound
 from ..schemas import parse_list_query, parse_view
 from .auth import current_principal
+from .body import read_json_body, refuse_non_json_body, require_json_type
+from .cors import refuse_cross_site
 from .responses import json_response, task_service
 
 blueprint = Blueprint("tasks", __name__)
@@ -28,17 +28,9 @@ class TaskList(MethodView):
 
     def post(self) -> Response:
         """Create a task from the JSON body; answer ``{"id": ...}``."""
-        raw = request.get_data(cache=False)
-        if not raw:
-            raise BadRequest("the request body is empty: send a TES task as JSON", field="body")
-        try:
-            document = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequest(f"the request body is not valid JSON: {exc}", field="body") from None
-        except RecursionError:
-            raise BadRequest(
-                "the request body is not valid JSON: it is nested too deeply", field="body"
-            ) from None
+        require_json_type()
+        refuse_cross_site()
+        document = read_json_body()
         return json_response({"id": task_service().create(document, current_principal())})
 
 
@@ -61,6 +53,8 @@ class TaskCancel(MethodView):
 
     def post(self, task_id: str) -> Response:
         """Ask to cancel; ``{}`` even when the task had already finished."""
+        refuse_non_json_body()
+        refuse_cross_site()
         task_service().cancel(_known(task_id), current_principal())
         return json_response({})
 

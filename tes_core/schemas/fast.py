@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .image_reference import image_reference_problem
+from .limits import DEFAULT_LIMITS, TaskLimits, count_problems, value_problems
 from .validators import FILE_TYPES, MAX_TAG_KEY, has_wildcard, tag_fits
 
 
@@ -21,12 +23,18 @@ class _Unsure(Exception):
     """Leave this document to the marshmallow schemas."""
 
 
-def fast_load_task(document: dict[str, Any]) -> dict[str, Any] | None:
-    """The normalised task if ``document`` is certainly valid, else ``None``."""
+def fast_load_task(
+    document: dict[str, Any], limits: TaskLimits = DEFAULT_LIMITS
+) -> dict[str, Any] | None:
+    """The normalised task if ``document`` is certainly valid and within ``limits``,
+    else ``None``."""
+    if count_problems(document, limits):
+        return None
     try:
-        return _task(document)
+        task = _task(document)
     except _Unsure:
         return None
+    return None if value_problems(task, limits) else task
 
 
 # -- the document, outside in, fields in the schemas' declared order -------------------
@@ -117,7 +125,7 @@ def _resources(doc: dict[str, Any]) -> dict[str, Any]:
 def _executor(doc: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     image = doc.get("image")
-    if not isinstance(image, str) or not image:
+    if not isinstance(image, str) or image_reference_problem(image):
         raise _Unsure
     out["image"] = _plain(image)
     command = doc.get("command")

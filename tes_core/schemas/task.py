@@ -21,6 +21,8 @@ from marshmallow import (
 )
 
 from .fast import fast_load_task
+from .image_reference import image_reference_problem
+from .limits import DEFAULT_LIMITS, TaskLimits, count_problems, value_problems
 from .validators import (
     FILE_TYPES,
     MAX_TAG_BYTES,
@@ -68,10 +70,17 @@ def _text() -> fields.String:
     return fields.String(allow_none=True)
 
 
+def _image_reference(value: str) -> None:
+    """Refuse an image that is not a container image reference (see :mod:`.image_reference`)."""
+    problem = image_reference_problem(value)
+    if problem:
+        raise ValidationError(problem)
+
+
 class ExecutorSchema(_Strict):
     """``tesExecutor``: one container run."""
 
-    image = fields.String(required=True, validate=validate.Length(min=1, error="must not be empty"))
+    image = fields.String(required=True, validate=_image_reference)
     command = fields.List(
         fields.String(),
         required=True,
@@ -201,7 +210,7 @@ class TaskSchema(_Strict):
 _TASK_SCHEMA = TaskSchema()
 
 
-def load_task(document: Any) -> dict[str, Any]:
+def load_task(document: Any, limits: TaskLimits = DEFAULT_LIMITS) -> dict[str, Any]:
     """Validate and normalise a submitted task; raise ``ValidationError`` naming each field.
 
     Valid documents take the fast path (:mod:`.fast`); anything else goes through the
@@ -209,12 +218,24 @@ def load_task(document: Any) -> dict[str, Any]:
     """
     if not isinstance(document, dict):
         raise ValidationError("the task must be a JSON object", "_schema")
-    task = fast_load_task(document)
+    task = fast_load_task(document, limits)
     if task is not None:
         return task
+    return reference_load(document, limits)
+
+
+def reference_load(
+    document: dict[str, Any], limits: TaskLimits = DEFAULT_LIMITS
+) -> dict[str, Any]:
+    """:func:`load_task` without the fast path: counts first (an oversized list is refused
+    before it is loaded), then the schemas, then text and size checks of the loaded task."""
+    problems = count_problems(document, limits)
+    if problems:
+        raise ValidationError(problems)
     task = _TASK_SCHEMA.load(document)
-    problems: dict[str, list[str]] = {}
     _check_text(task, "", problems)
+    for where, reasons in value_problems(task, limits).items():
+        problems.setdefault(where, reasons)
     if problems:
         raise ValidationError(problems)
     return task

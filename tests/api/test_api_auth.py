@@ -33,7 +33,8 @@ def auth_server(request, idp, tmp_path_factory, postgres_url_factory_lazy):
     """A server requiring tokens; no worker threads, so tasks stay where the API put them."""
     data_dir = tmp_path_factory.mktemp(f"tes-auth-{request.param}")
     database = postgres_url_factory_lazy() if request.param == "postgresql" else None
-    env = server_env(data_dir, database, TES_WORKER_THREADS="0", **idp.settings())
+    env = server_env(data_dir, database, TES_WORKER_THREADS="0",
+                     TES_CORS_ORIGINS="https://ui.example", **idp.settings())
     proc = ServerProcess(data_dir, env).start()
     yield proc
     proc.stop()

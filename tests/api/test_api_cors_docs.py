@@ -1,5 +1,6 @@
-"""CORS for browsers on other origins, and the API's own documentation: the OpenAPI
-document (JSON and YAML) and a Swagger UI page whose assets are served locally."""
+"""CORS for browsers on other origins (off by default, granted to the origins
+``TES_CORS_ORIGINS`` names), and the API's own documentation: the OpenAPI document
+(JSON and YAML) and a Swagger UI page whose assets are served locally."""
 
 from __future__ import annotations
 
@@ -19,7 +20,17 @@ ORIGIN = "https://workflows.example.org"
 
 @pytest.fixture(scope="module")
 def url(sqlite_server) -> str:
+    """A server with the default settings: no CORS."""
     return sqlite_server.url
+
+
+@pytest.fixture(scope="module")
+def open_url(tmp_path_factory) -> Iterator[str]:
+    """A server whose operator allows every origin (``TES_CORS_ORIGINS=*``)."""
+    data_dir = tmp_path_factory.mktemp("tes-cors-any")
+    proc = ServerProcess(data_dir, server_env(data_dir, TES_CORS_ORIGINS="*")).start()
+    yield proc.url
+    proc.stop()
 
 
 def _preflight(target: str, method: str, origin: str = ORIGIN) -> requests.Response:
@@ -39,8 +50,8 @@ def _allows(response: requests.Response, origin: str = ORIGIN) -> bool:
                                               ("/tasks/some-id", "GET"),
                                               ("/tasks/some-id:cancel", "POST"),
                                               ("/service-info", "GET")])
-def test_preflight_is_answered(url, path, method):
-    response = _preflight(url + path, method)
+def test_preflight_is_answered(open_url, path, method):
+    response = _preflight(open_url + path, method)
     assert 200 <= response.status_code < 300, response.text
     assert _allows(response), response.headers
     methods = response.headers.get("Access-Control-Allow-Methods", "")
@@ -49,7 +60,8 @@ def test_preflight_is_answered(url, path, method):
     assert "content-type" in headers and "authorization" in headers, response.headers
 
 
-def test_simple_requests_from_another_origin_are_allowed(url):
+def test_simple_requests_from_another_origin_are_allowed(open_url):
+    url = open_url
     headers = {"Origin": ORIGIN}
     created = requests.post(f"{url}/tasks", json=task("true"), headers=headers, timeout=TIMEOUT)
     assert created.status_code == 200 and _allows(created), created.headers
@@ -61,8 +73,9 @@ def test_simple_requests_from_another_origin_are_allowed(url):
     assert cancel.status_code == 200 and _allows(cancel), cancel.headers
 
 
-def test_errors_carry_cors_headers_too(url):
+def test_errors_carry_cors_headers_too(open_url):
     # Otherwise a browser client cannot read why its request failed.
+    url = open_url
     headers = {"Origin": ORIGIN}
     bad = requests.post(f"{url}/tasks", json={"executors": []}, headers=headers,
                         timeout=TIMEOUT)
@@ -71,6 +84,30 @@ def test_errors_carry_cors_headers_too(url):
     missing = requests.get(f"{url}/tasks/no-such-task", headers=headers, timeout=TIMEOUT)
     assert_error(missing, 404)
     assert _allows(missing), missing.headers
+
+
+def test_cors_is_off_by_default(url):
+    for path in ("/service-info", "/tasks"):
+        response = requests.get(url + path, headers={"Origin": ORIGIN}, timeout=TIMEOUT)
+        assert response.status_code == 200
+        assert not [h for h in response.headers if h.lower().startswith("access-control-")]
+        preflight = _preflight(url + path, "POST")
+        assert not [h for h in preflight.headers if h.lower().startswith("access-control-")]
+    # A page on another site may not change anything: no create, no cancel.
+    task_id = create(url, task("true"))
+    for target in (f"{url}/tasks", f"{url}/tasks/{task_id}:cancel"):
+        refused = requests.post(target, json=task("true"), timeout=TIMEOUT,
+                                headers={"Origin": ORIGIN, "Sec-Fetch-Site": "cross-site"})
+        assert_error(refused, 403, "Origin")
+
+
+def test_the_explorer_on_this_server_may_post(url):
+    # Same origin: what the Swagger UI page served by this server sends.
+    origin = url.removesuffix("/ga4gh/tes/v1")
+    for headers in ({"Origin": origin}, {"Origin": origin, "Sec-Fetch-Site": "same-origin"}):
+        response = requests.post(f"{url}/tasks", json=task("true"), headers=headers,
+                                 timeout=TIMEOUT)
+        assert response.status_code == 200, response.text
 
 
 @pytest.fixture(scope="module")
