@@ -1,22 +1,23 @@
-"""The node-local content cache: one download per object version, linked into every task.
+"""The node-local content cache: one download per object version, copied into every task.
 
 Entries are keyed by the URL without its query string (a SAS token changes per task, the
 blob does not) plus the object's version (ETag, else size and modification time), so a
 changed object is a new entry and is fetched again; the caller always asks the store for
 that version with the task's own credentials first, so the cache never serves content a
-task could not read. Entries are read-only files hard-linked into task folders (copied
-when the task folder is on another file system). An entry whose size or mtime changed
-since it was stored (an executor wrote into its input) is thrown away and fetched again.
-The cache is bounded: after each insert the least recently used entries are removed until
-the total is under ``max_bytes``. Locks are ``flock`` files, so several processes on one
-node (the local backend's workers, filetransfer containers sharing a host folder) share
-one cache safely and fetch each object once.
+task could not read. A task never gets a link to an entry: each use is a copy into the
+task's folder (a task may write into its inputs, and a hard link would let it change what
+the next task, perhaps another user's, receives). The SHA-256 digest of every entry is
+stored with it when it is inserted and checked while the entry is copied out (the bytes
+are read then anyway); an entry whose content no longer matches is thrown away and
+fetched again. The cache is bounded: after each insert the least recently used entries
+are removed until the total is under ``max_bytes``. Locks are ``flock`` files, so several
+processes on one node (the local backend's workers, filetransfer containers sharing a
+host folder) share one cache safely and fetch each object once.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import json
@@ -26,13 +27,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .fsutil import atomic_target, copy_file
+from .fsutil import atomic_target, copy_and_digest
 from .progress import Progress, logger
 from .storage.base import RemoteFile
 from .urls import redact_url
 
 _READ_ONLY = 0o444
-_LINK_FALLBACK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES})
 
 
 @contextlib.contextmanager
@@ -67,55 +67,73 @@ class ContentCache:
         text = f"{redact_url(info.url)}\n{info.version}"
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def fetch(self, info: RemoteFile, dest: Path, download: Callable[[Path], int]) -> bool:
-        """Place the content of ``info`` at ``dest``; True if it had to be downloaded.
+    def fetch(
+        self, info: RemoteFile, dest: Path, download: Callable[[Path], int]
+    ) -> tuple[bool, int]:
+        """Copy the content of ``info`` to ``dest``; ``(downloaded, size)``.
 
-        ``download(path)`` fetches the object into ``path`` (atomically) and is called at
-        most once per object version across every task on this node.
+        ``downloaded`` is True if the object had to be fetched. ``download(path)`` fetches
+        the object into ``path`` (atomically) and is called at most once per object version
+        across every task on this node, unless a stored entry fails its content check.
+        ``dest``'s folder must exist; ``dest`` is replaced all at once.
         """
         key = self._key(info)
         entry = self.folder / "objects" / key
         with _flock(self.folder / "locks" / key):
-            downloaded = False
-            if not self._valid(entry):
-                tmp = self.folder / "tmp" / f"{key}.{secrets.token_hex(4)}"
-                try:
-                    size = download(tmp)
-                    os.chmod(tmp, _READ_ONLY)
-                    os.replace(tmp, entry)
-                finally:
-                    with contextlib.suppress(FileNotFoundError):
-                        tmp.unlink()
-                st = entry.stat()
-                meta = {"url": redact_url(info.url), "version": info.version,
-                        "size": size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}
-                _write_json(entry.with_suffix(".json"), meta)
-                downloaded = True
+            size = self._reuse(entry, dest)
+            downloaded = size is None
+            if size is None:
+                size = self._insert(info, key, entry, dest, download)
             else:
                 logger.info("cache hit for %s (%s)", redact_url(info.url), info.version)
             # Last use, for the LRU order. An explicit time: the kernel's own "now" is only
             # as fine as its clock tick, which made uses milliseconds apart tie.
             now = time.time_ns()
             os.utime(entry.with_suffix(".json"), ns=(now, now))
-            _link_or_copy(entry, dest)
         if downloaded:
             self.evict(keep=key)
-        return downloaded
+        return downloaded, size
 
-    def _valid(self, entry: Path) -> bool:
-        """True if ``entry`` exists and is as it was stored (nobody wrote into it)."""
+    def _reuse(self, entry: Path, dest: Path) -> int | None:
+        """Copy a stored entry to ``dest`` if its content is as stored; its size, else None."""
         try:
             meta = json.loads(entry.with_suffix(".json").read_text())
-            st = entry.stat()
+            stored = entry.stat().st_size
         except (OSError, ValueError):
-            return False
-        if (st.st_size, st.st_mtime_ns, st.st_ino) == (
-            meta.get("size"), meta.get("mtime_ns"), meta.get("ino")
-        ):
-            return True
+            return None
+        digest = meta.get("sha256")
+        if isinstance(digest, str) and stored == meta.get("size"):
+            try:
+                with atomic_target(dest) as part:
+                    size, found = copy_and_digest(entry, part, _progress(entry, dest))
+                    if found != digest:
+                        raise _Mismatch
+                return size
+            except _Mismatch:
+                pass
         logger.warning("cache entry for %s was modified; fetching it again", meta.get("url"))
         self._remove(entry)
-        return False
+        return None
+
+    def _insert(
+        self, info: RemoteFile, key: str, entry: Path, dest: Path,
+        download: Callable[[Path], int],
+    ) -> int:
+        """Download into the cache, copy to ``dest`` (hashing it), then store the entry."""
+        tmp = self.folder / "tmp" / f"{key}.{secrets.token_hex(4)}"
+        try:
+            download(tmp)
+            with atomic_target(dest) as part:
+                size, digest = copy_and_digest(tmp, part, _progress(entry, dest))
+            os.chmod(tmp, _READ_ONLY)
+            os.replace(tmp, entry)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        meta = {"url": redact_url(info.url), "version": info.version, "size": size,
+                "sha256": digest}
+        _write_json(entry.with_suffix(".json"), meta)
+        return size
 
     def _remove(self, entry: Path) -> None:
         for path in (entry, entry.with_suffix(".json")):
@@ -163,18 +181,9 @@ def _write_json(path: Path, data: dict[str, object]) -> None:
         tmp.write_text(json.dumps(data))
 
 
-def _link_or_copy(entry: Path, dest: Path) -> None:
-    """Hard-link ``entry`` at ``dest`` (replacing it); copy when linking is impossible."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.link")
-    try:
-        os.link(entry, tmp)
-        os.replace(tmp, dest)
-        return
-    except OSError as exc:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        if exc.errno not in _LINK_FALLBACK:
-            raise
-    with atomic_target(dest) as part:
-        copy_file(entry, part, Progress(f"copy cached {entry.name} -> {dest}", announce=False))
+class _Mismatch(Exception):
+    """A cache entry's content differs from the digest stored with it."""
+
+
+def _progress(entry: Path, dest: Path) -> Progress:
+    return Progress(f"copy cached {entry.name} -> {dest}", announce=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 from .progress import PROGRESS_THRESHOLD_BYTES, Progress
 
 _COPY_CHUNK = 64 * 1024 * 1024
+_HASH_CHUNK = 1024 * 1024
 
 
 @contextlib.contextmanager
@@ -74,3 +76,24 @@ def copy_file(src: Path, dest: Path, progress: Progress) -> int:
                 offset += len(chunk)
                 progress.update(len(chunk))
     return offset
+
+
+def copy_and_digest(src: Path, dest: Path, progress: Progress) -> tuple[int, str]:
+    """Copy ``src`` to the new file ``dest`` (created with mode ``"xb"``); return its size
+    and the SHA-256 hex digest of the bytes copied.
+
+    One read of the data serves both, so checking content costs no second pass.
+    """
+    digest = hashlib.sha256()
+    buffer = bytearray(_HASH_CHUNK)
+    view = memoryview(buffer)
+    size = 0
+    with open(src, "rb", buffering=0) as fin, open(dest, "xb", buffering=0) as fout:
+        while count := fin.readinto(buffer):
+            chunk = view[:count]
+            digest.update(chunk)
+            while chunk:
+                chunk = chunk[fout.write(chunk):]
+            size += count
+            progress.update(count)
+    return size, digest.hexdigest()

@@ -7,17 +7,21 @@ and the store can tell the object's version, and is retried on transient errors.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import contextlib
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import beneath
 from .cache import ContentCache
 from .config import TransferConfig
 from .describe import DIRECTORY, describe, file_type, reported_as
 from .errors import TransferError
 from .fsutil import atomic_target
 from .paths import check_container_path, host_path
+from .policy import bound, current_policy, using_policy
 from .pool import run_all
 from .progress import logger
 from .retry import with_retries
@@ -41,20 +45,33 @@ class _Input:
 
 @dataclass
 class _Work:
-    """The file jobs of one :func:`stage_inputs` call and how they run."""
+    """The file jobs of one :func:`stage_inputs` call and how they run.
+
+    Destinations are reached from ``root_fd`` without following symlinks
+    (:mod:`.beneath`): an earlier task sharing the folder (``/tes-wd/shared-global``)
+    may have planted links in it, and the server must never write through them.
+    """
 
     config: TransferConfig
     cache: ContentCache | None
     stats: TransferStats
+    root_fd: int
     jobs: list[Callable[[], None]] = field(default_factory=list)
-    folders: set[Path] = field(default_factory=set)
-    """Folders already created: made once while planning, not once per file."""
+    folders: set[str] = field(default_factory=set)
+    """Folders (relative to the root) already created: made once while planning."""
 
-    def folder(self, path: Path) -> None:
-        """Create the folder ``path`` (and its parents) unless this run already did."""
-        if path not in self.folders:
-            path.mkdir(parents=True, exist_ok=True)
-            self.folders.add(path)
+    def folder(self, rel: str) -> None:
+        """Create the folder ``rel`` (and its parents) unless this run already did."""
+        if rel not in self.folders:
+            os.close(beneath.open_dir(self.root_fd, rel, create=True))
+            self.folders.add(rel)
+
+    @contextlib.contextmanager
+    def target(self, rel: str) -> Iterator[Path]:
+        """A path for writing the file ``rel``, its folder pinned while the block runs."""
+        parent, name = beneath.split(rel)
+        with beneath.folder(self.root_fd, parent) as where:
+            yield where / name
 
 
 def stage_inputs(
@@ -82,9 +99,16 @@ def stage_inputs(
     stats = stats if stats is not None else TransferStats()
     cache = ContentCache(config.cache_dir, config.cache_max_bytes) if config.cache_dir else None
     root = Path(root)
-    work = _Work(config, cache, stats)
-    planned = [_plan(item, root, index, work) for index, item in enumerate(inputs)]
-    run_all(work.jobs, config.parallel)
+    root.mkdir(parents=True, exist_ok=True)
+    root_fd = beneath.open_root(root, follow=True)  # the caller's root is trusted
+    try:
+        work = _Work(config, cache, stats, root_fd)
+        policy = config.policy.deny(root)  # a DIRECTORY input never copies into the task
+        with using_policy(policy):
+            planned = [_plan(item, root, index, work) for index, item in enumerate(inputs)]
+            run_all([bound(policy, job) for job in work.jobs], config.parallel)
+    finally:
+        os.close(root_fd)
     lines = []
     for entry in planned:
         if not entry.line:
@@ -107,40 +131,45 @@ def _plan(item: Mapping[str, Any], root: Path, index: int, work: _Work) -> _Inpu
     kind = file_type(item, what)
     content = item.get("content")
     url = item.get("url")
-    dest = host_path(root, path)
+    rel = path.lstrip("/")
+    dest = host_path(root, path)  # for messages; writes go through work.target
     entry = _Input(what, path, url if isinstance(url, str) else "")
     with reported_as(entry.what, entry.url, dest, upload=False):
         if content is not None and (content != "" or not url):
-            work.folder(dest.parent)
-            entry.line = f"{what}: " + _write_content(content, kind, dest, path)
+            if kind == DIRECTORY:
+                raise TransferError("inline content makes a single file: set type FILE")
+            work.folder(beneath.split(rel)[0])
+            with work.target(rel) as target:
+                entry.line = f"{what}: " + _write_content(content, target, path)
             return entry
         if not isinstance(url, str) or not url:
             raise TransferError("it has neither 'url' nor 'content': give one of them")
+        current_policy().check_url(url)  # before any storage sees it, plugins' too
         storage = storage_for(url)
         if kind != DIRECTORY:
-            work.folder(dest.parent)
-            work.jobs.append(_job(entry, storage, RemoteFile(url, None), dest, work))
+            work.folder(beneath.split(rel)[0])
+            work.jobs.append(_job(entry, storage, RemoteFile(url, None), rel, dest, work))
             return entry
         lister = getattr(storage, "list_files", None)
+        work.folder(rel)
         if lister is None:  # a plugin that can only copy a whole folder itself
-            work.jobs.append(_folder_job(entry, storage, dest))
+            work.jobs.append(_folder_job(entry, storage, rel, dest, work))
             return entry
         files = lister(url)
-        work.folder(dest)
         entry.files = len(files)
         for remote in files:
-            target = dest / remote.relpath
-            work.folder(target.parent)
-            work.jobs.append(_job(entry, storage, remote, target, work))
+            target = f"{rel}/{remote.relpath}"
+            work.folder(beneath.split(target)[0])
+            work.jobs.append(_job(entry, storage, remote, target, dest / remote.relpath, work))
     return entry
 
 
 def _job(
-    entry: _Input, storage: Storage, remote: RemoteFile, dest: Path, work: _Work
+    entry: _Input, storage: Storage, remote: RemoteFile, rel: str, dest: Path, work: _Work
 ) -> Callable[[], None]:
-    """A pool job fetching one file (through the cache when it can) with retries.
+    """A pool job fetching one file to ``rel`` (through the cache when it can) with retries.
 
-    ``dest``'s folder exists already (made while planning).
+    ``rel``'s folder exists already (made while planning); ``dest`` names it in messages.
     """
     config, cache, stats = work.config, work.cache, work.stats
     label = redact_url(remote.url)
@@ -152,7 +181,7 @@ def _job(
         )
 
     def run() -> None:
-        with reported_as(entry.what, entry.url, dest, upload=False):
+        with reported_as(entry.what, entry.url, dest, upload=False), work.target(rel) as target:
             info = remote
             stat = getattr(storage, "stat", None)
             if cache is not None and stat is not None and info.version is None:
@@ -161,28 +190,28 @@ def _job(
                     attempts=config.attempts, backoff=config.backoff,
                 )
             if cache is not None and cache.cacheable(info):
-                fetched = cache.fetch(info, dest, download)
-                size = dest.stat().st_size
+                fetched, size = cache.fetch(info, target, download)
                 stats.add(downloaded=size if fetched else 0, cached=0 if fetched else size)
             else:
-                size = download(dest)
+                size = download(target)
                 stats.add(downloaded=size)
             entry.size += size
 
     return run
 
 
-def _folder_job(entry: _Input, storage: Storage, dest: Path) -> Callable[[], None]:
+def _folder_job(
+    entry: _Input, storage: Storage, rel: str, dest: Path, work: _Work
+) -> Callable[[], None]:
     def run() -> None:
-        with reported_as(entry.what, entry.url, dest, upload=False):
-            entry.files = storage.download_dir(entry.url, dest)
+        with reported_as(entry.what, entry.url, dest, upload=False), \
+                beneath.folder(work.root_fd, rel) as where:
+            entry.files = storage.download_dir(entry.url, where)
 
     return run
 
 
-def _write_content(content: Any, kind: str, dest: Path, path: str) -> str:
-    if kind == DIRECTORY:
-        raise TransferError("inline content makes a single file: set type FILE")
+def _write_content(content: Any, dest: Path, path: str) -> str:
     if not isinstance(content, str):
         raise TransferError("'content' must be a string of UTF-8 text")
     data = content.encode("utf-8")

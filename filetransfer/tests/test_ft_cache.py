@@ -38,7 +38,8 @@ def test_second_task_downloads_zero_bytes(
     assert (second.downloaded_bytes, second.cached_bytes) == (0, 200_000)
     a, b = tmp_path / "t1/in/a.bin", tmp_path / "t2/in/a.bin"
     assert a.read_bytes() == b.read_bytes() == data
-    assert a.stat().st_ino == b.stat().st_ino  # linked, not copied
+    assert a.stat().st_ino != b.stat().st_ino  # copies: a task never holds the entry itself
+    assert a.stat().st_nlink == b.stat().st_nlink == 1
 
 
 def test_changed_blob_is_fetched_again(
@@ -62,17 +63,35 @@ def test_cache_hit_still_needs_a_valid_token(
     assert not (tmp_path / "t2/in/a.bin").exists()
 
 
-def test_entry_written_by_an_executor_is_refetched(
+def test_a_task_writing_its_copy_leaves_the_entry_alone(
     blob_container: Any, tmp_path: Path, config: TransferConfig
 ) -> None:
     blob_container.put("a.bin", b"original")
     _stage(blob_container.url("a.bin"), tmp_path / "t1", config)
-    linked = tmp_path / "t1/in/a.bin"
-    os.chmod(linked, 0o644)
-    linked.write_bytes(b"changed by a task")  # the same inode as the cache entry
+    copy = tmp_path / "t1/in/a.bin"
+    os.chmod(copy, 0o644)
+    copy.write_bytes(b"changed by a task")
     stats = _stage(blob_container.url("a.bin"), tmp_path / "t2", config)
-    assert stats.downloaded_bytes == 8
+    assert (stats.downloaded_bytes, stats.cached_bytes) == (0, 8)
     assert (tmp_path / "t2/in/a.bin").read_bytes() == b"original"
+
+
+def test_entry_changed_in_place_is_refetched(
+    blob_container: Any, tmp_path: Path, config: TransferConfig
+) -> None:
+    """Same size and mtime, other bytes: the stored digest notices and the entry goes."""
+    blob_container.put("a.bin", b"original")
+    _stage(blob_container.url("a.bin"), tmp_path / "t1", config)
+    (entry,) = [p for p in (tmp_path / "cache/objects").iterdir() if p.suffix != ".json"]
+    st = entry.stat()
+    os.chmod(entry, 0o644)
+    entry.write_bytes(b"poisoned")
+    os.utime(entry, ns=(st.st_atime_ns, st.st_mtime_ns))
+    stats = _stage(blob_container.url("a.bin"), tmp_path / "t2", config)
+    assert (stats.downloaded_bytes, stats.cached_bytes) == (8, 0)
+    assert (tmp_path / "t2/in/a.bin").read_bytes() == b"original"
+    again = _stage(blob_container.url("a.bin"), tmp_path / "t3", config)
+    assert (again.downloaded_bytes, again.cached_bytes) == (0, 8)
 
 
 def test_directory_inputs_use_the_cache(
