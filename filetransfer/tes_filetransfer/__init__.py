@@ -10,6 +10,7 @@ from __future__ import annotations
 from .config import TransferConfig
 from .errors import TransferError, TransientError
 from .outputs import upload_outputs
+from .policy import AccessDenied, AccessPolicy
 from .staging import stage_inputs
 from .stats import TransferStats
 from .storage import Storage, register_storage
@@ -18,6 +19,8 @@ from .urls import redact_url
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccessDenied",
+    "AccessPolicy",
     "Storage",
     "TransferConfig",
     "TransferError",

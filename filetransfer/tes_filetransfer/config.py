@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from .errors import TransferError
+from .policy import AccessPolicy
 
 #: Default bound of the content cache: 20 GiB.
 DEFAULT_CACHE_MAX_BYTES = 20 * 1024**3
@@ -34,6 +35,9 @@ class TransferConfig:
     """Node-local content cache folder; ``None`` (empty variable) means no cache."""
     cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES
     """Bound of the content cache; least recently used entries go first."""
+    policy: AccessPolicy = field(default_factory=AccessPolicy.from_env)
+    """Which local folders and network hosts transfers may reach; read from
+    ``TES_FT_ALLOWED_LOCAL_DIRS`` and ``TES_FT_ALLOWED_HOSTS`` (see :mod:`.policy`)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TransferConfig:
@@ -41,6 +45,9 @@ class TransferConfig:
         environ = os.environ if environ is None else environ
         values: dict[str, object] = {}
         for f in fields(cls):
+            if f.name == "policy":
+                values["policy"] = AccessPolicy.from_env(environ)
+                continue
             name = f"TES_FT_{f.name.upper()}"
             raw = environ.get(name)
             if raw is None:

@@ -13,6 +13,7 @@ from .config import TransferConfig
 from .describe import describe, file_type, reported_as
 from .errors import TransferError
 from .paths import check_container_path, resolve_in_root
+from .policy import bound, current_policy, using_policy
 from .pool import run_all
 from .progress import logger
 from .retry import with_retries
@@ -55,11 +56,13 @@ def upload_outputs(
     config = config or TransferConfig.from_env()
     stats = stats if stats is not None else TransferStats()
     root = Path(root)
-    planned: list[_Upload] = []
-    for index, item in enumerate(outputs):
-        planned.extend(_plan_one(item, root, index))
-    jobs = [_job(upload, config, stats) for upload in planned]
-    return run_all(jobs, config.parallel)
+    policy = config.policy.deny(root)  # outputs never land in the task's own folder
+    with using_policy(policy):
+        planned: list[_Upload] = []
+        for index, item in enumerate(outputs):
+            planned.extend(_plan_one(item, root, index))
+        jobs = [bound(policy, _job(upload, config, stats)) for upload in planned]
+        return run_all(jobs, config.parallel)
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ def _plan_one(item: Mapping[str, Any], root: Path, index: int) -> list[_Upload]:
         raise TransferError(f"{what}: 'url' is missing: give the URL to upload to")
     with reported_as(what, url, path, upload=True):
         storage = storage_for(url)
+        current_policy().check_url(url)  # before any storage sees it, plugins' too
         if has_wildcards(path):
             found = _match_pattern(root, item, path, url, what)
         else:

@@ -144,8 +144,8 @@ def _plan(item: Mapping[str, Any], root: Path, index: int, work: _Work) -> _Inpu
             return entry
         if not isinstance(url, str) or not url:
             raise TransferError("it has neither 'url' nor 'content': give one of them")
-        current_policy().check_url(url)  # before any storage sees it, plugins' too
         storage = storage_for(url)
+        current_policy().check_url(url)  # before any storage sees it, plugins' too
         if kind != DIRECTORY:
             work.folder(beneath.split(rel)[0])
             work.jobs.append(_job(entry, storage, RemoteFile(url, None), rel, dest, work))

@@ -19,8 +19,13 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from tes_filetransfer import progress, register_storage
-from tes_filetransfer.storage import AzureBlobStorage, HttpStorage, storage_for
+# The HTTP test server, Azurite, moto and the FTP server listen on loopback, which the
+# access policy refuses unless allow-listed: allow it for these tests only (set before
+# any TransferConfig is built; test_ft_policy.py builds its own policies).
+os.environ.setdefault("TES_FT_ALLOWED_HOSTS", "127.0.0.1,localhost,::1")
+
+from tes_filetransfer import progress, register_storage  # noqa: E402
+from tes_filetransfer.storage import AzureBlobStorage, HttpStorage, storage_for  # noqa: E402
 
 
 @dataclass

@@ -35,11 +35,13 @@ from fsspec import AbstractFileSystem
 
 from ..errors import TransferError
 from ..fsutil import atomic_target
+from ..policy import NetworkPolicy, current_policy
 from ..progress import Progress
 from ..urls import redact_url, url_scheme
 from .base import RemoteFile
 from .errors import translate
 from .fsspec_store import FileSystems, FsspecStorage, text_or_none
+from .netguard import guarded_session
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobClient, BlobServiceClient, ExponentialRetry
@@ -260,6 +262,7 @@ class AzureBlobStorage(FsspecStorage):
         if not loc.blob:
             raise TransferError(f"{redact_url(url)} names no blob: check the URL")
         kind, value = credentials_for(loc)
+        network = current_policy().network
 
         def make() -> BlobServiceClient:
             from azure.storage.blob import BlobServiceClient
@@ -268,6 +271,7 @@ class AzureBlobStorage(FsspecStorage):
                 "retry_policy": _retry_policy(self.attempts, self.backoff),
                 "max_single_get_size": SINGLE_REQUEST_BYTES,
                 "max_single_put_size": SINGLE_REQUEST_BYTES,
+                "transport": _guarded_transport(network),
             }
             if kind == "connection_string":
                 return BlobServiceClient.from_connection_string(value, **options)
@@ -277,7 +281,7 @@ class AzureBlobStorage(FsspecStorage):
                 loc.account_url, credential=DefaultAzureCredential(), **options
             )
 
-        service = self._clients.get((kind, value), make, per_thread=False)
+        service = self._clients.get((kind, value, network), make, per_thread=False)
         return service.get_blob_client(loc.container, loc.blob)
 
     def stat(self, url: str) -> RemoteFile:
@@ -326,6 +330,18 @@ class AzureBlobStorage(FsspecStorage):
             raise translate(exc, safe, upload=True, local=src) from None
         progress.done(size)
         return size
+
+
+def _guarded_transport(network: NetworkPolicy) -> Any:
+    """The SDK's requests transport on a session whose connections ``network`` checks
+    (the SDK's own parallel chunk threads included: the policy is bound, not looked up)."""
+    from azure.core.pipeline.transport import RequestsTransport
+    from azure.core.pipeline.transport._requests_basic import BiggerBlockSizeHTTPAdapter
+    from urllib3.util.retry import Retry
+
+    no_retries = Retry(total=False, redirect=False, raise_on_status=False)
+    session = guarded_session(network, BiggerBlockSizeHTTPAdapter, max_retries=no_retries)
+    return RequestsTransport(session=session, session_owner=False)
 
 
 def _retry_policy(attempts: int, backoff: float) -> ExponentialRetry:

@@ -14,6 +14,7 @@ from fsspec import AbstractFileSystem
 from fsspec.callbacks import Callback
 
 from ..errors import TransferError
+from ..policy import current_policy
 from ..urls import redact_url
 from .fsspec_store import FsspecStorage
 
@@ -30,11 +31,17 @@ class FtpStorage(FsspecStorage):
             raise TransferError(f"{redact_url(url)} names no server: use ftp://host/path")
         user = unquote(parts.username) if parts.username else "anonymous"
         password = unquote(parts.password) if parts.password else ""
-        key = ("ftp", parts.hostname, parts.port or 21, user, password)
-        fs = self.filesystems.get(
-            key, lambda: self._make(parts.hostname or "", parts.port or 21, user, password),
-            per_thread=True,
-        )
+        port = parts.port or 21
+        network = current_policy().network
+        key = ("ftp", parts.hostname, port, user, password, network)
+
+        def make() -> AbstractFileSystem:
+            # Connect to the address the policy checked (data connections of passive mode
+            # go to that same address: ftplib ignores the one the server names).
+            address = network.resolve(parts.hostname or "", port)[0]
+            return self._make(address, port, user, password)
+
+        fs = self.filesystems.get(key, make, per_thread=True)
         return fs, unquote(parts.path) or "/"
 
     @staticmethod

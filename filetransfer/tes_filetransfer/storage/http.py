@@ -14,9 +14,11 @@ import requests
 
 from ..errors import TransferError
 from ..fsutil import atomic_target
+from ..policy import current_policy
 from ..progress import Progress, logger
 from ..urls import redact_url, scrub_text
 from .base import RemoteFile
+from .netguard import guarded_session
 
 _ERRNO = re.compile(r"\[Errno -?\d+\][^'\")]*")
 
@@ -113,11 +115,15 @@ class HttpStorage:
 
     @property
     def session(self) -> requests.Session:
-        """One requests session per thread (sessions are not thread-safe)."""
-        session = getattr(self._local, "session", None)
+        """One requests session per thread (sessions are not thread-safe) and network
+        policy (the current one: every connection it opens is checked against it)."""
+        network = current_policy().network
+        sessions = getattr(self._local, "sessions", None)
+        if sessions is None:
+            sessions = self._local.sessions = {}
+        session = sessions.get(network)
         if session is None:
-            session = requests.Session()
-            self._local.session = session
+            session = sessions[network] = guarded_session(network)
         return session
 
     def _retry_wait(self, attempt: int, problem: str, safe_url: str) -> None:

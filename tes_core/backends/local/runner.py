@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from tes_filetransfer import (
+    AccessPolicy,
     TransferConfig,
     TransferError,
     TransferStats,
     stage_inputs,
     upload_outputs,
 )
+from tes_filetransfer.policy import default_local_dirs
 
 from ...config import Settings
 from ...states import State
@@ -57,6 +59,25 @@ def transfer_config(settings: Settings) -> TransferConfig:
         parallel=max(1, settings.local_transfer_parallel),
         cache_dir=cache_dir,
         cache_max_bytes=settings.local_cache_max_bytes,
+        policy=access_policy(settings),
+    )
+
+
+def access_policy(settings: Settings) -> AccessPolicy:
+    """What tasks' inputs and outputs may reach (``TES_ALLOWED_LOCAL_DIRS``,
+    ``TES_ALLOWED_HOSTS``); the server's data folder, cache, task folders and SQLite
+    database are always denied."""
+    dirs = settings.allowed_local_dirs
+    if dirs is None:
+        dirs = () if settings.auth_enabled else default_local_dirs()
+    denied: list[str | Path] = [settings.data_dir, settings.workdirs]
+    if settings.local_cache_dir:
+        denied.append(settings.local_cache_dir)
+    if settings.database.startswith("sqlite:///"):
+        denied.append(settings.database.removeprefix("sqlite:///"))
+    return AccessPolicy.build(
+        dirs, settings.allowed_hosts, denied=denied,
+        dirs_setting="TES_ALLOWED_LOCAL_DIRS", hosts_setting="TES_ALLOWED_HOSTS",
     )
 
 
