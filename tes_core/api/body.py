@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import request
+from flask import current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..errors import ApiError, BadRequest
 
 JSON_TYPE = "application/json"
+_READ_SIZE = 64 * 1024
 
 
 class UnsupportedMediaType(ApiError):
@@ -54,7 +56,14 @@ def refuse_non_json_body() -> None:
 def read_json_body() -> Any:
     """The request body parsed as JSON; 400 when it is empty or not JSON (check the
     media type first: :func:`require_json_type`)."""
-    raw = request.get_data(cache=False)
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    environ = request.environ
+    if request.content_length is None and limit is not None and environ.get(
+        "wsgi.input_terminated"
+    ):
+        raw = _read_unsized(environ["wsgi.input"], limit)
+    else:
+        raw = request.get_data(cache=False)  # werkzeug refuses a Content-Length over limit
     if not raw:
         raise BadRequest("the request body is empty: send a TES task as JSON", field="body")
     try:
@@ -65,3 +74,19 @@ def read_json_body() -> Any:
         raise BadRequest(
             "the request body is not valid JSON: it is nested too deeply", field="body"
         ) from None
+
+
+def _read_unsized(stream: Any, limit: int) -> bytes:
+    """A body sent without ``Content-Length`` (chunked, under gunicorn); 413 when it is
+    longer than ``limit``. werkzeug's own cap would cut such a body at ``limit`` bytes
+    without a word, and the app would then parse the truncated text."""
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        part = stream.read(_READ_SIZE)
+        if not part:
+            return b"".join(parts)
+        size += len(part)
+        if size > limit:
+            raise RequestEntityTooLarge()
+        parts.append(part)
