@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -120,8 +121,24 @@ def stop_process(proc: subprocess.Popen | None, grace: float = 20.0) -> None:
         proc.wait(5)
 
 
+UNSET = "\0unset"
+"""A :func:`server_env` value that leaves the variable out (the server's own default)."""
+
+TEST_ALLOW_LISTS = {
+    # The suites' HTTP file servers, Azurite (127.0.0.1:10000) and moto listen on loopback.
+    "TES_ALLOWED_HOSTS": "127.0.0.1,localhost,::1",
+    "TES_ALLOWED_LOCAL_DIRS": tempfile.gettempdir(),  # tmp_path inputs and outputs
+}
+"""Access-policy allow-lists every test server gets unless the caller sets them (the
+attack tests turn them off: ``NO_TEST_ALLOW_LISTS``)."""
+
+NO_TEST_ALLOW_LISTS = dict.fromkeys(TEST_ALLOW_LISTS, UNSET)
+"""Pass as ``**NO_TEST_ALLOW_LISTS`` for a server with the embedded defaults."""
+
+
 def server_env(data_dir: Path, database_url: str | None = None, **extra: str) -> dict[str, str]:
-    """Environment for a test server: this one, plus TES_* settings for an isolated run."""
+    """Environment for a test server: this one, plus TES_* settings for an isolated run
+    (and :data:`TEST_ALLOW_LISTS`; a value of :data:`UNSET` leaves a variable out)."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -133,8 +150,9 @@ def server_env(data_dir: Path, database_url: str | None = None, **extra: str) ->
     env["TES_HEARTBEAT_INTERVAL"] = extra.pop("TES_HEARTBEAT_INTERVAL", "1")
     if database_url:
         env["TES_DATABASE_URL"] = database_url
+    env.update(TEST_ALLOW_LISTS)
     env.update(extra)
-    return env
+    return {k: v for k, v in env.items() if v != UNSET}
 
 
 def create_postgres_database() -> str:

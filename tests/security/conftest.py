@@ -13,6 +13,7 @@ import pytest
 
 from tests.local.support import RUNTIME_NAMES, Tes, require_runtime, start_server
 from tests.security.support import HostCanary, LoopbackSentinel, server_canary_env
+from tests.servers import NO_TEST_ALLOW_LISTS
 
 
 @pytest.fixture(scope="module", params=RUNTIME_NAMES)
@@ -23,7 +24,7 @@ def attacked(
     runtime = request.param
     require_runtime(runtime)
     data_dir = tmp_path_factory.mktemp(f"tes-attacked-{runtime}")
-    server = start_server(data_dir, runtime, **server_canary_env())
+    server = start_server(data_dir, runtime, **server_canary_env(), **NO_TEST_ALLOW_LISTS)
     yield Tes(server, runtime)
     server.stop()
 
