@@ -51,7 +51,9 @@ SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 """How SQLAlchemy stores DateTime in SQLite; rows written through the driver match it."""
 _GET_STATE = select(tasks.c.id, tasks.c.state).where(tasks.c.id == bindparam("task_id"))
 _GET_FULL = select(*DOCUMENT_COLUMNS).where(tasks.c.id == bindparam("task_id"))
-_LOAD_RECORD = select(*DOCUMENT_COLUMNS, tasks.c.backend_ref, tasks.c.worker_id).where(
+_LOAD_RECORD = select(
+    *DOCUMENT_COLUMNS, tasks.c.backend_ref, tasks.c.worker_id, tasks.c.owner, tasks.c.tenant
+).where(
     tasks.c.id == bindparam("task_id")
 )
 
@@ -311,7 +313,7 @@ def load_record(conn: Connection, task_id: str) -> TaskRecord | None:
 
 _ACTIVE_BATCH = (
     select(*DOCUMENT_COLUMNS, tasks.c.backend, tasks.c.backend_ref, tasks.c.worker_id,
-           tasks.c.updated_at)
+           tasks.c.updated_at, tasks.c.owner, tasks.c.tenant)
     .where(tasks.c.state == bindparam("state"), tasks.c.seq > bindparam("after"))
     .order_by(tasks.c.seq)
     .limit(bindparam("size"))
@@ -344,6 +346,8 @@ def _record(row: Row) -> TaskRecord:
         logs=json.loads(row.logs),
         backend_ref=row.backend_ref,
         worker_id=row.worker_id,
+        owner=row._mapping.get("owner"),
+        tenant=row._mapping.get("tenant"),
     )
 
 

@@ -36,6 +36,10 @@ class TaskRecord:
     logs: list[dict[str, Any]] = field(default_factory=list)
     backend_ref: str | None = None
     worker_id: str | None = None
+    owner: str | None = None
+    """The submitter's token subject; ``None`` when the task was created without auth."""
+    tenant: str | None = None
+    """The submitter's tenant (``""`` when the token names none); ``None`` without auth."""
 
 
 @dataclass

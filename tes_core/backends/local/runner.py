@@ -8,6 +8,7 @@ cleans up and reports CANCELED.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -22,6 +23,7 @@ from tes_filetransfer import (
     TransferConfig,
     TransferError,
     TransferStats,
+    beneath,
     stage_inputs,
     upload_outputs,
 )
@@ -31,7 +33,7 @@ from ...config import Settings
 from ...states import State
 from ..base import Observation, TaskRecord, TaskReporter
 from .runtimes.base import ContainerError, ContainerResult, ContainerRuntime, ContainerSpec
-from .workspace import Workspace, plan_mounts, prepare_mount_sources
+from .workspace import PlantedLink, Workspace, file_mounts, owner_key, plan_mounts
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +106,9 @@ class TaskRun:
         self.reporter = reporter
         self.settings = settings
         self.network = network
-        self.workspace = Workspace.for_task(settings.workdirs, settings.data_dir, task.id)
+        self.workspace = Workspace.for_task(
+            settings.workdirs, settings.data_dir, task.id, owner_key(task.owner, task.tenant)
+        )
         self.cancelled = threading.Event()
         self.current_container: str | None = None
         self.executor_logs: list[dict[str, Any]] = []
@@ -151,6 +155,9 @@ class TaskRun:
                 self._report(State.CANCELED, end=True)
         except Abandoned:
             log.info("task %s was taken out of this run's hands; stopping", self.task.id)
+        except PlantedLink as exc:  # the task's own executors did it
+            log.warning("task %s: %s", self.task.id, exc)
+            self._report(State.EXECUTOR_ERROR, end=True, system_logs=[str(exc)])
         except (TaskFailure, ContainerError) as exc:
             log.warning("task %s: %s", self.task.id, exc)
             self._report(State.SYSTEM_ERROR, end=True, system_logs=[_reason(exc)])
@@ -199,7 +206,10 @@ class TaskRun:
         try:
             lines: list[str] = []
             for root, items in _by_root(self.workspace, inputs):
-                lines += stage_inputs(items, root, config=self.transfer_config, stats=stats)
+                lines += stage_inputs(
+                    items, self.workspace.verified_root(root),
+                    config=self.transfer_config, stats=stats,
+                )
             # What the node-local cache saved is observable in the task's system_logs.
             return [*lines, f"inputs staged, {stats.summary()}"]
         except TransferError as exc:
@@ -229,7 +239,8 @@ class TaskRun:
     def _run_executors(self, document: dict[str, Any], first: int = 0) -> str | None:
         """Run the executors in order from ``first``; return why the task failed, or ``None``."""
         mounts = plan_mounts(document, self.workspace)
-        prepare_mount_sources(document, mounts)
+        files = file_mounts(document)
+        self.workspace.prepare_mounts(mounts, files)
         resources = document.get("resources") or {}
         for index, executor in enumerate(document["executors"]):
             if index < first:
@@ -238,16 +249,24 @@ class TaskRun:
                     return _exit_message(index, executor, entry["exit_code"])
                 continue
             self._check_cancelled()
-            spec = self._spec(index, executor, mounts, resources)
-            self.current_container = spec.name
-            try:
-                if self.cancelled.is_set():
-                    raise Cancelled
-                result = self._attach(spec) if self.resume and index == first else None
-                if result is None:
-                    result = self.runtime.run(spec)
-            finally:
-                self.current_container = None
+            with contextlib.ExitStack() as opened:
+                try:
+                    spec = self._spec(index, executor, mounts, resources, opened)
+                except PlantedLink as exc:
+                    return f"executor {index} was not started: {exc}"
+                self.current_container = spec.name
+                try:
+                    if self.cancelled.is_set():
+                        raise Cancelled
+                    result = self._attach(spec) if self.resume and index == first else None
+                    if result is None:
+                        try:  # right before the start: the previous executor has exited
+                            self.workspace.check_mounts(mounts, files)
+                        except PlantedLink as exc:
+                            return f"executor {index} was not started: {exc}"
+                        result = self.runtime.run(spec)
+                finally:
+                    self.current_container = None
             self._check_cancelled()
             entry: dict[str, Any] = {
                 "start_time": _rfc3339(result.start_time),
@@ -279,21 +298,34 @@ class TaskRun:
         self.reporter.report(Observation(task_id=self.task.id, system_logs=[line]))
 
     def _spec(
-        self, index: int, executor: dict[str, Any], mounts: list, resources: dict[str, Any]
+        self,
+        index: int,
+        executor: dict[str, Any],
+        mounts: list,
+        resources: dict[str, Any],
+        opened: contextlib.ExitStack,
     ) -> ContainerSpec:
-        def host(path: str | None):  # type: ignore[no-untyped-def]
-            return self.workspace.host_path(path) if path else None
+        """The container of executor ``index``. Its stdin/stdout/stderr files are opened
+        here, beneath the task folder without following links (an earlier executor may
+        have planted one), and named by ``/proc/self/fd`` paths that stay valid until
+        ``opened`` closes them: the runtime then opens exactly these files."""
 
-        stdout, stderr = host(executor.get("stdout")), host(executor.get("stderr"))
-        for target in (stdout, stderr):
-            if target is not None:
-                target.parent.mkdir(parents=True, exist_ok=True)
-        stdin = host(executor.get("stdin"))
-        if stdin is not None and not stdin.is_file():
+        def pinned(path: str | None, write: bool) -> Path | None:
+            if not path:
+                return None
+            fd = self.workspace.open_file(path, write=write)
+            opened.callback(os.close, fd)
+            return beneath.pinned(fd)
+
+        stdout = pinned(executor.get("stdout"), write=True)
+        stderr = pinned(executor.get("stderr"), write=True)
+        try:
+            stdin = pinned(executor.get("stdin"), write=False)
+        except FileNotFoundError:
             raise TaskFailure(
                 f"executor {index}: stdin {executor['stdin']} does not exist; list it as an input "
                 "or write it in an earlier executor"
-            )
+            ) from None
         return ContainerSpec(
             name=container_name(self.task.id, index),
             image=executor["image"],
@@ -317,6 +349,13 @@ class TaskRun:
         logs: list[dict[str, str]] = []
         problems: list[str] = []
         for root, items in _by_root(self.workspace, document.get("outputs") or []):
+            try:
+                self.workspace.verified_root(root)  # resolve_in_root trusts the root itself
+            except PlantedLink as exc:
+                if strict:
+                    raise
+                problems.append(f"outputs not uploaded: {exc}")
+                continue
             for item in items:
                 try:
                     uploaded = upload_outputs([item], root, config=self.transfer_config)

@@ -6,21 +6,52 @@ Layout under ``<data_dir>/tasks/<task id>/``::
       shared/          inputs staged once; container path /a/b lives at shared/a/b
     logs/              full stdout/stderr of each executor
 
-``<data_dir>/shared-global`` is mounted at /tes-wd/shared-global in every task.
+``/tes-wd/shared-global`` is ``<data_dir>/shared-global`` for tasks created without
+authentication (one user), and ``<data_dir>/shared-global-owners/<key>`` for tasks
+created with a bearer token, ``<key>`` a hash of the owner's tenant and subject: one
+owner's tasks never see another's.
+
+Executors may change everything below ``tes-wd`` (replace a folder with a symlink to
+``/``, put a FIFO where a file was) and the next executor, or a later task in
+shared-global, would follow it on the host. So the server reaches every path below the
+task folder and the shared-global folder through :mod:`tes_filetransfer.beneath`,
+which refuses symlinks; a refusal is a :class:`PlantedLink`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
 import shutil
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from tes_filetransfer import beneath
 
 from ...schemas.validators import has_wildcard
 from .runtimes.base import Mount
 
 TES_WD = "/tes-wd"
 SHARED_GLOBAL = "/tes-wd/shared-global"
+OWNERS_FOLDER = "shared-global-owners"
+
+
+class PlantedLink(RuntimeError):
+    """A path of the task is a symlink (or a special file) where the server expects a
+    plain folder or file: an executor replaced it. The message names the container path."""
+
+
+def owner_key(subject: str | None, tenant: str | None) -> str | None:
+    """The folder name of an owner's shared-global (``None`` for tasks without an owner).
+
+    A hash, so no subject or tenant string ever becomes a path.
+    """
+    if subject is None:
+        return None
+    return hashlib.sha256(f"{tenant or ''}\n{subject}".encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -29,11 +60,17 @@ class Workspace:
 
     base: Path
     shared_global: Path
+    data_dir: Path | None = None
+    """Where :attr:`shared_global` is made (``None``: it is made with plain mkdir)."""
 
     @classmethod
-    def for_task(cls, workdirs: Path, data_dir: Path, task_id: str) -> Workspace:
-        """The workspace of ``task_id`` (nothing is created yet)."""
-        return cls(base=workdirs / task_id, shared_global=data_dir / "shared-global")
+    def for_task(
+        cls, workdirs: Path, data_dir: Path, task_id: str, owner: str | None = None
+    ) -> Workspace:
+        """The workspace of ``task_id`` (nothing is created yet); ``owner`` is the
+        :func:`owner_key` of its owner, ``None`` for the single-user shared-global."""
+        shared = data_dir / "shared-global" if owner is None else data_dir / OWNERS_FOLDER / owner
+        return cls(base=workdirs / task_id, shared_global=shared, data_dir=data_dir)
 
     @property
     def tes_wd(self) -> Path:
@@ -51,9 +88,20 @@ class Workspace:
         return self.base / "logs"
 
     def create(self) -> None:
-        """Make the folders."""
-        for folder in (self.root, self.logs, self.shared_global):
-            folder.mkdir(parents=True, exist_ok=True)
+        """Make the folders; raises :class:`PlantedLink` if one is a link (a resumed task)."""
+        self.base.mkdir(parents=True, exist_ok=True)
+        with self._opened(self.base) as fd:
+            for rel in ("tes-wd/shared", "logs"):
+                os.close(self._beneath(self.base, rel, beneath.open_dir, fd, create=True))
+        if self.data_dir is None:
+            self.shared_global.mkdir(parents=True, exist_ok=True)
+            return
+        rel = self.shared_global.relative_to(self.data_dir).as_posix()
+        fd = beneath.open_root(self.data_dir, follow=True)
+        try:
+            os.close(beneath.open_dir(fd, rel, create=True))
+        finally:
+            os.close(fd)
 
     def locate(self, container_path: str) -> tuple[Path, str]:
         """``(host folder, path inside it)`` for a container path.
@@ -73,9 +121,108 @@ class Workspace:
         folder, inner = self.locate(container_path)
         return folder / inner.lstrip("/")
 
+    def anchor(self, container_path: str) -> tuple[Path, str]:
+        """``(trusted folder, path beneath it)`` of a container path: the task folder,
+        which no executor can reach, or the shared-global folder itself."""
+        folder, inner = self.locate(container_path)
+        if folder == self.shared_global:
+            return folder, inner.strip("/")
+        return self.base, folder.relative_to(self.base).joinpath(inner.lstrip("/")).as_posix()
+
+    def container_path(self, anchor: Path, rel: str) -> str:
+        """The container path of ``rel`` beneath ``anchor`` (undoes :meth:`anchor`)."""
+        rel = rel.strip("/")
+        if anchor == self.shared_global:
+            return f"{SHARED_GLOBAL}/{rel}".rstrip("/")
+        if rel.startswith("tes-wd/shared/"):
+            return "/" + rel[len("tes-wd/shared/"):]
+        return "/" + rel
+
+    def open_file(self, container_path: str, *, write: bool = False) -> int:
+        """A descriptor of the task's regular file at ``container_path``, reached without
+        following links (for writing: created, folders too, and emptied).
+
+        Raises :class:`PlantedLink`, or :class:`FileNotFoundError` when reading a missing
+        file. Close it with :func:`os.close`.
+        """
+        folder, rel = self.anchor(container_path)
+        with self._opened(folder) as fd:
+            return self._beneath(
+                folder, rel, beneath.open_file, fd, write=write, create_parents=write
+            )
+
+    def verified_root(self, folder: Path) -> Path:
+        """``folder`` (one of the roots :meth:`locate` gives) after checking that no part of
+        it below the task folder is a link; raises :class:`PlantedLink`."""
+        if folder == self.shared_global:
+            return folder
+        with self._opened(self.base) as fd:
+            rel = folder.relative_to(self.base).as_posix()
+            self._beneath(self.base, rel, beneath.check, fd, beneath.DIR)
+        return folder
+
+    def prepare_mounts(self, mounts: Iterable[Mount], files: set[str]) -> None:
+        """Make every missing mount source that is a folder, then :meth:`check_mounts`."""
+        for mount in mounts:
+            if mount.container_path in files:
+                continue  # a missing input is the staging's business
+            folder, rel = self.anchor(mount.container_path)
+            with self._opened(folder) as fd:
+                os.close(self._beneath(folder, rel, beneath.open_dir, fd, create=True))
+
+    def check_mounts(self, mounts: Iterable[Mount], files: set[str]) -> None:
+        """Right before a container starts: every bind source is still the folder (or, for
+        the ``files`` container paths, the regular file) it was, reached without any link.
+
+        Docker and podman resolve a bind source's links on the host, so an executor that
+        replaced a folder with a link to ``/`` would give the next one the host's files.
+        Raises :class:`PlantedLink`.
+        """
+        for mount in mounts:
+            folder, rel = self.anchor(mount.container_path)
+            kind = beneath.FILE if mount.container_path in files else beneath.DIR
+            with self._opened(folder) as fd:
+                try:
+                    self._beneath(folder, rel, beneath.check, fd, kind)
+                except FileNotFoundError:
+                    raise PlantedLink(
+                        f"{mount.container_path} was removed by an executor; it is mounted "
+                        "into every executor, so executors must not delete or rename it"
+                    ) from None
+
+    def _beneath(self, folder: Path, rel: str, call: Any, fd: int, *args: Any, **kw: Any) -> Any:
+        """``call(fd, rel, ...)``, an :class:`~tes_filetransfer.beneath.UnsafePath` turned
+        into a :class:`PlantedLink` naming the container path."""
+        try:
+            return call(fd, rel, *args, **kw)
+        except beneath.UnsafePath as exc:
+            path = self.container_path(folder, exc.rel)
+            raise PlantedLink(
+                f"{path} {exc.problem}: executors must not replace a task's folders or files "
+                "with links or special files (the server never follows them)"
+            ) from None
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _opened(folder: Path) -> Iterator[int]:
+        fd = beneath.open_root(folder)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
     def remove(self) -> None:
         """Delete the task's folder and all it holds."""
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def file_mounts(task: dict[str, Any]) -> set[str]:
+    """Container paths of the task's FILE inputs: the mount sources that are files."""
+    return {
+        str(PurePosixPath(item["path"]))
+        for item in task.get("inputs") or ()
+        if (item.get("type") or "FILE") == "FILE"
+    }
 
 
 def plan_mounts(task: dict[str, Any], workspace: Workspace) -> list[Mount]:
@@ -128,14 +275,3 @@ def plan_mounts(task: dict[str, Any], workspace: Workspace) -> list[Mount]:
 
 def _under(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
-
-
-def prepare_mount_sources(task: dict[str, Any], mounts: list[Mount]) -> None:
-    """Create the host side of every mount that does not exist yet (outputs, volumes)."""
-    input_paths = {item["path"] for item in task.get("inputs") or ()}
-    for mount in mounts:
-        if mount.host_path.exists():
-            continue
-        if mount.container_path in input_paths:
-            continue  # a missing input is the staging's business
-        mount.host_path.mkdir(parents=True, exist_ok=True)
