@@ -10,7 +10,8 @@ the executors did can send the server outside that folder:
 * :func:`open_dir` gives a descriptor of a folder (creating missing folders if asked);
   :func:`pinned` turns it into a path (``/proc/self/fd/N``) for writers that need one:
   whatever happens to the folder's ancestors, that path keeps naming the same folder.
-* :func:`open_file` opens a regular file (never a symlink, FIFO or device node).
+* :func:`open_file` opens a regular file (never a symlink, FIFO or device node);
+  :func:`reading` gives it as a pinned path for readers that need one.
 * :func:`check` verifies, right before a container start, that a bind source is still
   the folder or file it was.
 
@@ -39,22 +40,22 @@ _DIR_FLAGS = _O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 class UnsafePath(TransferError):
     """A component of a path is a symlink or not the kind of file the server expects."""
 
-    def __init__(self, rel: str, problem: str) -> None:
+    def __init__(self, rel: str, problem: str, advice: str = "") -> None:
         self.rel = rel
         """The path, relative to the trusted folder, up to the offending component."""
         self.problem = problem
         """What is wrong with it, e.g. ``"is a symbolic link"``."""
-        super().__init__(
-            f"/{rel} {problem}: executors must not replace a task's files or folders with "
-            "links or special files (the server never follows or opens them)"
-        )
+        super().__init__(f"/{rel} {problem}: " + (advice or (
+            "executors must not replace a task's files or folders with links or special "
+            "files (the server never follows or opens them)"
+        )))
 
 
 def parts_of(rel: str) -> list[str]:
     """The components of the relative path ``rel``; refuses ``..``."""
     parts = [part for part in rel.split("/") if part not in ("", ".")]
     if ".." in parts:
-        raise UnsafePath(rel, "contains '..'")
+        raise UnsafePath(rel, "contains '..'", "give paths without '..' components")
     return parts
 
 
@@ -125,9 +126,9 @@ def _what_it_is(name: str | Path, dir_fd: int | None) -> str:
     return "is a special file (FIFO, socket or device), not a folder or regular file"
 
 
-def pinned(dir_fd: int) -> Path:
-    """A path naming the folder open as ``dir_fd`` for as long as it stays open."""
-    return Path(f"/proc/self/fd/{dir_fd}")
+def pinned(fd: int) -> Path:
+    """A path naming the folder (or file) open as ``fd`` for as long as it stays open."""
+    return Path(f"/proc/self/fd/{fd}")
 
 
 @contextlib.contextmanager
@@ -140,11 +141,27 @@ def folder(root_fd: int, rel: str, *, create: bool = False) -> Iterator[Path]:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def reading(root: Path, rel: str) -> Iterator[Path]:
+    """The regular file ``rel`` beneath the trusted folder ``root`` (followed if a link),
+    opened for reading while the block runs and named by a ``/proc/self/fd`` path: a
+    reader given that path reads this file, whatever changes in the folder meanwhile."""
+    root_fd = open_root(root, follow=True)
+    try:
+        fd = open_file(root_fd, rel)
+    finally:
+        os.close(root_fd)
+    try:
+        yield pinned(fd)
+    finally:
+        os.close(fd)
+
+
 def split(rel: str) -> tuple[str, str]:
     """``(parent, name)`` of the relative path ``rel``; ``name`` is never empty."""
     parts = parts_of(rel)
     if not parts:
-        raise UnsafePath(rel, "names the folder itself, not a file in it")
+        raise UnsafePath(rel, "names a folder, not a file in it", "give a file's path")
     return "/".join(parts[:-1]), parts[-1]
 
 

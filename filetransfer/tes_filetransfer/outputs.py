@@ -9,6 +9,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from . import beneath
 from .config import TransferConfig
 from .describe import describe, file_type, reported_as
 from .errors import TransferError
@@ -61,7 +62,7 @@ def upload_outputs(
         planned: list[_Upload] = []
         for index, item in enumerate(outputs):
             planned.extend(_plan_one(item, root, index))
-        jobs = [bound(policy, _job(upload, config, stats)) for upload in planned]
+        jobs = [bound(policy, _job(upload, config, stats, root)) for upload in planned]
         return run_all(jobs, config.parallel)
 
 
@@ -77,12 +78,17 @@ class _Upload:
 
 
 def _job(
-    upload: _Upload, config: TransferConfig, stats: TransferStats
+    upload: _Upload, config: TransferConfig, stats: TransferStats, root: Path
 ) -> Callable[[], dict[str, str]]:
+    # The file is opened beneath root without following links, so a link planted after
+    # resolve_in_root (by a task sharing the folder) cannot make us read a host file.
+    rel = upload.host.relative_to(root).as_posix()
+
     def run() -> dict[str, str]:
-        with reported_as(upload.what, upload.url, upload.host, upload=True):
+        with reported_as(upload.what, upload.url, upload.host, upload=True), \
+                beneath.reading(root, rel) as src:
             size = with_retries(
-                lambda: upload.storage.upload(upload.host, upload.url),
+                lambda: upload.storage.upload(src, upload.url),
                 label=redact_url(upload.url), attempts=config.attempts, backoff=config.backoff,
             )
         stats.add(uploaded=size)

@@ -125,3 +125,17 @@ def test_staging_never_writes_through_a_planted_link(tmp_path: Path, outside: Pa
     assert (shared / "file.txt").read_text() == "mine" and not (shared / "file.txt").is_symlink()
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
     assert (outside / "secret.txt").read_text() == "secret"
+
+
+def test_reading_pins_the_file_it_checked(root: tuple[Path, int], outside: Path) -> None:
+    folder, _ = root
+    (folder / "out").mkdir()
+    (folder / "out/result.txt").write_text("result")
+    with beneath.reading(folder, "out/result.txt") as src:
+        # Swapped for a link after the check: the pinned path still reads the real file.
+        os.rename(folder / "out", folder / "old")
+        (folder / "out").symlink_to(outside)
+        (outside / "result.txt").write_text("host file")
+        assert src.read_text() == "result"
+    with pytest.raises(UnsafePath, match="symbolic link"):
+        beneath.reading(folder, "out/result.txt").__enter__()
