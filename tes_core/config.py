@@ -93,6 +93,13 @@ class Settings:
     local_network: str = "none"
     local_allowed_networks: tuple[str, ...] = ("none",)
     local_keep_workdirs: bool = False
+    local_pids_limit: int = 4096
+    """Most processes (threads included) one executor may run; 0: no limit. Docker and
+    podman: ``--pids-limit``; bubblewrap: ``RLIMIT_NPROC`` of the sandbox user."""
+    local_sandbox_uid: int = 65534
+    """Host user id bubblewrap executors run as when the server runs as root."""
+    local_sandbox_gid: int = 65534
+    """Host group id bubblewrap executors run as when the server runs as root."""
     local_cache_dir: str = ""
     """Node-local content cache of downloaded inputs; empty means ``<data_dir>/cache``."""
     local_cache_max_bytes: int = 20 * 1024**3

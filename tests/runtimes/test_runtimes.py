@@ -156,6 +156,51 @@ def test_env_and_limits_accepted(rt: Harness) -> None:
     assert result.stdout_tail == "hello world|a=b\n"
 
 
+def test_env_exact_and_not_the_servers(
+    rt: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The executor gets its own env, values intact, and nothing of this process's."""
+    monkeypatch.setenv("TES_RT_TEST_SERVER_SECRET", "server-only")
+    value = "x=y, spaces  and 'quotes' \\ $HOME"
+    result = rt.run(["sh", "-c", 'printf "%s|" "$V"; env'], env={"V": value})
+    assert result.exit_code == 0
+    assert result.stdout_tail.startswith(f"{value}|")
+    assert "server-only" not in result.stdout_tail
+
+
+def test_env_value_with_line_break(rt: Harness) -> None:
+    """bubblewrap carries any value; the engines' env files cannot, and say so."""
+    env = {"MULTI": "line one\nline two=2"}
+    if rt.is_engine:
+        with pytest.raises(ContainerError, match="line break"):
+            rt.run(["true"], env=env)
+        return
+    result = rt.run(["sh", "-c", 'printf "%s" "$MULTI"'], env=env)
+    assert result.stdout_tail == env["MULTI"]
+
+
+def test_invalid_env_name_is_container_error(rt: Harness) -> None:
+    with pytest.raises(ContainerError, match="env name"):
+        rt.run(["true"], env={"A=B": "x"})
+
+
+def test_process_limit_and_no_new_privileges(rt: Harness) -> None:
+    limited = Harness(type(rt.runtime)(pids_limit=77))  # type: ignore[call-arg]
+    try:
+        result = limited.run(["sh", "-c", (
+            "cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/pids/pids.max 2>/dev/null; "
+            "grep 'Max processes' /proc/self/limits; grep NoNewPrivs /proc/self/status"
+        )])
+    finally:
+        limited.cleanup()
+    assert result.exit_code == 0, result
+    if rt.is_engine:
+        assert result.stdout_tail.split()[0] == "77"
+    else:
+        assert result.stdout_tail.split()[2:4] == ["77", "77"]
+    assert "NoNewPrivs:\t1" in result.stdout_tail
+
+
 def test_workdir_not_under_a_mount(rt: Harness) -> None:
     result = rt.run(["pwd"], workdir="/work/deep/dir")
     assert result.stdout_tail.strip() == "/work/deep/dir"
@@ -173,6 +218,9 @@ def test_workdir_under_a_mount(rt: Harness, tmp_path: Path) -> None:
 
 
 def test_read_only_mount_rejects_writes(rt: Harness, tmp_path: Path) -> None:
+    # Readable by bubblewrap's unprivileged sandbox user too (the runner's read-only
+    # mounts live in the task's folder, which is handed to that user).
+    tmp_path.chmod(0o755)
     (tmp_path / "input.txt").write_text("content\n")
     result = rt.run(
         ["sh", "-c", "cat /in/input.txt; echo new > /in/new.txt"],

@@ -107,7 +107,7 @@ class LocalBackend(Backend):
         with self._runtime_lock:
             if self._runtime is None and self._runtime_error is None:
                 try:
-                    self._runtime = select_runtime(self.settings.local_runtime)
+                    self._runtime = select_runtime(self.settings.local_runtime, self.settings)
                 except RuntimeUnavailable as exc:
                     self._runtime_error = str(exc)
                     log.error("the local backend cannot run tasks: %s", exc)

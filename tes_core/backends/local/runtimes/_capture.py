@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from .base import ContainerError
 
@@ -82,11 +82,13 @@ def run_captured(
     env: Mapping[str, str] | None = None,
     new_session: bool = False,
     on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
+    popen_options: Mapping[str, Any] | None = None,
 ) -> Captured:
     """Run ``argv`` to completion, streaming its output to the given files.
 
     ``on_start`` is called with the ``Popen`` as soon as the child runs (so that
-    another thread can stop it). A child killed by signal N gets the shell's
+    another thread can stop it); ``popen_options`` are further ``Popen`` arguments
+    (``pass_fds``, ``preexec_fn``). A child killed by signal N gets the shell's
     return code 128 + N. Raises :class:`ContainerError` if the child cannot be
     started or a file cannot be opened or written.
     """
@@ -117,6 +119,7 @@ def run_captured(
                 stderr=subprocess.PIPE,
                 env=dict(env) if env is not None else None,
                 start_new_session=new_session,
+                **(popen_options or {}),
             )
         except OSError as exc:
             raise ContainerError(f"cannot start {argv[0]!r}: {exc}") from exc

@@ -8,9 +8,16 @@ block while the container runs and never touch the database.
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+from ....schemas.image_reference import image_reference_problem
+
+DEFAULT_PIDS_LIMIT = 4096
+"""Most processes one executor may run unless configured (``TES_LOCAL_PIDS_LIMIT``)."""
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -19,6 +26,31 @@ class RuntimeUnavailable(RuntimeError):
 
 class ContainerError(RuntimeError):
     """Infrastructure failure while preparing or running a container (not a non-zero exit)."""
+
+
+def checked_image(image: str) -> str:
+    """``image`` if it is a valid image reference; else raise :class:`ContainerError`.
+
+    Runtimes call it right before an image reaches an engine's arguments: a stored or
+    resumed task never went through the API's check.
+    """
+    problem = image_reference_problem(image)
+    if problem:
+        raise ContainerError(f"image {image[:200]!r} {problem}; the task cannot run")
+    return image
+
+
+def env_problem(env: Mapping[str, str]) -> str | None:
+    """Why ``env`` cannot be an executor's environment, or ``None``.
+
+    A name must be non-empty without ``=``, NUL or white space; a value without NUL.
+    """
+    for name, value in env.items():
+        if not name or any(c in name for c in "=\0") or any(c.isspace() for c in name):
+            return f"executor env name {name[:100]!r} is not a valid environment variable name"
+        if "\0" in value:
+            return f"executor env {name!r} holds a NUL character, which no environment can carry"
+    return None
 
 
 @dataclass(frozen=True)
@@ -74,6 +106,15 @@ class ContainerRuntime(abc.ABC):
     @abc.abstractmethod
     def probe(cls) -> str | None:
         """Return ``None`` if usable here, else a short reason why not."""
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ContainerRuntime:
+        """This runtime configured from the server's ``Settings`` (limits, users)."""
+        return cls()
+
+    def verify(self) -> str | None:
+        """Check this configured instance can run executors safely; ``None`` if so."""
+        return None
 
     @abc.abstractmethod
     def prepare_image(self, image: str) -> list[str]:

@@ -1,9 +1,32 @@
 """bubblewrap: executors run in a ``bwrap`` sandbox built on this machine's own files.
 
 No image can be pulled, so the sandbox's root is an empty tmpfs with the host's
-system folders (``/usr``, ``/etc``, ...) bound read-only; the task's mounts, a
-private ``/proc``, ``/dev`` and ``/tmp`` are added, and every namespace is
+program folders (``/usr``, ``/bin``, ``/lib*``, ``/sbin``) and a short list of
+``/etc`` entries programs need (:data:`ETC_ENTRIES`; not ``shadow``, keys or the
+server's own configuration) bound read-only; the task's mounts, a private
+``/proc``, ``/dev`` and ``/tmp`` are added, and every namespace but the user one is
 unshared (no network unless the spec asks for one). The image name is ignored.
+
+Who the executor is:
+
+* Server running as root: ``bwrap`` sets the sandbox up as root (it must reach the
+  task's folder, which may sit below folders only root can enter), keeping only the
+  capabilities to change user; ``setpriv`` then makes the executor the unprivileged
+  host user ``sandbox_uid``/``sandbox_gid`` (65534 by default) with no capabilities,
+  an empty bounding set, no supplementary groups and ``no_new_privs``, before it
+  runs. So it can neither remount nor write anything the host does not let that
+  user write, and reads only world-readable files. The task's writable folders are
+  handed to that user before each executor (:func:`give_tree`).
+* Any other user: ``bwrap`` runs as that user in a new user namespace with every
+  capability dropped and no further user namespaces allowed.
+
+:meth:`BubblewrapRuntime.verify` runs the exact hardened invocation once and refuses
+the runtime when the sandboxed process would keep a capability or be host root.
+
+Each executor's process count is bounded by ``RLIMIT_NPROC`` of its user (counted
+per host uid, so executors running at once as one sandbox uid share the bound).
+Executor ``env`` reaches ``bwrap`` through ``--args`` on a private file descriptor,
+never its command line (``ps`` shows command lines to every local user).
 
 bubblewrap cannot limit CPU or memory: :attr:`BubblewrapRuntime.limits_note`
 says so, and :meth:`BubblewrapRuntime.prepare_image` returns it as a log line.
@@ -14,23 +37,53 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import signal
+import stat
 import subprocess
 import threading
+from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from ._capture import run_captured
-from .base import ContainerError, ContainerResult, ContainerRuntime, ContainerSpec
+from .base import (
+    DEFAULT_PIDS_LIMIT,
+    ContainerError,
+    ContainerResult,
+    ContainerRuntime,
+    ContainerSpec,
+    Mount,
+    checked_image,
+    env_problem,
+)
 
-SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/libx32", "/sbin", "/etc")
-"""Host folders bound read-only into every sandbox (those that exist here)."""
+SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/libx32", "/sbin")
+"""Host program folders bound read-only into every sandbox (those that exist here)."""
+
+ETC_ENTRIES = (
+    "passwd", "group", "hosts", "host.conf", "resolv.conf", "nsswitch.conf", "gai.conf",
+    "services", "protocols", "networks", "ld.so.cache", "ld.so.conf", "ld.so.conf.d",
+    "ssl/certs", "ca-certificates", "ca-certificates.conf", "pki/tls/certs",
+    "pki/ca-trust", "crypto-policies", "alternatives", "localtime", "timezone",
+    "mime.types", "magic", "os-release", "lsb-release", "debian_version", "profile",
+    "profile.d", "bash.bashrc", "inputrc", "terminfo", "shells", "locale.alias", "fonts",
+    "R", "perl", "python3", "java-17-openjdk", "java-21-openjdk", "mtab",
+)
+"""``/etc`` entries bound read-only when they exist: what programs read to run (users
+and groups by name, name resolution, the dynamic linker, CA certificates, Debian's
+alternatives, time zone, shells, language runtimes). Everything else in ``/etc``
+(``shadow``, ``ssl/private``, ``ssh``, ``sudoers``, service credentials) stays out."""
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+SANDBOX_UID = 65534
+"""Host user the executors of a root server run as unless configured (``nobody``)."""
+
 
 class BubblewrapRuntime(ContainerRuntime):
-    """Runs executors with ``bwrap`` on the host's files; no image, no resource limits."""
+    """Runs executors with ``bwrap`` on the host's files; no image, no CPU/memory limits."""
 
     name = "bubblewrap"
     limits_note = (
@@ -38,31 +91,88 @@ class BubblewrapRuntime(ContainerRuntime):
         "CPUs and memory"
     )
 
-    def __init__(self, binary: str | None = None, root: str = "/") -> None:
+    def __init__(
+        self,
+        binary: str | None = None,
+        root: str = "/",
+        *,
+        sandbox_uid: int = SANDBOX_UID,
+        sandbox_gid: int = SANDBOX_UID,
+        pids_limit: int = DEFAULT_PIDS_LIMIT,
+    ) -> None:
         self.binary = binary or shutil.which("bwrap") or "bwrap"
         self.root = Path(root)
         """Host folder whose system folders are bound (``/`` normally)."""
+        self.as_root = os.geteuid() == 0
+        """Whether this server is root: executors then run as ``sandbox_uid``."""
+        self.sandbox_uid = sandbox_uid
+        self.sandbox_gid = sandbox_gid
+        self.pids_limit = max(0, pids_limit)
+        self.setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
         self._active: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
+        self._verified: str | None = None
+        """``"ok"`` once :meth:`verify` passed; else why it failed (checked once)."""
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> BubblewrapRuntime:
+        """This runtime with the sandbox user and process limit of ``settings``."""
+        return cls(
+            sandbox_uid=settings.local_sandbox_uid,
+            sandbox_gid=settings.local_sandbox_gid,
+            pids_limit=settings.local_pids_limit,
+        )
 
     @classmethod
     def probe(cls) -> str | None:
-        """``None`` when ``bwrap`` is installed and may create its namespaces here."""
-        binary = shutil.which("bwrap")
-        if binary is None:
+        """``None`` when ``bwrap`` is installed and the hardened sandbox works here."""
+        if shutil.which("bwrap") is None:
             return "bwrap is not installed (apt-get install bubblewrap)"
-        true = shutil.which("true") or "/bin/true"
-        argv = [binary, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
-        argv += ["--unshare-all", "--die-with-parent", true]
-        try:
-            result = subprocess.run(
-                argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10
+        return cls().verify()
+
+    def verify(self) -> str | None:
+        """Run the hardened sandbox once; ``None`` if its process is unprivileged, else why not.
+
+        Refuses when the sandboxed process would keep any capability, be able to gain
+        privileges, or be the host's root user. Checked once per runtime.
+        """
+        if self._verified is None:
+            self._verified = self._check() or "ok"
+        return None if self._verified == "ok" else self._verified
+
+    def _check(self) -> str | None:
+        if self.as_root and (self.sandbox_uid == 0 or self.sandbox_gid == 0):
+            return (
+                "TES_LOCAL_SANDBOX_UID/GID must not be 0: executors would run as root; "
+                "choose an unused unprivileged id such as 65534"
             )
-        except (OSError, subprocess.TimeoutExpired) as exc:
+        if self.as_root and not os.access(self.setpriv, os.X_OK):
+            return "setpriv is not installed (apt-get install util-linux)"
+        cat = shutil.which("cat") or "/bin/cat"
+        spec = ContainerSpec(
+            name="tes-bwrap-probe",
+            image="bubblewrap",
+            command=[cat, "/proc/self/status", "/proc/self/uid_map"],
+        )
+        try:
+            with _args_fd(spec.env) as fd:
+                result = subprocess.run(
+                    self.build_args(spec, fd),
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                    env={"PATH": DEFAULT_PATH},
+                    pass_fds=(fd,),
+                )
+        except (OSError, subprocess.TimeoutExpired, ContainerError) as exc:
             return f"bwrap could not be run: {exc}"
         if result.returncode != 0:
             reason = result.stderr.strip() or f"exit code {result.returncode}"
-            return f"bwrap cannot create a sandbox here: {reason}"
+            return f"bwrap cannot create a hardened sandbox here: {reason}"
+        problem = _privilege_problem(result.stdout)
+        if problem:
+            return f"refusing bubblewrap: the sandboxed process {problem}"
         return None
 
     def prepare_image(self, image: str) -> list[str]:
@@ -70,66 +180,111 @@ class BubblewrapRuntime(ContainerRuntime):
 
         That limits do not apply is said by the local backend, for tasks that ask for any.
         """
+        checked_image(image)
         return [
             f"bubblewrap runs executors on this machine's own files; image '{image}' was not pulled"
         ]
 
-    def build_args(self, spec: ContainerSpec) -> list[str]:
-        """The full ``bwrap`` command line that runs ``spec``."""
-        args = [self.binary, "--tmpfs", "/"]
+    def build_args(self, spec: ContainerSpec, args_fd: int) -> list[str]:
+        """The full ``bwrap`` command line that runs ``spec``.
+
+        ``args_fd`` is a file descriptor holding the environment options (see
+        :func:`_args_fd`), so no env value is on the command line.
+        """
+        args = [self.binary, "--args", str(args_fd), "--tmpfs", "/"]
         for folder in SYSTEM_DIRS:
             host = self.root / folder.lstrip("/")
             if host.is_symlink():
                 args += ["--symlink", os.readlink(host), folder]
             elif host.is_dir():
                 args += ["--ro-bind", str(host), folder]
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        # bwrap makes missing parents of a mount point 0700: make those on the sandbox's
+        # own tmpfs readable, so the executor's user can reach what is mounted below.
+        etc = [e for e in ETC_ENTRIES if e != "mtab" and (self.root / "etc" / e).exists()]
+        points = ["/etc/mtab", *(f"/etc/{e}" for e in etc)]
+        points += [m.container_path for m in spec.mounts]
+        for folder in _tmpfs_parents(points, spec.mounts):
+            args += ["--perms", "0755", "--dir", folder]
+        for entry in etc:
+            args += ["--ro-bind", str(self.root / "etc" / entry), f"/etc/{entry}"]
+        args += ["--symlink", "../proc/self/mounts", "/etc/mtab"]
+        args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
         # Parents before children, so a child's mount point is made inside its parent.
         for mount in sorted(spec.mounts, key=lambda m: len(PurePosixPath(m.container_path).parts)):
             if not mount.host_path.exists():
                 raise ContainerError(f"mount source {mount.host_path} does not exist")
             option = "--ro-bind" if mount.read_only else "--bind"
             args += [option, str(mount.host_path), mount.container_path]
-        if spec.workdir:
-            # Made like Docker does, also inside a bound folder (then it appears on the
-            # host too); a folder that already exists is left as it is.
-            args += ["--dir", spec.workdir, "--chdir", spec.workdir]
-        args += ["--clearenv", "--setenv", "PATH", DEFAULT_PATH, "--setenv", "HOME", "/tmp"]
-        for key, value in spec.env.items():
-            args += ["--setenv", key, value]
-        args += ["--unshare-all", "--die-with-parent", "--new-session"]
-        if spec.network and spec.network != "none":
-            args.append("--share-net")
-        args += ["--", *spec.command]
+        command = list(spec.command)
+        if spec.workdir and self.as_root and _under_mount(spec.workdir, spec.mounts):
+            # Made by the executor's own user (bwrap, as root, would make it root's).
+            command = ["/bin/sh", "-c", 'mkdir -p -- "$0" && cd -- "$0" && exec "$@"',
+                       spec.workdir, *command]
+        elif spec.workdir:
+            # Made like Docker does; a folder that already exists is left as it is.
+            args += ["--perms", "0777", "--dir", spec.workdir, "--chdir", spec.workdir]
+        args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+        if not spec.network or spec.network == "none":
+            args.append("--unshare-net")
+        if self.as_root:
+            # setpriv needs these three to become the sandbox user; it then drops them all.
+            args += ["--cap-drop", "ALL"]
+            for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"):
+                args += ["--cap-add", cap]
+            args += ["--die-with-parent", "--new-session", "--", self.setpriv,
+                     f"--reuid={self.sandbox_uid}", f"--regid={self.sandbox_gid}",
+                     "--clear-groups", "--inh-caps=-all", "--ambient-caps=-all",
+                     "--bounding-set=-all", "--no-new-privs", "--", *command]
+        else:
+            args += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL",
+                     "--die-with-parent", "--new-session", "--", *command]
         return args
 
     def run(self, spec: ContainerSpec) -> ContainerResult:
         """Run ``spec`` in a sandbox in its own process group until it exits."""
+        checked_image(spec.image)
+        problem = env_problem(spec.env)
+        if problem:
+            raise ContainerError(problem)
+        self._ensure_verified()
         with self._lock:
             if spec.name in self._active:
                 raise ContainerError(f"a sandbox called {spec.name!r} is already running")
+        if self.as_root:
+            give_tree(
+                (m.host_path for m in spec.mounts if not m.read_only),
+                self.sandbox_uid, self.sandbox_gid,
+            )
 
         def remember(proc: subprocess.Popen[bytes]) -> None:
             with self._lock:
                 self._active[spec.name] = proc
 
-        try:
-            captured = run_captured(
-                self.build_args(spec),
-                stdin_path=spec.stdin_path,
-                stdout_path=spec.stdout_path,
-                stderr_path=spec.stderr_path,
-                new_session=True,
-                on_start=remember,
-            )
-        finally:
-            with self._lock:
-                self._active.pop(spec.name, None)
+        with _args_fd(spec.env) as fd:
+            try:
+                captured = run_captured(
+                    self.build_args(spec, fd),
+                    stdin_path=spec.stdin_path,
+                    stdout_path=spec.stdout_path,
+                    stderr_path=spec.stderr_path,
+                    env={"PATH": DEFAULT_PATH},
+                    new_session=True,
+                    on_start=remember,
+                    popen_options=self._popen_options(fd),
+                )
+            finally:
+                with self._lock:
+                    self._active.pop(spec.name, None)
         # bwrap reports its own failures (a mount, a missing command) as "bwrap: ..."
-        # with exit code 1, before the executor ever ran.
-        stderr = captured.stderr_tail
-        if captured.returncode == 1 and stderr.startswith("bwrap: ") and stderr.count("\n") <= 1:
-            raise ContainerError(f"bubblewrap could not start {spec.name!r}: {stderr.strip()}")
+        # with exit code 1, setpriv a command it cannot start with 126 or 127.
+        own_failure = (captured.returncode == 1 and captured.stderr_tail.startswith("bwrap: ")) or (
+            captured.returncode in (126, 127)
+            and captured.stderr_tail.startswith("setpriv: failed to execute")
+        )
+        if own_failure:
+            raise ContainerError(
+                f"bubblewrap could not run {spec.command[0]!r}: {captured.stderr_tail.strip()}"
+            )
         return ContainerResult(
             exit_code=captured.returncode,
             start_time=captured.start_time,
@@ -137,6 +292,23 @@ class BubblewrapRuntime(ContainerRuntime):
             stdout_tail=captured.stdout_tail,
             stderr_tail=captured.stderr_tail,
         )
+
+    def _ensure_verified(self) -> None:
+        """Raise :class:`ContainerError` unless the hardened sandbox works (see :meth:`verify`)."""
+        problem = self.verify()
+        if problem:
+            raise ContainerError(problem)
+
+    def _popen_options(self, args_fd: int) -> dict[str, Any]:
+        options: dict[str, Any] = {"pass_fds": (args_fd,)}
+        if self.pids_limit:
+            limit = self.pids_limit
+
+            def bound_processes() -> None:  # in the child, before exec; C calls only
+                resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
+
+            options["preexec_fn"] = bound_processes
+        return options
 
     def stop(self, name: str) -> None:
         """Kill the process group of sandbox ``name``; quiet if it is not running."""
@@ -150,3 +322,108 @@ class BubblewrapRuntime(ContainerRuntime):
     def remove(self, name: str) -> None:
         """A sandbox leaves nothing behind once stopped; stops it if it still runs."""
         self.stop(name)
+
+
+@contextlib.contextmanager
+def _args_fd(env: Mapping[str, str]):  # type: ignore[no-untyped-def]
+    """A memory file holding ``bwrap`` options that set exactly the executor's environment.
+
+    NUL-separated (``bwrap --args``), so any value round-trips, newlines and ``=``
+    included; a file descriptor, so nothing of it shows in ``ps``.
+    """
+    options = ["--clearenv", "--setenv", "PATH", DEFAULT_PATH, "--setenv", "HOME", "/tmp"]
+    for key, value in env.items():
+        options += ["--setenv", key, value]
+    fd = os.memfd_create("tes-bwrap-args", 0)  # not inheritable; pass_fds passes it
+    try:
+        os.write(fd, b"".join(part.encode() + b"\0" for part in options))
+        os.lseek(fd, 0, os.SEEK_SET)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _tmpfs_parents(paths: Iterable[str], mounts: Iterable[Mount]) -> list[str]:
+    """The parent folders of ``paths`` that are not in any of ``mounts``, parents first."""
+    mounts = list(mounts)
+    folders: dict[str, None] = {}
+    for path in paths:
+        for parent in reversed(PurePosixPath(path).parents):
+            folder = str(parent)
+            if folder != "/" and not _under_mount(folder, mounts):
+                folders[folder] = None
+    return sorted(folders, key=lambda f: len(PurePosixPath(f).parts))
+
+
+def _under_mount(path: str, mounts: Iterable[Mount]) -> bool:
+    return any(
+        path == m.container_path or path.startswith(m.container_path.rstrip("/") + "/")
+        for m in mounts
+    )
+
+
+def give_tree(roots: Iterable[Path], uid: int, gid: int) -> None:
+    """Make every folder and unshared file under ``roots`` owned by ``uid``/``gid``.
+
+    Never follows a symlink (walks by directory file descriptor). Files with more
+    than one hard link are left alone: they may be shared with something else (a
+    cache entry) that the sandbox user must not be able to change. Folders under an
+    already given root are walked once.
+    """
+    done: list[Path] = []
+    for root in sorted({Path(r) for r in roots}, key=lambda p: len(p.parts)):
+        if any(root.is_relative_to(d) for d in done):
+            continue
+        done.append(root)
+        try:
+            top = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            continue  # a file mount or a missing one: bwrap says what is wrong
+        try:
+            _give(top, uid, gid)
+        finally:
+            os.close(top)
+
+
+def _give(top: int, uid: int, gid: int) -> None:
+    st = os.fstat(top)
+    if (st.st_uid, st.st_gid) != (uid, gid):
+        os.fchown(top, uid, gid)
+    for _, dirs, files, dir_fd in os.fwalk(".", dir_fd=top, follow_symlinks=False):
+        for name in (*dirs, *files):
+            try:
+                st = os.lstat(name, dir_fd=dir_fd)
+            except FileNotFoundError:
+                continue
+            if (st.st_uid, st.st_gid) == (uid, gid) or stat.S_ISLNK(st.st_mode):
+                continue
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                continue
+            os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
+
+
+def _privilege_problem(status: str) -> str | None:
+    """What is privileged about the process whose ``/proc/self/status`` and ``uid_map``
+    are ``status``; ``None`` when it has no capability, no way to gain one, and is not
+    the host's root."""
+    fields = dict(
+        line.split(":", 1) for line in status.splitlines() if ":" in line and "\t" in line
+    )
+    for cap in ("CapPrm", "CapEff", "CapBnd", "CapAmb", "CapInh"):
+        value = fields.get(cap, "").strip()
+        if not value or int(value, 16) != 0:
+            return f"would keep capabilities ({cap} {value or 'unknown'})"
+    if fields.get("NoNewPrivs", "1").strip() != "1":
+        return "could gain privileges (no_new_privs is off)"
+    uids = fields.get("Uid", "").split()
+    if not uids:
+        return "has no readable user id"
+    maps = [line.split() for line in status.splitlines() if line[:1] == " " or line[:1].isdigit()]
+    for inside in {int(u) for u in uids}:
+        host = inside
+        for m in maps:
+            if len(m) == 3 and int(m[0]) <= inside < int(m[0]) + int(m[2]):
+                host = int(m[1]) + inside - int(m[0])
+        if host == 0:
+            return "would be the host's root user"
+    return None

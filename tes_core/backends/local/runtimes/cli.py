@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from ._capture import run_captured
-from .base import ContainerError, ContainerResult, ContainerRuntime, ContainerSpec
+from .base import (
+    DEFAULT_PIDS_LIMIT,
+    ContainerError,
+    ContainerResult,
+    ContainerRuntime,
+    ContainerSpec,
+    checked_image,
+    env_problem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +81,41 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+def write_env_file(path: Path, env: Mapping[str, str]) -> Path:
+    """Write ``env`` as a Docker/podman ``--env-file`` readable only by this user.
+
+    Such files hold one ``NAME=value`` a line, the value taken literally: a value
+    with a line break cannot be carried and raises :class:`ContainerError`.
+    """
+    lines = []
+    for name, value in env.items():
+        if "\n" in value or "\r" in value:
+            raise ContainerError(
+                f"executor env {name!r} holds a line break, which docker and podman cannot "
+                "take without showing the value to every user of this machine; pass it as an "
+                "input file instead, or run on bubblewrap"
+            )
+        if name.startswith("#"):
+            raise ContainerError(f"executor env name {name[:100]!r} is not a valid name")
+        lines.append(f"{name}={value}\n")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.writelines(lines)
+    return path
+
+
 class CliRuntime(ContainerRuntime):
     """Runs each executor as one attached ``<engine> run`` process.
 
     ``binary`` defaults to the engine found on ``PATH``; ``env`` adds variables
     (e.g. ``DOCKER_HOST``, ``CONTAINERS_CONF``) to this process's environment
-    for every engine command.
+    for every engine command. ``pids_limit`` bounds each container's processes
+    (``--pids-limit``; 0: none).
+
+    An executor's ``env`` goes to the engine in a ``0600`` ``--env-file`` in a private
+    temporary folder: never on the command line (``ps`` shows it to every local user)
+    nor in the CLI's own environment (the CLI would act on names such as
+    ``LD_PRELOAD`` or ``DOCKER_HOST``).
     """
 
     can_attach = True
@@ -93,13 +130,20 @@ class CliRuntime(ContainerRuntime):
         binary: str | None = None,
         env: Mapping[str, str] | None = None,
         pull_timeout: float = 1800.0,
+        pids_limit: int = DEFAULT_PIDS_LIMIT,
     ) -> None:
         self.binary = binary or shutil.which(self.name) or self.name
         self.extra_env = dict(env or {})
         self.pull_timeout = pull_timeout
+        self.pids_limit = max(0, pids_limit)
         self._known_images: set[str] = set()
         self._active: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> CliRuntime:
+        """This engine with the process limit of ``settings``."""
+        return cls(pids_limit=settings.local_pids_limit)
 
     # ------------------------------------------------------------------ helpers
 
@@ -158,12 +202,20 @@ class CliRuntime(ContainerRuntime):
 
     # ------------------------------------------------------------------ contract
 
-    def build_run_args(self, spec: ContainerSpec, extra: Sequence[str] = ()) -> list[str]:
+    def build_run_args(
+        self, spec: ContainerSpec, extra: Sequence[str] = (), env_file: Path | None = None
+    ) -> list[str]:
         """The ``run`` arguments (after the binary) that start ``spec`` attached.
 
-        ``extra`` options go just before the image.
+        ``extra`` options go just before the image, after them ``--`` so that nothing
+        from the task can be read as an engine option. ``env_file`` holds the
+        executor's environment (see :func:`write_env_file`). Raises
+        :class:`ContainerError` for an image that is not a valid reference.
         """
-        args = ["run", "--name", spec.name]
+        image = checked_image(spec.image)
+        args = ["run", "--name", spec.name, "--security-opt", "no-new-privileges"]
+        if self.pids_limit:
+            args += ["--pids-limit", str(self.pids_limit)]
         if spec.stdin_path is not None:
             args.append("-i")
         if spec.network:
@@ -173,8 +225,8 @@ class CliRuntime(ContainerRuntime):
             args += ["-v", f"{volume}:ro" if mount.read_only else volume]
         if spec.workdir:
             args += ["-w", spec.workdir]
-        for key, value in spec.env.items():
-            args += ["-e", f"{key}={value}"]
+        if env_file is not None:
+            args += ["--env-file", str(env_file)]
         if spec.cpu_cores:
             args += ["--cpus", str(spec.cpu_cores)]
         if spec.ram_gb:
@@ -183,19 +235,22 @@ class CliRuntime(ContainerRuntime):
         for key, value in spec.labels.items():
             args += ["--label", f"{key}={value}"]
         args += extra
-        args.append(spec.image)
-        args += spec.command
+        args += ["--", image, *spec.command]
         return args
 
     def prepare_image(self, image: str) -> list[str]:
-        """Make sure ``image`` is here: ``image inspect``, else ``pull``; cached per runtime."""
+        """Make sure ``image`` is here: ``image inspect``, else ``pull``; cached per runtime.
+
+        Raises :class:`ContainerError` for an image that is not a valid reference.
+        """
+        checked_image(image)
         if image in self._known_images:
             return []
-        if self._cli(["image", "inspect", "--format", "{{.Id}}", image]).returncode == 0:
+        if self._cli(["image", "inspect", "--format", "{{.Id}}", "--", image]).returncode == 0:
             self._known_images.add(image)
             return []
         lines = [f"{self.name}: image '{image}' is not on this machine; pulling it"]
-        pulled = self._cli(["pull", image], timeout=self.pull_timeout)
+        pulled = self._cli(["pull", "--", image], timeout=self.pull_timeout)
         if pulled.returncode != 0:
             reason = _last_line(pulled.stderr) or _last_line(pulled.stdout) or "unknown error"
             raise ContainerError(
@@ -211,9 +266,13 @@ class CliRuntime(ContainerRuntime):
         return self._run(spec)
 
     def _run(self, spec: ContainerSpec, extra: Sequence[str] = ()) -> ContainerResult:
-        with tempfile.TemporaryDirectory(prefix="tes-cid-") as tmp:
+        problem = env_problem(spec.env)
+        if problem:
+            raise ContainerError(problem)
+        with tempfile.TemporaryDirectory(prefix="tes-cid-") as tmp:  # 0700, this user's
             cidfile = Path(tmp) / "cid"
-            args = self.build_run_args(spec, extra)
+            env_file = write_env_file(Path(tmp) / "env", spec.env) if spec.env else None
+            args = self.build_run_args(spec, extra, env_file)
             argv = [self.binary, args[0], "--cidfile", str(cidfile), *args[1:]]
 
             def remember(proc: subprocess.Popen[bytes]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from .base import ContainerRuntime, RuntimeUnavailable
 from .bubblewrap import BubblewrapRuntime
@@ -25,8 +26,11 @@ INSTALL_HINTS = {
 }
 
 
-def select_runtime(preference: str = "auto") -> ContainerRuntime:
+def select_runtime(preference: str = "auto", settings: Any = None) -> ContainerRuntime:
     """Return a ready runtime: the named one, or with ``"auto"`` the first usable one.
+
+    With ``settings`` (the server's ``Settings``) the runtime takes its limits and
+    sandbox user from them, and must pass :meth:`ContainerRuntime.verify` so configured.
 
     ``"auto"`` tries docker, podman and bubblewrap in that order. Raises
     :class:`RuntimeUnavailable` with one message that says what to install
@@ -42,8 +46,11 @@ def select_runtime(preference: str = "auto") -> ContainerRuntime:
     for name in names:
         cls = RUNTIMES[name]
         reason = cls.probe()
+        runtime = None
         if reason is None:
-            runtime = cls()
+            runtime = cls.from_settings(settings) if settings is not None else cls()
+            reason = runtime.verify() if settings is not None else None
+        if runtime is not None and reason is None:
             log.info("container runtime: %s (asked for %s)", name, wanted)
             if runtime.limits_note:
                 log.warning("%s", runtime.limits_note)
