@@ -101,12 +101,19 @@ def test_refuses_a_sandbox_that_keeps_privileges() -> None:
         require_runtime("bubblewrap")
         with pytest.raises(RuntimeUnavailable, match="must not be 0"):
             select_runtime("bubblewrap", settings)
-    root_status = "CapEff:\t000001ffffffffff\nCapPrm:\t0\nCapBnd:\t0\nCapAmb:\t0\nCapInh:\t0\n"
-    assert "capabilities" in (_privilege_problem(root_status + "Uid:\t0\t0\t0\t0\n") or "")
-    host_root = (
-        "CapEff:\t0\nCapPrm:\t0\nCapBnd:\t0\nCapAmb:\t0\nCapInh:\t0\nNoNewPrivs:\t1\n"
-        "Uid:\t0\t0\t0\t0\n         0          0 4294967295\n"
-    )
-    assert "root" in (_privilege_problem(host_root) or "")
-    unprivileged = host_root.replace("         0          0 4294967295", "0 65534 1")
-    assert _privilege_problem(unprivileged) is None
+    def problem(text: str, server_is_root: bool = True) -> str:
+        return _privilege_problem(text, server_is_root) or ""
+
+    no_caps = "CapEff:\t0\nCapPrm:\t0\nCapBnd:\t0\nCapAmb:\t0\nCapInh:\t0\nNoNewPrivs:\t1\n"
+    root_caps = no_caps.replace("CapEff:\t0", "CapEff:\t000001ffffffffff")
+    may_gain = no_caps.replace("NoNewPrivs:\t1", "NoNewPrivs:\t0")
+    identity = "         0          0 4294967295\n"
+    nobody = "Uid:\t65534\t65534\t65534\t65534\n"
+    assert "capabilities" in problem(root_caps + nobody + identity)
+    assert "capabilities" in problem(root_caps + nobody, server_is_root=False)
+    assert "gain" in problem(may_gain + nobody + identity)
+    assert "root" in problem(no_caps + "Uid:\t0\t0\t0\t0\n" + identity)
+    userns = no_caps + "Uid:\t0\t0\t0\t0\n         0          0          1\n"
+    assert "user namespace" in problem(userns)
+    assert problem(no_caps + nobody + identity) == ""
+    assert problem(userns, server_is_root=False) == ""  # a non-root server cannot map to root

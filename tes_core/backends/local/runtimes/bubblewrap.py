@@ -170,7 +170,7 @@ class BubblewrapRuntime(ContainerRuntime):
         if result.returncode != 0:
             reason = result.stderr.strip() or f"exit code {result.returncode}"
             return f"bwrap cannot create a hardened sandbox here: {reason}"
-        problem = _privilege_problem(result.stdout)
+        problem = _privilege_problem(result.stdout, self.as_root)
         if problem:
             return f"refusing bubblewrap: the sandboxed process {problem}"
         return None
@@ -402,10 +402,14 @@ def _give(top: int, uid: int, gid: int) -> None:
             os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
 
 
-def _privilege_problem(status: str) -> str | None:
+def _privilege_problem(status: str, server_is_root: bool) -> str | None:
     """What is privileged about the process whose ``/proc/self/status`` and ``uid_map``
-    are ``status``; ``None`` when it has no capability, no way to gain one, and is not
-    the host's root."""
+    are ``status``; ``None`` when it has no capability and no way to gain one, and (for
+    a root server) runs as a non-root host user outside any user namespace.
+
+    A server that is not root cannot give the sandbox the host's root user, whatever
+    its user namespaces map (a nested one hides the host's ids from the inside).
+    """
     fields = dict(
         line.split(":", 1) for line in status.splitlines() if ":" in line and "\t" in line
     )
@@ -413,17 +417,14 @@ def _privilege_problem(status: str) -> str | None:
         value = fields.get(cap, "").strip()
         if not value or int(value, 16) != 0:
             return f"would keep capabilities ({cap} {value or 'unknown'})"
-    if fields.get("NoNewPrivs", "1").strip() != "1":
+    if fields.get("NoNewPrivs", "").strip() != "1":
         return "could gain privileges (no_new_privs is off)"
-    uids = fields.get("Uid", "").split()
-    if not uids:
-        return "has no readable user id"
+    if not server_is_root:
+        return None
     maps = [line.split() for line in status.splitlines() if line[:1] == " " or line[:1].isdigit()]
-    for inside in {int(u) for u in uids}:
-        host = inside
-        for m in maps:
-            if len(m) == 3 and int(m[0]) <= inside < int(m[0]) + int(m[2]):
-                host = int(m[1]) + inside - int(m[0])
-        if host == 0:
-            return "would be the host's root user"
+    if maps != [["0", "0", "4294967295"]]:
+        return "runs in a user namespace made by root (its ids could map to the host's root)"
+    uids = fields.get("Uid", "").split()
+    if not uids or "0" in uids:
+        return "would be the host's root user"
     return None
