@@ -15,6 +15,7 @@ def test_defaults_make_an_embedded_server(tmp_path) -> None:
     assert settings.broker_url == ""
     assert settings.backend == "local"
     assert settings.max_body_bytes == 10 * 1024 * 1024
+    assert settings.cors_origins == ()  # CORS is off until the operator names origins
     assert settings.workdirs == tmp_path / "tasks"
 
 
