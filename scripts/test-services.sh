@@ -25,7 +25,7 @@ pkg_installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
 }
 
-WANTED=(docker.io podman runc bubblewrap busybox-static uidmap)
+WANTED=(docker.io podman runc bubblewrap busybox-static uidmap util-linux)
 MISSING=()
 for p in "${WANTED[@]}"; do
     pkg_installed "$p" || MISSING+=("$p")
