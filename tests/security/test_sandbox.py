@@ -32,6 +32,7 @@ ATTEMPTS = {
     "write-usr": "echo pwned > /usr/{marker}",
     "read-shadow": "cat /etc/shadow",
     "read-canary": "cat {canary}",
+    "new-userns": "unshare -U true",
     "userns-remount": "unshare -Ur mount -o remount,rw /usr",
     "list-etc-ssh": "ls /etc/ssh",
 }

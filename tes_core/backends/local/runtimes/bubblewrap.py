@@ -14,7 +14,7 @@ Who the executor is:
   capabilities to change user; ``setpriv`` then makes the executor the unprivileged
   host user ``sandbox_uid``/``sandbox_gid`` (65534 by default) with no capabilities,
   an empty bounding set, no supplementary groups and ``no_new_privs``, before it
-  runs. So it can neither remount nor write anything the host does not let that
+  runs; a seccomp filter refuses it new user namespaces (:mod:`._seccomp`). So it can neither remount nor write anything the host does not let that
   user write, and reads only world-readable files. The task's writable folders are
   handed to that user before each executor (:func:`give_tree`).
 * Any other user: ``bwrap`` runs as that user in a new user namespace with every
@@ -48,6 +48,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ._capture import run_captured
+from ._seccomp import no_userns_filter
 from .base import (
     DEFAULT_PIDS_LIMIT,
     ContainerError,
@@ -109,6 +110,9 @@ class BubblewrapRuntime(ContainerRuntime):
         self.sandbox_gid = sandbox_gid
         self.pids_limit = max(0, pids_limit)
         self.setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
+        self.seccomp = no_userns_filter() if self.as_root else None
+        """Filter refusing new user namespaces (see :mod:`._seccomp`); a non-root server's
+        sandbox gets ``--disable-userns`` instead."""
         self._active: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
         self._verified: str | None = None
@@ -155,15 +159,15 @@ class BubblewrapRuntime(ContainerRuntime):
             command=[cat, "/proc/self/status", "/proc/self/uid_map"],
         )
         try:
-            with _args_fd(spec.env) as fd:
+            with _args_fd(spec.env, self.seccomp) as fds:
                 result = subprocess.run(
-                    self.build_args(spec, fd),
+                    self.build_args(spec, fds[0]),
                     stdin=subprocess.DEVNULL,
                     capture_output=True,
                     text=True,
                     timeout=10,
                     env={"PATH": DEFAULT_PATH},
-                    pass_fds=(fd,),
+                    pass_fds=fds,
                 )
         except (OSError, subprocess.TimeoutExpired, ContainerError) as exc:
             return f"bwrap could not be run: {exc}"
@@ -260,17 +264,17 @@ class BubblewrapRuntime(ContainerRuntime):
             with self._lock:
                 self._active[spec.name] = proc
 
-        with _args_fd(spec.env) as fd:
+        with _args_fd(spec.env, self.seccomp) as fds:
             try:
                 captured = run_captured(
-                    self.build_args(spec, fd),
+                    self.build_args(spec, fds[0]),
                     stdin_path=spec.stdin_path,
                     stdout_path=spec.stdout_path,
                     stderr_path=spec.stderr_path,
                     env={"PATH": DEFAULT_PATH},
                     new_session=True,
                     on_start=remember,
-                    popen_options=self._popen_options(fd),
+                    popen_options=self._popen_options(fds),
                 )
             finally:
                 with self._lock:
@@ -299,8 +303,8 @@ class BubblewrapRuntime(ContainerRuntime):
         if problem:
             raise ContainerError(problem)
 
-    def _popen_options(self, args_fd: int) -> dict[str, Any]:
-        options: dict[str, Any] = {"pass_fds": (args_fd,)}
+    def _popen_options(self, fds: tuple[int, ...]) -> dict[str, Any]:
+        options: dict[str, Any] = {"pass_fds": fds}
         if self.pids_limit:
             limit = self.pids_limit
 
@@ -325,22 +329,39 @@ class BubblewrapRuntime(ContainerRuntime):
 
 
 @contextlib.contextmanager
-def _args_fd(env: Mapping[str, str]):  # type: ignore[no-untyped-def]
-    """A memory file holding ``bwrap`` options that set exactly the executor's environment.
+def _args_fd(env: Mapping[str, str], seccomp: bytes | None = None):  # type: ignore[no-untyped-def]
+    """Memory files for ``bwrap``: the first holds options that set exactly the executor's
+    environment (and load ``seccomp``, a filter program, from the second, if given).
 
     NUL-separated (``bwrap --args``), so any value round-trips, newlines and ``=``
-    included; a file descriptor, so nothing of it shows in ``ps``.
+    included; a file descriptor, so nothing of it shows in ``ps``. Yields the
+    descriptors, all to be passed to ``bwrap``.
     """
     options = ["--clearenv", "--setenv", "PATH", DEFAULT_PATH, "--setenv", "HOME", "/tmp"]
     for key, value in env.items():
         options += ["--setenv", key, value]
-    fd = os.memfd_create("tes-bwrap-args", 0)  # not inheritable; pass_fds passes it
+    fds: list[int] = []
     try:
-        os.write(fd, b"".join(part.encode() + b"\0" for part in options))
-        os.lseek(fd, 0, os.SEEK_SET)
-        yield fd
+        if seccomp is not None:
+            fds.append(_memfd("tes-bwrap-seccomp", seccomp))
+            options += ["--seccomp", str(fds[0])]
+        fds.insert(0, _memfd("tes-bwrap-args", b"".join(o.encode() + b"\0" for o in options)))
+        yield tuple(fds)
     finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _memfd(name: str, data: bytes) -> int:
+    """A memory file holding ``data``, read from its start (not inheritable)."""
+    fd = os.memfd_create(name, 0)
+    try:
+        os.write(fd, data)
+        os.lseek(fd, 0, os.SEEK_SET)
+    except OSError:
         os.close(fd)
+        raise
+    return fd
 
 
 def _tmpfs_parents(paths: Iterable[str], mounts: Iterable[Mount]) -> list[str]:
