@@ -3,7 +3,8 @@
 ``download`` (alias ``stage-inputs``) and ``upload`` (alias ``upload-outputs``). On a terminal
 a live progress line is shown; otherwise one line per input goes to stdout and, with
 ``--verbose``, log lines per file to stderr. Settings come from ``TES_FT_*`` variables
-(:class:`tes_filetransfer.config.TransferConfig`).
+(:class:`tes_filetransfer.config.TransferConfig`), the access policy included
+(``TES_FT_ALLOWED_LOCAL_DIRS``, ``TES_FT_ALLOWED_HOSTS``); ``--root`` is always denied.
 """
 
 from __future__ import annotations

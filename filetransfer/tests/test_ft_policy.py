@@ -352,3 +352,24 @@ def test_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert AccessPolicy.from_env().local_dirs == ()
     monkeypatch.setenv("TES_FT_ALLOWED_HOSTS", "10.0.0.0/8, example.org:8443")
     assert len(TransferConfig.from_env().policy.network.rules) == 2
+
+
+def test_cli_reads_the_policy_from_its_environment(
+    folders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from tes_filetransfer.cli import main
+
+    allowed, outside, _ = folders
+    (allowed / "ok.txt").write_text("ok")
+    monkeypatch.setenv("TES_FT_ALLOWED_LOCAL_DIRS", str(allowed))
+    task = tmp_path / "task.json"
+    task.write_text(json.dumps({"inputs": [
+        {"url": str(allowed / "ok.txt"), "path": "/ok.txt"},
+        {"url": str(outside / "secret.txt"), "path": "/secret.txt"},
+    ]}))
+    assert main(["download", "--task", str(task), "--root", str(tmp_path / "r")]) == 1
+    assert "TES_FT_ALLOWED_LOCAL_DIRS" in capsys.readouterr().err
+    assert not (tmp_path / "r/secret.txt").exists()
