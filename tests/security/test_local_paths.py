@@ -10,12 +10,14 @@ The access policy is the same code for every runtime, so one runtime (Docker) is
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.local.support import Tes, sh, system_logs, token
 from tests.security.support import HostCanary, assert_no_leak
 
-pytestmark = pytest.mark.parametrize("attacked", ["docker"], indirect=True)
+ON_ONE_RUNTIME = pytest.mark.parametrize("attacked", ["docker"], indirect=True)
 
 
 def _input_task(url: str, **extra: object) -> dict:
@@ -33,6 +35,7 @@ def _assert_refused(task: dict, *needles: str) -> None:
     assert not task["logs"][-1].get("logs"), "an executor ran"
 
 
+@ON_ONE_RUNTIME
 def test_host_files_are_not_inputs(attacked: Tes, canary: HostCanary) -> None:
     for url in (canary.url, str(canary.file), f"file://localhost{canary.file}",
                 f"/tmp/../{canary.file}", "/proc/self/environ", "file:///etc/shadow"):
@@ -41,6 +44,7 @@ def test_host_files_are_not_inputs(attacked: Tes, canary: HostCanary) -> None:
         assert_no_leak(task, canary=canary)
 
 
+@ON_ONE_RUNTIME
 def test_server_database_and_task_folders_are_not_inputs(
     attacked: Tes, canary: HostCanary
 ) -> None:
@@ -64,6 +68,7 @@ def test_server_database_and_task_folders_are_not_inputs(
         attacked.cancel(victim)
 
 
+@ON_ONE_RUNTIME
 def test_outputs_never_write_outside_the_allowed_folders(
     attacked: Tes, canary: HostCanary
 ) -> None:
@@ -78,6 +83,7 @@ def test_outputs_never_write_outside_the_allowed_folders(
     # the canary fixture checks that its folder is untouched
 
 
+@ON_ONE_RUNTIME
 def test_directory_input_never_copies_into_itself(attacked: Tes, canary: HostCanary) -> None:
     # The data folder lives in pytest's temporary folder under /tmp (allowed): copying that
     # temporary folder must skip the server's folders instead of copying the task into itself.
@@ -89,3 +95,23 @@ def test_directory_input_never_copies_into_itself(attacked: Tes, canary: HostCan
     assert task["state"] == "COMPLETE", system_logs(task)
     assert task["logs"][-1]["logs"][0]["stdout"].strip() == "0"
     assert_no_leak(task, canary=canary)
+
+
+def test_server_policy_defaults(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """Auth off: /tmp and the start directory; auth on: nothing local unless listed; the
+    data folder, cache, task folders and database are denied whatever is allowed."""
+    from tes_core.backends.local.runner import access_policy
+    from tes_core.config import Settings
+
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"
+    open_ = access_policy(Settings(data_dir=data, local_cache_dir=str(tmp_path / "c")))
+    assert set(open_.local_dirs) == {os.path.realpath("/tmp"), str(tmp_path.resolve())}
+    for denied in (data / "tasks/x", data / "tes.sqlite3", tmp_path / "c/entry"):
+        assert open_.is_denied(str(denied.resolve()))
+    assert access_policy(Settings(data_dir=data, auth_enabled=True)).local_dirs == ()
+    listed = access_policy(Settings(data_dir=data, auth_enabled=True,
+                                    allowed_local_dirs=(str(tmp_path),)))
+    assert listed.local_dirs == (str(tmp_path.resolve()),)
+    assert listed.network.setting == "TES_ALLOWED_HOSTS"
+    assert listed.dirs_setting == "TES_ALLOWED_LOCAL_DIRS"
