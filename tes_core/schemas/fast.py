@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from .image_reference import image_reference_problem
-from .limits import DEFAULT_LIMITS, TaskLimits, count_problems, value_problems
+from .limits import DEFAULT_LIMITS, TaskLimits, fits, top_counts_fit
 from .validators import FILE_TYPES, MAX_TAG_KEY, has_wildcard, tag_fits
 
 
@@ -28,13 +28,13 @@ def fast_load_task(
 ) -> dict[str, Any] | None:
     """The normalised task if ``document`` is certainly valid and within ``limits``,
     else ``None``."""
-    if count_problems(document, limits):
-        return None
+    if not top_counts_fit(document, limits):
+        return None  # refused before loading (by the reference path, which says why)
     try:
         task = _task(document)
     except _Unsure:
         return None
-    return None if value_problems(task, limits) else task
+    return task if fits(task, limits) else None
 
 
 # -- the document, outside in, fields in the schemas' declared order -------------------

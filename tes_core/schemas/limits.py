@@ -92,6 +92,73 @@ def too_big(limits: TaskLimits, bound: str, value: Any) -> str:
             f"(the server's {SETTING[bound]} setting raises the limit)")
 
 
+def top_counts_fit(document: dict[str, Any], limits: TaskLimits) -> bool:
+    """Whether the top-level lists of a raw task document are within ``limits`` (cheap:
+    checked before the document is loaded)."""
+    for name in TASK_LISTS:
+        value = document.get(name)
+        if isinstance(value, list | dict) and len(value) > getattr(limits, name):
+            return False
+    tags = document.get("tags")
+    return not (isinstance(tags, list | dict) and len(tags) > limits.tags)
+
+
+def fits(task: dict[str, Any], limits: TaskLimits) -> bool:
+    """Whether a loaded task whose document passed :func:`top_counts_fit` is within
+    ``limits``: exactly when :func:`count_problems` and :func:`value_problems` find
+    nothing, but without building a field name per value (it runs on every create)."""
+    text, arg, items = limits.text_chars, limits.arg_chars, limits.items
+    name = task.get("name")
+    if name is not None and len(name) > text:
+        return False
+    description = task.get("description")
+    if description is not None and len(description) > arg:
+        return False
+    for kind in ("inputs", "outputs"):
+        for item in task.get(kind) or ():
+            for key in ("name", "url", "path", "path_prefix"):
+                value = item.get(key)
+                if value is not None and len(value) > text:
+                    return False
+            value = item.get("description")
+            if value is not None and len(value) > arg:
+                return False
+            content = item.get("content")
+            if (content is not None and len(content) > limits.content_bytes // 4
+                    and utf8_size(content) > limits.content_bytes):
+                return False
+    for executor in task.get("executors") or ():
+        for key in ("image", "workdir", "stdin", "stdout", "stderr"):
+            value = executor.get(key)
+            if value is not None and len(value) > text:
+                return False
+        command = executor.get("command") or ()
+        if len(command) > items or any(len(value) > arg for value in command):
+            return False
+        env = executor.get("env") or {}
+        if len(env) > items or any(
+            len(key) > text or len(value) > arg for key, value in env.items()
+        ):
+            return False
+    if any(len(value) > text for value in task.get("volumes") or ()):
+        return False
+    resources = task.get("resources")
+    if resources:
+        zones = resources.get("zones") or ()
+        parameters = resources.get("backend_parameters") or {}
+        if len(zones) > items or any(len(value) > text for value in zones):
+            return False
+        if len(parameters) > items or any(
+            len(key) > text or len(value) > text for key, value in parameters.items()
+        ):
+            return False
+        for key in RESOURCE_NUMBERS:
+            value = resources.get(key)
+            if value is not None and not (math.isfinite(value) and value <= getattr(limits, key)):
+                return False
+    return True
+
+
 def count_problems(document: dict[str, Any], limits: TaskLimits) -> dict[str, list[str]]:
     """Lists and maps of a raw task document over their bound, by field; it only counts
     (before any loading), so an oversized document costs next to nothing to refuse."""
