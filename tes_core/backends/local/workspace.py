@@ -60,8 +60,6 @@ class Workspace:
 
     base: Path
     shared_global: Path
-    data_dir: Path | None = None
-    """Where :attr:`shared_global` is made (``None``: it is made with plain mkdir)."""
 
     @classmethod
     def for_task(
@@ -70,7 +68,7 @@ class Workspace:
         """The workspace of ``task_id`` (nothing is created yet); ``owner`` is the
         :func:`owner_key` of its owner, ``None`` for the single-user shared-global."""
         shared = data_dir / "shared-global" if owner is None else data_dir / OWNERS_FOLDER / owner
-        return cls(base=workdirs / task_id, shared_global=shared, data_dir=data_dir)
+        return cls(base=workdirs / task_id, shared_global=shared)
 
     @property
     def tes_wd(self) -> Path:
@@ -93,15 +91,9 @@ class Workspace:
         with self._opened(self.base) as fd:
             for rel in ("tes-wd/shared", "logs"):
                 os.close(self._beneath(self.base, rel, beneath.open_dir, fd, create=True))
-        if self.data_dir is None:
-            self.shared_global.mkdir(parents=True, exist_ok=True)
-            return
-        rel = self.shared_global.relative_to(self.data_dir).as_posix()
-        fd = beneath.open_root(self.data_dir, follow=True)
-        try:
-            os.close(beneath.open_dir(fd, rel, create=True))
-        finally:
-            os.close(fd)
+        # No task can reach the data folder, so a link there is the operator's own (say
+        # shared-global on another disk); links inside shared-global are never followed.
+        self.shared_global.mkdir(parents=True, exist_ok=True)
 
     def locate(self, container_path: str) -> tuple[Path, str]:
         """``(host folder, path inside it)`` for a container path.
@@ -202,10 +194,11 @@ class Workspace:
                 "with links or special files (the server never follows them)"
             ) from None
 
-    @staticmethod
     @contextlib.contextmanager
-    def _opened(folder: Path) -> Iterator[int]:
-        fd = beneath.open_root(folder)
+    def _opened(self, folder: Path) -> Iterator[int]:
+        """A descriptor of a trusted folder: the task folder (never a link: its name is
+        the task's), or shared-global (the operator's; it may be a link)."""
+        fd = beneath.open_root(folder, follow=folder == self.shared_global)
         try:
             yield fd
         finally:
