@@ -40,6 +40,9 @@ T = TypeVar("T")
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+PSEUDO_FILE_SYSTEMS = ("/proc", "/sys", "/dev")
+"""Denied even when an operator allows ``/``: process memory and environments, devices."""
+
 DIRS_ENV = "TES_FT_ALLOWED_LOCAL_DIRS"
 HOSTS_ENV = "TES_FT_ALLOWED_HOSTS"
 
@@ -284,6 +287,10 @@ class AccessPolicy:
 
     def check_real(self, real: str, shown: str) -> None:
         """Raise :class:`AccessDenied` unless the real path ``real`` may be used."""
+        if any(_within(real, d) for d in PSEUDO_FILE_SYSTEMS):
+            raise AccessDenied(
+                f"{shown} is refused: /proc, /sys and /dev are never inputs or outputs"
+            )
         if any(_within(real, d) for d in self.denied_dirs):
             raise AccessDenied(
                 f"{shown} is refused: it is inside the server's own folders (its data, "
@@ -299,7 +306,7 @@ class AccessPolicy:
 
     def is_denied(self, real: str) -> bool:
         """True if the real path ``real`` is inside a denied folder (walks skip those)."""
-        return any(_within(real, d) for d in self.denied_dirs)
+        return any(_within(real, d) for d in (*PSEUDO_FILE_SYSTEMS, *self.denied_dirs))
 
     def check_url(self, url: str) -> None:
         """Check ``url`` before any storage touches it: its local path, or the network

@@ -232,7 +232,7 @@ def folders(tmp_path: Path) -> tuple[Path, Path, AccessPolicy]:
 def test_input_outside_the_allowed_folders_is_refused(folders, tmp_path: Path) -> None:  # noqa: ANN001
     allowed, outside, policy = folders
     for url in (str(outside / "secret.txt"), f"file://{outside}/secret.txt",
-                f"{allowed}/../outside/secret.txt", "/proc/self/environ", "/etc/passwd"):
+                f"{allowed}/../outside/secret.txt", "/etc/passwd"):
         message = refused(policy, url, tmp_path / "task")
         assert "TES_FT_ALLOWED_LOCAL_DIRS" in message
     assert not (tmp_path / "task/in/x").exists()
@@ -373,3 +373,9 @@ def test_cli_reads_the_policy_from_its_environment(
     assert main(["download", "--task", str(task), "--root", str(tmp_path / "r")]) == 1
     assert "TES_FT_ALLOWED_LOCAL_DIRS" in capsys.readouterr().err
     assert not (tmp_path / "r/secret.txt").exists()
+
+
+def test_pseudo_file_systems_are_denied_even_under_an_allowed_root(tmp_path: Path) -> None:
+    policy = AccessPolicy.build(["/"], [])
+    for url in ("/proc/self/environ", "file:///proc/1/mem", "/sys/kernel/notes", "/dev/zero"):
+        assert "/proc, /sys and /dev" in refused(policy, url, tmp_path)

@@ -336,11 +336,17 @@ def _guarded_transport(network: NetworkPolicy) -> Any:
     """The SDK's requests transport on a session whose connections ``network`` checks
     (the SDK's own parallel chunk threads included: the policy is bound, not looked up)."""
     from azure.core.pipeline.transport import RequestsTransport
-    from azure.core.pipeline.transport._requests_basic import BiggerBlockSizeHTTPAdapter
+    from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
 
+    try:  # what the SDK mounts on its own sessions (larger read blocks)
+        from azure.core.pipeline.transport._requests_basic import (
+            BiggerBlockSizeHTTPAdapter as adapter,
+        )
+    except ImportError:
+        adapter = HTTPAdapter
     no_retries = Retry(total=False, redirect=False, raise_on_status=False)
-    session = guarded_session(network, BiggerBlockSizeHTTPAdapter, max_retries=no_retries)
+    session = guarded_session(network, adapter, max_retries=no_retries)
     return RequestsTransport(session=session, session_owner=False)
 
 
