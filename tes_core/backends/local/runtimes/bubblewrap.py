@@ -14,9 +14,10 @@ Who the executor is:
   capabilities to change user; ``setpriv`` then makes the executor the unprivileged
   host user ``sandbox_uid``/``sandbox_gid`` (65534 by default) with no capabilities,
   an empty bounding set, no supplementary groups and ``no_new_privs``, before it
-  runs; a seccomp filter refuses it new user namespaces (:mod:`._seccomp`). So it can neither remount nor write anything the host does not let that
-  user write, and reads only world-readable files. The task's writable folders are
-  handed to that user before each executor (:func:`give_tree`).
+  runs; a seccomp filter refuses it new user namespaces (:mod:`._seccomp`). So it
+  can neither remount nor write anything the host does not let that user write, and
+  reads only world-readable files. The task's writable folders are handed to that
+  user before each executor (:func:`give_tree`).
 * Any other user: ``bwrap`` runs as that user in a new user namespace with every
   capability dropped and no further user namespaces allowed.
 
@@ -70,12 +71,13 @@ ETC_ENTRIES = (
     "pki/ca-trust", "crypto-policies", "alternatives", "localtime", "timezone",
     "mime.types", "magic", "os-release", "lsb-release", "debian_version", "profile",
     "profile.d", "bash.bashrc", "inputrc", "terminfo", "shells", "locale.alias", "fonts",
-    "R", "perl", "python3", "java-17-openjdk", "java-21-openjdk", "mtab",
+    "R", "perl", "python3", "java-17-openjdk", "java-21-openjdk",
 )
 """``/etc`` entries bound read-only when they exist: what programs read to run (users
 and groups by name, name resolution, the dynamic linker, CA certificates, Debian's
 alternatives, time zone, shells, language runtimes). Everything else in ``/etc``
-(``shadow``, ``ssl/private``, ``ssh``, ``sudoers``, service credentials) stays out."""
+(``shadow``, ``ssl/private``, ``ssh``, ``sudoers``, service credentials) stays out;
+``/etc/mtab`` is a link to ``/proc/self/mounts``."""
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -204,7 +206,7 @@ class BubblewrapRuntime(ContainerRuntime):
                 args += ["--ro-bind", str(host), folder]
         # bwrap makes missing parents of a mount point 0700: make those on the sandbox's
         # own tmpfs readable, so the executor's user can reach what is mounted below.
-        etc = [e for e in ETC_ENTRIES if e != "mtab" and (self.root / "etc" / e).exists()]
+        etc = [e for e in ETC_ENTRIES if (self.root / "etc" / e).exists()]
         points = ["/etc/mtab", *(f"/etc/{e}" for e in etc)]
         points += [m.container_path for m in spec.mounts]
         for folder in _tmpfs_parents(points, spec.mounts):
@@ -220,13 +222,17 @@ class BubblewrapRuntime(ContainerRuntime):
             option = "--ro-bind" if mount.read_only else "--bind"
             args += [option, str(mount.host_path), mount.container_path]
         command = list(spec.command)
-        if spec.workdir and self.as_root and _under_mount(spec.workdir, spec.mounts):
+        in_mount = bool(spec.workdir) and _under_mount(spec.workdir or "", spec.mounts)
+        if spec.workdir and self.as_root and in_mount:
             # Made by the executor's own user (bwrap, as root, would make it root's).
             command = ["/bin/sh", "-c", 'mkdir -p -- "$0" && cd -- "$0" && exec "$@"',
                        spec.workdir, *command]
         elif spec.workdir:
-            # Made like Docker does; a folder that already exists is left as it is.
-            args += ["--perms", "0777", "--dir", spec.workdir, "--chdir", spec.workdir]
+            # Made like Docker does; a folder that already exists is left as it is. On the
+            # sandbox's own tmpfs it must be writable by the executor's user.
+            if not in_mount:
+                args += ["--perms", "0777"]
+            args += ["--dir", spec.workdir, "--chdir", spec.workdir]
         args += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
         if not spec.network or spec.network == "none":
             args.append("--unshare-net")
