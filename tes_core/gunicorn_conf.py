@@ -43,7 +43,8 @@ keepalive = 75
 preload_app = False
 limit_request_line = 8190
 """8 KiB request lines (gunicorn's default is 4 KiB): ``GET /tasks`` with many
-``tag_key``/``tag_value`` pairs. Bodies are limited by ``TES_MAX_BODY_BYTES`` (JSON 413)."""
+``tag_key``/``tag_value`` pairs. gunicorn has no body limit of its own: the app refuses
+bodies over ``TES_MAX_BODY_BYTES``, chunked ones included, with the JSON 413."""
 control_socket_disable = True
 """Recent gunicorn versions open a control socket at one fixed path per user; several
 servers on a host (API, tests, benchmarks) would take it from each other, and nothing
