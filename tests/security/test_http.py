@@ -55,7 +55,7 @@ def _no_cors_headers(response: requests.Response) -> None:
     "text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded",
     "multipart/form-data; boundary=----x", None,
 ])
-def test_a_page_cannot_create_tasks_with_a_simple_request(server, content_type) -> None:
+def test_a_page_cannot_create_tasks_with_a_simple_request(server, content_type, canary) -> None:
     marker = f"cross-site-{uuid.uuid4().hex}"
     body = json.dumps(task("touch", "/tmp/pwned", name=marker)).encode()
     headers = {"Origin": PAGE, "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}
