@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.local.support import Tes, executor_logs, sh, system_logs, token
-from tests.security.support import HostCanary, assert_no_leak
+from tests.security.support import HostCanary, LoopbackSentinel, assert_no_leak
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -114,3 +114,19 @@ def test_staging_does_not_write_through_a_link_in_shared_global(
     if first["state"] == "COMPLETE":
         assert f"/{name} is a symbolic link" in system_logs(second), system_logs(second)
     assert_no_leak(first, second, canary=canary)
+
+
+def test_outputs_are_not_read_through_a_swapped_task_root(
+    attacked: Tes, canary: HostCanary, sentinel: LoopbackSentinel
+) -> None:
+    """The executor swaps ``/tes-wd/shared`` itself (every output's root) for a link to
+    the canary folder: the output ``/secret.txt`` would be the canary's secret file."""
+    task = attacked.run({
+        "outputs": [{"path": "/secret.txt", "url": f"{sentinel.url}/{token()}"}],
+        "executors": [sh(f"mv /tes-wd/shared /tes-wd/shared.old && "
+                         f"ln -s {canary.folder} /tes-wd/shared")],
+    })
+    assert task["state"] in FAILED, task["state"]
+    if executor_logs(task)[0].get("exit_code") == 0:
+        assert "/tes-wd/shared is a symbolic link" in system_logs(task), system_logs(task)
+    assert_no_leak(task, canary=canary)
