@@ -25,8 +25,8 @@ FIXTURES = sorted(SHARED_FIXTURES.glob("*.json"))
 
 
 # Bounds small enough for the generated documents to cross every one of them.
-TIGHT = TaskLimits(executors=1, inputs=1, outputs=1, volumes=1, tags=1, items=1,
-                   text_chars=8, arg_chars=4, content_bytes=4, cpu_cores=4, ram_gb=32.0,
+TIGHT = TaskLimits(executors=1, inputs=1, outputs=1, volumes=1, tags=1, items=2,
+                   text_chars=10, arg_chars=4, content_bytes=4, cpu_cores=4, ram_gb=32.0,
                    disk_gb=4.0)
 
 
@@ -145,3 +145,43 @@ def test_the_generator_reaches_both_paths() -> None:
 
     count()
     assert seen["fast"] > 15 and seen["declined"] > 15, seen
+
+
+def _at(size: int, over: bool) -> dict:
+    """A task whose every bounded part is exactly at (or one past) :data:`TIGHT`."""
+    extra = 1 if over else 0
+    return {
+        "name": "n" * (TIGHT.text_chars + extra),
+        "executors": [{"image": "i", "command": ["a" * TIGHT.arg_chars] * size}],
+    }
+
+
+BOUNDARY = {
+    "name": lambda over: _at(1, over),
+    "args": lambda over: {"executors": [{"image": "i", "command": ["a"] * (2 + over)}]},
+    "arg": lambda over: {"executors": [{"image": "i", "command": ["a" * (4 + over)]}]},
+    "env": lambda over: {"executors": [{"image": "i", "command": ["a"],
+                                        "env": {f"K{n}": "v" for n in range(2 + over)}}]},
+    "env key": lambda over: {"executors": [{"image": "i", "command": ["a"],
+                                            "env": {"K" * (10 + over): "v"}}]},
+    "executors": lambda over: {"executors": [{"image": "i", "command": ["a"]}] * (1 + over)},
+    "inputs": lambda over: {"executors": [{"image": "i", "command": ["a"]}],
+                            "inputs": [{"path": "/i", "content": "é" * (2 + over)}]},
+    "volumes": lambda over: {"executors": [{"image": "i", "command": ["a"]}],
+                             "volumes": ["/v"] * (1 + over)},
+    "tags": lambda over: {"executors": [{"image": "i", "command": ["a"]}],
+                          "tags": {f"t{n}": "" for n in range(1 + over)}},
+    "cpu": lambda over: {"executors": [{"image": "i", "command": ["a"]}],
+                         "resources": {"cpu_cores": 4 + over}},
+    "ram": lambda over: {"executors": [{"image": "i", "command": ["a"]}],
+                         "resources": {"ram_gb": 32 + over * 0.5}},
+}
+
+
+@pytest.mark.parametrize("bound", sorted(BOUNDARY))
+def test_both_loaders_take_a_task_at_a_bound_and_refuse_one_past_it(bound: str) -> None:
+    at, past = BOUNDARY[bound](False), BOUNDARY[bound](True)
+    fast = fast_load_task(at, TIGHT)
+    assert fast is not None and json.dumps(fast) == json.dumps(reference(at, TIGHT))
+    assert fast_load_task(past, TIGHT) is None
+    assert reference(past, TIGHT) is None
