@@ -12,30 +12,34 @@ so a 100,000-executor document is refused before it is loaded) and
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from types import SimpleNamespace
 from typing import Any
+
+from ..config import Settings
 
 
 @dataclass(frozen=True)
 class TaskLimits:
-    """The bounds a task must fit in; the defaults are the settings' defaults."""
+    """The bounds a task must fit in (one per ``TES_MAX_*`` setting)."""
 
-    executors: int = 1000
-    inputs: int = 10000
-    outputs: int = 10000
-    volumes: int = 1000
-    tags: int = 1000
-    items: int = 10000
-    text_chars: int = 8192
-    arg_chars: int = 131072
-    content_bytes: int = 1024 * 1024
-    cpu_cores: int = 4096
-    ram_gb: float = 1048576.0
-    disk_gb: float = 1048576.0
+    executors: int
+    inputs: int
+    outputs: int
+    volumes: int
+    tags: int
+    items: int
+    text_chars: int
+    arg_chars: int
+    content_bytes: int
+    cpu_cores: int
+    ram_gb: float
+    disk_gb: float
 
     @classmethod
     def from_settings(cls, settings: Any) -> TaskLimits:
-        """The bounds of ``settings`` (a :class:`~tes_core.config.Settings`)."""
+        """The bounds of ``settings`` (a :class:`~tes_core.config.Settings`, or anything
+        with its ``max_*`` attributes)."""
         return cls(
             executors=settings.max_executors, inputs=settings.max_inputs,
             outputs=settings.max_outputs, volumes=settings.max_volumes, tags=settings.max_tags,
@@ -46,7 +50,10 @@ class TaskLimits:
         )
 
 
-DEFAULT_LIMITS = TaskLimits()
+DEFAULT_LIMITS = TaskLimits.from_settings(
+    SimpleNamespace(**{f.name: f.default for f in fields(Settings)})
+)
+"""The settings' defaults (read from the dataclass, without building settings)."""
 
 # What each bound is called in messages: the setting that raises it.
 SETTING = {
