@@ -9,11 +9,14 @@ Requests without ``Origin`` pay nothing.
 
 :func:`refuse_cross_site` also stops the "simple" POSTs a page may send without a
 preflight (a form, a bodiless ``fetch``): with authentication off (the default),
-any page the operator visits could otherwise cancel tasks.
+any page the operator visits could otherwise cancel tasks. Without authentication it
+also refuses POSTs from pages under a DNS name other than ``localhost`` (DNS
+rebinding) unless ``TES_CORS_ORIGINS`` lists them.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -75,10 +78,37 @@ def refuse_cross_site() -> None:
     if "*" in allowed or origin in allowed:
         return
     site = request.headers.get("Sec-Fetch-Site")
-    if site == "same-origin" or (site is None and urlsplit(origin).netloc == request.host):
-        return  # the API explorer served by this server
+    page = urlsplit(origin)
+    if site == "same-origin" or (site is None and page.netloc == request.host):
+        # The API explorer served by this server. Without authentication, only under an
+        # address or ``localhost``: a page under a DNS name may be an attacker's whose name
+        # now resolves to this server (DNS rebinding), and the browser then calls it
+        # "same origin". Tokens are not sent by a browser on its own, so with
+        # authentication any name will do.
+        if "tes_auth" in current_app.extensions or _not_rebindable(page.hostname or ""):
+            return
+        raise CrossSiteRefused(
+            f"requests from web pages on Origin {origin} are not allowed without "
+            "authentication: open the API explorer at this server's address or at "
+            "localhost, or list the origin in the server's TES_CORS_ORIGINS setting",
+            field="Origin",
+        )
     raise CrossSiteRefused(
         f"requests from web pages on Origin {origin} are not allowed: the server's "
         "TES_CORS_ORIGINS setting lists the origins that may call this API",
         field="Origin",
     )
+
+
+def _not_rebindable(hostname: str) -> bool:
+    """Whether a page's host name cannot be pointed at this server by someone else's DNS:
+    an IP address, or ``localhost`` (browsers resolve it, and ``*.localhost``, to
+    loopback themselves)."""
+    name = hostname.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True

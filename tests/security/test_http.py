@@ -109,6 +109,29 @@ def test_a_page_cannot_cancel_or_create_without_a_preflight(server) -> None:
     assert _named(server.url, marker) == []
 
 
+def test_a_rebound_page_cannot_create_tasks(server) -> None:
+    # attacker.example's DNS now answers 127.0.0.1: to the browser, its page and this
+    # server are the same origin, and it sends what that page asks for.
+    port = server.url.split(":")[2].split("/")[0]
+    marker = f"rebound-{uuid.uuid4().hex}"
+    body = json.dumps(task("true", name=marker)).encode()
+    for site in ("same-origin", None):
+        headers = {"Host": f"attacker.example:{port}", "Origin": f"http://attacker.example:{port}",
+                   "Content-Type": "application/json"}
+        if site:
+            headers["Sec-Fetch-Site"] = site
+        response = requests.post(f"{server.url}/tasks", data=body, headers=headers,
+                                 timeout=TIMEOUT)
+        assert_error(response, 403, "Origin")
+    assert _named(server.url, marker) == []
+    # The explorer opened at localhost or at the address may still post.
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}"):
+        response = requests.post(f"{server.url}/tasks", data=body, timeout=TIMEOUT, headers={
+            "Host": host, "Origin": f"http://{host}", "Sec-Fetch-Site": "same-origin",
+            "Content-Type": "application/json"})
+        assert response.status_code == 200, response.text
+
+
 # -- bodies over the limit ---------------------------------------------------------------
 
 
