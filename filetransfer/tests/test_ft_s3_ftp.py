@@ -111,3 +111,25 @@ def test_ftp_download_directory_and_upload(ftp_server: tuple[str, Path], tmp_pat
     assert (home / "results/r.txt").read_text() == "result"
     assert logs[0]["url"].startswith("ftp://127.0.0.1:") and "pw" not in logs[0]["url"]
     assert not [p for p in (home / "results").iterdir() if p.name.endswith(".part")]
+
+
+def test_s3_connections_are_checked_after_dns(
+    s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An endpoint name resolving to a refused address is refused on the connection itself
+    (the check a URL gets before the transfer is bypassed here: the storage is called
+    directly, as a DNS answer changing after that check would)."""
+    import os
+
+    from tes_filetransfer import AccessPolicy
+    from tes_filetransfer.policy import using_policy
+    from tes_filetransfer.storage import S3Storage
+
+    endpoint = os.environ["TES_FT_S3_ENDPOINT_URL"].replace("127.0.0.1", "localhost")
+    monkeypatch.setenv("TES_FT_S3_ENDPOINT_URL", endpoint)
+    (tmp_path / "f").write_text("x")
+    storage = S3Storage()
+    with using_policy(AccessPolicy.build([], ["localhost"])):
+        assert storage.upload(tmp_path / "f", f"s3://{s3_bucket}/k") == 1
+    with using_policy(AccessPolicy.build([], [])), pytest.raises(TransferError, match="refused"):
+        storage.download(f"s3://{s3_bucket}/k", tmp_path / "g")

@@ -5,7 +5,8 @@ requests (and the Azure SDK, which runs on it) opens every connection through ur
 address with :meth:`NetworkPolicy.resolve` and connect to exactly those addresses: no
 second DNS lookup, so no DNS-rebinding window. Each redirect hop opens its connection the
 same way, so a redirect to a forbidden address is refused before any byte is sent to it.
-TLS still verifies (and SNI names) the URL's host name.
+TLS still verifies (and SNI names) the URL's host name. :func:`guarded_resolver` does
+the same for aiohttp clients (s3fs): aiohttp connects only to the addresses it returns.
 """
 
 from __future__ import annotations
@@ -82,3 +83,29 @@ def guarded_session(
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+def guarded_resolver(network: NetworkPolicy) -> Any:
+    """An aiohttp resolver returning only addresses ``network`` allows (raising
+    :class:`~tes_filetransfer.policy.AccessDenied` otherwise)."""
+    import asyncio
+
+    from aiohttp.abc import AbstractResolver
+
+    class GuardedResolver(AbstractResolver):
+        async def resolve(
+            self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+        ) -> list[Any]:
+            loop = asyncio.get_running_loop()
+            addresses = await loop.run_in_executor(None, network.resolve, host, port)
+            return [
+                {"hostname": host, "host": address, "port": port,
+                 "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
+                 "proto": 0, "flags": socket.AI_NUMERICHOST}
+                for address in addresses
+            ]
+
+        async def close(self) -> None:
+            return None
+
+    return GuardedResolver()

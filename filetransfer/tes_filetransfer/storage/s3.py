@@ -14,8 +14,10 @@ from urllib.parse import unquote, urlsplit
 from fsspec import AbstractFileSystem
 
 from ..errors import TransferError
+from ..policy import NetworkPolicy, current_policy
 from ..urls import redact_url
 from .fsspec_store import FsspecStorage
+from .netguard import guarded_resolver
 
 
 def s3_endpoint() -> str | None:
@@ -38,14 +40,19 @@ class S3Storage(FsspecStorage):
         if not parts.netloc:
             raise TransferError(f"{redact_url(url)} names no bucket: use s3://bucket/key")
         endpoint = s3_endpoint()
-        fs = self.filesystems.get(("s3", endpoint), lambda: self._make(endpoint), per_thread=False)
+        network = current_policy().network
+        fs = self.filesystems.get(
+            ("s3", endpoint, network), lambda: self._make(endpoint, network), per_thread=False
+        )
         return fs, f"{parts.netloc}{unquote(parts.path)}"
 
-    def _make(self, endpoint: str | None) -> AbstractFileSystem:
+    def _make(self, endpoint: str | None, network: NetworkPolicy) -> AbstractFileSystem:
         from s3fs import S3FileSystem
 
         client_kwargs = {"endpoint_url": endpoint} if endpoint else {}
         return S3FileSystem(
             client_kwargs=client_kwargs, skip_instance_cache=True, use_listings_cache=False,
             max_concurrency=self.chunk_concurrency,
+            # every connection's addresses checked by the access policy
+            config_kwargs={"connector_args": {"resolver": guarded_resolver(network)}},
         )
