@@ -78,6 +78,27 @@ def test_executor_cannot_touch_the_host(sandboxed: Tes, canary: HostCanary) -> N
     assert_no_leak(task, canary=canary)
 
 
+def test_environment_reaches_no_privileged_step(sandboxed: Tes) -> None:
+    """The executor's env (LD_PRELOAD and the like) is set only once privileges are gone.
+
+    ``setpriv`` runs with the capabilities to change user; a task-chosen ``LD_PRELOAD``
+    in its environment would run the task's code with them. ``LD_DEBUG=libs`` makes the
+    dynamic loader name every program it starts: neither ``setpriv`` nor the shell that
+    drops into the command may be among them, the command itself must.
+    """
+    task = sandboxed.run({
+        "executors": [{
+            "image": "alpine", "command": ["sh", "-c", "echo \"$A_B\" \"$HOME\""],
+            "env": {"LD_DEBUG": "libs", "A_B": "it's \"quoted\"\nline two", "HOME": "/h"},
+        }],
+    })
+    assert task["state"] == "COMPLETE", task
+    log = executor_logs(task)[0]
+    assert "initialize program: sh" in log["stderr"], log  # LD_DEBUG reached the command
+    assert "setpriv" not in log["stderr"], log
+    assert log["stdout"] == "it's \"quoted\"\nline two /h\n"
+
+
 def test_task_folders_still_writable(sandboxed: Tes) -> None:
     """The unprivileged executor writes its task's folders, also those the server made."""
     task = sandboxed.run({

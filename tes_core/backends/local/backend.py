@@ -13,8 +13,11 @@ import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
+from tes_filetransfer import TransferError
+
+from ...config import ConfigError
 from ..base import Backend, BackendContext, Observation, TaskRecord, worker_lost
-from .runner import TaskRun, container_name
+from .runner import TaskRun, access_policy, container_name
 from .runtimes import ContainerRuntime, RuntimeUnavailable, select_runtime
 from .workspace import Workspace
 
@@ -40,6 +43,10 @@ class LocalBackend(Backend):
         self._runs: dict[str, TaskRun] = {}
         self._runs_lock = threading.Lock()
         self._stopping = threading.Event()
+        try:  # a malformed allow-list stops start-up instead of failing every task
+            self._policy = access_policy(self.settings)
+        except TransferError as exc:
+            raise ConfigError(str(exc)) from None
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -54,8 +61,8 @@ class LocalBackend(Backend):
             )
 
     def storage(self) -> list[str]:
-        """This machine's files: local paths and file:// URLs."""
-        return [f"file://{self.settings.data_dir}"]
+        """The folders of this machine that tasks may name as local paths or file:// URLs."""
+        return [f"file://{folder}" for folder in self._policy.local_dirs]
 
     def start(self) -> None:
         """Pick the container runtime and start the task threads."""

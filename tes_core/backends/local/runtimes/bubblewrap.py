@@ -38,13 +38,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import resource
 import shutil
 import signal
 import stat
 import subprocess
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -83,6 +85,12 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 SANDBOX_UID = 65534
 """Host user the executors of a root server run as unless configured (``nobody``)."""
+
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+WRAPPER_NAME = "tes-sandbox"
+"""``$0`` of the shell that sets a root server's executor environment: its own failure to
+start the command (``tes-sandbox: ... exec: ...: not found``) is told from the command's."""
 
 
 class BubblewrapRuntime(ContainerRuntime):
@@ -161,15 +169,15 @@ class BubblewrapRuntime(ContainerRuntime):
             command=[cat, "/proc/self/status", "/proc/self/uid_map"],
         )
         try:
-            with _args_fd(spec.env, self.seccomp) as fds:
+            with _sandbox_files(spec.env, self.seccomp, env_after_setpriv=self.as_root) as files:
                 result = subprocess.run(
-                    self.build_args(spec, fds[0]),
+                    self.build_args(spec, files),
                     stdin=subprocess.DEVNULL,
                     capture_output=True,
                     text=True,
                     timeout=10,
                     env={"PATH": DEFAULT_PATH},
-                    pass_fds=fds,
+                    pass_fds=files.fds,
                 )
         except (OSError, subprocess.TimeoutExpired, ContainerError) as exc:
             return f"bwrap could not be run: {exc}"
@@ -191,13 +199,13 @@ class BubblewrapRuntime(ContainerRuntime):
             f"bubblewrap runs executors on this machine's own files; image '{image}' was not pulled"
         ]
 
-    def build_args(self, spec: ContainerSpec, args_fd: int) -> list[str]:
+    def build_args(self, spec: ContainerSpec, files: SandboxFiles) -> list[str]:
         """The full ``bwrap`` command line that runs ``spec``.
 
-        ``args_fd`` is a file descriptor holding the environment options (see
-        :func:`_args_fd`), so no env value is on the command line.
+        ``files`` are the memory files holding the environment (see
+        :func:`_sandbox_files`), so no env value is on the command line.
         """
-        args = [self.binary, "--args", str(args_fd), "--tmpfs", "/"]
+        args = [self.binary, "--args", str(files.args), "--tmpfs", "/"]
         for folder in SYSTEM_DIRS:
             host = self.root / folder.lstrip("/")
             if host.is_symlink():
@@ -223,11 +231,17 @@ class BubblewrapRuntime(ContainerRuntime):
             args += [option, str(mount.host_path), mount.container_path]
         command = list(spec.command)
         in_mount = bool(spec.workdir) and _under_mount(spec.workdir or "", spec.mounts)
-        if spec.workdir and self.as_root and in_mount:
-            # Made by the executor's own user (bwrap, as root, would make it root's).
-            command = ["/bin/sh", "-c", 'mkdir -p -- "$0" && cd -- "$0" && exec "$@"',
-                       spec.workdir, *command]
-        elif spec.workdir:
+        if self.as_root:
+            # setpriv runs with capabilities: it must not see the executor's environment
+            # (LD_PRELOAD and the like would run the task's code with them), so the
+            # environment is set by a shell it starts once they are dropped.
+            script = f". /proc/self/fd/{files.env_script} || exit 126; "
+            if spec.workdir and in_mount:
+                # Made by the executor's own user (bwrap, as root, would make it root's).
+                script += 'mkdir -p -- "$1" && cd -- "$1" && shift && '
+                command = [spec.workdir, *command]
+            command = ["/bin/sh", "-c", script + 'exec "$@"', WRAPPER_NAME, *command]
+        if spec.workdir and not (self.as_root and in_mount):
             # Made like Docker does; a folder that already exists is left as it is. On the
             # sandbox's own tmpfs it must be writable by the executor's user.
             if not in_mount:
@@ -256,6 +270,13 @@ class BubblewrapRuntime(ContainerRuntime):
         problem = env_problem(spec.env)
         if problem:
             raise ContainerError(problem)
+        if self.as_root:
+            odd = next((n for n in spec.env if not _SHELL_NAME.fullmatch(n)), None)
+            if odd is not None:
+                raise ContainerError(
+                    f"executor env name {odd[:100]!r} cannot be set by bubblewrap, which sets "
+                    "the environment through /bin/sh: use letters, digits and '_' only"
+                )
         self._ensure_verified()
         with self._lock:
             if spec.name in self._active:
@@ -270,26 +291,27 @@ class BubblewrapRuntime(ContainerRuntime):
             with self._lock:
                 self._active[spec.name] = proc
 
-        with _args_fd(spec.env, self.seccomp) as fds:
+        with _sandbox_files(spec.env, self.seccomp, env_after_setpriv=self.as_root) as files:
             try:
                 captured = run_captured(
-                    self.build_args(spec, fds[0]),
+                    self.build_args(spec, files),
                     stdin_path=spec.stdin_path,
                     stdout_path=spec.stdout_path,
                     stderr_path=spec.stderr_path,
                     env={"PATH": DEFAULT_PATH},
                     new_session=True,
                     on_start=remember,
-                    popen_options=self._popen_options(fds),
+                    popen_options=self._popen_options(files.fds),
                 )
             finally:
                 with self._lock:
                     self._active.pop(spec.name, None)
         # bwrap reports its own failures (a mount, a missing command) as "bwrap: ..."
-        # with exit code 1, setpriv a command it cannot start with 126 or 127.
-        own_failure = (captured.returncode == 1 and captured.stderr_tail.startswith("bwrap: ")) or (
+        # with exit code 1; the shell after setpriv a command it cannot start with 126/127.
+        stderr = captured.stderr_tail
+        own_failure = (captured.returncode == 1 and stderr.startswith("bwrap: ")) or (
             captured.returncode in (126, 127)
-            and captured.stderr_tail.startswith("setpriv: failed to execute")
+            and stderr.startswith(f"{WRAPPER_NAME}: ") and "exec: " in stderr
         )
         if own_failure:
             raise ContainerError(
@@ -334,28 +356,55 @@ class BubblewrapRuntime(ContainerRuntime):
         self.stop(name)
 
 
-@contextlib.contextmanager
-def _args_fd(env: Mapping[str, str], seccomp: bytes | None = None):  # type: ignore[no-untyped-def]
-    """Memory files for ``bwrap``: the first holds options that set exactly the executor's
-    environment (and load ``seccomp``, a filter program, from the second, if given).
+@dataclass(frozen=True)
+class SandboxFiles:
+    """The memory files one ``bwrap`` run reads (all in :attr:`fds`, to pass to it)."""
 
-    NUL-separated (``bwrap --args``), so any value round-trips, newlines and ``=``
-    included; a file descriptor, so nothing of it shows in ``ps``. Yields the
-    descriptors, all to be passed to ``bwrap``.
+    args: int
+    """``bwrap --args``: options setting the environment (and loading the seccomp filter)."""
+    env_script: int | None
+    """A shell script exporting the executor's environment, sourced after ``setpriv``."""
+    fds: tuple[int, ...]
+
+
+@contextlib.contextmanager
+def _sandbox_files(
+    env: Mapping[str, str], seccomp: bytes | None, *, env_after_setpriv: bool
+) -> Iterator[SandboxFiles]:
+    """Memory files carrying exactly the executor's environment to the sandbox.
+
+    The ``--args`` file is NUL-separated, so any value round-trips, newlines and ``=``
+    included; with ``env_after_setpriv`` it sets only ``PATH`` and ``HOME``, and the
+    executor's variables go to a script of single-quoted ``export`` lines instead, which
+    the sandbox's shell sources once ``setpriv`` dropped every privilege. Memory files,
+    so nothing of the environment shows in ``ps``.
     """
-    options = ["--clearenv", "--setenv", "PATH", DEFAULT_PATH, "--setenv", "HOME", "/tmp"]
-    for key, value in env.items():
+    base = {"PATH": DEFAULT_PATH, "HOME": "/tmp"}
+    full = {**base, **env}
+    options = ["--clearenv"]
+    for key, value in (base if env_after_setpriv else full).items():
         options += ["--setenv", key, value]
     fds: list[int] = []
     try:
+        script = None
+        if env_after_setpriv:
+            lines = "".join(f"export {k}={_shell_quote(v)}\n" for k, v in full.items())
+            script = _memfd("tes-bwrap-env", lines.encode())
+            fds.append(script)
         if seccomp is not None:
             fds.append(_memfd("tes-bwrap-seccomp", seccomp))
-            options += ["--seccomp", str(fds[0])]
-        fds.insert(0, _memfd("tes-bwrap-args", b"".join(o.encode() + b"\0" for o in options)))
-        yield tuple(fds)
+            options += ["--seccomp", str(fds[-1])]
+        args = _memfd("tes-bwrap-args", b"".join(o.encode() + b"\0" for o in options))
+        fds.insert(0, args)
+        yield SandboxFiles(args=args, env_script=script, fds=tuple(fds))
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def _shell_quote(value: str) -> str:
+    """``value`` as one single-quoted word of ``/bin/sh`` (any character but NUL)."""
+    return "'" + value.replace("'", "'\\''") + "'"
 
 
 def _memfd(name: str, data: bytes) -> int:
