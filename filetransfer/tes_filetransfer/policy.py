@@ -30,7 +30,7 @@ import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from .errors import TransferError
@@ -91,6 +91,16 @@ class HostRule:
                 "use e.g. example.org, *.example.org, 10.0.0.0/8 or 127.0.0.1:9000"
             )
         return cls(name=host.rstrip("."), port=port)
+
+    def entry(self) -> str:
+        """This rule as an allow-list entry that :meth:`parse` reads back."""
+        if self.network is None:
+            host = self.name or ""
+        elif self.network.version == 6 and self.port is not None:
+            host = f"[{self.network.with_prefixlen}]"
+        else:
+            host = self.network.with_prefixlen
+        return host if self.port is None else f"{host}:{self.port}"
 
     def allows_name(self, host: str, port: int | None) -> bool:
         """True if this rule names ``host`` (lower-case, no trailing dot) and ``port``."""
@@ -267,6 +277,28 @@ class AccessPolicy:
         raw_dirs = environ.get(DIRS_ENV)
         dirs = default_local_dirs() if raw_dirs is None else raw_dirs.split(",")
         return cls.build(dirs, environ.get(HOSTS_ENV, "").split(","))
+
+    def portable(self) -> dict[str, Any]:
+        """This policy as JSON-able data, for a transfer that runs in another process or
+        on another machine (a remote backend's job): :meth:`from_portable` reads it."""
+        return {
+            "local_dirs": list(self.local_dirs),
+            "denied_dirs": list(self.denied_dirs),
+            "hosts": [rule.entry() for rule in self.network.rules],
+            "dirs_setting": self.dirs_setting,
+            "hosts_setting": self.network.setting,
+        }
+
+    @classmethod
+    def from_portable(cls, data: Mapping[str, Any]) -> AccessPolicy:
+        """The policy :meth:`portable` wrote (folders resolved again where it runs)."""
+        return cls.build(
+            data.get("local_dirs") or (),
+            data.get("hosts") or (),
+            denied=data.get("denied_dirs") or (),
+            dirs_setting=data.get("dirs_setting") or DIRS_ENV,
+            hosts_setting=data.get("hosts_setting") or HOSTS_ENV,
+        )
 
     def deny(self, *folders: str | Path) -> AccessPolicy:
         """This policy with ``folders`` denied too."""

@@ -379,3 +379,18 @@ def test_pseudo_file_systems_are_denied_even_under_an_allowed_root(tmp_path: Pat
     policy = AccessPolicy.build(["/"], [])
     for url in ("/proc/self/environ", "file:///proc/1/mem", "/sys/kernel/notes", "/dev/zero"):
         assert "/proc, /sys and /dev" in refused(policy, url, tmp_path)
+
+
+def test_a_policy_travels_to_another_process_unchanged(tmp_path: Path) -> None:
+    allowed, denied = tmp_path / "in", tmp_path / "in/private"
+    denied.mkdir(parents=True)
+    policy = AccessPolicy.build(
+        [allowed],
+        ["minio.internal", "*.corp.example", "10.0.0.0/8", "127.0.0.1:10000", "[::1]:8080",
+         "fd00::/8"],
+        denied=[denied], dirs_setting="TES_ALLOWED_LOCAL_DIRS", hosts_setting="TES_X",
+    )
+    import json
+
+    again = AccessPolicy.from_portable(json.loads(json.dumps(policy.portable())))
+    assert again == policy

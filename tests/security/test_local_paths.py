@@ -100,8 +100,8 @@ def test_directory_input_never_copies_into_itself(attacked: Tes, canary: HostCan
 def test_server_policy_defaults(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     """Auth off: /tmp and the start directory; auth on: nothing local unless listed; the
     data folder, cache, task folders and database are denied whatever is allowed."""
-    from tes_core.backends.local.runner import access_policy
     from tes_core.config import Settings
+    from tes_core.storage_policy import access_policy
 
     monkeypatch.chdir(tmp_path)
     data = tmp_path / "data"

@@ -39,6 +39,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tes_core.backends.base import Backend, BackendContext, Observation, TaskRecord, failed
+from tes_core.storage_policy import access_policy
 
 from .jobfiles import (
     FINAL_STATES,
@@ -96,7 +97,7 @@ class TemplateBackend(Backend):
 
     def storage(self) -> list[str]:
         """Inputs and outputs are this machine's files (or http(s) URLs)."""
-        return [f"file://{self.settings.data_dir}"]
+        return [f"file://{folder}" for folder in access_policy(self.settings).local_dirs]
 
     def start(self) -> None:
         """Make the folder that holds one sub-folder per job."""
@@ -135,6 +136,7 @@ class TemplateBackend(Backend):
                     "task_id": task.id,
                     "document": task.document,
                     "max_runtime_seconds": int(max_runtime) if max_runtime else None,
+                    "access_policy": access_policy(self.settings).portable(),
                 },
             )
             with open(job / RUNNER_LOG, "ab") as runner_log:

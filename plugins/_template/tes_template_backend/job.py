@@ -29,10 +29,12 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tes_filetransfer import TransferError, stage_inputs, upload_outputs
+from tes_filetransfer import TransferConfig, TransferError, stage_inputs, upload_outputs
+from tes_filetransfer.policy import AccessPolicy
 
 from .jobfiles import (
     JOB_FILE,
@@ -65,6 +67,12 @@ class Runner:
             raise SetupError(f"{job_dir / JOB_FILE} is missing")
         self.document: dict[str, Any] = job["document"]
         self.max_runtime: int | None = job.get("max_runtime_seconds")
+        # The server's storage access policy travels with the job: this process may run
+        # on another machine, where its own TES_FT_* settings are not the server's.
+        self.transfer = TransferConfig.from_env()
+        if job.get("access_policy") is not None:
+            policy = AccessPolicy.from_portable(job["access_policy"])
+            self.transfer = replace(self.transfer, policy=policy)
         self.work = job_dir / WORK
         self.status: dict[str, Any] = {
             "state": "INITIALIZING",
@@ -95,7 +103,9 @@ class Runner:
                 self.finish("EXECUTOR_ERROR", failure)
                 return
             try:
-                outputs = upload_outputs(self.document.get("outputs") or [], self.work)
+                outputs = upload_outputs(
+                    self.document.get("outputs") or [], self.work, config=self.transfer
+                )
             except TransferError as exc:
                 raise SetupError(f"uploading outputs failed: {exc}") from None
             self.status["outputs"] = outputs
@@ -109,7 +119,9 @@ class Runner:
 
     def stage(self) -> None:
         try:
-            lines = stage_inputs(self.document.get("inputs") or [], self.work)
+            lines = stage_inputs(
+                self.document.get("inputs") or [], self.work, config=self.transfer
+            )
         except TransferError as exc:
             raise SetupError(f"staging inputs failed: {exc}") from None
         self.note(*lines)

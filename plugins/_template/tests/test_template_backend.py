@@ -192,6 +192,23 @@ def test_a_missing_input_is_a_system_error(backend: TemplateBackend, tmp_path: P
     assert final.executor_logs == []
 
 
+def test_the_job_applies_the_servers_access_policy(
+    backend: TemplateBackend, tmp_path: Path
+) -> None:
+    """The job process runs under the server's policy, not its own defaults: a file of
+    the server's data folder (which the job's own defaults, ``/tmp`` here, would allow)
+    is refused."""
+    secret = backend.root.parent / "secret.txt"
+    secret.write_text("not for tasks")
+    rec = record("t-policy", task(["true"], inputs=[{"path": "/in/x", "url": str(secret)}]))
+    backend.submit(rec)
+    final = poll_until(backend, rec, FINAL)
+
+    assert final.state == "SYSTEM_ERROR"
+    assert any("server's own folders" in line for line in final.system_logs), final
+    assert not (backend.job_dir("t-policy") / "work/in/x").exists()
+
+
 def test_cancel_kills_the_job_and_removes_its_folder(backend: TemplateBackend) -> None:
     rec = record("t-cancel", task(["sh", "-c", "sleep 60 & sleep 60"]))
     backend.submit(rec)

@@ -16,8 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from tes_filetransfer import TransferError
 
 from ...config import ConfigError
+from ...storage_policy import access_policy
 from ..base import Backend, BackendContext, Observation, TaskRecord, worker_lost
-from .runner import TaskRun, access_policy, container_name
+from .runner import TaskRun, container_name
 from .runtimes import ContainerRuntime, RuntimeUnavailable, select_runtime
 from .workspace import Workspace
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from tes_filetransfer import (
-    AccessPolicy,
     TransferConfig,
     TransferError,
     TransferStats,
@@ -27,10 +26,10 @@ from tes_filetransfer import (
     stage_inputs,
     upload_outputs,
 )
-from tes_filetransfer.policy import default_local_dirs
 
 from ...config import Settings
 from ...states import State
+from ...storage_policy import access_policy
 from ..base import Observation, TaskRecord, TaskReporter
 from .runtimes.base import ContainerError, ContainerResult, ContainerRuntime, ContainerSpec
 from .workspace import PlantedLink, Workspace, file_mounts, owner_key, plan_mounts
@@ -62,24 +61,6 @@ def transfer_config(settings: Settings) -> TransferConfig:
         cache_dir=cache_dir,
         cache_max_bytes=settings.local_cache_max_bytes,
         policy=access_policy(settings),
-    )
-
-
-def access_policy(settings: Settings) -> AccessPolicy:
-    """What tasks' inputs and outputs may reach (``TES_ALLOWED_LOCAL_DIRS``,
-    ``TES_ALLOWED_HOSTS``); the server's data folder, cache, task folders and SQLite
-    database are always denied."""
-    dirs = settings.allowed_local_dirs
-    if dirs is None:
-        dirs = () if settings.auth_enabled else default_local_dirs()
-    denied: list[str | Path] = [settings.data_dir, settings.workdirs]
-    if settings.local_cache_dir:
-        denied.append(settings.local_cache_dir)
-    if settings.database.startswith("sqlite:///"):
-        denied.append(settings.database.removeprefix("sqlite:///"))
-    return AccessPolicy.build(
-        dirs, settings.allowed_hosts, denied=denied,
-        dirs_setting="TES_ALLOWED_LOCAL_DIRS", hosts_setting="TES_ALLOWED_HOSTS",
     )
 
 
