@@ -27,6 +27,7 @@ import ipaddress
 import os
 import re
 import socket
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -158,6 +159,31 @@ def address_kind(address: IPAddress) -> str | None:
     return None if address.is_global else "non-public"
 
 
+RESOLVE_TTL = 10.0
+"""Seconds a host's addresses are reused: a task with 1,000 inputs on one storage account
+asks DNS once, not 1,000 times. The addresses are checked on every use, and connections
+go to exactly the addresses checked, so a short reuse opens no DNS-rebinding window."""
+
+_resolved: dict[tuple[str, int | None], tuple[float, list[str]]] = {}
+
+
+def _lookup(host: str, port: int | None) -> list[str]:
+    """The addresses ``host`` resolves to (reused for :data:`RESOLVE_TTL` seconds).
+
+    ``socket.gaierror`` (an OSError) goes to the caller as is: a connection error.
+    """
+    now = time.monotonic()
+    known = _resolved.get((host, port))
+    if known is not None and now - known[0] < RESOLVE_TTL:
+        return known[1]
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if len(_resolved) >= 4096:  # many hosts seen: start again rather than grow
+        _resolved.clear()
+    _resolved[(host, port)] = (now, addresses)
+    return addresses
+
+
 def _parse_address(text: str) -> IPAddress:
     return ipaddress.ip_address(text.split("%", 1)[0])
 
@@ -181,9 +207,7 @@ class NetworkPolicy:
         if not host:
             raise AccessDenied("the URL names no host: give a host name")
         trusted = any(rule.allows_name(host, port) for rule in self.rules)
-        # socket.gaierror (an OSError) goes to the caller as is: a connection error.
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        addresses = _lookup(host, port)
         if not trusted:
             for text in addresses:
                 self.check_address(_parse_address(text), port, host)

@@ -394,3 +394,24 @@ def test_a_policy_travels_to_another_process_unchanged(tmp_path: Path) -> None:
 
     again = AccessPolicy.from_portable(json.loads(json.dumps(policy.portable())))
     assert again == policy
+
+
+def test_a_host_is_looked_up_once_for_many_urls_and_checked_every_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tes_filetransfer.policy as policy_module
+
+    calls: list[str] = []
+    real = socket.getaddrinfo
+
+    def counting(host: str, *args: object, **kwargs: object) -> object:
+        calls.append(host)
+        return real("127.0.0.1", *args, **kwargs)
+
+    monkeypatch.setattr(policy_module.socket, "getaddrinfo", counting)
+    monkeypatch.setattr(policy_module, "_resolved", {})
+    refusing = AccessPolicy.build([], [])
+    for i in range(50):
+        with pytest.raises(AccessDenied):
+            refusing.check_url(f"http://storage.example/f{i}")
+    assert calls == ["storage.example"]
