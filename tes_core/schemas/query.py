@@ -56,7 +56,7 @@ def parse_list_query(args: MultiDict[str, str]) -> ListQuery:
                 field="page_size",
             )
 
-    state = args.get("state") or None
+    state = args.get("state")
     if state is not None and state not in State.__members__:
         raise BadRequest(
             f"state must be one of {', '.join(State)}, got {state!r}", field="state"

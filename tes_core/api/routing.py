@@ -1,0 +1,37 @@
+"""How request paths reach the API: the ``/v1`` alias and the task id converter.
+
+Some clients append ``/v1/tasks`` to the address they are given (py-tes 0.4, inside
+Snakemake's TES executor and older cwl-tes; Funnel serves both forms), so a user who
+types the server's plain address would get 404s. Requests under ``/v1`` are served as
+if they were under the API prefix: authentication, CORS, metrics and errors apply
+exactly as there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flask import Flask
+from werkzeug.routing import BaseConverter
+
+ALIAS = "/v1"
+
+
+class TaskIdConverter(BaseConverter):
+    """A task id: one path segment without ':' (``/tasks/<id>:cancel`` stays distinct)."""
+
+    regex = "[^/:]+"
+
+
+def serve_alias(app: Flask, prefix: str) -> None:
+    """Answer ``/v1/...`` as ``<prefix>/...`` (see the module doc)."""
+    inner: Callable[..., Iterable[bytes]] = app.wsgi_app
+
+    def aliased(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == ALIAS or path.startswith(ALIAS + "/"):
+            environ["PATH_INFO"] = prefix + path[len(ALIAS):]
+        return inner(environ, start_response)
+
+    app.wsgi_app = aliased  # type: ignore[method-assign]
