@@ -16,7 +16,7 @@ from .api import register_api
 from .api.auth import enable_auth
 from .api.cors import enable_cors
 from .api.observe import observe_requests
-from .api.routing import TaskIdConverter, serve_alias
+from .api.routing import SegmentConverter, serve_alias
 from .config import Settings
 from .core import Core, build_core
 from .plugins import load_plugins
@@ -54,7 +54,8 @@ def create_app(
     if settings.auth_enabled:
         enable_auth(app, API_PREFIX, settings)
     enable_cors(app, API_PREFIX, settings.cors_origins)
-    app.url_map.converters["task_id"] = TaskIdConverter
+    # Route templates stay plain (``<task_id>``) for metrics and trace names.
+    app.url_map.converters["default"] = SegmentConverter
     register_api(app)
     serve_alias(app, API_PREFIX)  # outermost: every layer sees the canonical path
 

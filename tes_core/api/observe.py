@@ -9,7 +9,6 @@ included, so it is a thin WSGI wrapper rather than Flask ``before_request`` /
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import time
@@ -27,15 +26,6 @@ _ACCEPTED = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
 _ROUTE_KEY = "tes.route"
 
 
-_CONVERTER = re.compile(r"<[^:<>]+:([^<>]+)>")
-
-
-@functools.lru_cache(maxsize=256)
-def route_label(rule: str) -> str:
-    """A route template as metrics name it: ``/tasks/<task_id>``, without converters."""
-    return _CONVERTER.sub(r"<\1>", rule)
-
-
 def observe_requests(app: Flask) -> None:
     """Wrap ``app``'s WSGI callable so that each request gets an id and is timed.
 
@@ -51,7 +41,7 @@ def observe_requests(app: Flask) -> None:
         # keeps its route); the request object itself is gone once the app returns.
         rule = request.url_rule
         if rule is not None:
-            request.environ[_ROUTE_KEY] = route_label(rule.rule)
+            request.environ[_ROUTE_KEY] = rule.rule
 
     def observed(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         given = environ.get(_ENVIRON_KEY)

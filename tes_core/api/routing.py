@@ -1,4 +1,4 @@
-"""How request paths reach the API: the ``/v1`` alias and the task id converter.
+"""How request paths reach the API: the ``/v1`` alias and the route variable converter.
 
 Some clients append ``/v1/tasks`` to the address they are given (py-tes 0.4, inside
 Snakemake's TES executor and older cwl-tes; Funnel serves both forms), so a user who
@@ -18,8 +18,9 @@ from werkzeug.routing import BaseConverter
 ALIAS = "/v1"
 
 
-class TaskIdConverter(BaseConverter):
-    """A task id: one path segment without ':' (``/tasks/<id>:cancel`` stays distinct)."""
+class SegmentConverter(BaseConverter):
+    """The app's default route variable: one path segment without ':', so a task id
+    never swallows ``:cancel`` (``/tasks/<task_id>`` and ``/tasks/<task_id>:cancel``)."""
 
     regex = "[^/:]+"
 

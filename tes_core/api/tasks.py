@@ -67,9 +67,7 @@ def _known(task_id: str) -> str:
 
 
 blueprint.add_url_rule("/tasks", view_func=TaskList.as_view("task_list"))
-# ``task_id`` never holds a ':', so ``/tasks/x:cancel`` matches only the cancel route and
-# OPTIONS there answers POST alone.
-blueprint.add_url_rule("/tasks/<task_id:task_id>", view_func=TaskItem.as_view("task_item"))
-blueprint.add_url_rule(
-    "/tasks/<task_id:task_id>:cancel", view_func=TaskCancel.as_view("task_cancel")
-)
+# ``<task_id>`` never holds a ':' (the app's default converter, api/routing.py), so
+# ``/tasks/x:cancel`` matches only the cancel route and OPTIONS there answers POST alone.
+blueprint.add_url_rule("/tasks/<task_id>", view_func=TaskItem.as_view("task_item"))
+blueprint.add_url_rule("/tasks/<task_id>:cancel", view_func=TaskCancel.as_view("task_cancel"))
