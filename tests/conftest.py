@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.oidc import IdentityProvider
 from tests.servers import (
     ServerProcess,
     create_postgres_database,
@@ -75,3 +76,11 @@ def sqlite_server(tmp_path_factory) -> Iterator[ServerProcess]:
 def tes_url(server: ServerProcess) -> str:
     """Base URL of the running server, ``http://127.0.0.1:PORT/ga4gh/tes/v1``."""
     return server.url
+
+
+@pytest.fixture(scope="module")
+def idp() -> Iterator[IdentityProvider]:
+    """A local OpenID provider (JWKS and discovery over HTTP) that signs test tokens."""
+    provider = IdentityProvider()
+    yield provider
+    provider.close()

@@ -8,24 +8,15 @@ an RFC 6750 ``WWW-Authenticate`` header and the API's JSON error shape.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import requests
 import tes
 
 from tests.api.support import API_SUFFIX, TIMEOUT, assert_error, task
-from tests.oidc import IdentityProvider
 from tests.servers import ServerProcess, server_env
 
 OTHER_TENANT = "99999999-0000-0000-0000-000000000000"
-
-
-@pytest.fixture(scope="module")
-def idp() -> Iterator[IdentityProvider]:
-    provider = IdentityProvider()
-    yield provider
-    provider.close()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

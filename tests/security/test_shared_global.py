@@ -31,13 +31,6 @@ pytestmark = pytest.mark.timeout(120)
 OTHER_TENANT = "99999999-0000-0000-0000-000000000000"
 
 
-@pytest.fixture(scope="module")
-def idp() -> Iterator[IdentityProvider]:
-    provider = IdentityProvider()
-    yield provider
-    provider.close()
-
-
 @pytest.fixture(scope="module", params=RUNTIME_NAMES)
 def guarded(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
