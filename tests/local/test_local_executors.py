@@ -230,3 +230,50 @@ def test_image_that_does_not_exist_is_system_error(tes: Tes) -> None:
     assert task["state"] == "SYSTEM_ERROR"
     assert image in system_logs(task)
     assert executor_logs(task) == []
+
+
+def test_missing_command_is_executor_error_with_127(tes: Tes) -> None:
+    """Not a SYSTEM_ERROR: an executor log with 127 and the engine's message as stderr."""
+    missing = f"no-such-command-{token()}"
+    task = tes.run({"executors": [
+        {"image": "alpine", "command": [missing, "arg"]},
+        sh("echo never"),
+    ]})
+    assert task["state"] == "EXECUTOR_ERROR", system_logs(task)
+    (entry,) = executor_logs(task)
+    assert entry["exit_code"] == 127
+    assert missing in entry["stderr"]
+    assert entry["start_time"] and entry["end_time"]
+    assert f"its command '{missing}' was not found (exit code 127)" in system_logs(task)
+    basic = tes.get(task["id"], "BASIC")
+    assert [e["exit_code"] for e in basic["logs"][-1]["logs"]] == [127]
+
+
+def test_missing_command_with_ignore_error_goes_on(tes: Tes) -> None:
+    missing = f"/no/such/{token()}"
+    task = tes.run({
+        "volumes": ["/data"],
+        "executors": [
+            {"image": "alpine", "command": [missing], "ignore_error": True,
+             "stderr": "/data/err.txt"},
+            sh("cat /data/err.txt"),
+        ],
+    })
+    assert task["state"] == "COMPLETE", system_logs(task)
+    assert [e["exit_code"] for e in executor_logs(task)] == [127, 0]
+    assert missing in stdouts(task)[1]  # the executor's own stderr file has the message
+    assert stdouts(task)[1] == executor_logs(task)[0]["stderr"]
+
+
+def test_command_that_is_not_executable_is_126(tes: Tes) -> None:
+    task = tes.run({
+        "volumes": ["/data"],
+        "executors": [
+            sh("printf 'echo hi\\n' > /data/script; chmod 644 /data/script"),
+            {"image": "alpine", "command": ["/data/script"]},
+        ],
+    })
+    assert task["state"] == "EXECUTOR_ERROR", system_logs(task)
+    assert [e["exit_code"] for e in executor_logs(task)] == [0, 126]
+    assert "/data/script" in executor_logs(task)[1]["stderr"]
+    assert "'/data/script' is not executable (exit code 126)" in system_logs(task)

@@ -106,10 +106,37 @@ def test_exit_codes(rt: Harness) -> None:
     assert ok.start_time <= ok.end_time <= datetime.now(UTC)
 
 
-def test_missing_command_is_container_error(rt: Harness) -> None:
-    with pytest.raises(ContainerError) as info:
-        rt.run(["/no/such/program"])
-    assert "/no/such/program" in str(info.value)
+@pytest.mark.parametrize("command", ["/no/such/program", "no-such-program"])
+def test_missing_command_exits_127_with_the_engines_message(
+    rt: Harness, tmp_path: Path, command: str
+) -> None:
+    """Not the engine's failure: a result with 127 and the engine's words as stderr."""
+    err = tmp_path / "err.txt"
+    result = rt.run([command, "arg"], stderr_path=err)
+    assert result.exit_code == 127
+    assert result.not_started
+    assert command in result.stderr_tail
+    assert err.read_text() == result.stderr_tail
+    assert "--help" not in result.stderr_tail
+
+
+def test_command_that_is_not_executable_exits_126(rt: Harness, tmp_path: Path) -> None:
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    (folder / "script").write_text("echo hi\n")
+    (folder / "script").chmod(0o644)
+    folder.chmod(0o755)
+    result = rt.run(["/x/script"], mounts=[Mount(folder, "/x", read_only=True)])
+    assert (result.exit_code, result.not_started) == (126, True)
+    assert "/x/script" in result.stderr_tail
+    # A folder is not executable either.
+    assert rt.run(["/etc"]).exit_code == 126
+
+
+def test_a_command_exiting_127_itself_started(rt: Harness) -> None:
+    result = rt.run(["sh", "-c", "no-such-program-inside"])
+    assert result.exit_code == 127
+    assert not result.not_started
 
 
 def test_stdout_stderr_tails_and_files(rt: Harness, tmp_path: Path) -> None:

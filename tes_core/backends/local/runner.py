@@ -31,7 +31,13 @@ from ...config import Settings
 from ...states import State
 from ...storage_policy import access_policy
 from ..base import Observation, TaskRecord, TaskReporter
-from .runtimes.base import ContainerError, ContainerResult, ContainerRuntime, ContainerSpec
+from .runtimes.base import (
+    COMMAND_NOT_FOUND,
+    ContainerError,
+    ContainerResult,
+    ContainerRuntime,
+    ContainerSpec,
+)
 from .workspace import PlantedLink, Workspace, file_mounts, owner_key, plan_mounts
 
 log = logging.getLogger(__name__)
@@ -258,7 +264,12 @@ class TaskRun:
             }
             self.executor_logs.append(entry)
             self.reporter.report(
-                Observation(task_id=self.task.id, executor_logs=list(self.executor_logs))
+                Observation(
+                    task_id=self.task.id,
+                    executor_logs=list(self.executor_logs),
+                    system_logs=[_not_started_message(index, executor, result)]
+                    if result.not_started else [],
+                )
             )
             if result.exit_code != 0 and not executor.get("ignore_error"):
                 return _exit_message(index, executor, result.exit_code)
@@ -416,6 +427,15 @@ def _reason(exc: Exception) -> str:
 
 def _exit_message(index: int, executor: dict[str, Any], exit_code: int) -> str:
     return f"executor {index} ({executor['image']}) exited with code {exit_code}"
+
+
+def _not_started_message(index: int, executor: dict[str, Any], result: ContainerResult) -> str:
+    what = "was not found" if result.exit_code == COMMAND_NOT_FOUND else "is not executable"
+    return (
+        f"executor {index} ({executor['image']}): its command {executor['command'][0]!r} "
+        f"{what} (exit code {result.exit_code}); the engine said: "
+        f"{result.stderr_tail.strip()[:500]}"
+    )
 
 
 def _rfc3339(value: datetime) -> str:

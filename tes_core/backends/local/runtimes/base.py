@@ -93,6 +93,38 @@ class ContainerResult:
     end_time: datetime
     stdout_tail: str = ""
     stderr_tail: str = ""
+    not_started: bool = False
+    """The command itself could not be started: not found (``exit_code`` 127) or found
+    but not executable (126); ``stderr_tail`` holds the engine's message. The executor's
+    failure, not the system's, so ``ignore_error`` applies as to any non-zero exit."""
+
+
+COMMAND_NOT_FOUND = 127
+"""Exit code of a command that does not exist (as POSIX shells, Docker and podman say)."""
+COMMAND_NOT_EXECUTABLE = 126
+"""Exit code of a command that exists but cannot be executed (permission, a folder)."""
+
+
+def command_not_started(
+    exit_code: int, message: str, start_time: datetime, end_time: datetime,
+    stderr_path: Path | None = None,
+) -> ContainerResult:
+    """The result of an executor whose command could not be started.
+
+    ``message`` (the engine's own words) becomes the executor's stderr: its tail, and the
+    whole of its ``stderr`` file when the executor names one.
+    """
+    text = message.strip() + "\n"
+    if stderr_path is not None:
+        try:
+            with open(stderr_path, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as exc:
+            raise ContainerError(f"cannot write the executor's stderr file: {exc}") from exc
+    return ContainerResult(
+        exit_code=exit_code, start_time=start_time, end_time=end_time,
+        stderr_tail=text, not_started=True,
+    )
 
 
 class ContainerRuntime(abc.ABC):

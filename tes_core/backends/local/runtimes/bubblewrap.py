@@ -53,6 +53,8 @@ from typing import Any
 from ._capture import run_captured
 from ._seccomp import no_userns_filter
 from .base import (
+    COMMAND_NOT_EXECUTABLE,
+    COMMAND_NOT_FOUND,
     DEFAULT_PIDS_LIMIT,
     ContainerError,
     ContainerResult,
@@ -60,6 +62,7 @@ from .base import (
     ContainerSpec,
     Mount,
     checked_image,
+    command_not_started,
     env_problem,
 )
 
@@ -89,8 +92,9 @@ SANDBOX_UID = 65534
 _SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 WRAPPER_NAME = "tes-sandbox"
-"""``$0`` of the shell that sets a root server's executor environment: its own failure to
-start the command (``tes-sandbox: ... exec: ...: not found``) is told from the command's."""
+"""``$0`` of the shell that starts every executor's command (``exec "$@"``; for a root
+server it also sets the environment): its own failure to start the command
+(``tes-sandbox: 1: exec: foo: not found``) is told from the command's by this name."""
 
 
 class BubblewrapRuntime(ContainerRuntime):
@@ -240,7 +244,12 @@ class BubblewrapRuntime(ContainerRuntime):
                 # Made by the executor's own user (bwrap, as root, would make it root's).
                 script += 'mkdir -p -- "$1" && cd -- "$1" && shift && '
                 command = [spec.workdir, *command]
-            command = ["/bin/sh", "-c", script + 'exec "$@"', WRAPPER_NAME, *command]
+        else:
+            script = ""
+        # The shell execs the command and, if it cannot, says so as WRAPPER_NAME with the
+        # exit codes POSIX gives it: 127 not found, 126 not executable (bwrap's own execvp
+        # would exit 1, like its set-up failures).
+        command = ["/bin/sh", "-c", script + 'exec "$@"', WRAPPER_NAME, *command]
         if spec.workdir and not (self.as_root and in_mount):
             # Made like Docker does; a folder that already exists is left as it is. On the
             # sandbox's own tmpfs it must be writable by the executor's user.
@@ -306,16 +315,20 @@ class BubblewrapRuntime(ContainerRuntime):
             finally:
                 with self._lock:
                     self._active.pop(spec.name, None)
-        # bwrap reports its own failures (a mount, a missing command) as "bwrap: ..."
-        # with exit code 1; the shell after setpriv a command it cannot start with 126/127.
+        # bwrap reports its own failures (a mount) as "bwrap: ..." with exit code 1; the
+        # wrapper shell a command it cannot start with 127 or 126, before the command
+        # could write anything.
         stderr = captured.stderr_tail
-        own_failure = (captured.returncode == 1 and stderr.startswith("bwrap: ")) or (
-            captured.returncode in (126, 127)
-            and stderr.startswith(f"{WRAPPER_NAME}: ") and "exec: " in stderr
-        )
-        if own_failure:
+        if captured.returncode == 1 and stderr.startswith("bwrap: "):
             raise ContainerError(
                 f"bubblewrap could not run {spec.command[0]!r}: {captured.stderr_tail.strip()}"
+            )
+        if captured.returncode in (COMMAND_NOT_EXECUTABLE, COMMAND_NOT_FOUND) and (
+            stderr.startswith(f"{WRAPPER_NAME}: ")
+        ):
+            return command_not_started(
+                captured.returncode, stderr, captured.start_time, captured.end_time,
+                spec.stderr_path,
             )
         return ContainerResult(
             exit_code=captured.returncode,

@@ -28,12 +28,15 @@ from typing import Any
 
 from ._capture import run_captured
 from .base import (
+    COMMAND_NOT_EXECUTABLE,
+    COMMAND_NOT_FOUND,
     DEFAULT_PIDS_LIMIT,
     ContainerError,
     ContainerResult,
     ContainerRuntime,
     ContainerSpec,
     checked_image,
+    command_not_started,
     env_problem,
 )
 
@@ -45,6 +48,11 @@ _NOT_RUNNING = re.compile(
 )
 _ENGINE_FAILURE_CODES = (125, 126, 127)
 """``docker run``/``podman run`` exit codes that may mean the engine itself failed."""
+_COMMAND_FAILURE_CODES = (COMMAND_NOT_EXECUTABLE, COMMAND_NOT_FOUND)
+"""What both engines document for "the contained command cannot be invoked / found"."""
+_EXEC_FAILURE = re.compile(r"\bexecutable file\b|\bopen executable\b", re.IGNORECASE)
+"""crun's words for a command it cannot start (runc's name the command, see
+:func:`command_failure`)."""
 
 _TIMESTAMP = re.compile(
     r"^(?P<base>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(?P<frac>\d+))?(?P<tz>Z|[+-]\d\d:?\d\d)?$"
@@ -79,6 +87,30 @@ def parse_engine_time(text: str) -> datetime | None:
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""
+
+
+def engine_message(stderr: str) -> str:
+    """The engine's error in ``stderr`` of a ``run``, on one line, without its usage hint."""
+    return " ".join(
+        line.strip() for line in stderr.splitlines() if line.strip() and "--help" not in line
+    )
+
+
+def command_failure(code: int, message: str, command: Sequence[str]) -> bool:
+    """Whether a ``run`` that exited ``code`` without starting its container failed because
+    the executor's command could not be started (rather than the engine or its set-up).
+
+    Both engines exit 127 (not found) or 126 (not executable) for that, but podman also
+    for some failures of its own (a missing workdir, a failed mount): so the engine's
+    ``message`` must also be the OCI runtime's refusal to execute the command: it names
+    the command quoted (runc: ``exec: "foo": executable file not found in $PATH``) or
+    speaks of the executable (crun: ``executable file `foo` not found``, ``open
+    executable: Permission denied``).
+    """
+    if code not in _COMMAND_FAILURE_CODES or not command:
+        return False
+    quoted = (f'"{command[0]}"', f"`{command[0]}`", f"'{command[0]}'", json.dumps(command[0]))
+    return any(q in message for q in quoted) or bool(_EXEC_FAILURE.search(message))
 
 
 def write_env_file(path: Path, env: Mapping[str, str]) -> Path:
@@ -296,15 +328,16 @@ class CliRuntime(ContainerRuntime):
             if code in _ENGINE_FAILURE_CODES:
                 cid = cidfile.read_text().strip() if cidfile.exists() else ""
                 if not cid or not self._started(cid):
-                    self._known_images.discard(spec.image)
                     if cid:  # created but never started: nothing to attach to later
                         with contextlib.suppress(ContainerError):
                             self._cli(["rm", "-f", "-v", cid])
-                    message = " ".join(
-                        line.strip()
-                        for line in captured.stderr_tail.splitlines()
-                        if line.strip() and "--help" not in line
-                    )
+                    message = engine_message(captured.stderr_tail)
+                    if cid and command_failure(code, message, spec.command):
+                        return command_not_started(
+                            code, message, captured.start_time, captured.end_time,
+                            spec.stderr_path,
+                        )
+                    self._known_images.discard(spec.image)
                     raise ContainerError(
                         f"{self.name} could not start container {spec.name!r}: "
                         f"{message or f'exit code {code}'}"
