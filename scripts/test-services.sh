@@ -8,7 +8,8 @@
 #
 # Afterwards:  source "${TES_SERVICES_DIR:-/tmp/tes-test-services}/env.sh"
 # which exports DOCKER_HOST, CONTAINERS_CONF, CONTAINERS_STORAGE_CONF,
-# TES_TEST_AZURITE_ACCOUNT_URL, TES_TEST_AZURITE_CONNECTION_STRING and
+# TES_TEST_AZURITE_ACCOUNT_URL, TES_TEST_AZURITE_CONNECTION_STRING,
+# TES_TEST_AZURITE_CONNECTION_STRING_2 (a second Azurite account) and
 # TES_TEST_S3_ENDPOINT.
 # Stop with scripts/stop-test-services.sh (stops only what was started here).
 set -euo pipefail
@@ -186,6 +187,12 @@ T4=$(date +%s.%N)
 AZURITE_VERSION=3.37.0
 AZURITE_DIR="$D/azurite"
 AZURITE_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+# A second account, for the tests of a server that signs for several accounts. Naming
+# accounts in AZURITE_ACCOUNTS turns off the built-in devstoreaccount1, so it is listed
+# too, with its well-known key. The second key is a test value, not a secret.
+AZURITE_ACCOUNT2=tesrefs
+AZURITE_KEY2='dGVzLWNvcmUgdGVzdCBhY2NvdW50IHRlc3JlZnMsIG5vdCBhIHNlY3JldA=='
+AZURITE_ACCOUNTS_WANTED="devstoreaccount1:$AZURITE_KEY;$AZURITE_ACCOUNT2:$AZURITE_KEY2"
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 pid_alive() { [[ -s "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -220,13 +227,19 @@ if [[ ! -x "$AZURITE_DIR/node_modules/.bin/azurite-blob" ]] ||
 fi
 if pid_alive "$D/azurite.pid"; then
     log "azurite already running (pid $(cat "$D/azurite.pid"))"
+    grep -qx "$AZURITE_ACCOUNT2" "$D/azurite.accounts" 2>/dev/null ||
+        log "that azurite has no account $AZURITE_ACCOUNT2: the tests of several accounts" \
+            "will not run until it is restarted (scripts/stop-test-services.sh, then this)"
 else
     if port_open 10000; then
         log "127.0.0.1:10000 is taken by a process this script did not start; using it as Azurite"
+        rm -f "$D/azurite.accounts"
     else
         # A fresh, empty store at every start: tests create their own containers.
         rm -rf "$D/azurite-data"
         mkdir -p "$D/azurite-data"
+        printf '%s\n' "$AZURITE_ACCOUNT2" >"$D/azurite.accounts"
+        AZURITE_ACCOUNTS="$AZURITE_ACCOUNTS_WANTED" \
         setsid "$AZURITE_DIR/node_modules/.bin/azurite-blob" \
             --blobHost 127.0.0.1 --blobPort 10000 --location "$D/azurite-data" \
             --skipApiVersionCheck --loose --disableTelemetry --silent \
@@ -269,6 +282,11 @@ T_STORAGE=$(elapsed "$T4")
     printf 'export TES_TEST_AZURITE_ACCOUNT_URL=%q\n' "http://127.0.0.1:10000/devstoreaccount1"
     printf 'export TES_TEST_AZURITE_CONNECTION_STRING=%q\n' \
         "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$AZURITE_KEY;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
+    # Only when the running Azurite was started here with the second account.
+    if grep -qx "$AZURITE_ACCOUNT2" "$D/azurite.accounts" 2>/dev/null; then
+        printf 'export TES_TEST_AZURITE_CONNECTION_STRING_2=%q\n' \
+            "DefaultEndpointsProtocol=http;AccountName=$AZURITE_ACCOUNT2;AccountKey=$AZURITE_KEY2;BlobEndpoint=http://127.0.0.1:10000/$AZURITE_ACCOUNT2;"
+    fi
     printf 'export TES_TEST_S3_ENDPOINT=%q\n' "http://127.0.0.1:5000"
 } >"$D/env.sh.part"
 mv "$D/env.sh.part" "$D/env.sh"

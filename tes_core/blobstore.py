@@ -1,9 +1,12 @@
 """What submitter hooks may do with the server's blob storage.
 
-The server has one blob storage, configured in the core (``TES_STORAGE_*``) and
-built by whichever plugin implements ``tes_blob_storage`` (``tes-azure`` for Azure
-Blob Storage). The core itself imports no storage SDK: it only passes the object
-on to ``tes_rewrite_url`` and ``tes_inject_inputs`` as ``storage``.
+The server's blob storage, configured in the core (``TES_STORAGE_*``), is built by
+whichever plugin implements ``tes_blob_storage`` (``tes-azure`` for Azure Blob
+Storage). The core itself imports no storage SDK: it only passes the object on to
+``tes_rewrite_url`` and ``tes_inject_inputs`` as ``storage``. It may hold several
+accounts (tes-azure's :class:`tes_azure.accounts.StorageAccounts`); as a
+:class:`BlobStore` it is the default one, so a plugin written for one account keeps
+working.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from typing import Protocol, runtime_checkable
 
 from .config import ConfigError, Settings
 
-STORAGE_SETTINGS = ("TES_STORAGE_CONNECTION_STRING", "TES_STORAGE_ACCOUNT_URL")
-"""The variables that configure the server's blob storage."""
+STORAGE_SETTINGS = ("TES_STORAGE_CONNECTION_STRING", "TES_STORAGE_ACCOUNT_URL",
+                    "TES_STORAGE_CONNECTION_STRING_<NAME>")
+"""The variables that configure the server's blob storage accounts."""
 
 
 @runtime_checkable
@@ -57,12 +61,12 @@ class BlobStore(Protocol):
 
 
 def storage_configured(settings: Settings) -> str | None:
-    """The ``TES_STORAGE_*`` variable that configures blob storage, or ``None``."""
+    """A ``TES_STORAGE_*`` variable that configures blob storage, or ``None``."""
     if settings.storage_connection_string:
         return STORAGE_SETTINGS[0]
     if settings.storage_account_url:
         return STORAGE_SETTINGS[1]
-    return None
+    return next(iter(settings.storage_connection_strings), None)
 
 
 def no_provider_error(variable: str) -> ConfigError:

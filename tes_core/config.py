@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
 
 from .telemetry.redact import register_secret
@@ -126,9 +126,16 @@ class Settings:
     """Storage locations advertised in service-info; defaults to this machine's data folder."""
     storage_connection_string: str = field(default="", repr=False)
     """Azure Storage connection string (account key or SAS) of the server's blob storage."""
+    storage_connection_strings: Mapping[str, str] = field(
+        default_factory=dict, hash=False, repr=False,
+        metadata={"variable": "TES_STORAGE_CONNECTION_STRING_<NAME>"},
+    )
+    """More storage accounts the server signs for: one connection string per variable
+    ``TES_STORAGE_CONNECTION_STRING_<NAME>`` (any suffix, e.g. ``_REFS``), keyed by the
+    variable's name; each may be a secret reference of its own."""
     storage_account_url: str = ""
-    """``https://<account>.blob.core.windows.net``: blob storage reached with
-    DefaultAzureCredential (user-delegation SAS); used when no connection string is set."""
+    """``https://<account>.blob.core.windows.net``, or several separated by commas: storage
+    accounts reached with DefaultAzureCredential (user-delegation SAS)."""
     auth_enabled: bool = False
     """Require OAuth 2.0 bearer tokens (JWTs) on the task endpoints."""
     auth_issuer: str = ""
@@ -190,7 +197,7 @@ class Settings:
         values: dict[str, object] = {}
         known = {f"TES_{f.name.upper()}" for f in fields(cls)}
         for f in fields(cls):
-            if f.name == "plugin_settings":
+            if f.name in _PREFIXED:
                 continue
             raw = environ.get(f"TES_{f.name.upper()}")
             if raw is None:
@@ -200,20 +207,43 @@ class Settings:
             values["applicationinsights_connection_string"] = environ.get(
                 "APPLICATIONINSIGHTS_CONNECTION_STRING", ""
             )
+        values["storage_connection_strings"] = {
+            name: value.strip()
+            for name, value in sorted(environ.items())
+            if name.startswith(_MORE_CONNECTION_STRINGS) and value.strip()
+        }
         values["plugin_settings"] = {
             name[4:].lower(): value
             for name, value in environ.items()
             if name.startswith("TES_") and name not in known
+            and not name.startswith(_MORE_CONNECTION_STRINGS)
         }
         settings = replace(cls(), **values)
         for f in fields(cls):
             value = getattr(settings, f.name)
-            if not f.repr and isinstance(value, str) and value:
-                register_secret(value)  # declared secret: masked in every log line
+            if f.repr:
+                continue
+            # Declared secrets: masked in every log line.
+            for secret in value.values() if f.name in _SECRET_MAPPINGS else (value,):
+                if isinstance(secret, str) and secret:
+                    register_secret(secret)
         overrides = {k: v for k, v in overrides.items() if v is not None}
         if "data_dir" in overrides:
             overrides["data_dir"] = Path(overrides["data_dir"])  # type: ignore[arg-type]
         return replace(settings, **overrides)
+
+
+_MORE_CONNECTION_STRINGS = "TES_STORAGE_CONNECTION_STRING_"
+"""Prefix of the variables that add storage accounts (``storage_connection_strings``)."""
+_PREFIXED = frozenset({"plugin_settings", "storage_connection_strings"})
+"""Fields read from a family of variables, not from ``TES_<FIELD>``."""
+_SECRET_MAPPINGS = frozenset({"storage_connection_strings"})
+"""Mapping fields whose values are secrets."""
+
+
+def setting_variable(f: Field[object]) -> str:
+    """The environment variable (or family of them) a :class:`Settings` field is read from."""
+    return str(f.metadata.get("variable", f"TES_{f.name.upper()}"))
 
 
 def _parse(name: str, raw: str, default: object, type_name: object) -> object:

@@ -130,9 +130,11 @@ def tes_blob_storage(settings: Settings) -> BlobStore | None:
     """Build the server's blob storage, passed to the submitter hooks as ``storage``.
 
     Called once per API process, on the first create that runs the submitter
-    hooks. Build it from ``settings.storage_connection_string`` or
-    ``settings.storage_account_url`` (``TES_STORAGE_*``) and return ``None`` when
-    they configure nothing this plugin knows. Raise
+    hooks. Build it from ``settings.storage_connection_string``,
+    ``settings.storage_account_url`` and ``settings.storage_connection_strings``
+    (``TES_STORAGE_*``) and return ``None`` when they configure nothing this plugin
+    knows. Several accounts are one object whose :class:`~tes_core.blobstore.BlobStore`
+    members answer for the default account (tes-azure's ``StorageAccounts``). Raise
     :class:`tes_core.config.ConfigError` naming the variable when a value cannot
     be used. When a ``TES_STORAGE_*`` variable is set and no plugin implements
     this hook, start-up fails saying what to install.

@@ -78,13 +78,31 @@ def test_the_storage_connection_string_is_not_in_the_repr() -> None:
     assert hash(settings) == hash(Settings.from_env({"TES_STORAGE_CONNECTION_STRING": secret}))
 
 
+def test_more_storage_accounts_come_from_suffixed_variables() -> None:
+    from tes_core.telemetry.redact import redact
+
+    refs = "AccountName=refs;AccountKey=cmVmcy1rZXk="
+    settings = Settings.from_env({
+        "TES_STORAGE_CONNECTION_STRING": "AccountName=a;AccountKey=c2VjcmV0",
+        "TES_STORAGE_CONNECTION_STRING_REFS": refs,
+        "TES_STORAGE_CONNECTION_STRING_EMPTY": "  ",
+        "TES_STORAGE_CONNECTION_STRINGS": "not one of them",
+    })
+    assert settings.storage_connection_strings == {"TES_STORAGE_CONNECTION_STRING_REFS": refs}
+    assert "storage_connection_string_refs" not in settings.plugin_settings
+    assert "cmVmcy1rZXk" not in repr(settings)
+    assert "cmVmcy1rZXk" not in redact(f"connecting with {refs}"), "a secret: masked in logs"
+
+
 def test_every_setting_has_a_row_in_the_readme() -> None:
     from dataclasses import fields
 
+    from tes_core.config import setting_variable
+
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     missing = [
-        f"TES_{f.name.upper()}" for f in fields(Settings)
-        if f.name != "plugin_settings" and f"| `TES_{f.name.upper()}` |" not in readme
+        setting_variable(f) for f in fields(Settings)
+        if f.name != "plugin_settings" and f"| `{setting_variable(f)}` |" not in readme
     ]
     assert not missing, f"add these settings to the README's table: {missing}"
 

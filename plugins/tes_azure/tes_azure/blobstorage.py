@@ -1,24 +1,27 @@
-"""The server's one Azure Blob storage, for plugins that point task URLs at it.
+"""One Azure Blob storage account the server signs for, for plugins that point task URLs
+at it.
 
-Configured by ``TES_STORAGE_CONNECTION_STRING`` (an account-key or SAS
-connection string; Azurite's in the tests) or ``TES_STORAGE_ACCOUNT_URL`` (then
-azure-identity's ``DefaultAzureCredential`` signs user-delegation SAS tokens).
-SAS tokens are signed by :mod:`tes_azure.sas`; the Azure SDK is imported only
-when blobs are listed or a user-delegation key is fetched. The
-server builds one through the ``tes_blob_storage`` hook and hands it to the
-submitter hooks; it has the members of :class:`tes_core.blobstore.BlobStore`.
+Built from an account-key or SAS connection string (``TES_STORAGE_CONNECTION_STRING`` or
+``TES_STORAGE_CONNECTION_STRING_<NAME>``; Azurite's in the tests) or an account URL
+(``TES_STORAGE_ACCOUNT_URL``: azure-identity's ``DefaultAzureCredential`` then signs
+user-delegation SAS tokens, one cached delegation key per account).
+:mod:`tes_azure.accounts` holds the server's several accounts and picks the one a URL
+names. SAS tokens are signed by :mod:`tes_azure.sas`; the Azure SDK is imported only
+when blobs are listed or a user-delegation key is fetched. Each account has the members
+of :class:`tes_core.blobstore.BlobStore`.
 Never log what this module returns: its URLs carry SAS tokens.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
-from tes_core.blobstore import MAX_SAS_LIFETIME
+from tes_core.blobstore import MAX_SAS_LIFETIME, STORAGE_SETTINGS
 from tes_core.config import ConfigError, Settings
 
 from .sas import blob_sas
@@ -70,8 +73,11 @@ class BlobStorage:
         sas_token: str | None = None,
         connection_string: str | None = None,
         credential: Any = None,
+        setting: str = STORAGE_SETTINGS[0],
     ) -> None:
         self.account_name = account_name
+        self.setting = setting
+        """The variable that configured this account, for messages."""
         self.account_url = account_url.rstrip("/")
         self._secrets = _Credentials(account_key, sas_token.lstrip("?") if sas_token else None,
                                      connection_string)
@@ -93,19 +99,22 @@ class BlobStorage:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BlobStorage | None:
-        """The storage ``settings`` configure, or ``None`` when neither setting is set.
+        """The server's default account (see :class:`tes_azure.accounts.StorageAccounts`),
+        or ``None`` when no storage setting is set.
 
         Raises :class:`ConfigError` naming the variable when a value cannot be used.
         """
-        if settings.storage_connection_string:
-            return cls.from_connection_string(settings.storage_connection_string)
-        if settings.storage_account_url:
-            return cls.from_account_url(settings.storage_account_url)
-        return None
+        from .accounts import StorageAccounts
+
+        accounts = StorageAccounts.from_settings(settings)
+        return accounts.default if accounts is not None else None
 
     @classmethod
-    def from_connection_string(cls, connection_string: str) -> BlobStorage:
-        """Parse an Azure Storage connection string (account key or SAS; Azurite's too)."""
+    def from_connection_string(
+        cls, connection_string: str, setting: str = STORAGE_SETTINGS[0]
+    ) -> BlobStorage:
+        """Parse an Azure Storage connection string (account key or SAS; Azurite's too);
+        errors name ``setting``, the variable it came from."""
         values: dict[str, str] = {}
         for part in connection_string.strip().split(";"):
             if not part.strip():
@@ -113,17 +122,17 @@ class BlobStorage:
             key, sep, value = part.partition("=")
             if not sep:
                 raise ConfigError(
-                    "TES_STORAGE_CONNECTION_STRING is not a connection string "
+                    f"{setting} is not a connection string "
                     "(expected key=value pairs separated by ';')"
                 )
             values[key.strip().lower()] = value.strip()
         if values.get("usedevelopmentstorage", "").lower() == "true":
             return cls(_DEV_ACCOUNT, _DEV_URL, account_key=_DEV_KEY,
-                       connection_string=connection_string)
+                       connection_string=connection_string, setting=setting)
         endpoint = values.get("blobendpoint", "").rstrip("/")
         name = values.get("accountname") or _account_from_endpoint(endpoint)
         if not name:
-            raise ConfigError("TES_STORAGE_CONNECTION_STRING needs AccountName or BlobEndpoint")
+            raise ConfigError(f"{setting} needs AccountName or BlobEndpoint")
         if not endpoint:
             protocol = values.get("defaultendpointsprotocol", "https")
             suffix = values.get("endpointsuffix", "core.windows.net")
@@ -131,26 +140,28 @@ class BlobStorage:
         key, sas = values.get("accountkey"), values.get("sharedaccesssignature")
         if not key and not sas:
             raise ConfigError(
-                "TES_STORAGE_CONNECTION_STRING needs AccountKey or SharedAccessSignature "
-                "(or use TES_STORAGE_ACCOUNT_URL to sign with Azure AD)"
+                f"{setting} needs AccountKey or SharedAccessSignature "
+                f"(or put the account's URL in {STORAGE_SETTINGS[1]} to sign with Azure AD)"
             )
         return cls(name, endpoint, account_key=key, sas_token=sas,
-                   connection_string=connection_string)
+                   connection_string=connection_string, setting=setting)
 
     @classmethod
-    def from_account_url(cls, account_url: str, credential: Any = None) -> BlobStorage:
-        """Storage reached with ``credential`` (default: ``DefaultAzureCredential``),
-        signing user-delegation SAS tokens."""
+    def from_account_url(
+        cls, account_url: str, credential: Any = None, setting: str = STORAGE_SETTINGS[1]
+    ) -> BlobStorage:
+        """Storage reached with ``credential`` (default: ``DefaultAzureCredential``, one
+        shared by every account), signing user-delegation SAS tokens."""
         parts = urlsplit(account_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(
-                f"TES_STORAGE_ACCOUNT_URL={account_url!r} is not an http(s) URL such as "
+                f"{setting}={account_url!r} is not an http(s) URL such as "
                 "https://<account>.blob.core.windows.net"
             )
         name = _account_from_endpoint(account_url.rstrip("/"))
         if not name:
-            raise ConfigError(f"TES_STORAGE_ACCOUNT_URL={account_url!r}: no account name in it")
-        return cls(name, account_url, credential=credential)
+            raise ConfigError(f"{setting}={account_url!r}: no account name in it")
+        return cls(name, account_url, credential=credential, setting=setting)
 
     # -- URLs -----------------------------------------------------------------
 
@@ -288,7 +299,9 @@ def _account_from_endpoint(endpoint: str) -> str:
     return host.split(".", 1)[0] if ".blob." in host else ""
 
 
+@functools.cache
 def _default_credential() -> Any:
+    """One ``DefaultAzureCredential`` for every account of this process (one token cache)."""
     from azure.identity import DefaultAzureCredential
 
     return DefaultAzureCredential()

@@ -6,14 +6,15 @@ from tes_core import hookimpl
 from tes_core.config import Settings
 from tes_core.telemetry.exporters import AZURE_MONITOR
 
-from .blobstorage import BlobStorage
+from .accounts import StorageAccounts
 from .monitor import configure_azure_monitor
 
 
 @hookimpl
-def tes_blob_storage(settings: Settings) -> BlobStorage | None:
-    """The storage ``TES_STORAGE_CONNECTION_STRING`` or ``TES_STORAGE_ACCOUNT_URL`` names."""
-    return BlobStorage.from_settings(settings)
+def tes_blob_storage(settings: Settings) -> StorageAccounts | None:
+    """The accounts ``TES_STORAGE_CONNECTION_STRING``, ``TES_STORAGE_ACCOUNT_URL`` and
+    ``TES_STORAGE_CONNECTION_STRING_<NAME>`` name (see :mod:`tes_azure.accounts`)."""
+    return StorageAccounts.from_settings(settings)
 
 
 @hookimpl

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from tes_core.config import ConfigError, Settings
-from tests.azurite import azurite_connection_string, new_container
+from tests.azurite import DelegatingService, azurite_connection_string, new_container
 
 from tes_azure.blobstorage import BlobStorage
 
@@ -168,31 +168,9 @@ def test_a_container_sas_lists_and_writes(storage: BlobStorage, container: str) 
 # -- user-delegation SAS (Azure AD) -----------------------------------------------
 
 
-class _DelegatingService:
-    """Stands in for ``BlobServiceClient.get_user_delegation_key``: Azurite issues
-    delegation keys only with OAuth over HTTPS, which it cannot do here."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[datetime, datetime]] = []
-
-    def get_user_delegation_key(self, key_start_time: datetime, key_expiry_time: datetime):
-        from azure.storage.blob import UserDelegationKey
-
-        self.calls.append((key_start_time, key_expiry_time))
-        key = UserDelegationKey()
-        key.signed_oid = "00000000-0000-0000-0000-00000000000a"
-        key.signed_tid = "00000000-0000-0000-0000-00000000000b"
-        key.signed_start = key_start_time.strftime("%Y-%m-%dT%H:%M:%SZ")
-        key.signed_expiry = key_expiry_time.strftime("%Y-%m-%dT%H:%M:%SZ")
-        key.signed_service = "b"
-        key.signed_version = "2021-08-06"
-        key.value = "a2V5LXZhbHVl"
-        return key
-
-
 def test_user_delegation_keys_are_cached_and_renewed() -> None:
     storage = BlobStorage.from_account_url("https://acct.blob.core.windows.net")
-    service = _DelegatingService()
+    service = DelegatingService()
     storage._client = service  # type: ignore[assignment]
 
     first = storage.sas_url("c", "a", write=False, lifetime=HOUR)

@@ -86,9 +86,11 @@ def test_references_resolve_through_the_real_secret_client(vault, credential) ->
     vault.set("db-url", "postgresql+psycopg://tes:n3w@db/tes")
     vault.set("storage", "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=k==")
     vault.set("cromwell", "cromwell-7")
+    vault.set("refs", "DefaultEndpointsProtocol=https;AccountName=refs;AccountKey=r==")
     settings = Settings.from_env({
         "TES_DATABASE_URL": ref(vault, "db-url"),
         "TES_STORAGE_CONNECTION_STRING": ref(vault, "storage"),
+        "TES_STORAGE_CONNECTION_STRING_REFS": ref(vault, "refs"),  # one more account
         "TES_CONTACT_URL": ref(vault, "db-url", old),  # a pinned version
         "TES_CROMWELL_CONTAINER": ref(vault, "cromwell"),  # a plugin's setting
         "TES_WORKER_THREADS": "3",  # plain values still work
@@ -96,6 +98,10 @@ def test_references_resolve_through_the_real_secret_client(vault, credential) ->
     assert settings.database_url == "postgresql+psycopg://tes:n3w@db/tes"
     assert settings.contact_url == "postgresql+psycopg://tes:old@db/tes"
     assert settings.storage_connection_string.endswith("AccountKey=k==")
+    assert settings.storage_connection_strings == {
+        "TES_STORAGE_CONNECTION_STRING_REFS":
+            "DefaultEndpointsProtocol=https;AccountName=refs;AccountKey=r==",
+    }
     assert settings.plugin_setting("cromwell_container") == "cromwell-7"
     assert settings.worker_threads == 3
     # The documented flow: an unauthenticated request, the bearer challenge, then the token

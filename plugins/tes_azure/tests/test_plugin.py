@@ -9,6 +9,7 @@ from tes_core.config import Settings
 from tes_core.plugins import load_plugins
 
 from tes_azure import keyvault
+from tes_azure.accounts import StorageAccounts
 from tes_azure.blobstorage import BlobStorage
 
 AZURITE = "UseDevelopmentStorage=true"
@@ -24,7 +25,8 @@ def test_the_core_loads_the_plugin_with_its_hooks() -> None:
 def test_the_server_storage_comes_from_the_plugin() -> None:
     hooks = load_plugins(Settings())
     storage = hooks.blob_storage(Settings(storage_connection_string=AZURITE))
-    assert isinstance(storage, BlobStorage)
+    assert isinstance(storage, StorageAccounts)
+    assert isinstance(storage.default, BlobStorage)
     assert isinstance(storage, BlobStore), "it has every member the core's protocol names"
     assert storage.account_name == "devstoreaccount1"
     assert hooks.blob_storage(Settings()) is None

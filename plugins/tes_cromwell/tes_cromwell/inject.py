@@ -51,7 +51,7 @@ def unlisted_inputs(
         return []
     prefix = location.blob.rsplit("/", 1)[0] + "/"
     try:
-        names = storage.list_blobs(location.container, prefix)
+        names = location.account.list_blobs(location.container, prefix)
     except Exception as exc:
         log.warning("listing %s/%s for a Cromwell task failed: %s",
                     location.container, prefix, type(exc).__name__)

@@ -6,14 +6,20 @@ Cromwell's ``root`` decides the form (see SUBMITTERS.md):
   default ``/cromwell-executions`` and ``/tes-wd/shared-global``): the root is the mount
   point of the plugin's container, so ``/cromwell-executions/wf/<id>/x`` is blob
   ``wf/<id>/x`` there;
-* ``/<account>/<container>/<blob>`` (Cromwell on Azure's blob paths) naming the server's
-  account;
-* ``https://<account>.blob.core.windows.net/<container>/<blob>`` (Terra's root) on the
-  server's account, without a SAS yet.
+* ``/<account>/<container>/<blob>`` (Cromwell on Azure's blob paths) naming one of the
+  server's accounts;
+* ``https://<account>.blob.core.windows.net/<container>/<blob>`` (Terra's root) on one of
+  the server's accounts, without a SAS yet.
+
+Each is signed by the account it is in (the local roots: the default account; see
+:mod:`tes_azure.accounts`).
 
 Anything else (``ftp://``, ``gs://``, ``s3://``, ``drs://``, other ``http(s)://``, a URL
 that already has a SAS) is left as it is, except what can never be reached: a local path
-on a backend other than ``local``, and an output to another storage account.
+on a backend other than ``local``, an output to an account the server cannot sign for,
+and a URL naming one of the server's accounts at another endpoint (Azure's
+``https://<account>.blob.core.windows.net`` for an account configured on an emulator, or
+the reverse).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from tes_azure.accounts import StorageAccounts
 from tes_core.errors import SubmitterError
 
 from .options import Options
@@ -38,8 +45,10 @@ _AZURE_HOST = ".blob.core.windows.net"
 
 @dataclass(frozen=True)
 class Location:
-    """A blob (or, for folders, a blob name prefix) in the server's storage."""
+    """A blob (or, for folders, a blob name prefix) in one of the server's accounts."""
 
+    account: BlobStore
+    """The account that signs for it."""
     container: str
     blob: str
 
@@ -57,32 +66,35 @@ def locate(
     """Where ``url`` is in the server's storage; ``None`` to leave the URL as it is.
 
     :raises SubmitterError: the URL cannot be reached as it is and cannot be rewritten
-        (no storage configured, another account).
+        (no storage configured, an account the server cannot sign for, one of its
+        accounts at another endpoint).
     """
+    accounts = StorageAccounts.of(storage)
     if url.startswith("/"):
-        return _local(url, options, storage, workflow_id, root_workflow_id, backend_name)
+        return _local(url, options, accounts, workflow_id, root_workflow_id, backend_name)
     scheme = url.partition(":")[0].lower()
     if scheme not in ("http", "https"):
         return None
     parts = urlsplit(url)
     if "sig=" in parts.query:
         return None  # already signed by whoever wrote it
-    found = storage.parse_url(url) if storage is not None else None
-    if found is not None and found[0]:
-        return Location(*found)
+    found = accounts.find_url(url) if accounts is not None else None
+    if found is not None and found.container:
+        return Location(found.account, found.container, found.blob)
+    moved = accounts.elsewhere(url) if accounts is not None else None
+    if accounts is not None and moved is not None:
+        raise SubmitterError(f"{url} is in {accounts.refusal(moved.name, moved.endpoint)}")
     host = (parts.hostname or "").lower()
     if direction == "output" and host.endswith(_AZURE_HOST):
         account = host[: -len(_AZURE_HOST)]
-        if storage is None:
+        if accounts is None:
             raise SubmitterError(
                 f"{url} is in blob storage account {account!r} and the server has no "
                 f"storage to sign uploads there: {CONFIGURE}"
             )
         raise SubmitterError(
-            f"{url} is in blob storage account {account!r}, but the server's storage is "
-            f"{storage.account_name!r}: point TES_STORAGE_CONNECTION_STRING or "
-            f"TES_STORAGE_ACCOUNT_URL at {account!r}, or Cromwell's root at "
-            f"{storage.account_name!r}"
+            f"{url} is in {accounts.refusal(account)}; or point Cromwell's root at one of "
+            "those accounts"
         )
     return None  # an input elsewhere: it may be public
 
@@ -90,7 +102,7 @@ def locate(
 def _local(
     path: str,
     options: Options,
-    storage: BlobStore | None,
+    accounts: StorageAccounts | None,
     workflow_id: str | None,
     root_workflow_id: str | None,
     backend_name: str,
@@ -98,7 +110,7 @@ def _local(
     reads_local = backend_name in LOCAL_BACKENDS
     for prefix in options.local_prefixes:
         if path.startswith(prefix) and path[len(prefix):len(prefix) + 1] == "/":
-            if storage is None:
+            if accounts is None:
                 if reads_local:
                     return None  # this machine's file, as Cromwell wrote it
                 raise SubmitterError(
@@ -108,24 +120,23 @@ def _local(
                     f"mounted at {prefix})"
                 )
             blob = path[len(prefix) + 1:]
-            return Location(options.container_for(workflow_id, root_workflow_id), blob)
-    if storage is not None:
-        found = storage.parse_account_path(path)
-        if found is not None:
-            return Location(*found)
+            container = options.container_for(workflow_id, root_workflow_id)
+            return Location(accounts.default, container, blob)
+    found = accounts.find_account_path(path) if accounts is not None else None
+    if found is not None:
+        return Location(found.account, found.container, found.blob)
     if reads_local:
         return None
     account = path.split("/", 2)[1]
-    if storage is None:
+    if accounts is None:
         raise SubmitterError(
             f"{path} is a local path, which backend {backend_name!r} cannot read: "
             f"{CONFIGURE} for /<account>/<container>/<blob> paths, or add its root to "
             "TES_CROMWELL_LOCAL_PREFIXES"
         )
     raise SubmitterError(
-        f"{path} is neither under Cromwell's local roots "
-        f"({', '.join(options.local_prefixes) or 'none'}) nor a path "
-        f"/{storage.account_name}/<container>/<blob> of the server's storage account "
-        f"(not {account!r}): backend {backend_name!r} cannot read it; set "
-        "TES_CROMWELL_LOCAL_PREFIXES or point TES_STORAGE_CONNECTION_STRING at that account"
+        f"{path} is a local path, which backend {backend_name!r} cannot read: it is under "
+        f"none of Cromwell's local roots ({', '.join(options.local_prefixes) or 'none'}; "
+        f"TES_CROMWELL_LOCAL_PREFIXES adds one), and as /<account>/<container>/<blob> it "
+        f"is in {accounts.refusal(account)}"
     )

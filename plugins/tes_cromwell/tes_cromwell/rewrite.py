@@ -39,15 +39,15 @@ def rewrite_url(
         workflow_id=submitter.workflow_id, root_workflow_id=submitter.root_workflow_id,
         backend_name=backend_name,
     )
-    if location is None or storage is None:
+    if location is None:
         return None
-    write = direction == "output"
+    write, account = direction == "output", location.account
     if _is_folder(url, direction, task):
-        return storage.folder_sas_url(
+        return account.folder_sas_url(
             location.container, location.blob.rstrip("/"), write=write,
             lifetime=options.sas_lifetime,
         )
-    return storage.sas_url(
+    return account.sas_url(
         location.container, location.blob, write=write, lifetime=options.sas_lifetime
     )
 

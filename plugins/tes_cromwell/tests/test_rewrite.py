@@ -218,9 +218,16 @@ def test_with_storage_other_local_paths_stay_local_on_the_local_backend(
     ("name", "storage", "says"),
     [
         ("cromwell-1", None, "TES_STORAGE_CONNECTION_STRING or TES_STORAGE_ACCOUNT_URL"),
-        ("cromwell-1", AZURITE, "not 'coa7f3e2bstorage'"),
+        ("cromwell-1", AZURITE,
+         "is in storage account 'coa7f3e2bstorage', which this server cannot sign for"),
         ("cromwell-2", None, "no storage to sign uploads"),
-        ("cromwell-2", account("otheraccount"), "the server's storage is 'otheraccount'"),
+        ("cromwell-2", account("otheraccount"),
+         "it signs for 'otheraccount' (TES_STORAGE_CONNECTION_STRING)): add its connection "
+         "string as TES_STORAGE_CONNECTION_STRING_<NAME>"),
+        ("cromwell-2", f"{account(TERRA)};BlobEndpoint=http://127.0.0.1:10000/{TERRA}",
+         f"in storage account '{TERRA}' at https://{TERRA}.blob.core.windows.net, but this "
+         f"server's account '{TERRA}' is at http://127.0.0.1:10000/{TERRA} "
+         "(TES_STORAGE_CONNECTION_STRING)"),
     ],
 )
 def test_a_rewrite_that_cannot_be_done_is_a_submitter_error(
@@ -277,3 +284,20 @@ def test_the_sas_lifetime_is_configurable(
     query = sas(by_name(task["outputs"])["rc"])
     start, expiry = (datetime.strptime(query[k], "%Y-%m-%dT%H:%M:%SZ") for k in ("st", "se"))
     assert 7000 <= (expiry - start).total_seconds() <= 7500, "2 h, plus 5 min of clock skew"
+
+
+def test_each_url_is_signed_by_the_account_it_names(
+    hook: Any, document: Callable, make_settings: Callable, backend: Callable,
+) -> None:
+    from tes_azure.accounts import StorageAccounts
+
+    settings = make_settings(TES_STORAGE_CONNECTION_STRING=AZURITE,
+                             TES_STORAGE_CONNECTION_STRING_COA=account(COA))
+    storage = StorageAccounts.from_settings(settings)
+    task = rewrite_all(hook, document("v81-coa-account-paths"), settings, storage,
+                       backend("batch"))
+    hosts = {urlsplit(item["url"]).netloc for item in task["inputs"] + task["outputs"]}
+    assert hosts == {f"{COA}.blob.core.windows.net"}, "every path names the COA account"
+    cromwell_1 = rewrite_all(hook, document("cromwell-1"), settings, storage, backend("local"))
+    urls = by_name(cromwell_1["inputs"])
+    assert urls["commandScript"].startswith(f"{AZURITE_URL}/cromwell/"), "local root: default"

@@ -3,7 +3,8 @@
 Inputs get read SAS, outputs write SAS. A file gets a SAS for its blob alone; a folder
 (``DIRECTORY`` inputs and outputs, wildcard outputs with ``path_prefix``) gets a
 container SAS on the folder's URL, since its files are reached by appending their
-names to that URL.
+names to that URL. Each is signed by the storage account it names (the server may sign
+for several: see :mod:`tes_azure.accounts`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from tes_azure.accounts import StorageAccounts
 from tes_core import blobstore
 from tes_core.config import ConfigError
 from tes_core.errors import ApiError, SubmitterError
@@ -46,40 +48,46 @@ def rewrite_url(
 ) -> str | None:
     """The SAS URL for one of a Nextflow task's URLs, or ``None`` to leave it as it is.
 
+    The account is the one the URL names (``az://<account>/...``, ``/<account>/...``), or
+    the server's default account for ``az://<container>/...``.
+
     :raises SubmitterError: the URL is in an Azure form but the server has no storage,
-        or names an account that is not the server's, or names no container.
+        or names an account the server cannot sign for, or names no container.
     """
+    accounts = StorageAccounts.of(storage)
     try:
-        location = blob_location(url, form, storage.account_name if storage else None)
+        location = blob_location(url, form, accounts.names if accounts else ())
     except UrlFormError as exc:
         raise SubmitterError(str(exc)) from None
     if location is None:
         return None
-    if storage is None:
+    if accounts is None:
         raise SubmitterError(
             f"{url} is in Azure Blob storage, and this server has no storage to reach it: set "
             "TES_STORAGE_CONNECTION_STRING or TES_STORAGE_ACCOUNT_URL"
             + (f" to the account {location.account!r}" if location.account else "")
         )
-    _check_account(url, location, storage)
+    account = _account(url, location, accounts)
     write = direction == "output"
     lifetime = sas_lifetime(settings)
     if _is_folder(url, direction, task):
-        return storage.folder_sas_url(location.container, location.blob, write=write,
+        return account.folder_sas_url(location.container, location.blob, write=write,
                                       lifetime=lifetime)
     if not location.blob:
         raise SubmitterError(f"{url} names a container, not a file")
-    return storage.sas_url(location.container, location.blob, write=write, lifetime=lifetime)
+    return account.sas_url(location.container, location.blob, write=write, lifetime=lifetime)
 
 
-def _check_account(url: str, location: BlobLocation, storage: BlobStore) -> None:
-    if location.account is None or location.account == storage.account_name:
-        return
+def _account(url: str, location: BlobLocation, accounts: StorageAccounts) -> BlobStore:
+    """The account that signs for ``location``: the one it names, else the default."""
+    if location.account is None:
+        return accounts.default
+    account = accounts.account(location.account)
+    if account is not None:
+        return account
     raise SubmitterError(
-        f"{url} is in storage account {location.account!r}, but this server's storage is "
-        f"account {storage.account_name!r}: point TES_STORAGE_CONNECTION_STRING or "
-        f"TES_STORAGE_ACCOUNT_URL at {location.account!r}, or run Nextflow with "
-        f"azure.storage.accountName = '{storage.account_name}'"
+        f"{url} is in {accounts.refusal(location.account)}; or run Nextflow with "
+        f"azure.storage.accountName = '{accounts.default.account_name}'"
     )
 
 

@@ -12,6 +12,7 @@ Pure parsing, no storage access. Nextflow writes Azure locations three ways:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from .detect import BUILTIN
@@ -33,14 +34,14 @@ class BlobLocation:
     """The account the URL names; ``None`` when the form carries none (the server's)."""
 
 
-def blob_location(url: str, form: str, account: str | None) -> BlobLocation | None:
+def blob_location(url: str, form: str, accounts: Collection[str]) -> BlobLocation | None:
     """Where ``url`` points, or ``None`` when it is not an Azure form (a local path,
     ``s3://``, ``https://`` ...).
 
     :param url: an input or output URL of a Nextflow task.
     :param form: the task's launch form (:data:`tes_nextflow.detect.PLUGIN` or ``BUILTIN``).
-    :param account: the server's storage account name, or ``None`` when none is configured:
-        a path is taken for ``/<account>/...`` only when it starts with that name.
+    :param accounts: the names of the server's storage accounts (none when no storage is
+        configured): a path is taken for ``/<account>/...`` only when it starts with one.
     :raises UrlFormError: an ``az://`` URL with no container in it.
     """
     if url.startswith(AZ_SCHEME):
@@ -54,7 +55,7 @@ def blob_location(url: str, form: str, account: str | None) -> BlobLocation | No
                 f"{url!r} names no container (az://<account>/<container>/<path>)"
             )
         return BlobLocation(parts[1], "/".join(parts[2:]), parts[0])
-    if form != BUILTIN and account and url.startswith(f"/{account}/"):
+    if form != BUILTIN and url.startswith("/") and url[1:].partition("/")[0] in accounts:
         parts = [part for part in url.split("/") if part]
         if len(parts) >= 2:
             return BlobLocation(parts[1], "/".join(parts[2:]), parts[0])
