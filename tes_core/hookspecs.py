@@ -130,7 +130,9 @@ def tes_blob_storage(settings: Settings) -> BlobStore | None:
     """Build the server's blob storage, passed to the submitter hooks as ``storage``.
 
     Called once per API process, on the first create that runs the submitter
-    hooks. Build it from ``settings.storage_connection_string``,
+    hooks, and once at start-up when a ``TES_STORAGE_*`` variable is set, to check the
+    settings (that object is dropped): build it without network calls. Build it from
+    ``settings.storage_connection_string``,
     ``settings.storage_account_url`` and ``settings.storage_connection_strings``
     (``TES_STORAGE_*``) and return ``None`` when they configure nothing this plugin
     knows. Several accounts are one object whose :class:`~tes_core.blobstore.BlobStore`

@@ -223,10 +223,14 @@ class Hooks:
         return storage
 
     def check_storage_provider(self, settings: Settings) -> None:
-        """Fail start-up when ``TES_STORAGE_*`` is set and no plugin can build the storage."""
+        """Fail start-up when ``TES_STORAGE_*`` is set and no plugin can build the storage,
+        or the plugin finds a value it cannot use (it builds the storage once to see)."""
         variable = storage_configured(settings)
-        if variable and not self._has_impls("tes_blob_storage"):
+        if not variable:
+            return
+        if not self._has_impls("tes_blob_storage"):
             raise no_provider_error(variable)
+        self.blob_storage(settings)
 
     def configure_telemetry(self, settings: Settings) -> list[str]:
         """Start the plugins' telemetry exporters; the names of those started."""

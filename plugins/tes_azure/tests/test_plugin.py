@@ -43,3 +43,15 @@ def test_the_key_vault_resolver_is_declared_for_the_core() -> None:
 
 def test_the_resolver_leaves_other_references_alone() -> None:
     assert keyvault.resolve_references({"TES_CONTACT_URL": "@Other.Store(x)"}) == {}
+
+
+def test_storage_settings_it_cannot_use_stop_start_up() -> None:
+    import pytest
+    from tes_core.config import ConfigError
+
+    account = "DefaultEndpointsProtocol=https;AccountName=alpha;AccountKey=a2V5"
+    settings = Settings.from_env({"TES_STORAGE_CONNECTION_STRING": account,
+                                  "TES_STORAGE_CONNECTION_STRING_AGAIN": account})
+    with pytest.raises(ConfigError, match="'alpha' is configured twice"):
+        load_plugins(settings).check_storage_provider(settings)
+    load_plugins(Settings()).check_storage_provider(Settings())  # nothing set: nothing built
