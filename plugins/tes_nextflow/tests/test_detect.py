@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from tests.submitters import fixture_engine, shared_fixture_names
 
 from tes_nextflow.detect import BUILTIN, PLUGIN, inspect_task, launch_form
 from tes_nextflow.plugin import tes_detect_submitter
@@ -49,7 +50,8 @@ CLAIMED = {
 }
 
 NOT_CLAIMED = [
-    "cromwell-1", "cromwell-2", "cromwell-3",
+    # every other engine's shared fixture (cromwell-1, snakemake-8-1, toil-5.6-1, ...)
+    *(name for name in shared_fixture_names() if fixture_engine(name) != "nextflow"),
     "other-snakemake", "other-cwl-tes", "other-toil",
     "near-no-command-run", "near-no-exitcode", "near-other-command", "near-two-executors",
     "near-other-workdir", "near-inline-command-run",

@@ -1,0 +1,108 @@
+"""Detection and tags over every form Toil's TES batch system sends, near misses, and every
+other engine's tasks."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.submitters import load_document, other_engines_documents, shared_fixture_names
+
+from tes_toil.detect import detect
+from tes_toil.plugin import tes_detect_submitter
+
+Loader = Callable[[str], dict[str, Any]]
+DOCUMENTS = Path(__file__).parent / "documents"
+
+# document -> the ms-submitter-* tags it gets
+CLAIMED = {
+    "toil-5.6-1": {
+        "ms-submitter-name": "toil",
+        "ms-submitter-workflow-id": "file:/home/erin/jobstore",
+        "ms-submitter-workflow-stage": "HelloWorld",
+    },
+    "toil-7.0-1": {
+        "ms-submitter-name": "toil",
+        "ms-submitter-workflow-id": "aws:us-west-2:cwl-run-42",
+        "ms-submitter-workflow-stage": "sort",
+    },
+}
+NEAR = sorted(p.stem for p in DOCUMENTS.glob("near-*.json"))
+OTHERS = other_engines_documents("toil")
+
+
+def test_every_toil_fixture_is_covered() -> None:
+    mine = {name for name in shared_fixture_names() if name.startswith("toil-")}
+    assert mine == set(CLAIMED)
+    assert len(NEAR) >= 5 and len(OTHERS) >= 20
+
+
+@pytest.mark.parametrize("name", sorted(CLAIMED))
+def test_claimed_with_tags(name: str, document: Loader) -> None:
+    task = document(name)
+    before = copy.deepcopy(task)
+    submitter = tes_detect_submitter(task=task)
+    assert submitter is not None
+    assert submitter.tags() == CLAIMED[name]
+    assert task == before, "detection must not change the task"
+
+
+@pytest.mark.parametrize("name", NEAR)
+def test_near_misses_are_not_claimed(name: str, document: Loader) -> None:
+    assert tes_detect_submitter(task=document(name)) is None
+
+
+@pytest.mark.parametrize("path", OTHERS, ids=lambda p: f"{p.parents[2].name}/{p.stem}")
+def test_other_engines_tasks_are_not_claimed(path: Path) -> None:
+    assert tes_detect_submitter(task=load_document(path.stem, path.parent)) is None
+
+
+def _with_payload(task: dict[str, Any], job: dict[str, Any], protocol: int) -> dict[str, Any]:
+    encoded = base64.b64encode(pickle.dumps(job, protocol)).decode()
+    task["executors"][0]["command"][1] = encoded
+    return task
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_the_worker_command_is_read_from_any_pickle_protocol(
+    protocol: int, document: Loader
+) -> None:
+    """Protocols 2 and 3 have no memo opcode after the key: no command is read from them,
+    but the task is still Toil's; 4 and 5 (Python 3.8+, Toil 5.6+) give the job store."""
+    command = "_toil_worker J file:/js kind-J/instance-1 --context abc"
+    task = _with_payload(document("toil-7.0-1"), {"command": command}, protocol)
+    job = detect(task)
+    assert job is not None and job.job == "sort"
+    assert job.job_store == ("file:/js" if protocol >= 4 else None)
+
+
+def test_a_long_worker_command_and_a_virtualenv_entry_point(document: Loader) -> None:
+    command = "/home/erin/venv/bin/_toil_worker J file:/js kind-J/instance-1 " + "x" * 300
+    job = detect(_with_payload(document("toil-7.0-1"), {"command": command}, 5))
+    assert job is not None and job.job_store == "file:/js"
+
+
+def test_without_a_toil_name_the_stage_is_the_job_name(document: Loader) -> None:
+    task = document("toil-5.6-1")
+    task["name"] = "something else"
+    submitter = tes_detect_submitter(task=task)
+    assert submitter is not None and submitter.workflow_stage == "HelloWorld"
+
+
+@pytest.mark.parametrize(("name", "stage"), [
+    ("'HelloWorld' kind-HelloWorld/instance-3f0c8a1b v1", "HelloWorld"),
+    ("'FunctionWrappingJob' count_words 1c2d3e4f-0000-4000-8000-000000000000 v3", "count_words"),
+    ("'WDLTaskJob' hello.say_hi kind-WDLTaskJob/instance-9x v1", "hello.say_hi"),
+])
+def test_stage_is_the_unit_name_else_the_job_name(
+    name: str, stage: str, document: Loader
+) -> None:
+    task = document("toil-7.0-1")
+    task["name"] = name
+    submitter = tes_detect_submitter(task=task)
+    assert submitter is not None and submitter.workflow_stage == stage
