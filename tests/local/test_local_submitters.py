@@ -1,4 +1,5 @@
-"""The core alone (no plugins) accepts what Cromwell and Nextflow send.
+"""The core alone (no plugins) accepts what every workflow engine sends; with the engines'
+plugins installed, a create over HTTP stores the ``ms-submitter-*`` tags they detect.
 
 The example documents are the shared fixtures (tests/submitters.py). Their files
 do not exist here, so only acceptance and the stored document are checked.
@@ -9,7 +10,6 @@ proxy is a closed local port, so no task can reach outside this machine.
 from __future__ import annotations
 
 import copy
-import json
 import socket
 from collections.abc import Iterator
 from importlib.metadata import entry_points
@@ -19,42 +19,63 @@ from typing import Any
 import pytest
 import requests
 
+from tes_core.config import Settings
+from tes_core.plugins import load_plugins
 from tests.local.support import Tes, start_server, system_logs
-from tests.submitters import SHARED_FIXTURES
+from tests.submitters import SHARED_FIXTURES, fixture_engine, load_document
 
 pytestmark = pytest.mark.timeout(120)
 
-DOCUMENTS = sorted(
-    p for p in SHARED_FIXTURES.glob("*.json") if p.name.startswith(("cromwell", "nextflow"))
-)
+DOCUMENTS = sorted(SHARED_FIXTURES.glob("*.json"))
 READ_ONLY = ("id", "state", "logs", "creation_time")
+TAGGED = sorted(
+    p for p in DOCUMENTS if fixture_engine(p.stem) in ("snakemake", "cwl-tes", "toil")
+)
+"""The engines whose plugins only tag (no URL rewriting, so no storage is needed)."""
+
+
+def _isolated_server(tmp: Path, **env: str) -> Tes:
+    """A server that cannot start any task (a dead Docker socket) nor reach outside this
+    machine (its HTTP proxy is a closed local port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = start_server(
+        tmp / "data",
+        "docker",
+        DOCKER_HOST=f"unix://{tmp}/no-engine.sock",
+        HTTP_PROXY=closed, HTTPS_PROXY=closed, http_proxy=closed, https_proxy=closed,
+        NO_PROXY="", no_proxy="",
+        **env,
+    )
+    return Tes(server, "docker")
 
 
 @pytest.fixture(scope="module")
 def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tes]:
     """A server with every installed plugin disabled that cannot start any task."""
-    tmp = tmp_path_factory.mktemp("tes-submitters")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
     plugins = ",".join(sorted({ep.name for ep in entry_points(group="tes")}))
-    server = start_server(
-        tmp / "data",
-        "docker",
-        DOCKER_HOST=f"unix://{tmp}/no-engine.sock",
-        TES_DISABLED_PLUGINS=plugins,
-        HTTP_PROXY=closed, HTTPS_PROXY=closed, http_proxy=closed, https_proxy=closed,
-        NO_PROXY="", no_proxy="",
-    )
-    yield Tes(server, "docker")
-    server.stop()
+    tes = _isolated_server(tmp_path_factory.mktemp("tes-submitters"),
+                           TES_DISABLED_PLUGINS=plugins)
+    yield tes
+    tes.server.stop()
+
+
+@pytest.fixture(scope="module")
+def tagging(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tes]:
+    """A server with every installed plugin loaded that cannot start any task."""
+    tes = _isolated_server(tmp_path_factory.mktemp("tes-tagging"))
+    yield tes
+    tes.server.stop()
 
 
 def _expected(document: dict[str, Any]) -> dict[str, Any]:
-    """The document as the core stores it: the normalisations TES allows, nothing else."""
+    """The document as the core shows it in the BASIC view: the normalisations TES allows,
+    without the inputs' ``content`` (BASIC leaves it out), nothing else."""
     expected = copy.deepcopy(document)
     for item in expected.get("inputs", []) + expected.get("outputs", []):
         item.setdefault("type", "FILE")  # the server fills in FILE
+        item.pop("content", None)
     if "backend_parameters" in expected.get("resources", {}):
         # The local backend supports only "network": other keys are neither stored nor returned.
         params = expected["resources"]["backend_parameters"]
@@ -71,11 +92,12 @@ def test_fixtures_are_there() -> None:
     names = [p.name for p in DOCUMENTS]
     assert any(n.startswith("cromwell") for n in names), SHARED_FIXTURES
     assert any(n.startswith("nextflow") for n in names), SHARED_FIXTURES
+    assert {fixture_engine(p.stem) for p in TAGGED} == {"snakemake", "cwl-tes", "toil"}
 
 
 @pytest.mark.parametrize("path", DOCUMENTS, ids=[p.stem for p in DOCUMENTS])
 def test_submitter_document_accepted_and_round_trips(bare: Tes, path: Path) -> None:
-    document = json.loads(path.read_text())
+    document = load_document(path.stem)
     response = requests.post(f"{bare.url}/tasks", json=document, timeout=30)
     assert response.status_code == 200, response.text
     task_id = response.json()["id"]
@@ -85,6 +107,10 @@ def test_submitter_document_accepted_and_round_trips(bare: Tes, path: Path) -> N
     assert stored == _expected(document)
     assert basic["id"] == task_id
     assert basic["creation_time"]
+    sent = [item.get("content") for item in document.get("inputs", [])]
+    if any(sent):
+        full = bare.get(task_id, "FULL")
+        assert [item.get("content") for item in full["inputs"]] == sent
 
     # Unsupported backend_parameters are reported in the task's system logs.
     dropped = [
@@ -94,3 +120,37 @@ def test_submitter_document_accepted_and_round_trips(bare: Tes, path: Path) -> N
     if dropped:
         full = bare.get(task_id, "FULL")
         assert all(key in system_logs(full) for key in dropped), system_logs(full)
+
+
+@pytest.mark.parametrize("path", TAGGED, ids=[p.stem for p in TAGGED])
+def test_a_create_over_http_stores_the_detected_submitter_tags(
+    tagging: Tes, path: Path
+) -> None:
+    """What the engine's plugin detects, in process, is what the server stores and shows."""
+    engine = fixture_engine(path.stem)
+    detected = load_plugins(Settings.from_env({}), require_backend=False).detect_submitter(
+        load_document(path.stem)
+    )
+    if detected is None or detected.name != engine:
+        pytest.skip(f"the {engine} plugin is not installed")
+    document = load_document(path.stem)
+    document.setdefault("tags", {})["user-tag"] = "kept"
+
+    stored = tagging.get(tagging.submit(document), "BASIC")
+
+    submitter_tags = {k: v for k, v in stored["tags"].items() if k.startswith("ms-submitter-")}
+    assert submitter_tags == detected.tags()
+    assert submitter_tags["ms-submitter-name"] == engine
+    assert "ms-submitter-workflow-stage" in submitter_tags
+    assert stored["tags"]["user-tag"] == "kept"
+    minimal = tagging.get(stored["id"], "MINIMAL")
+    assert set(minimal) == {"id", "state"}
+
+
+def test_a_near_miss_over_http_gets_no_submitter_tags(tagging: Tes) -> None:
+    near = Path(__file__).resolve().parents[2] / "plugins" / "tes_snakemake" / "tests" / "documents"
+    if not near.is_dir():
+        pytest.skip("tes-snakemake's documents are not here")
+    stored = tagging.get(tagging.submit(load_document("near-script-does-not-run-snakemake", near)),
+                         "BASIC")
+    assert not any(key.startswith("ms-submitter-") for key in stored.get("tags") or {})
