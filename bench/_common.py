@@ -35,6 +35,8 @@ RESULTS = REPO / ".bench-results"
 API = "/ga4gh/tes/v1"
 TES_READY = re.compile(r"TES server ready at (\S+)")
 BASELINE_READY = re.compile(r"baseline ready at (\S+)")
+SUBMITTER_PLUGINS = "cromwell,nextflow,snakemake,cwl-tes,toil"
+"""``TES_DISABLED_PLUGINS`` for the core alone: every submitter plugin of this repository."""
 
 
 def serve_threads() -> int:

@@ -20,6 +20,7 @@ import urllib.request
 
 from bench._common import (
     API,
+    SUBMITTER_PLUGINS,
     Load,
     Outcome,
     Scratch,
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> list[Outcome]:
     scratch = Scratch(args.database, keep=args.keep)
     token = idp.token("bench-user", lifetime=3600)
     auth = [f"Authorization: Bearer {token}"]
-    quiet = {"TES_WORKER_THREADS": "0", "TES_DISABLED_PLUGINS": "cromwell,nextflow"}
+    quiet = {"TES_WORKER_THREADS": "0", "TES_DISABLED_PLUGINS": SUBMITTER_PLUGINS}
     body = scratch.dir / "task.json"
     body.write_bytes(TASK)
     try:

@@ -28,6 +28,7 @@ from pathlib import Path
 from bench._common import (
     API,
     DATA,
+    SUBMITTER_PLUGINS,
     Client,
     Load,
     Outcome,
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> list[Outcome]:
     try:
         # The core's create path alone: the submitter plugins (their cost is
         # bench_submitters') would refuse this Terra task with no storage configured.
-        plugins_off = "cromwell,nextflow"
+        plugins_off = SUBMITTER_PLUGINS
         if args.gunicorn:
             from tests.private_services import PrivateRedis
 

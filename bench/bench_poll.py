@@ -30,6 +30,7 @@ from pathlib import Path
 from bench._common import (
     API,
     DATA,
+    SUBMITTER_PLUGINS,
     Client,
     Load,
     Outcome,
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> list[Outcome]:
         # Submitter plugins would rewrite Nextflow's local paths to blob URLs and refuse
         # them with no storage configured; their cost is bench_submitters'.
         tes = tes_gunicorn(scratch.dir / "tes", scratch.database("poll"), redis.url,
-                           TES_DISABLED_PLUGINS="cromwell,nextflow")
+                           TES_DISABLED_PLUGINS=SUBMITTER_PLUGINS)
         with running(baseline_gunicorn("const")) as (base,):
             floor = run_load(base.base, [f"{API}/tasks/{n}" for n in range(TASKS)],
                              connections=args.connections, duration=min(args.seconds, 15.0),

@@ -25,11 +25,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench._common import Outcome, Scratch, common_arguments, interleave, measured, median, report
+from bench._common import (
+    SUBMITTER_PLUGINS,
+    Outcome,
+    Scratch,
+    common_arguments,
+    interleave,
+    measured,
+    median,
+    report,
+)
 from tests.submitters import SHARED_FIXTURES
 
 TARGET_MS = 1.0
-SUBMITTER_PLUGINS = "cromwell,nextflow"
 ACCOUNT_KEY = "YmVuY2gtYWNjb3VudC1rZXktbm90LWEtc2VjcmV0"
 
 
@@ -62,6 +70,11 @@ GROUPS = {
         ("nextflow-1", "nextflow-2"),
         {"TES_STORAGE_CONNECTION_STRING": _account("nfteststorage")},
     ),
+    # Tagging only (no URL rewriting): no storage needed.
+    "snakemake": Group("snakemake", ("snakemake-7-1", "snakemake-7-2", "snakemake-8-1",
+                                     "snakemake-8-2")),
+    "cwl-tes": Group("cwl-tes", ("cwl-tes-0.2-1", "cwl-tes-0.3-1")),
+    "toil": Group("toil", ("toil-5.6-1", "toil-7.0-1")),
 }
 
 

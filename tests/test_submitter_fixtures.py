@@ -23,14 +23,15 @@ from tes_core.plugins import load_plugins
 from tests.submitters import ENGINES, RECORD, SHARED_FIXTURES, fixture_engine
 
 PLUGIN_DOCUMENTS = Path(__file__).resolve().parents[1] / "plugins"
-ENGINE_OF = {"cwltes": "cwl-tes", "tes_cwltes": "cwl-tes"}
-"""Engine names (``ms-submitter-name``) of plugins (entry points, folders) named otherwise."""
+ENGINE_OF = {"tes_cwltes": "cwl-tes"}
+"""Engine names (``ms-submitter-name``) of plugin folders named otherwise; an entry point
+is named after its engine."""
 
 Detector = Callable[[dict[str, Any]], Any]
 
 
 def _detectors() -> dict[str, Detector]:
-    """Each installed plugin's ``tes_detect_submitter``, by plugin name."""
+    """Each installed plugin's ``tes_detect_submitter``, by plugin (entry-point) name."""
     settings = Settings.from_env({})
     hooks = load_plugins(settings, require_backend=False)
     found: dict[str, Detector] = {}
@@ -49,7 +50,7 @@ def _detectors() -> dict[str, Detector]:
 
 
 DETECTORS = _detectors()
-INSTALLED = {ENGINE_OF.get(name, name) for name in DETECTORS}
+INSTALLED = set(DETECTORS)
 """The engines whose plugin is installed (and not disabled)."""
 SHARED = sorted(SHARED_FIXTURES.glob("*.json"))
 OTHERS = sorted(PLUGIN_DOCUMENTS.glob("*/tests/documents/*.json"))
@@ -67,9 +68,9 @@ def _claims(path: Path) -> dict[str, str]:
     return claims
 
 
-def _engine_of(plugin: str) -> str:
-    """The engine of a plugin, by entry-point name (``cwltes``) or folder (``tes_cwltes``)."""
-    return ENGINE_OF.get(plugin, plugin.removeprefix("tes_"))
+def _engine_of_folder(folder: str) -> str:
+    """The engine of a plugin folder (``tes_cwltes``: ``cwl-tes``)."""
+    return ENGINE_OF.get(folder, folder.removeprefix("tes_"))
 
 
 def _expected_claim(path: Path) -> str | None:
@@ -79,7 +80,7 @@ def _expected_claim(path: Path) -> str | None:
     if stem.startswith("near"):
         return None
     named = [engine for engine in ENGINES if engine in stem]
-    return named[0] if named else _engine_of(path.parents[2].name)
+    return named[0] if named else _engine_of_folder(path.parents[2].name)
 
 
 needs_detectors = pytest.mark.skipif(not DETECTORS, reason="no submitter plugin is installed")

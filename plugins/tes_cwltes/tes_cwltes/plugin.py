@@ -1,4 +1,4 @@
-"""The hook implementation named by the entry point ``cwltes = "tes_cwltes.plugin"``."""
+"""The hook implementation named by the entry point ``cwl-tes = "tes_cwltes.plugin"``."""
 
 from __future__ import annotations
 

@@ -37,11 +37,16 @@ MAX_TAG_VALUE = 1024
 
 _INVOKE = "-m snakemake"
 _PROPERTIES = "# properties = "
-# What precedes "-m snakemake": the Python interpreter Snakemake runs with ("python", or
-# sys.executable's absolute path when the file system is shared), maybe on the line before
-# a backslash-newline (Snakemake 5 wraps the command so).
-_PYTHON = re.compile(r"(?:^|[\s;&(])(?:\S*/)?python[\w.]*(?:[ \t]|\\\n)+\Z")
-_LOOK_BACK = 512
+# The interpreter that runs "-m snakemake": "python", or sys.executable's absolute path
+# when the file system is shared (".../bin/python3.12").
+_PYTHON = re.compile(r"python[\w.]*")
+# What may separate it from "-m": blanks, or a backslash-newline (Snakemake 5 wraps lines).
+_GAP = " \t\\\n"
+_LOOK_BACK = 256
+_PROPERTIES_HEAD = re.compile(
+    r'\{"type": "(?P<type>single|group)", "(?:rule|groupid)": "(?P<name>(?:[^"\\]|\\.)*)"'
+)
+_JOBID = re.compile(r'"jobid": "?(?P<id>[\w-]+)"?(?:, "cluster": \{.*\})?\}$')
 _JOB_NAME = re.compile(r"snakejob\.(?P<rule>.+)\.(?P<jobid>[^.]+)\.sh")
 
 
@@ -73,17 +78,14 @@ def detect(task: Mapping[str, Any]) -> SnakemakeJob | None:
     script = _script(task.get("inputs"))
     if script is None or not _runs_snakemake(script):
         return None
-    properties = _properties(script)
-    group = properties.get("type") == "group"
-    rule = properties.get("groupid" if group else "rule")
-    jobid = properties.get("jobid")
-    if not isinstance(rule, str):
+    rule, group, jobid = _properties(script)
+    if rule is None:
         named = _JOB_NAME.fullmatch(task.get("name") or "")
         rule, jobid = (named["rule"], named["jobid"]) if named else (None, None)
     return SnakemakeJob(
         rule=_short(rule),
         group=group,
-        jobid=None if jobid is None else _short(str(jobid)),
+        jobid=_short(jobid),
         workdir=_short(_working_directory(task)),
     )
 
@@ -106,30 +108,49 @@ def _runs_snakemake(script: str) -> bool:
         end = script.find("\n", at)
         end = len(script) if end < 0 else end
         rest = script[at + len(_INVOKE) : end]
-        before = script[max(0, at - _LOOK_BACK) : at]
-        if rest[:1] in (" ", "\t") and "--snakefile " in rest and _PYTHON.search(before):
+        if rest[:1] in (" ", "\t") and "--snakefile " in rest and _after_python(script, at):
             return True
         at = script.find(_INVOKE, end)
     return False
 
 
-def _properties(script: str) -> dict[str, Any]:
-    """The job's properties from the job script's ``# properties = {...}`` line."""
+def _after_python(script: str, at: int) -> bool:
+    """Whether the word before ``script[at]``, past blanks, is a Python interpreter."""
+    before = script[max(0, at - _LOOK_BACK) : at]
+    if not before or before[-1] not in _GAP:
+        return False
+    before = before.rstrip(_GAP)
+    start = max(before.rfind(" "), before.rfind("\t"), before.rfind("\n")) + 1
+    word = before[start:].lstrip(";&(")
+    return _PYTHON.fullmatch(word[word.rfind("/") + 1 :]) is not None
+
+
+def _properties(script: str) -> tuple[str | None, bool, str | None]:
+    """The rule (or group), whether it is a group job, and the job id, from the job script's
+    ``# properties = {"type": ..., "rule"|"groupid": ..., ..., "jobid": ...}`` line. Snakemake
+    writes these keys in this order in every version, so the JSON is not parsed whole."""
     at = script.find(_PROPERTIES)
     if at < 0 or (at and script[at - 1] != "\n"):
-        return {}
+        return None, False, None
     end = script.find("\n", at)
-    try:
-        found = json.loads(script[at + len(_PROPERTIES) : end if end >= 0 else None])
-    except ValueError:
-        return {}
-    return found if isinstance(found, dict) else {}
+    line = script[at + len(_PROPERTIES) : end if end >= 0 else None]
+    head = _PROPERTIES_HEAD.match(line)
+    if head is None:
+        return None, False, None
+    rule = head["name"]
+    if "\\" in rule:
+        try:
+            rule = json.loads(f'"{rule}"')
+        except ValueError:
+            return None, False, None
+    jobid = _JOBID.search(line, max(0, len(line) - 128))
+    return rule, head["type"] == "group", jobid["id"] if jobid else None
 
 
 def _working_directory(task: Mapping[str, Any]) -> str | None:
     """``file://<dir>`` for the first local file sent as ``file://<dir>/<rel>`` at
     ``/tmp/<rel>``: Snakemake maps the working directory to ``/tmp``."""
-    for key in ("inputs", "outputs"):
+    for key in ("outputs", "inputs"):
         for item in task.get(key) or ():
             if not isinstance(item, Mapping):
                 continue
