@@ -18,9 +18,12 @@ from typing import Any
 
 import pytest
 import requests
+import tes
+from tes.utils import unmarshal
 
 from tes_core.config import Settings
 from tes_core.plugins import load_plugins
+from tests.api.support import pytes_client
 from tests.local.support import Tes, start_server, system_logs
 from tests.submitters import SHARED_FIXTURES, fixture_engine, load_document
 
@@ -145,6 +148,23 @@ def test_a_create_over_http_stores_the_detected_submitter_tags(
     assert stored["tags"]["user-tag"] == "kept"
     minimal = tagging.get(stored["id"], "MINIMAL")
     assert set(minimal) == {"id", "state"}
+
+
+@pytest.mark.parametrize("path", TAGGED, ids=[p.stem for p in TAGGED])
+def test_the_real_client_sends_each_engine_task_and_it_is_tagged(
+    tagging: Tes, path: Path
+) -> None:
+    """The engines send through py-tes: its models and serialisation, then its create."""
+    engine = fixture_engine(path.stem)
+    task = unmarshal(load_document(path.stem), tes.Task)
+    client = pytes_client(tagging.url)
+
+    stored = client.get_task(client.create_task(task), view="BASIC")
+
+    if engine in {ep.name for ep in entry_points(group="tes")}:
+        assert stored.tags["ms-submitter-name"] == engine
+    else:
+        assert not any(key.startswith("ms-submitter-") for key in stored.tags or {})
 
 
 def test_a_near_miss_over_http_gets_no_submitter_tags(tagging: Tes) -> None:
