@@ -108,6 +108,10 @@ def test_py_tes_block_runs_as_written(readme_server, tmp_path):
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{readme_server.log()}"
     assert done.stdout.splitlines()[:2] == ["COMPLETE", "HELLO FROM AN INPUT"], done.stdout
     assert out.read_text() == "HELLO FROM AN INPUT\n"
+    (task,) = finished_tasks(readme_server.url, "hello-py-tes")
+    assert task["state"] == "COMPLETE"
+    outputs = [(output["path"], output["url"]) for output in task["logs"][0]["outputs"]]
+    assert outputs == [("/data/out.txt", str(out))]
 
 
 def test_table_of_contents_matches_the_headings():
