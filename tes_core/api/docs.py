@@ -1,4 +1,5 @@
-"""The OpenAPI document this server implements, and a Swagger UI page to explore it.
+"""The OpenAPI document this server implements (built by :mod:`.spec`), and a Swagger UI
+page to explore it.
 
 The Swagger UI files come from the ``swagger-ui-bundle`` package, so the
 explorer works without internet access.
@@ -7,17 +8,13 @@ explorer works without internet access.
 from __future__ import annotations
 
 import functools
-from importlib.resources import files
-from typing import Any
 
-import yaml
 from flask import Blueprint, Response, abort, send_from_directory, url_for
 
 from .responses import json_response
+from .spec import served_document, served_yaml
 
 blueprint = Blueprint("docs", __name__)
-
-SPEC_FILE = "task_execution_service.openapi.yaml"
 
 EXPLORER_PAGE = """<!doctype html>
 <html lang="en">
@@ -40,29 +37,6 @@ EXPLORER_PAGE = """<!doctype html>
 
 
 @functools.cache
-def spec_text() -> str:
-    """The TES 1.1 OpenAPI document as shipped with the package (YAML)."""
-    return files("tes_core.openapi").joinpath(SPEC_FILE).read_text(encoding="utf-8")
-
-
-class _TextTimestamps(yaml.SafeLoader):
-    """YAML without the implicit timestamp type: the spec's unquoted example times
-    (``2020-10-02T10:00:00-05:00``) stay strings, which JSON can hold."""
-
-
-_TextTimestamps.yaml_implicit_resolvers = {
-    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-@functools.cache
-def spec_document() -> dict[str, Any]:
-    """The OpenAPI document parsed."""
-    return yaml.load(spec_text(), Loader=_TextTimestamps)  # a SafeLoader: no arbitrary objects
-
-
-@functools.cache
 def _swagger_dir() -> str:
     import swagger_ui_bundle
 
@@ -72,13 +46,13 @@ def _swagger_dir() -> str:
 @blueprint.get("/openapi.json")
 def openapi_json() -> Response:
     """The OpenAPI document as JSON."""
-    return json_response(spec_document())
+    return json_response(served_document())
 
 
 @blueprint.get("/openapi.yaml")
 def openapi_yaml() -> Response:
-    """The OpenAPI document as YAML, as published by GA4GH."""
-    return Response(spec_text(), mimetype="application/yaml")
+    """The same document as YAML."""
+    return Response(served_yaml(), mimetype="application/yaml")
 
 
 @blueprint.get("/ui/")

@@ -12,7 +12,8 @@ from urllib.parse import urljoin
 import pytest
 import requests
 
-from tests.api.support import TIMEOUT, assert_error, create, load_yaml, spec, task
+from tes_core.api.spec import load_yaml
+from tests.api.support import TIMEOUT, assert_error, create, spec, task
 from tests.servers import ServerProcess, server_env
 
 ORIGIN = "https://workflows.example.org"
@@ -143,10 +144,10 @@ def test_openapi_json_is_the_tes_1_1_document(url):
     document = response.json()
     assert document["info"]["title"] == "Task Execution Service"
     assert document["info"]["version"] == "1.1.0"
-    assert document["servers"] == [{"url": "/ga4gh/tes/v1"}]
+    assert [server["url"] for server in document["servers"]] == ["/ga4gh/tes/v1", "/v1"]
     assert set(document["paths"]) == {"/service-info", "/tasks", "/tasks/{id}",
                                       "/tasks/{id}:cancel"}
-    assert document == json.loads(json.dumps(spec()))  # YAML's 200: keys become "200"
+    assert document == spec()
     example = document["components"]["schemas"]["tesTask"]["properties"]["creation_time"]
     assert example["example"] == "2020-10-02T10:00:00-05:00"  # was a 500: YAML made a datetime
 
