@@ -30,6 +30,10 @@ KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC"}
 """The JWK ``kty`` each algorithm family needs."""
 
 
+NO_KEYS = ("cannot check bearer tokens: the identity provider's signing keys cannot be "
+           "fetched right now; retry in a moment")
+
+
 class UnknownKey(LookupError):
     """No signing key fits the token's ``kid`` and ``alg``; the message says why."""
 
@@ -85,6 +89,8 @@ class JwksKeys:
                 if now >= self._next_fetch and (now >= self._expires or kid not in self._keys):
                     self._refresh(now)
                 key = self._keys.get(kid)
+                if not self._keys:  # never fetched, and the last try was too recent
+                    raise ServiceUnavailable(NO_KEYS)
         if key is None and kid is None and len(self._keys) == 1:
             key = next(iter(self._keys.values()))  # a JWKS of one key, a token without kid
         if key is None:
@@ -105,10 +111,7 @@ class JwksKeys:
             # not stop the tokens it signed from working.
             log.warning("could not fetch the signing keys of %s: %s", self.issuer, exc)
             if not self._keys:
-                raise ServiceUnavailable(
-                    "cannot check bearer tokens: the identity provider's signing keys "
-                    "cannot be fetched right now; retry in a moment"
-                ) from None
+                raise ServiceUnavailable(NO_KEYS) from None
             return
         self._keys = keys
         self._expires = now + self.cache_seconds
