@@ -8,6 +8,7 @@ reads the environment.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
@@ -17,6 +18,29 @@ from .telemetry.redact import register_secret
 
 class ConfigError(ValueError):
     """A setting has a value the server cannot use; the message names the variable."""
+
+
+Duration = float
+"""Seconds; in the environment a number with a unit (:func:`parse_duration`)."""
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+
+
+def parse_duration(name: str, raw: str) -> float | None:
+    """Seconds in ``raw`` (``30d``, ``12h``, ``90m``, ``45s``, ``2w``, ``1d12h``), or
+    ``None`` when it is empty; :class:`ConfigError` naming ``name`` otherwise."""
+    text = raw.strip().lower().replace(" ", "")
+    if not text:
+        return None
+    parts = _DURATION.findall(text)
+    seconds = sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
+    if "".join(number + unit for number, unit in parts) != text or seconds <= 0:
+        raise ConfigError(
+            f"{name}={raw!r} is not a duration above 0: write a number with a unit, e.g. "
+            "30d, 12h, 90m, 45s or 1d12h (leave it empty to keep finished tasks forever)"
+        )
+    return seconds
 
 
 def _default_data_dir() -> Path:
@@ -82,6 +106,12 @@ class Settings:
     reconcile_lock_ttl: float = 60.0
     """Seconds the reconcile lock lasts unless renewed (after each batch): a dead worker's
     lock frees itself after this long."""
+    retention: Duration | None = None
+    """How long finished tasks (and their folders) are kept after they end; ``None`` (unset
+    or empty): forever. Written ``30d``, ``12h``, ``90m``, ``45s``, ``2w`` or ``1d12h``."""
+    retention_batch_size: int = 500
+    """Finished tasks one reconcile pass removes at most (1 to 5000), so a pass never holds
+    the database long; a backlog goes in later passes."""
     heartbeat_interval: float = 5.0
     database_retry_timeout: float = 300.0
     """Seconds a worker keeps retrying a task's report while the database is unreachable."""
@@ -248,6 +278,8 @@ def setting_variable(f: Field[object]) -> str:
 
 def _parse(name: str, raw: str, default: object, type_name: object) -> object:
     kind = str(type_name)
+    if kind == "Duration | None":
+        return parse_duration(name, raw)
     try:
         if kind == "Path":
             return Path(raw).expanduser()

@@ -23,6 +23,7 @@ from .worker.actors import Actors, build_broker
 from .worker.lifecycle import Lifecycle
 from .worker.process import WorkerProcess
 from .worker.registry import WorkerRegistry
+from .worker.retention import Retention
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,8 @@ def build_core(
     hooks = hooks or load_plugins(settings)
     hooks.check_storage_provider(settings)
     db = Database(settings.database)
-    reporter = DatabaseReporter(db, hooks, StateCache(sole_writer=sole_writer))
+    states = StateCache(sole_writer=sole_writer, keep_finished=settings.retention is None)
+    reporter = DatabaseReporter(db, hooks, states)
     registry = WorkerRegistry(db, settings.heartbeat_interval)
     backend = hooks.create_backend(
         BackendContext(
@@ -88,6 +90,8 @@ def build_core(
         stale_after=max(3 * settings.reconcile_interval, 5.0),
         batch_size=settings.reconcile_batch_size,
         lock_ttl=settings.reconcile_lock_ttl,
+        retention=Retention(db, backend, states, settings.retention,
+                            settings.retention_batch_size),
     )
     worker = WorkerProcess(
         db, backend, actors, lifecycle, registry,

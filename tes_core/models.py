@@ -18,8 +18,11 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from .states import TERMINAL
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -31,6 +34,10 @@ NAMING_CONVENTION = {
 # Byte-order comparison, so that ``name >= prefix AND name < next`` is exactly a prefix match
 # (SQLite's default BINARY collation already is).
 NameText = Text().with_variant(Text(collation="C"), "postgresql")
+
+FINISHED_SQL = "state IN (" + ", ".join(f"'{s.value}'" for s in sorted(TERMINAL)) + ")"
+"""Finished tasks, as SQL: the condition of the partial index ``ix_tasks_finished``. A query
+must say it in these very words for SQLite to use that index."""
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY, not a BIGINT one.
 SeqType = BigInteger().with_variant(Integer(), "sqlite")
@@ -75,6 +82,10 @@ class Task(Base):
         Index("ix_tasks_name", "name"),
         # A user's listing is a keyset range on this index, newest first.
         Index("ix_tasks_owner_tenant_seq", "owner", "tenant", "seq"),
+        # Finished tasks by the time they finished (a finished task's row never changes
+        # again), for retention. Partial: creating and running tasks never touch it.
+        Index("ix_tasks_finished", "updated_at",
+              sqlite_where=text(FINISHED_SQL), postgresql_where=text(FINISHED_SQL)),
     )
 
 

@@ -7,6 +7,10 @@ writer (the embedded mode, where the workers are threads of the server). Every
 state change made here forgets the task's entry after it is committed; a
 generation counter stops a read that raced such a change from remembering the
 old state.
+
+With retention on (``TES_RETENTION``) a finished task disappears some day, through
+whichever worker holds the reconcile lock: a process that is not the only writer then
+remembers no finished states either, so such a task's GET says 404 as soon as it is gone.
 """
 
 from __future__ import annotations
@@ -21,8 +25,12 @@ MAX_ENTRIES = 100_000
 class StateCache:
     """task id -> state, for states that cannot change behind this process's back."""
 
-    def __init__(self, *, sole_writer: bool, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(
+        self, *, sole_writer: bool, keep_finished: bool = True, max_entries: int = MAX_ENTRIES
+    ) -> None:
         self.sole_writer = sole_writer
+        self.keep_finished = keep_finished
+        """Remember finished states in a process that is not the only writer (see above)."""
         self.max_entries = max_entries
         self._states: dict[str, str] = {}
         self._generation = 0
@@ -38,7 +46,7 @@ class StateCache:
 
     def remember(self, task_id: str, state: str, generation: int) -> None:
         """Keep ``state`` if it is safe to, and nothing changed since ``generation``."""
-        if not (self.sole_writer or is_terminal(state)):
+        if not (self.sole_writer or (self.keep_finished and is_terminal(state))):
             return
         with self._lock:
             if generation != self._generation:

@@ -11,6 +11,7 @@ import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Row,
     and_,
     bindparam,
+    delete,
     exists,
     func,
     select,
@@ -30,7 +32,7 @@ from sqlalchemy import (
 from .auth.principal import Owner
 from .backends.base import TaskRecord
 from .db import Database, DriverTransaction, utcnow
-from .models import task_tags, tasks
+from .models import FINISHED_SQL, task_tags, tasks
 from .schemas.query import ListQuery
 from .states import State, sources_of
 
@@ -329,6 +331,44 @@ def active_batch(conn: Connection, state: State, after_seq: int, size: int) -> l
     """
     return conn.execute(
         _ACTIVE_BATCH, {"state": State(state).value, "after": after_seq, "size": size}
+    ).all()
+
+
+_FINISHED_COLUMNS = (*DOCUMENT_COLUMNS, tasks.c.backend, tasks.c.backend_ref, tasks.c.worker_id,
+                     tasks.c.owner, tasks.c.tenant)
+_FINISHED_BEFORE = (
+    select(*_FINISHED_COLUMNS)
+    .where(text(FINISHED_SQL), tasks.c.updated_at < bindparam("cutoff"))
+    .order_by(tasks.c.updated_at)
+    .limit(bindparam("size"))
+)
+# SQLite without statistics (nothing runs ANALYZE here) would rather read every finished
+# task through ix_tasks_state_seq; PostgreSQL's planner finds the partial index itself.
+_FINISHED_BEFORE_SQLITE = text(
+    f"SELECT {', '.join(c.name for c in _FINISHED_COLUMNS)} FROM tasks"
+    f" INDEXED BY ix_tasks_finished WHERE {FINISHED_SQL} AND updated_at < :cutoff"
+    " ORDER BY updated_at LIMIT :size"
+).bindparams(bindparam("cutoff", type_=tasks.c.updated_at.type)).columns(*_FINISHED_COLUMNS)
+
+
+def finished_before(conn: Connection, cutoff: datetime, size: int) -> list[Row]:
+    """Up to ``size`` finished tasks that finished before ``cutoff`` (naive UTC), those
+    that finished first first: a range of the partial index ``ix_tasks_finished``. A
+    finished task's row never changes again, so its ``updated_at`` is when it finished.
+    Rows carry what :func:`record_of` needs and the task's backend."""
+    statement = _FINISHED_BEFORE_SQLITE if conn.dialect.name == "sqlite" else _FINISHED_BEFORE
+    return conn.execute(statement, {"cutoff": cutoff, "size": size}).all()
+
+
+def delete_finished(conn: Connection, seqs: list[int]) -> list[Row]:
+    """Delete these tasks if they are finished, their tags with them (``ON DELETE
+    CASCADE``); return ``(id, state)`` of each one deleted."""
+    if not seqs:
+        return []
+    return conn.execute(
+        delete(tasks)
+        .where(tasks.c.seq.in_(seqs), text(FINISHED_SQL))
+        .returning(tasks.c.id, tasks.c.state)
     ).all()
 
 

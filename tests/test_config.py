@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -177,3 +180,31 @@ def test_a_key_vault_reference_without_tes_azure_says_what_to_install() -> None:
         "TES_DATABASE_URL holds a secret reference (@Microsoft.KeyVault) that no installed "
         "plugin resolves: pip install tes-azure"
     )
+
+
+@pytest.mark.parametrize(("raw", "seconds"), [
+    ("30d", 30 * 86400), ("12h", 43200), ("90m", 5400), ("45s", 45), ("2w", 14 * 86400),
+    ("1d12h", 129600), ("0.5s", 0.5), (" 3D ", 3 * 86400), ("", None),
+])
+def test_retention_is_a_duration_or_forever(raw: str, seconds: float | None) -> None:
+    assert Settings.from_env({"TES_RETENTION": raw}).retention == seconds
+    assert Settings().retention is None  # unset: forever
+
+
+@pytest.mark.parametrize("raw", ["30", "thirty days", "0d", "5y", "d", "1h-2m", "-1h"])
+def test_a_malformed_retention_stops_start_up_saying_how_to_write_it(raw, tmp_path) -> None:
+    with pytest.raises(ConfigError, match="TES_RETENTION=.* write a number with a unit"):
+        Settings.from_env({"TES_RETENTION": raw})
+    if raw == "30":  # through the real command: one line, no traceback
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TES_")}
+        result = subprocess.run(
+            [sys.executable, "-m", "tes_core.cli", "serve", "--port", "0",
+             "--data-dir", str(tmp_path)],
+            env={**env, "TES_RETENTION": raw}, capture_output=True, text=True, timeout=60,
+        )
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip().splitlines() == [
+            "tes-server: configuration error: TES_RETENTION='30' is not a duration above 0: "
+            "write a number with a unit, e.g. 30d, 12h, 90m, 45s or 1d12h (leave it empty "
+            "to keep finished tasks forever)"
+        ], result.stderr

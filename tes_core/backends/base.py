@@ -169,3 +169,13 @@ class Backend(abc.ABC):
     def refresh(self, task: TaskRecord) -> Observation | None:
         """A quick look at one active task for ``GET /tasks/{id}``; ``None`` when not useful."""
         return None
+
+    def remove(self, task: TaskRecord) -> None:
+        """Delete what this backend keeps of a finished task (retention, ``TES_RETENTION``).
+
+        Called by the reconcile pass, in whichever worker holds its lock, just before the
+        task's row is deleted. Make it idempotent; raise to keep the task until the next
+        pass tries again. The default keeps nothing, which fits a backend whose platform
+        keeps nothing of a task once it finished.
+        """
+        return None

@@ -7,6 +7,7 @@
 * ``tes_backend_calls_total`` / ``tes_backend_errors_total{backend,operation}``.
 * ``tes_queue_depth{queue}``: messages waiting in the broker, at scrape time.
 * ``tes_reconcile_duration_seconds``: time of each reconcile pass.
+* ``tes_tasks_removed_total{state}``: finished tasks removed by retention (``TES_RETENTION``).
 
 With several processes (gunicorn workers, ``tes-server worker``), set
 ``PROMETHEUS_MULTIPROC_DIR`` to a folder shared by all of them on one host and
@@ -40,7 +41,7 @@ from ..states import State
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-BACKEND_OPERATIONS = ("submit", "cancel", "recover", "poll", "refresh")
+BACKEND_OPERATIONS = ("submit", "cancel", "recover", "poll", "refresh", "remove")
 
 HTTP_DURATION = Histogram(
     "tes_http_request_duration_seconds", "API request latency by route template.",
@@ -56,6 +57,10 @@ BACKEND_ERRORS = Counter(
 RECONCILE_DURATION = Histogram(
     "tes_reconcile_duration_seconds", "Duration of one reconcile pass.",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0),
+)
+TASKS_REMOVED = Counter(
+    "tes_tasks_removed", "Finished tasks removed by retention (TES_RETENTION), by state.",
+    ("state",),
 )
 
 _children: dict[tuple[str, str, str], Any] = {}

@@ -26,6 +26,7 @@ from ..reporting import DatabaseReporter, StoredTask
 from ..states import ACTIVE, State
 from ..store import active_batch, load_record, record_of
 from .registry import WorkerRegistry, acquire_lease, release_lease
+from .retention import Retention
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,6 +35,11 @@ RECONCILE_LEASE = "reconcile"
 MAX_BATCH_SIZE = 5000
 """Keeps one batch (its rows in memory, one poll call, one write) short, so the lock is
 renewed well within its TTL."""
+
+
+def _check_batch_size(name: str, size: int) -> None:
+    if not 1 <= size <= MAX_BATCH_SIZE:
+        raise ConfigError(f"{name}={size} must be between 1 and {MAX_BATCH_SIZE}")
 
 
 class Messages(Protocol):
@@ -57,11 +63,11 @@ class Lifecycle:
         stale_after: float = 30.0,
         batch_size: int = 500,
         lock_ttl: float = 60.0,
+        retention: Retention | None = None,
     ) -> None:
-        if not 1 <= batch_size <= MAX_BATCH_SIZE:
-            raise ConfigError(
-                f"TES_RECONCILE_BATCH_SIZE={batch_size} must be between 1 and {MAX_BATCH_SIZE}"
-            )
+        _check_batch_size("TES_RECONCILE_BATCH_SIZE", batch_size)
+        if retention is not None:
+            _check_batch_size("TES_RETENTION_BATCH_SIZE", retention.batch_size)
         if lock_ttl <= 0:
             raise ConfigError(f"TES_RECONCILE_LOCK_TTL={lock_ttl:g} must be above 0")
         self.db = db
@@ -72,6 +78,8 @@ class Lifecycle:
         self.stale_after = stale_after
         self.batch_size = batch_size
         self.lock_ttl = lock_ttl
+        self.retention = retention
+        """Removes expired finished tasks at the end of each pass (``TES_RETENTION``)."""
         self._submitting: set[str] = set()
         """Tasks this worker is submitting right now (see :meth:`release_stale_claims`)."""
         self._submitting_lock = threading.Lock()
@@ -210,7 +218,8 @@ class Lifecycle:
         one liveness check, one batched write per kind of change), so a pass makes
         ``O(tasks / batch_size)`` queries, never one per task. The lock is renewed
         after every batch and expires ``lock_ttl`` seconds after the last renewal, so
-        the lock of a worker that died mid-pass frees itself.
+        the lock of a worker that died mid-pass frees itself. Then one batch of expired
+        finished tasks is removed (:mod:`.retention`).
         """
         if not acquire_lease(self.db, RECONCILE_LEASE, self.worker_id, ttl=self.lock_ttl):
             return
@@ -234,10 +243,20 @@ class Lifecycle:
                     ):
                         log.warning("reconcile lock lost mid-pass; stopping this pass")
                         return
+            self._sweep()
         finally:
             release_lease(self.db, RECONCILE_LEASE, self.worker_id)
         log.debug("reconcile pass over %d active tasks took %.3fs", seen,
                   time.monotonic() - started)
+
+    def _sweep(self) -> None:
+        if self.retention is None:
+            return
+        try:
+            self.retention.sweep()
+        except Exception:
+            log.warning("removing expired finished tasks failed; the next pass tries again",
+                        exc_info=True)
 
     def _reconcile_batch(self, state: State, rows: Sequence[Row]) -> None:
         stale = utcnow() - timedelta(seconds=self.stale_after)

@@ -204,6 +204,10 @@ class LocalBackend(Backend):
             "stopped rather than run again (it could have run twice)",
         )
 
+    def remove(self, task: TaskRecord) -> None:
+        """Delete a finished task's folder (kept with ``TES_LOCAL_KEEP_WORKDIRS``)."""
+        Workspace.for_task(self.settings.workdirs, self.settings.data_dir, task.id).remove()
+
     def _stop_containers(self, task: TaskRecord, *, remove: bool) -> None:
         try:
             runtime = self.runtime()
