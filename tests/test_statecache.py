@@ -35,3 +35,13 @@ def test_the_oldest_entry_makes_room() -> None:
         cache.remember(task_id, "QUEUED", cache.generation())
     assert cache.get("a") is None
     assert cache.get("b") == cache.get("c") == "QUEUED"
+
+
+def test_with_retention_a_shared_writer_remembers_nothing() -> None:
+    """Another process may remove a finished task (TES_RETENTION): its GET must say 404."""
+    cache = StateCache(sole_writer=False, keep_finished=False)
+    cache.remember("t", "COMPLETE", cache.generation())
+    assert cache.get("t") is None
+    sole = StateCache(sole_writer=True, keep_finished=False)  # removes them itself
+    sole.remember("t", "COMPLETE", sole.generation())
+    assert sole.get("t") == "COMPLETE"
