@@ -120,6 +120,9 @@ class Settings:
     local_runtime: str = "auto"
     """``auto``, ``docker``, ``podman`` or ``bubblewrap``."""
     local_max_tasks: int = 4
+    local_wait_explain_after: float = 2.0
+    """Seconds a task may wait (QUEUED or INITIALIZING) on the local backend before its
+    logs say why (a busy slot, an image pull, inputs being staged)."""
     local_network: str = "none"
     local_allowed_networks: tuple[str, ...] = ("none",)
     local_keep_workdirs: bool = False

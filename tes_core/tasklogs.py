@@ -9,6 +9,9 @@ from .backends.base import Observation
 from .db import rfc3339
 
 MAX_SYSTEM_LOG_LINES = 200
+WAITING_REASON = "waiting_reason"
+"""The task log ``metadata`` key that says why a QUEUED or INITIALIZING task waits (kept
+in the BASIC view, which leaves ``system_logs`` out)."""
 
 
 def new_attempt(system_logs: list[str] | None = None) -> dict[str, Any]:
@@ -34,11 +37,30 @@ def apply(logs: list[dict[str, Any]], observation: Observation) -> list[dict[str
         attempt["outputs"] = observation.outputs
     if observation.metadata:
         attempt.setdefault("metadata", {}).update(observation.metadata)
+    if observation.waiting_reason is not None:
+        _set_waiting_reason(attempt, observation.waiting_reason)
     if observation.system_logs:
-        lines = attempt.setdefault("system_logs", [])
-        lines.extend(observation.system_logs)
-        del lines[:-MAX_SYSTEM_LOG_LINES]
+        attempt.setdefault("system_logs", []).extend(observation.system_logs)
+    if len(attempt.get("system_logs") or ()) > MAX_SYSTEM_LOG_LINES:
+        del attempt["system_logs"][:-MAX_SYSTEM_LOG_LINES]
     return logs
+
+
+def _set_waiting_reason(attempt: dict[str, Any], reason: str) -> None:
+    """Replace the attempt's waiting reason (metadata and its one system log line) by
+    ``reason``; ``""`` removes it from the metadata and leaves the line as it is."""
+    metadata = attempt.get("metadata") or {}
+    previous = metadata.pop(WAITING_REASON, None)
+    if not reason:
+        if previous is not None and not metadata:
+            del attempt["metadata"]
+        return
+    attempt["metadata"] = {**metadata, WAITING_REASON: reason}
+    lines = attempt.setdefault("system_logs", [])
+    if previous in lines:
+        lines[len(lines) - 1 - lines[::-1].index(previous)] = reason
+    else:
+        lines.append(reason)
 
 
 def _naive_utc(value: datetime) -> datetime:
@@ -57,4 +79,5 @@ def is_empty(observation: Observation) -> bool:
         or observation.system_logs
         or observation.new_attempt
         or observation.backend_ref
+        or observation.waiting_reason is not None
     )

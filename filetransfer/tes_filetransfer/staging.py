@@ -89,7 +89,8 @@ def stage_inputs(
     (a folder or prefix). ``streamable`` inputs are fetched like the others (allowed by
     the spec; the cache makes repeated ones free). Files move ``config.parallel`` at a
     time (default: :meth:`TransferConfig.from_env`), through the content cache if
-    ``config.cache_dir`` is set; ``stats`` (if given) counts the bytes.
+    ``config.cache_dir`` is set; ``stats`` (if given) counts the bytes and files, and
+    the files it expects to move once they are planned (so another thread can show progress).
 
     Returns one human-readable line per input (URLs redacted). Raises
     :class:`TransferError` naming the first input that failed, its redacted URL and what
@@ -106,6 +107,7 @@ def stage_inputs(
         policy = config.policy.deny(root)  # a DIRECTORY input never copies into the task
         with using_policy(policy):
             planned = [_plan(item, root, index, work) for index, item in enumerate(inputs)]
+            stats.expect(len(work.jobs))
             run_all([bound(policy, job) for job in work.jobs], config.parallel)
     finally:
         os.close(root_fd)

@@ -16,6 +16,9 @@ class TransferStats:
     """Bytes placed from the node-local cache without a download."""
     uploaded_bytes: int = 0
     files: int = 0
+    expected_files: int = 0
+    """Files the calls so far set out to move, known once each has planned its work (for
+    progress: ``files`` of ``expected_files``)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def summary(self) -> str:
@@ -26,6 +29,11 @@ class TransferStats:
             f"{self.files} files: {self.downloaded_bytes} bytes downloaded, "
             f"{self.cached_bytes} bytes from the node cache, {self.uploaded_bytes} bytes uploaded"
         )
+
+    def expect(self, files: int) -> None:
+        """Count ``files`` more files to move."""
+        with self._lock:
+            self.expected_files += files
 
     def add(self, *, downloaded: int = 0, cached: int = 0, uploaded: int = 0) -> None:
         """Count one file and its bytes."""

@@ -60,6 +60,11 @@ class Observation:
     backend_ref: str | None = None
     new_attempt: bool = False
     """Start a new entry in ``logs`` (a retry) before applying the rest."""
+    waiting_reason: str | None = None
+    """Why the task waits (QUEUED or INITIALIZING), replacing the reason given before: kept
+    in the current attempt's ``metadata["waiting_reason"]`` and as one line of its system
+    logs, replaced in place. ``""`` says it waits no more: the metadata entry goes, the
+    line stays as the last reason it waited for."""
 
 
 class TaskReporter(Protocol):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ class HttpFiles:
     root: Path
     url: str
     gets: Counter
+    delays: dict[str, float]
+    """Seconds to wait before answering a GET of a path (``/name``): a slow storage."""
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +48,12 @@ def http_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpFiles]:
     """A tiny ``http.server`` on 127.0.0.1 serving a temporary folder."""
     root = tmp_path_factory.mktemp("http-root")
     gets: Counter = Counter()
+    delays: dict[str, float] = {}
 
     class Handler(http.server.SimpleHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the http.server API
             gets[self.path] += 1
+            time.sleep(delays.get(self.path, 0.0))
             super().do_GET()
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002
@@ -59,6 +64,6 @@ def http_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpFiles]:
     )
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield HttpFiles(root, f"http://127.0.0.1:{httpd.server_address[1]}", gets)
+    yield HttpFiles(root, f"http://127.0.0.1:{httpd.server_address[1]}", gets, delays)
     httpd.shutdown()
     httpd.server_close()

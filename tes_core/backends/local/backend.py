@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,6 +21,7 @@ from ...storage_policy import access_policy
 from ..base import Backend, BackendContext, Observation, TaskRecord, worker_lost
 from .runner import TaskRun, container_name
 from .runtimes import ContainerRuntime, RuntimeUnavailable, select_runtime
+from .waiting import EXPLAIN_TICK, slot_reason
 from .workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,7 @@ class LocalBackend(Backend):
         )
         self._stopping.clear()
         threading.Thread(target=self._watch_cancels, name="tes-local-watch", daemon=True).start()
+        threading.Thread(target=self._explain_waits, name="tes-local-waits", daemon=True).start()
         # Logged if missing; each task will then end in SYSTEM_ERROR with the same advice.
         with contextlib.suppress(RuntimeUnavailable):
             self.runtime()
@@ -89,6 +92,21 @@ class LocalBackend(Backend):
                 except Exception:
                     log.warning("could not check task %s for cancellation", run.task.id,
                                 exc_info=True)
+
+    def _explain_waits(self) -> None:
+        # Tasks waiting long say why in their logs (see .waiting); one look per tick.
+        slots = self.settings.local_max_tasks
+        while not self._stopping.wait(EXPLAIN_TICK):
+            with self._runs_lock:
+                runs = list(self._runs.values())
+            in_use = sum(run.started for run in runs)
+            queued = slot_reason(in_use, slots) if in_use >= slots else None
+            now = time.monotonic()
+            for run in runs:
+                try:
+                    run.waits.tick(now, None if run.started else queued)
+                except Exception:
+                    log.warning("could not say why task %s waits", run.task.id, exc_info=True)
 
     def shutdown(self) -> None:
         """Stop taking tasks and end the running ones.
@@ -163,11 +181,14 @@ class LocalBackend(Backend):
         """Stop a task: in this worker directly, in another through its container names."""
         with self._runs_lock:
             run = self._runs.get(task.id)
-            if run is not None and not run.started:
+            waiting = run is not None and not run.started
+            if waiting:
                 # Still waiting for a task slot: it never ran, so it is cancelled now
                 # (under the lock, so a thread taking it next skips it).
                 run.cancelled.set()
-                return True
+        if waiting:
+            run.waits.end()  # its logs no longer say it waits for a slot
+            return True
         if run is not None:
             run.cancel()
             return False  # the run reports CANCELED once it has cleaned up

@@ -15,6 +15,7 @@ import socket
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from .runtimes.base import (
     ContainerRuntime,
     ContainerSpec,
 )
+from .waiting import WaitReason
 from .workspace import PlantedLink, Workspace, file_mounts, owner_key, plan_mounts
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,8 @@ class TaskRun:
         self.started = False
         """Set by the backend when a task thread takes the run (it no longer waits for a slot)."""
         self.transfer_config = transfer_config(settings)
+        self.waits = WaitReason(task.id, reporter, after=settings.local_wait_explain_after)
+        """Why the task waits, told in its logs when it waits long (see :mod:`.waiting`)."""
 
     # -- control from other threads -------------------------------------------------
 
@@ -190,6 +194,7 @@ class TaskRun:
         if not inputs:
             return []
         stats = TransferStats()
+        self.waits.stage(lambda: _staging_reason(stats))
         try:
             lines: list[str] = []
             for root, items in _by_root(self.workspace, inputs):
@@ -201,12 +206,20 @@ class TaskRun:
             return [*lines, f"inputs staged, {stats.summary()}"]
         except TransferError as exc:
             raise TaskFailure(f"staging inputs failed: {exc}") from exc
+        finally:
+            self.waits.stage(None)
 
     def _prepare_images(self, document: dict[str, Any]) -> list[str]:
         notes: list[str] = []
-        for image in dict.fromkeys(executor["image"] for executor in document["executors"]):
-            self._check_cancelled()
-            notes += self.runtime.prepare_image(image)
+        try:
+            for image in dict.fromkeys(executor["image"] for executor in document["executors"]):
+                self._check_cancelled()
+                self.waits.stage(f"preparing image '{image}'")
+                notes += self.runtime.prepare_image(
+                    image, on_pull=partial(self.waits.stage, f"pulling image '{image}'")
+                )
+        finally:
+            self.waits.stage(None)
         return notes
 
     def _resource_notes(self, document: dict[str, Any]) -> list[str]:
@@ -373,7 +386,7 @@ class TaskRun:
         metadata: dict[str, str] | None = None,
     ) -> bool:
         now = datetime.now(UTC)
-        return self.reporter.report(
+        return self.waits.report(
             Observation(
                 task_id=self.task.id,
                 state=state,
@@ -427,6 +440,12 @@ def _reason(exc: Exception) -> str:
 
 def _exit_message(index: int, executor: dict[str, Any], exit_code: int) -> str:
     return f"executor {index} ({executor['image']}) exited with code {exit_code}"
+
+
+def _staging_reason(stats: TransferStats) -> str:
+    if not stats.expected_files:
+        return "staging inputs"
+    return f"staging inputs: {stats.files} of {stats.expected_files} files"
 
 
 def _not_started_message(index: int, executor: dict[str, Any], result: ContainerResult) -> str:

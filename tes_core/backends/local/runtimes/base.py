@@ -8,7 +8,7 @@ block while the container runs and never touch the database.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -149,10 +149,13 @@ class ContainerRuntime(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def prepare_image(self, image: str) -> list[str]:
+    def prepare_image(
+        self, image: str, on_pull: Callable[[], None] | None = None
+    ) -> list[str]:
         """Make ``image`` runnable (pull if missing); return lines for the task's system logs.
 
-        Raises :class:`ContainerError` with an actionable message when the image
+        ``on_pull`` is called right before a pull starts (so a task can say it waits for
+        one). Raises :class:`ContainerError` with an actionable message when the image
         cannot be had.
         """
 

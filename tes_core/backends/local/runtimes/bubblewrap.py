@@ -45,7 +45,7 @@ import signal
 import stat
 import subprocess
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -193,8 +193,10 @@ class BubblewrapRuntime(ContainerRuntime):
             return f"refusing bubblewrap: the sandboxed process {problem}"
         return None
 
-    def prepare_image(self, image: str) -> list[str]:
-        """Nothing to pull; returns the log line that says so.
+    def prepare_image(
+        self, image: str, on_pull: Callable[[], None] | None = None
+    ) -> list[str]:
+        """Nothing to pull (``on_pull`` is never called); returns the log line that says so.
 
         That limits do not apply is said by the local backend, for tasks that ask for any.
         """

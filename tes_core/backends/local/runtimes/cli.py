@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -270,7 +270,9 @@ class CliRuntime(ContainerRuntime):
         args += ["--", image, *spec.command]
         return args
 
-    def prepare_image(self, image: str) -> list[str]:
+    def prepare_image(
+        self, image: str, on_pull: Callable[[], None] | None = None
+    ) -> list[str]:
         """Make sure ``image`` is here: ``image inspect``, else ``pull``; cached per runtime.
 
         Raises :class:`ContainerError` for an image that is not a valid reference.
@@ -282,6 +284,8 @@ class CliRuntime(ContainerRuntime):
             self._known_images.add(image)
             return []
         lines = [f"{self.name}: image '{image}' is not on this machine; pulling it"]
+        if on_pull is not None:
+            on_pull()
         pulled = self._cli(["pull", "--", image], timeout=self.pull_timeout)
         if pulled.returncode != 0:
             reason = _last_line(pulled.stderr) or _last_line(pulled.stdout) or "unknown error"
