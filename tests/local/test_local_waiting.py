@@ -1,18 +1,20 @@
 """Why a task waits: a real server with one task slot tells it in BASIC and FULL views.
 
 One runtime is enough (what a task waits for does not depend on it): the first usable of
-bubblewrap, Docker, podman. The image-pull reason is not tested end to end: pulling needs a
-registry, and none runs here (the tests never pull from the internet).
+bubblewrap, Docker, podman. The image pull is Docker's, from a slow registry on 127.0.0.1
+(podman refuses plain HTTP registries unless configured).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.jsonhttp import JsonHandler, LocalServer
 from tests.local.support import (
     RUNTIME_NAMES,
     Tes,
@@ -103,3 +105,40 @@ def test_staging_says_how_many_files_and_replaces_its_line(tes1: Tes, http_files
     assert _reason(done) is None
     staging = [line for line in system_logs(done).splitlines() if line.startswith("staging")]
     assert staging == [seen[-1]]  # one line, replaced in place, never repeated
+
+
+class _SlowRegistry(JsonHandler):
+    """A registry that takes its time to answer, then knows no image: a pull that waits."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        if self.path == "/v2/":
+            time.sleep(PULL_SECONDS)
+            self.reply(200, {})
+        else:
+            self.reply(404, {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "unknown"}]})
+
+    do_HEAD = do_GET  # noqa: N815
+
+
+PULL_SECONDS = 4.0
+
+
+def test_pulling_an_image_says_so(tmp_path: Path) -> None:
+    """Docker pulls from a slow registry on 127.0.0.1 (Docker allows plain HTTP there)."""
+    if probe("docker") is not None:
+        pytest.skip(f"docker is not usable here: {probe('docker')}")
+    registry = LocalServer(_SlowRegistry)
+    server = start_server(tmp_path / "data", "docker")
+    try:
+        tes = Tes(server, "docker")
+        image = f"127.0.0.1:{registry.port}/tes-tests/slow:{token()}"
+        task_id = tes.submit({"executors": [sh("true", image=image)]})
+        seen = _watch(tes, task_id, {"QUEUED", "INITIALIZING"})
+        assert f"pulling image '{image}'" in seen, seen
+        done = tes.wait(task_id)
+        assert done["state"] == "SYSTEM_ERROR"  # the registry has no such image
+        assert _reason(done) is None
+        assert f"pulling image '{image}'" in system_logs(done).splitlines()
+    finally:
+        server.stop()
+        registry.close()
