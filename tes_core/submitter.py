@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 TAG_PREFIX = "ms-submitter-"
 
@@ -28,3 +30,13 @@ class Submitter:
             "root-workflow-id": self.root_workflow_id,
         }
         return {TAG_PREFIX + key: value for key, value in parts.items() if value}
+
+
+def only_executor(task: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The task's executor when it has exactly one (as every engine's task has), else
+    ``None``: the first, cheapest check of a submitter detector."""
+    executors = task.get("executors")
+    if not isinstance(executors, list) or len(executors) != 1:
+        return None
+    executor = executors[0]
+    return executor if isinstance(executor, Mapping) else None

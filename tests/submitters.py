@@ -13,10 +13,14 @@ unknown fields, and :func:`load_document` drops it.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 RECORD = "_fixture"
 """The top-level key of a fixture's record of where it comes from (not part of the task)."""
@@ -63,3 +67,40 @@ def other_engines_documents(engine: str) -> list[Path]:
         if p.parents[2].name != f"tes_{own}" and engine not in p.stem
     ]
     return sorted(shared + theirs)
+
+
+def detector_tests(
+    detect: Callable[..., Any], engine: str, claimed: dict[str, dict[str, str]], documents: Path
+) -> tuple[Callable[..., None], ...]:
+    """The tests every submitter plugin's detector must pass, for a plugin's test module to
+    bind to ``test_*`` names: the engine's shared fixtures are exactly ``claimed`` (fixture
+    stem to the ``ms-submitter-*`` tags it gets) and are claimed so, without being changed;
+    the plugin's near misses (``documents/near-*.json``) and every other engine's documents
+    are not claimed. ``detect`` is the plugin's ``tes_detect_submitter``."""
+    near = sorted(p.stem for p in documents.glob("near-*.json"))
+    others = other_engines_documents(engine)
+
+    def test_every_fixture_is_covered() -> None:
+        mine = {name for name in shared_fixture_names() if fixture_engine(name) == engine}
+        assert mine == set(claimed)
+        assert len(near) >= 5 and len(others) >= 20
+
+    @pytest.mark.parametrize("name", sorted(claimed))
+    def test_claimed_with_tags(name: str) -> None:
+        task = load_document(name, documents)
+        before = copy.deepcopy(task)
+        submitter = detect(task=task)
+        assert submitter is not None
+        assert submitter.tags() == claimed[name]
+        assert task == before, "detection must not change the task"
+
+    @pytest.mark.parametrize("name", near)
+    def test_near_misses_are_not_claimed(name: str) -> None:
+        assert detect(task=load_document(name, documents)) is None
+
+    @pytest.mark.parametrize("path", others, ids=lambda p: f"{p.parents[2].name}/{p.stem}")
+    def test_other_engines_tasks_are_not_claimed(path: Path) -> None:
+        assert detect(task=load_document(path.stem, path.parent)) is None
+
+    return (test_every_fixture_is_covered, test_claimed_with_tags,
+            test_near_misses_are_not_claimed, test_other_engines_tasks_are_not_claimed)

@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tes_core.submitter import only_executor
+
 DOCUMENT_TAG = "CWLDocumentId"
 WORKDIR_OUTPUT = "workdir"
 
@@ -43,11 +45,8 @@ class CwlJob:
 
 def detect(task: Mapping[str, Any]) -> CwlJob | None:
     """The CWL job behind ``task``, or ``None`` when cwl-tes did not send it."""
-    executors = task.get("executors")
-    if not isinstance(executors, list) or len(executors) != 1:
-        return None
-    executor = executors[0]
-    if not isinstance(executor, Mapping):
+    executor = only_executor(task)
+    if executor is None:
         return None
     folder = executor.get("workdir")
     if not isinstance(folder, str) or not folder:

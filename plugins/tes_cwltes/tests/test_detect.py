@@ -3,13 +3,11 @@ tasks."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-from tests.submitters import load_document, other_engines_documents, shared_fixture_names
+from tests.submitters import detector_tests
 
 from tes_cwltes.plugin import tes_detect_submitter
 
@@ -21,34 +19,13 @@ CLAIMED = {
     "cwl-tes-0.2-1": {"ms-submitter-name": "cwl-tes", "ms-submitter-workflow-stage": "sort"},
     "cwl-tes-0.3-1": {"ms-submitter-name": "cwl-tes", "ms-submitter-workflow-stage": "md5_2"},
 }
-NEAR = sorted(p.stem for p in DOCUMENTS.glob("near-*.json"))
-OTHERS = other_engines_documents("cwl-tes")
 
-
-def test_every_cwl_tes_fixture_is_covered() -> None:
-    mine = {name for name in shared_fixture_names() if name.startswith("cwl-tes-")}
-    assert mine == set(CLAIMED)
-    assert len(NEAR) >= 5 and len(OTHERS) >= 20
-
-
-@pytest.mark.parametrize("name", sorted(CLAIMED))
-def test_claimed_with_tags(name: str, document: Loader) -> None:
-    task = document(name)
-    before = copy.deepcopy(task)
-    submitter = tes_detect_submitter(task=task)
-    assert submitter is not None
-    assert submitter.tags() == CLAIMED[name]
-    assert task == before, "detection must not change the task"
-
-
-@pytest.mark.parametrize("name", NEAR)
-def test_near_misses_are_not_claimed(name: str, document: Loader) -> None:
-    assert tes_detect_submitter(task=document(name)) is None
-
-
-@pytest.mark.parametrize("path", OTHERS, ids=lambda p: f"{p.parents[2].name}/{p.stem}")
-def test_other_engines_tasks_are_not_claimed(path: Path) -> None:
-    assert tes_detect_submitter(task=load_document(path.stem, path.parent)) is None
+(
+    test_every_fixture_is_covered,
+    test_claimed_with_tags,
+    test_near_misses_are_not_claimed,
+    test_other_engines_tasks_are_not_claimed,
+) = detector_tests(tes_detect_submitter, "cwl-tes", CLAIMED, DOCUMENTS)
 
 
 def test_either_the_tag_or_home_is_enough(document: Loader) -> None:

@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tes_core.submitter import only_executor
+
 WORKDIR = "/tmp"
 SCRIPT_PATH = "/tmp/run_snakemake.sh"
 COMMAND = ["/bin/bash", SCRIPT_PATH]
@@ -67,11 +69,8 @@ class SnakemakeJob:
 
 def detect(task: Mapping[str, Any]) -> SnakemakeJob | None:
     """The Snakemake job behind ``task``, or ``None`` when Snakemake did not send it."""
-    executors = task.get("executors")
-    if not isinstance(executors, list) or len(executors) != 1:
-        return None
-    executor = executors[0]
-    if not isinstance(executor, Mapping) or executor.get("command") != COMMAND:
+    executor = only_executor(task)
+    if executor is None or executor.get("command") != COMMAND:
         return None
     if executor.get("workdir") != WORKDIR:
         return None

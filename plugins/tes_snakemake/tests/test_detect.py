@@ -3,13 +3,12 @@ every other engine's tasks."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.submitters import load_document, other_engines_documents, shared_fixture_names
+from tests.submitters import detector_tests
 
 from tes_snakemake.detect import detect
 from tes_snakemake.plugin import tes_detect_submitter
@@ -40,24 +39,13 @@ CLAIMED = {
         "ms-submitter-workflow-stage": "bwa_map",
     },
 }
-NEAR = sorted(p.stem for p in DOCUMENTS.glob("near-*.json"))
-OTHERS = other_engines_documents("snakemake")
 
-
-def test_every_snakemake_fixture_is_covered() -> None:
-    mine = {name for name in shared_fixture_names() if name.startswith("snakemake-")}
-    assert mine == set(CLAIMED)
-    assert len(NEAR) >= 6 and len(OTHERS) >= 20
-
-
-@pytest.mark.parametrize("name", sorted(CLAIMED))
-def test_claimed_with_tags(name: str, document: Loader) -> None:
-    task = document(name)
-    before = copy.deepcopy(task)
-    submitter = tes_detect_submitter(task=task)
-    assert submitter is not None
-    assert submitter.tags() == CLAIMED[name]
-    assert task == before, "detection must not change the task"
+(
+    test_every_fixture_is_covered,
+    test_claimed_with_tags,
+    test_near_misses_are_not_claimed,
+    test_other_engines_tasks_are_not_claimed,
+) = detector_tests(tes_detect_submitter, "snakemake", CLAIMED, DOCUMENTS)
 
 
 def test_group_job_and_job_ids(document: Loader) -> None:
@@ -65,16 +53,6 @@ def test_group_job_and_job_ids(document: Loader) -> None:
     assert group is not None and group.group and group.jobid.startswith("0f4a6c2e")
     single = detect(document("snakemake-8-1"))
     assert single is not None and not single.group and single.jobid == "7"
-
-
-@pytest.mark.parametrize("name", NEAR)
-def test_near_misses_are_not_claimed(name: str, document: Loader) -> None:
-    assert tes_detect_submitter(task=document(name)) is None
-
-
-@pytest.mark.parametrize("path", OTHERS, ids=lambda p: f"{p.parents[2].name}/{p.stem}")
-def test_other_engines_tasks_are_not_claimed(path: Path) -> None:
-    assert tes_detect_submitter(task=load_document(path.stem, path.parent)) is None
 
 
 @pytest.mark.parametrize(("line", "claimed"), [

@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tes_core.submitter import only_executor
+
 EXECUTOR = "_toil_contained_executor"
 
 MAX_TAG_VALUE = 1024
@@ -53,11 +55,8 @@ class ToilJob:
 
 def detect(task: Mapping[str, Any]) -> ToilJob | None:
     """The Toil job behind ``task``, or ``None`` when Toil did not send it."""
-    executors = task.get("executors")
-    if not isinstance(executors, list) or len(executors) != 1:
-        return None
-    executor = executors[0]
-    if not isinstance(executor, Mapping):
+    executor = only_executor(task)
+    if executor is None:
         return None
     command = executor.get("command")
     if not isinstance(command, list) or len(command) != 2 or command[0] != EXECUTOR:
