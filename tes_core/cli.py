@@ -11,7 +11,8 @@ import threading
 from dataclasses import asdict
 from pathlib import Path
 
-from .config import ConfigError, Settings
+from .config import Settings, option_help
+from .startup import explain
 from .telemetry.logs import configure_logging
 
 log = logging.getLogger("tes_core")
@@ -28,49 +29,72 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except ConfigError as exc:
-        print(f"tes-server: configuration error: {exc}", file=sys.stderr)
-        return 2
     except Exception as exc:
-        from .backends.local.runtimes import RuntimeUnavailable
-        from .plugins import PluginError
-
-        if isinstance(exc, PluginError | RuntimeUnavailable):
-            print(f"tes-server: {exc}", file=sys.stderr)
-            return 1
-        raise
+        explained = explain(exc)
+        if explained is None:
+            raise  # a bug: its traceback is what its report needs
+        log.debug("start-up stopped", exc_info=True)  # --log-level debug: where it was raised
+        status, line = explained
+        print(f"tes-server: {line}", file=sys.stderr, flush=True)
+        return status
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tes-server", description="GA4GH TES 1.1 server (tes-core)."
     )
-    parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
+    parser.add_argument(
+        "--log-level", default="info",
+        help="debug, info, warning or error (default: info); debug also shows where a "
+        "start-up error was raised",
+    )
     commands = parser.add_subparsers(dest="command")
+    data_dir = option_help("data_dir", "folder of everything the server keeps")
 
     serve = commands.add_parser(
-        "serve", help="run the API with in-process workers (embedded mode by default)"
+        "serve", help="run the API with in-process workers (embedded mode by default)",
+        description="Run the TES API and, without TES_BROKER_URL, its workers in this process. "
+        "Every option can also be set by its environment variable; other settings are "
+        "TES_* variables (see the README's settings table).",
     )
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000, help="0 picks a free port")
-    serve.add_argument("--data-dir", type=Path, help="everything the server keeps (TES_DATA_DIR)")
-    serve.add_argument("--threads", type=int, default=16, help="HTTP threads")
+    serve.add_argument("--host", help=option_help("host", "address to listen on"))
+    serve.add_argument(
+        "--port", type=int, help=option_help("port", "port to listen on, 0 picks a free one")
+    )
+    serve.add_argument("--data-dir", type=Path, help=data_dir)
+    serve.add_argument(
+        "--threads", type=int, help=option_help("http_threads", "threads answering HTTP")
+    )
     serve.set_defaults(func=_serve)
 
-    worker = commands.add_parser("worker", help="run a worker process (production mode)")
-    worker.add_argument("--data-dir", type=Path)
+    worker = commands.add_parser(
+        "worker", help="run a worker process (production mode)",
+        description="Run a worker that takes tasks from TES_BROKER_URL (required) and runs "
+        "them on TES_BACKEND; the database must have been upgraded (tes-server db upgrade). "
+        "Other settings are TES_* variables (see the README's settings table).",
+    )
+    worker.add_argument("--data-dir", type=Path, help=data_dir)
     worker.set_defaults(func=_worker)
 
     db = commands.add_parser("db", help="database migrations")
     db_commands = db.add_subparsers(dest="db_command", required=True)
-    upgrade = db_commands.add_parser("upgrade", help="migrate the database to the newest schema")
-    upgrade.add_argument("revision", nargs="?", default="head")
+    database = option_help("database_url", "the database (empty: SQLite in the data folder)")
+    upgrade = db_commands.add_parser(
+        "upgrade", help="migrate the database to the newest schema",
+        description=f"Migrate {database} to the newest schema.",
+    )
+    upgrade.add_argument("revision", nargs="?", default="head",
+                         help="Alembic revision to go to (default: head)")
     upgrade.set_defaults(func=_db_upgrade)
-    downgrade = db_commands.add_parser("downgrade", help="migrate the database back")
-    downgrade.add_argument("revision", nargs="?", default="-1")
+    downgrade = db_commands.add_parser(
+        "downgrade", help="migrate the database back",
+        description=f"Migrate {database} back.",
+    )
+    downgrade.add_argument("revision", nargs="?", default="-1",
+                           help="Alembic revision to go back to (default: -1, the one before)")
     downgrade.set_defaults(func=_db_downgrade)
     for sub in (upgrade, downgrade):
-        sub.add_argument("--data-dir", type=Path)
+        sub.add_argument("--data-dir", type=Path, help=data_dir)
 
     plugins = commands.add_parser("plugins", help="list installed plugins as JSON")
     plugins.set_defaults(func=_plugins)
@@ -78,23 +102,34 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(data_dir=getattr(args, "data_dir", None))
+    """The environment's settings; options given on the command line win."""
+    return Settings.from_env(
+        data_dir=getattr(args, "data_dir", None),
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        http_threads=getattr(args, "threads", None),
+    )
 
 
 def _migrate(settings: Settings, revision: str, *, down: bool = False) -> None:
     import flask_migrate
+    from sqlalchemy.exc import OperationalError
 
     from .app import create_app
+    from .startup import database_unreachable
 
     app = create_app(settings, start_worker=False)
+    core = app.extensions["tes"]
     try:
         with app.app_context():
             if down:
                 flask_migrate.downgrade(revision=revision)
             else:
                 flask_migrate.upgrade(revision=revision)
+    except OperationalError as exc:
+        raise database_unreachable(core.db, exc) from None
     finally:
-        app.extensions["tes"].close()
+        core.close()
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
@@ -112,25 +147,29 @@ def _serve(args: argparse.Namespace) -> int:
 
     from .api.waitress_errors import serve_json_errors
     from .app import create_app
+    from .startup import listen_socket
 
     settings = _settings(args)
+    sock = listen_socket(settings.host, settings.port)  # a port in use stops us first
     _migrate(settings, "head")
     # Embedded: the workers are this process's threads, so every state change
     # happens here. With a shared broker, other processes change states too.
     app = create_app(settings, sole_writer=not settings.broker_url)
     server = create_server(
-        app, host=args.host, port=args.port, threads=args.threads, ident="tes-core",
+        app, sockets=[sock], threads=settings.http_threads, ident="tes-core",
         # waitress refuses bodies of this size or more with a plain-text 413 before the
         # app sees them; leave room so that the app answers "too large" in the JSON
         # error shape, and keep waitress's cap only against absurd bodies.
         max_request_body_size=2 * settings.max_body_bytes + 1,
     )
     serve_json_errors(server, settings.max_body_bytes)  # and those refusals are JSON too
-    url = f"http://{args.host}:{server.effective_port}/ga4gh/tes/v1"
+    url = f"http://{settings.host}:{server.effective_port}/ga4gh/tes/v1"
     core = app.extensions["tes"]
     print(f"TES server ready at {url}", flush=True)
     print(f"  backend: {core.backend.name}; data: {settings.data_dir}; "
           f"database: {core.db.url.render_as_string(hide_password=True)}", flush=True)
+    if core.worker.running and core.backend.describe():
+        print(f"  {core.backend.describe()}", flush=True)
     print(f"  try: curl {url}/service-info", flush=True)
     stopping = threading.Event()
 
@@ -154,23 +193,33 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from .app import migrations_dir
     from .core import build_core
     from .plugins import load_plugins
+    from .startup import require_broker, require_schema
     from .telemetry.exporters import start_exporters
 
     settings = _settings(args)
+    require_broker(settings)
     hooks = load_plugins(settings)
     start_exporters(hooks, settings)
     core = build_core(settings, hooks=hooks)
+    try:
+        require_schema(core.db, migrations_dir())
+        core.start_worker()
+    except Exception:
+        core.close()
+        raise
     stop = threading.Event()
     _on_signals(stop.set)
-    core.start_worker()
     if settings.worker_metrics_port:
         from .telemetry.metrics import serve_metrics
 
         serve_metrics(settings.worker_metrics_port)
     print(f"TES worker {core.registry.worker_id} running (backend {core.backend.name})",
           flush=True)
+    if core.backend.describe():
+        print(f"  {core.backend.describe()}", flush=True)
     stop.wait()
     core.close()
     return 0

@@ -52,6 +52,12 @@ class Settings:
     """The server's configuration. Field ``foo_bar`` is read from ``TES_FOO_BAR``."""
 
     data_dir: Path = field(default_factory=_default_data_dir)
+    host: str = "127.0.0.1"
+    """Address ``tes-server serve`` listens on (``0.0.0.0``: every interface)."""
+    port: int = 8000
+    """Port ``tes-server serve`` listens on; 0 picks a free one."""
+    http_threads: int = 16
+    """Threads ``tes-server serve`` answers HTTP requests with."""
     database_url: str = ""
     """SQLAlchemy URL; empty means SQLite at ``<data_dir>/tes.sqlite3``."""
     broker_url: str = ""
@@ -119,6 +125,9 @@ class Settings:
     """Upper bound, seconds, on refreshing an active task from its backend during GET."""
     local_runtime: str = "auto"
     """``auto``, ``docker``, ``podman`` or ``bubblewrap``."""
+    local_start_without_runtime: bool = False
+    """Start even when no container runtime is usable: tasks then end in SYSTEM_ERROR saying
+    why, and ``/readyz`` answers 503, until one works. Off: start-up stops with the reason."""
     local_max_tasks: int = 4
     local_wait_explain_after: float = 2.0
     """Seconds a task may wait (QUEUED or INITIALIZING) on the local backend before its
@@ -277,6 +286,16 @@ _SECRET_MAPPINGS = frozenset({"storage_connection_strings"})
 def setting_variable(f: Field[object]) -> str:
     """The environment variable (or family of them) a :class:`Settings` field is read from."""
     return str(f.metadata.get("variable", f"TES_{f.name.upper()}"))
+
+
+def option_help(name: str, text: str) -> str:
+    """``text`` plus the variable and default of setting ``name``, for a command-line option."""
+    variable = next(setting_variable(f) for f in fields(Settings) if f.name == name)
+    default = getattr(Settings(), name)
+    if isinstance(default, tuple):
+        default = ",".join(default)
+    shown = default if default != "" else "empty"
+    return f"{text} (env {variable}; default: {shown})".replace("%", "%%")
 
 
 def _parse(name: str, raw: str, default: object, type_name: object) -> object:

@@ -32,6 +32,7 @@ or ``0.0.0.0:$PORT`` when ``PORT`` is set). Why each value (see also the README,
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 workers = max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
@@ -52,6 +53,22 @@ here uses it. Older gunicorn versions ignore the setting."""
 accesslog = None
 """Off: at hundreds of polls a second an access log costs more than the requests;
 turn on with ``--access-logfile -`` when needed."""
+
+
+def on_starting(server: Any) -> None:
+    """Before any process starts: stop gunicorn with one line on stderr when the app could
+    never serve (a malformed setting, a plugin that fails, a database never upgraded)."""
+    from tes_core.config import Settings
+    from tes_core.startup import check_api_process, explain
+
+    try:
+        check_api_process(Settings.from_env())
+    except Exception as exc:
+        explained = explain(exc)
+        if explained is None:
+            raise
+        print(f"tes-core: {explained[1]}", file=sys.stderr, flush=True)
+        raise SystemExit(explained[0]) from None
 
 
 def worker_exit(server: Any, worker: Any) -> None:

@@ -1,4 +1,5 @@
-"""Whether this process can do its work: the database and the broker answer."""
+"""Whether this process can do its work: the database and the broker answer, and, where
+this process runs tasks, its backend can run them."""
 
 from __future__ import annotations
 
@@ -11,8 +12,19 @@ BROKER_TIMEOUT = 2.0
 
 
 def check_readiness(core: Any) -> dict[str, str]:
-    """``{"database" | "broker": reason}`` for each dependency that does not answer."""
+    """``{"database" | "broker" | "backend": reason}`` for each part that does not work.
+
+    The backend is asked only in a process that runs tasks (``core.worker.running``):
+    an API process's readiness does not depend on the workers' machines.
+    """
     problems: dict[str, str] = {}
+    if core.worker.running:
+        try:
+            reason = core.backend.unready_reason()
+        except Exception as exc:
+            reason = _reason(exc)
+        if reason:
+            problems["backend"] = redact(reason)
     try:
         core.db.point_read("SELECT 1", ())
     except Exception as exc:

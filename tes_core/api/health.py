@@ -1,4 +1,5 @@
-"""``/healthz`` (the process answers) and ``/readyz`` (its database and broker answer).
+"""``/healthz`` (the process answers) and ``/readyz`` (its database and broker answer, and
+the backend can run tasks where this process runs them).
 
 Both live at the root, outside ``/ga4gh/tes/v1``, and need no token: they are
 for load balancers and orchestrators (Kubernetes probes, App Service health check).
@@ -22,13 +23,21 @@ def healthz() -> Response:
 
 @blueprint.get("/readyz")
 def readyz() -> Response:
-    """200 when the database and the broker answer; 503 naming the one that does not."""
-    problems = check_readiness(current_app.extensions["tes"])
+    """200 when the database and the broker answer and, in a process that runs tasks, the
+    backend can run them; 503 naming what does not, with the reason."""
+    core = current_app.extensions["tes"]
+    problems = check_readiness(core)
     if problems:
-        names = " and ".join(f"the {name}" for name in problems)
+        backend = problems.get("backend")
+        unreachable = " and ".join(f"the {name}" for name in problems if name != "backend")
+        what = [f"{unreachable} cannot be reached"] if unreachable else []
+        what += [f"the backend cannot run tasks: {backend}"] if backend else []
         return json_response(
-            {"msg": f"not ready: {names} cannot be reached", "status_code": 503,
+            {"msg": f"not ready: {'; '.join(what)}", "status_code": 503,
              "errors": {name: [reason] for name, reason in problems.items()}},
             503,
         )
-    return json_response({"status": "ready", "database": "ok", "broker": "ok"})
+    body = {"status": "ready", "database": "ok", "broker": "ok"}
+    if core.worker.running:
+        body["backend"] = "ok"
+    return json_response(body)

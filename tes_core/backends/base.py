@@ -129,7 +129,21 @@ class Backend(abc.ABC):
         return []
 
     def start(self) -> None:
-        """Called once in each worker before it takes messages (start threads, connect)."""
+        """Called once in each worker before it takes messages (start threads, connect).
+
+        Raise when the backend could never run a task here (a missing container
+        runtime, unusable credentials): the worker then does not start.
+        """
+        return None
+
+    def describe(self) -> str | None:
+        """One line for the start-up message: what runs the tasks here and why
+        (e.g. the container runtime chosen); ``None``: nothing to add. After :meth:`start`."""
+        return None
+
+    def unready_reason(self) -> str | None:
+        """Why this backend cannot run tasks right now (``None``: it can), for ``/readyz``
+        of a process that runs tasks. Called on every probe: cache what it checks."""
         return None
 
     def shutdown(self) -> None:

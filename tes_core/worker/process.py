@@ -47,13 +47,17 @@ class WorkerProcess:
         """Whether :meth:`start` ran and :meth:`stop` has not."""
 
     def start(self) -> None:
-        """Register, start the backend, take messages, and start the reconcile clock."""
+        """Start the backend, register, take messages, and start the reconcile clock.
+
+        A backend that cannot run tasks here raises from its ``start()`` before anything
+        else started: the process can then stop with the reason.
+        """
+        self.backend.start()
         self.registry.register()
         self.running = True
         # From now on this process runs tasks: what they report must outlive a database
         # restart rather than end them (or leave them stuck) on the first failed write.
         self.lifecycle.reporter.patience = self.database_patience
-        self.backend.start()
         self.actors.handler = self.lifecycle
         self._worker = dramatiq.Worker(
             self.actors.broker, worker_threads=self.threads, worker_timeout=100

@@ -47,6 +47,7 @@ def _isolated_server(tmp: Path, **env: str) -> Tes:
         tmp / "data",
         "docker",
         DOCKER_HOST=f"unix://{tmp}/no-engine.sock",
+        TES_LOCAL_START_WITHOUT_RUNTIME="true",
         HTTP_PROXY=closed, HTTPS_PROXY=closed, http_proxy=closed, https_proxy=closed,
         NO_PROXY="", no_proxy="",
         **env,

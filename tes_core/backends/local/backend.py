@@ -7,7 +7,6 @@ the reconcile loop calls :meth:`LocalBackend.recover` from another worker.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -20,11 +19,21 @@ from ...config import ConfigError
 from ...storage_policy import access_policy
 from ..base import Backend, BackendContext, Observation, TaskRecord, worker_lost
 from .runner import TaskRun, container_name
-from .runtimes import ContainerRuntime, RuntimeUnavailable, select_runtime
+from .runtimes import (
+    ContainerRuntime,
+    RuntimeChoice,
+    RuntimeUnavailable,
+    choose_runtime,
+    unknown_runtime,
+)
 from .waiting import EXPLAIN_TICK, slot_reason
 from .workspace import Workspace
 
 log = logging.getLogger(__name__)
+
+RUNTIME_RECHECK = 5.0
+"""Seconds a runtime check's answer is reused: by ``/readyz`` (is the chosen runtime still
+usable?) and, when none was usable, before :meth:`LocalBackend.runtime` tries again."""
 
 
 class LocalBackend(Backend):
@@ -39,8 +48,11 @@ class LocalBackend(Backend):
 
     def __init__(self, context: BackendContext) -> None:
         super().__init__(context)
-        self._runtime: ContainerRuntime | None = None
+        self._choice: RuntimeChoice | None = None
         self._runtime_error: str | None = None
+        self._health_error: str | None = None
+        self._runtime_checked = 0.0
+        """``time.monotonic()`` of the last runtime check (choice or health)."""
         self._runtime_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._runs: dict[str, TaskRun] = {}
@@ -50,6 +62,9 @@ class LocalBackend(Backend):
             self._policy = access_policy(self.settings)
         except TransferError as exc:
             raise ConfigError(str(exc)) from None
+        unknown = unknown_runtime(self.settings.local_runtime)
+        if unknown:  # a misspelled runtime stops start-up, in API processes too
+            raise ConfigError(unknown)
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -68,16 +83,48 @@ class LocalBackend(Backend):
         return [f"file://{folder}" for folder in self._policy.local_dirs]
 
     def start(self) -> None:
-        """Pick the container runtime and start the task threads."""
+        """Pick the container runtime and start the task threads.
+
+        Raises :class:`RuntimeUnavailable` when no runtime is usable, unless
+        ``TES_LOCAL_START_WITHOUT_RUNTIME`` is set: then each task ends in SYSTEM_ERROR
+        with the same advice until a runtime works (checked again every few seconds).
+        """
+        try:
+            self.runtime(log_failure=False)  # the caller says why it stops
+        except RuntimeUnavailable as exc:
+            if not self.settings.local_start_without_runtime:
+                raise
+            log.error("the local backend cannot run tasks: %s", exc)
         self._pool = ThreadPoolExecutor(
             max_workers=self.settings.local_max_tasks, thread_name_prefix="tes-local-task"
         )
         self._stopping.clear()
         threading.Thread(target=self._watch_cancels, name="tes-local-watch", daemon=True).start()
         threading.Thread(target=self._explain_waits, name="tes-local-waits", daemon=True).start()
-        # Logged if missing; each task will then end in SYSTEM_ERROR with the same advice.
-        with contextlib.suppress(RuntimeUnavailable):
+
+    def describe(self) -> str | None:
+        """``runtime: <name> (<why>)``, or why there is none."""
+        if self._choice is not None:
+            return f"runtime: {self._choice.runtime.name} ({self._choice.why})"
+        return f"runtime: none usable, every task will fail: {self._runtime_error}"
+
+    def unready_reason(self) -> str | None:
+        """Why tasks cannot run now: no runtime, or the chosen one stopped working."""
+        try:
             self.runtime()
+        except RuntimeUnavailable as exc:
+            return str(exc)
+        with self._runtime_lock:
+            assert self._choice is not None
+            if time.monotonic() - self._runtime_checked >= RUNTIME_RECHECK:
+                problem = self._choice.runtime.health()
+                self._health_error = (
+                    None if problem is None
+                    else f"container runtime {self._choice.runtime.name} stopped working: "
+                    f"{problem}"
+                )
+                self._runtime_checked = time.monotonic()
+            return self._health_error
 
     def _watch_cancels(self) -> None:
         # A cancel handled by another worker process cannot reach our threads
@@ -128,18 +175,28 @@ class LocalBackend(Backend):
             )
         self._pool.shutdown(wait=True)
 
-    def runtime(self) -> ContainerRuntime:
-        """The container runtime, chosen once; raises with what to install if there is none."""
+    def runtime(self, *, log_failure: bool = True) -> ContainerRuntime:
+        """The container runtime, chosen once; raises with what to install if there is none.
+
+        Until one is chosen, a failed choice is tried again after :data:`RUNTIME_RECHECK`;
+        a new reason is logged (unless ``log_failure`` is false).
+        """
         with self._runtime_lock:
-            if self._runtime is None and self._runtime_error is None:
+            if self._choice is None and (
+                self._runtime_error is None
+                or time.monotonic() - self._runtime_checked >= RUNTIME_RECHECK
+            ):
                 try:
-                    self._runtime = select_runtime(self.settings.local_runtime, self.settings)
+                    self._choice = choose_runtime(self.settings.local_runtime, self.settings)
+                    self._runtime_error = None
                 except RuntimeUnavailable as exc:
+                    if log_failure and self._runtime_error != str(exc):
+                        log.error("the local backend cannot run tasks: %s", exc)
                     self._runtime_error = str(exc)
-                    log.error("the local backend cannot run tasks: %s", exc)
-            if self._runtime is None:
+                self._runtime_checked = time.monotonic()
+            if self._choice is None:
                 raise RuntimeUnavailable(self._runtime_error or "no container runtime")
-            return self._runtime
+            return self._choice.runtime
 
     # -- tasks --------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from .base import (
 )
 from .bubblewrap import BubblewrapRuntime
 from .cli import CliRuntime
-from .detect import RUNTIMES, select_runtime
+from .detect import RUNTIMES, RuntimeChoice, choose_runtime, select_runtime, unknown_runtime
 from .docker import DockerRuntime
 from .podman import PodmanRuntime
 
@@ -29,6 +29,9 @@ __all__ = [
     "DockerRuntime",
     "Mount",
     "PodmanRuntime",
+    "RuntimeChoice",
     "RuntimeUnavailable",
+    "choose_runtime",
     "select_runtime",
+    "unknown_runtime",
 ]

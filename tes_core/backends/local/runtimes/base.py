@@ -148,6 +148,11 @@ class ContainerRuntime(abc.ABC):
         """Check this configured instance can run executors safely; ``None`` if so."""
         return None
 
+    def health(self) -> str | None:
+        """Whether this runtime still works (an engine may stop after start-up): ``None``
+        if so, else why not. Cheap enough for a readiness probe every few seconds."""
+        return type(self).probe()
+
     @abc.abstractmethod
     def prepare_image(
         self, image: str, on_pull: Callable[[], None] | None = None

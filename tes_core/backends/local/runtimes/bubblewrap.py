@@ -148,6 +148,12 @@ class BubblewrapRuntime(ContainerRuntime):
             return "bwrap is not installed (apt-get install bubblewrap)"
         return cls().verify()
 
+    def health(self) -> str | None:
+        """``None`` while ``bwrap`` is still installed (the sandbox was verified at start)."""
+        if not os.access(self.binary, os.X_OK):
+            return f"{self.binary} is gone or not executable (apt-get install bubblewrap)"
+        return None
+
     def verify(self) -> str | None:
         """Run the hardened sandbox once; ``None`` if its process is unprivileged, else why not.
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from .base import ContainerRuntime, RuntimeUnavailable
@@ -26,8 +28,38 @@ INSTALL_HINTS = {
 }
 
 
+def unknown_runtime(preference: str) -> str | None:
+    """Why ``preference`` names no runtime (with the closest valid name), or ``None``."""
+    wanted = (preference or "auto").strip().lower()
+    if wanted == "auto" or wanted in RUNTIMES:
+        return None
+    choices = ["auto", *RUNTIMES]
+    close = difflib.get_close_matches(wanted, choices, n=1, cutoff=0.5)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return (
+        f"TES_LOCAL_RUNTIME={preference!r} is an unknown container runtime; {hint}"
+        f"choose one of {', '.join(choices)}"
+    )
+
+
+@dataclass(frozen=True)
+class RuntimeChoice:
+    """The runtime :func:`choose_runtime` picked, and why (for the server's ready line)."""
+
+    runtime: ContainerRuntime
+    why: str
+
+
 def select_runtime(preference: str = "auto", settings: Any = None) -> ContainerRuntime:
     """Return a ready runtime: the named one, or with ``"auto"`` the first usable one.
+
+    See :func:`choose_runtime`, which also says why this one was chosen.
+    """
+    return choose_runtime(preference, settings).runtime
+
+
+def choose_runtime(preference: str = "auto", settings: Any = None) -> RuntimeChoice:
+    """Pick a ready runtime: the named one, or with ``"auto"`` the first usable one.
 
     With ``settings`` (the server's ``Settings``) the runtime takes its limits and
     sandbox user from them, and must pass :meth:`ContainerRuntime.verify` so configured.
@@ -36,11 +68,10 @@ def select_runtime(preference: str = "auto", settings: Any = None) -> ContainerR
     :class:`RuntimeUnavailable` with one message that says what to install
     when the wanted runtime (or, for ``"auto"``, every runtime) is unusable.
     """
+    unknown = unknown_runtime(preference)
+    if unknown:
+        raise RuntimeUnavailable(unknown)
     wanted = (preference or "auto").strip().lower()
-    if wanted != "auto" and wanted not in RUNTIMES:
-        raise RuntimeUnavailable(
-            f"unknown container runtime {preference!r}; choose auto, " + ", ".join(RUNTIMES)
-        )
     names = list(RUNTIMES) if wanted == "auto" else [wanted]
     reasons: dict[str, str] = {}
     for name in names:
@@ -54,8 +85,8 @@ def select_runtime(preference: str = "auto", settings: Any = None) -> ContainerR
             log.info("container runtime: %s (asked for %s)", name, wanted)
             if runtime.limits_note:
                 log.warning("%s", runtime.limits_note)
-            return runtime
-        log.info("container runtime %s is not usable: %s", name, reason)
+            return RuntimeChoice(runtime, _why(wanted, reasons))
+        log.debug("container runtime %s is not usable: %s", name, reason)
         reasons[name] = reason
     if wanted == "auto":
         hints = [INSTALL_HINTS[name] for name in names]
@@ -64,5 +95,13 @@ def select_runtime(preference: str = "auto", settings: Any = None) -> ContainerR
         raise RuntimeUnavailable(f"No container runtime found: {what}. Reasons: {why}")
     raise RuntimeUnavailable(
         f"Container runtime {wanted!r} is not usable: {reasons[wanted]}. "
-        f"To use it, {INSTALL_HINTS[wanted]}; or choose runtime 'auto'."
+        f"To use it, {INSTALL_HINTS[wanted]}; or set TES_LOCAL_RUNTIME=auto "
+        f"to take the first of {', '.join(RUNTIMES)} that works."
     )
+
+
+def _why(wanted: str, skipped: dict[str, str]) -> str:
+    if wanted != "auto":
+        return f"TES_LOCAL_RUNTIME={wanted}"
+    why = f"TES_LOCAL_RUNTIME=auto: the first of {', '.join(RUNTIMES)} that works"
+    return why + "".join(f"; not {name}: {reason}" for name, reason in skipped.items())
