@@ -41,9 +41,9 @@ SUBMITTER_PLUGINS = "cromwell,nextflow,snakemake,cwl-tes,toil"
 
 def serve_threads() -> int:
     """The HTTP threads ``tes-server serve`` uses by default, so the baselines match it."""
-    from tes_core.cli import _parser
+    from tes_core.config import Settings
 
-    return _parser().parse_args(["serve"]).threads
+    return Settings().http_threads
 
 
 # ----------------------------------------------------------------------------- arguments

@@ -193,14 +193,16 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from .app import migrations_dir
-    from .core import build_core
-    from .plugins import load_plugins
     from .startup import require_broker, require_schema
-    from .telemetry.exporters import start_exporters
 
     settings = _settings(args)
     require_broker(settings)
+
+    from .app import migrations_dir
+    from .core import build_core
+    from .plugins import load_plugins
+    from .telemetry.exporters import start_exporters
+
     hooks = load_plugins(settings)
     start_exporters(hooks, settings)
     core = build_core(settings, hooks=hooks)

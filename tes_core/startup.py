@@ -35,9 +35,13 @@ def listen_socket(host: str, port: int) -> socket.socket:
     Bound before anything else starts, so that a port in use stops start-up at once.
     """
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(
+        addresses = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
+        )
+        # IPv4 first: "localhost" is 127.0.0.1 to most clients.
+        family, kind, proto, _, address = min(
+            addresses, key=lambda info: info[0] != socket.AF_INET
+        )
     except socket.gaierror as exc:
         raise StartupError(
             f"cannot listen on host {host!r}: {exc.strerror}; give an address or name of this "

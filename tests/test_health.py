@@ -25,7 +25,9 @@ def test_a_server_is_healthy_and_ready(tmp_path) -> None:
         assert health.status_code == 200 and health.json() == {"status": "ok"}
         ready = requests.get(f"{root}/readyz", timeout=10)
         assert ready.status_code == 200
-        assert ready.json() == {"status": "ready", "database": "ok", "broker": "ok"}
+        # This process runs the tasks (embedded): its backend is asked too.
+        assert ready.json() == {"status": "ready", "database": "ok", "broker": "ok",
+                                "backend": "ok"}
         # Outside the API prefix: the TES paths do not have them.
         assert requests.get(f"{proc.url}/healthz", timeout=10).status_code == 404
     finally:

@@ -31,6 +31,7 @@ from tes_core.backends.local.runtimes import (
     Mount,
     PodmanRuntime,
     RuntimeUnavailable,
+    choose_runtime,
     select_runtime,
 )
 from tes_core.backends.local.runtimes._capture import TAIL_BYTES
@@ -451,6 +452,12 @@ def test_select_auto_takes_the_first_usable(monkeypatch: pytest.MonkeyPatch) -> 
     assert isinstance(select_runtime(), DockerRuntime)
     _fake_probes(monkeypatch, docker="x", podman="y")
     assert isinstance(select_runtime("auto"), BubblewrapRuntime)
+    # Why, for the ready line: the rule, and why each runtime before it was passed over.
+    assert choose_runtime("auto").why == (
+        "TES_LOCAL_RUNTIME=auto: the first of docker, podman, bubblewrap that works; "
+        "not docker: x; not podman: y"
+    )
+    assert choose_runtime("bubblewrap").why == "TES_LOCAL_RUNTIME=bubblewrap"
 
 
 def test_select_when_nothing_is_usable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -471,6 +478,8 @@ def test_select_named(monkeypatch: pytest.MonkeyPatch) -> None:
         select_runtime("podman")
     with pytest.raises(RuntimeUnavailable, match="unknown container runtime"):
         select_runtime("lxc")
+    with pytest.raises(RuntimeUnavailable, match="did you mean 'podman'"):
+        select_runtime("Podmann")
 
 
 def test_real_probes_return_reason_or_none() -> None:
