@@ -121,13 +121,15 @@ def _migrate(settings: Settings, revision: str, *, down: bool = False) -> None:
     app = create_app(settings, start_worker=False)
     core = app.extensions["tes"]
     try:
+        try:
+            core.db.engine.connect().close()
+        except OperationalError as exc:
+            raise database_unreachable(core.db, exc) from None
         with app.app_context():
             if down:
                 flask_migrate.downgrade(revision=revision)
             else:
                 flask_migrate.upgrade(revision=revision)
-    except OperationalError as exc:
-        raise database_unreachable(core.db, exc) from None
     finally:
         core.close()
 

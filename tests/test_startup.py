@@ -156,6 +156,13 @@ def test_a_malformed_setting(tmp_path: Path) -> None:
     assert line == "tes-server: configuration error: TES_MAX_TAGS='lots' is not a valid int"
 
 
+def test_a_database_that_does_not_answer(tmp_path: Path) -> None:
+    closed = "postgresql+psycopg://postgres@127.0.0.1:9/tes"
+    line = stopped(serve(tmp_path, TES_DATABASE_URL=closed))
+    assert line.startswith(f"tes-server: cannot reach the database {closed}: "), line
+    assert line.endswith("check TES_DATABASE_URL and that the database server runs")
+
+
 def test_gunicorn_on_a_database_never_upgraded(tmp_path: Path) -> None:
     env = server_env(tmp_path / "data", TES_BROKER_URL=CLOSED_REDIS)
     result = subprocess.run(
