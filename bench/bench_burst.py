@@ -23,6 +23,8 @@ starts both; its ``env.sh`` is read when ``DOCKER_HOST`` is not set.
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -30,6 +32,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 
 from bench._common import (
     API,
@@ -61,7 +64,7 @@ def arguments() -> argparse.ArgumentParser:
                         help="TES_LOCAL_MAX_TASKS, and the baseline's runs at a time")
     parser.add_argument("--rounds", type=int, default=1, help="bursts per side, interleaved")
     parser.add_argument("--runtime", choices=("docker", "podman"), default="docker")
-    parser.add_argument("--poll", type=float, default=0.1,
+    parser.add_argument("--poll", type=float, default=0.5,
                         help="seconds between the client's list requests")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per burst")
     return parser
@@ -80,8 +83,23 @@ def check_engine(runtime: str) -> str:
     return binary
 
 
+def children_cpu() -> float:
+    """CPU seconds of this process's finished children (the bare burst's engine CLIs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def server_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds of process ``pid`` itself and of its finished children (engine CLIs)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return ((int(fields[11]) + int(fields[12])) / tick,
+            (int(fields[13]) + int(fields[14])) / tick)
+
+
 def bare_burst(binary: str, tasks: int, slots: int, timeout: float) -> float:
     """Seconds for ``tasks`` bare ``run --rm`` of ``true``, ``slots`` at a time, from a shell."""
+    cpu = children_cpu()
     script = (f'seq {tasks} | xargs -P {slots} -I{{}} "$0" run --rm --network none '
               f"{IMAGE} true")
     started = time.perf_counter()
@@ -90,6 +108,9 @@ def bare_burst(binary: str, tasks: int, slots: int, timeout: float) -> float:
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"bench_burst: the bare burst failed: {done.stderr.decode()[-500:]}")
+    if tasks > slots:
+        per_task = (children_cpu() - cpu) / tasks * 1000
+        print(f"    bare burst: {seconds:.2f} s; CLI CPU {per_task:.0f} ms/task", flush=True)
     return seconds
 
 
@@ -97,8 +118,9 @@ class Burst:
     """Bursts of tasks through one tes-server; keeps what each burst's tasks recorded."""
 
     def __init__(self, base: str, tasks: int, poll: float, timeout: float,
-                 label: str = "burst") -> None:
+                 label: str = "burst", pid: int | None = None) -> None:
         self.base = base
+        self.pid = pid
         self.label = label
         self.tasks = tasks
         self.poll = poll
@@ -126,6 +148,7 @@ class Burst:
         prefix = f"{self.label}-{self.number}-"
         self.prefixes.append(prefix)
         watcher = Client(self.base)
+        cpu = server_cpu(self.pid) if self.pid else (0.0, 0.0)
         started = time.perf_counter()
         with ThreadPoolExecutor(CREATORS) as creators:
             ids = list(creators.map(self._create, (f"{prefix}{i}" for i in range(self.tasks))))
@@ -141,8 +164,11 @@ class Burst:
                 if bad:
                     raise SystemExit(f"bench_burst: {len(bad)} tasks did not COMPLETE "
                                      f"({sorted(set(bad))}); see {self.base}{path}")
+                used = [(after - before) / self.tasks * 1000 for before, after
+                        in zip(cpu, server_cpu(self.pid) if self.pid else cpu, strict=True)]
                 print(f"    {self.label} {self.number}: {self.tasks} created in {created:.2f} s, "
-                      f"all COMPLETE after {seconds:.2f} s", flush=True)
+                      f"all COMPLETE after {seconds:.2f} s; server CPU {used[0]:.0f} ms/task, "
+                      f"its CLIs' {used[1]:.0f} ms/task", flush=True)
                 return seconds
             time.sleep(self.poll)
         raise SystemExit(f"bench_burst: burst {self.number} not finished after "
@@ -186,7 +212,7 @@ def run(args: argparse.Namespace) -> list[Outcome]:
                          TES_LOCAL_RUNTIME=args.runtime,
                          TES_LOCAL_MAX_TASKS=str(args.slots))
         with running(tes):
-            burst = Burst(tes.base, args.tasks, args.poll, args.timeout)
+            burst = Burst(tes.base, args.tasks, args.poll, args.timeout, pid=tes.pid)
             print(f"bench_burst: {args.tasks} tasks 'true' on {IMAGE}, {args.slots} slots, "
                   f"{args.runtime}: tes-server vs bare '{args.runtime} run --rm' "
                   f"(xargs -P {args.slots}); {args.rounds} round(s) each, interleaved",

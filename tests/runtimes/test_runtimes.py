@@ -350,6 +350,23 @@ def test_stop_and_remove_unknown_names_are_quiet(rt: Harness) -> None:
     rt.runtime.remove("tes-rt-test-never-existed")
 
 
+def test_remove_soon_removes_in_the_background(rt: Harness) -> None:
+    """Finished containers queued together go in one engine command; a name the engine
+    does not know (already gone) does not keep the others, and flush waits for them."""
+    _engine_only(rt)
+    runtime = rt.runtime
+    specs = [rt.spec(["true"]) for _ in range(3)]
+    runtime.prepare_image(IMAGE)
+    for spec in specs:
+        assert runtime.run(spec).exit_code == 0
+        assert runtime.attach(spec.name) is not None  # kept until removed (crash recovery)
+    for name in ["tes-rt-test-never-existed", *(spec.name for spec in specs)]:
+        runtime.remove_soon(name)
+    assert runtime.flush(timeout=60)
+    for spec in specs:
+        assert runtime.attach(spec.name) is None
+
+
 def test_memory_limit_kills_with_137(rt: Harness) -> None:
     if rt.runtime.limits_note:
         assert "ram_gb" in rt.runtime.limits_note

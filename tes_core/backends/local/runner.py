@@ -102,6 +102,8 @@ class TaskRun:
         self.current_container: str | None = None
         self.executor_logs: list[dict[str, Any]] = []
         self._cleaned = False
+        self._ended = False
+        """Set once the task's end was stored: nobody looks at its containers again."""
         self.abort_reason: str | None = None
         self.started = False
         """Set by the backend when a task thread takes the run (it no longer waits for a slot)."""
@@ -156,7 +158,7 @@ class TaskRun:
             log.exception("task %s failed on this machine", self.task.id)
             self._report(State.SYSTEM_ERROR, end=True, system_logs=[_reason(exc)])
         finally:
-            self._cleanup()
+            self._cleanup(later=self._ended)
 
     def _run(self) -> None:
         document = self.task.document
@@ -176,7 +178,7 @@ class TaskRun:
             notes = self._stage_inputs(document)
             notes += self._prepare_images(document)
             notes += self._resource_notes(document)
-            self._check_cancelled()
+            self._check_cancel_requested()  # a stored CANCELING makes the advance refuse
             self._advance(State.RUNNING, system_logs=notes)
         failed = self._run_executors(document, first=len(self.executor_logs))
         outputs, problems = self._upload_outputs(document, strict=not failed)
@@ -186,7 +188,7 @@ class TaskRun:
                 system_logs=[failed, *problems],
             )
             return
-        self._check_cancelled()
+        self._check_cancel_requested()  # a stored CANCELING makes the advance refuse
         self._advance(State.COMPLETE, end=True, outputs=outputs)
 
     def _stage_inputs(self, document: dict[str, Any]) -> list[str]:
@@ -386,7 +388,7 @@ class TaskRun:
         metadata: dict[str, str] | None = None,
     ) -> bool:
         now = datetime.now(UTC)
-        return self.waits.report(
+        reported = self.waits.report(
             Observation(
                 task_id=self.task.id,
                 state=state,
@@ -398,6 +400,8 @@ class TaskRun:
                 new_attempt=new_attempt,
             )
         )
+        self._ended = self._ended or (reported and end)
+        return reported
 
     def _advance(self, state: State, **details: Any) -> None:
         """Report ``state``; if the state machine refuses, find out why and stop."""
@@ -407,17 +411,25 @@ class TaskRun:
             raise Cancelled
         raise Abandoned
 
+    def _check_cancel_requested(self) -> None:
+        """Stop if this worker was asked to cancel or abort (no database read)."""
+        if self.cancelled.is_set():
+            raise Cancelled
+
     def _check_cancelled(self) -> None:
         if self.cancelled.is_set() or self.reporter.current_state(self.task.id) == State.CANCELING:
             raise Cancelled
 
-    def _cleanup(self) -> None:
+    def _cleanup(self, later: bool = False) -> None:
+        """Remove the task's containers and folder. With ``later`` (its end is stored) the
+        containers go in the background, so the task's slot frees at once."""
         if self._cleaned:
             return
         self._cleaned = True
+        remove = self.runtime.remove_soon if later else self.runtime.remove
         for index in range(len(self.task.document["executors"])):
             try:
-                self.runtime.remove(container_name(self.task.id, index))
+                remove(container_name(self.task.id, index))
             except Exception:
                 log.warning("could not remove container of task %s", self.task.id, exc_info=True)
         if not self.settings.local_keep_workdirs:

@@ -192,3 +192,13 @@ class ContainerRuntime(abc.ABC):
     @abc.abstractmethod
     def remove(self, name: str) -> None:
         """Remove every trace of container ``name``; never raises if it is gone."""
+
+    def remove_soon(self, name: str) -> None:
+        """Like :meth:`remove`, but the caller need not wait: a runtime may remove
+        ``name`` in the background, batched with others. Only for containers nobody
+        will look at again (their task has reported its end). The default removes now."""
+        self.remove(name)
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait for the removals :meth:`remove_soon` queued; ``False`` if ``timeout`` passed."""
+        return True

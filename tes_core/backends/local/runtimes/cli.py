@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ._capture import run_captured
+from ._reaper import Reaper
 from .base import (
     COMMAND_NOT_EXECUTABLE,
     COMMAND_NOT_FOUND,
@@ -156,6 +157,9 @@ class CliRuntime(ContainerRuntime):
     """Seconds allowed for a short engine command (inspect, kill, rm)."""
     stop_retry_seconds: float = 30.0
     """How long :meth:`stop` keeps trying while a run of that name is starting."""
+    rm_options: tuple[str, ...] = ()
+    """Options :meth:`remove_soon`'s batched ``rm`` needs so that a name already gone
+    does not keep the others."""
 
     def __init__(
         self,
@@ -171,6 +175,7 @@ class CliRuntime(ContainerRuntime):
         self._known_images: set[str] = set()
         self._active: dict[str, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
+        self._reaper = Reaper(self._remove_many, name=f"tes-{self.name}-rm")
 
     @classmethod
     def from_settings(cls, settings: Any) -> CliRuntime:
@@ -425,3 +430,22 @@ class CliRuntime(ContainerRuntime):
         result = self._cli(["rm", "-f", "-v", name])
         if result.returncode != 0 and not _NOT_FOUND.search(result.stderr):
             raise ContainerError(f"{self.name} rm -f {name!r} failed: {_last_line(result.stderr)}")
+
+    def remove_soon(self, name: str) -> None:
+        """Remove container ``name`` in a background thread, in one ``rm`` with the others
+        queued meanwhile (a slot then frees without waiting for the engine)."""
+        self._reaper.add(name)
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait for the removals :meth:`remove_soon` queued."""
+        return self._reaper.flush(timeout)
+
+    def _remove_many(self, names: list[str]) -> None:
+        result = self._cli(["rm", "-f", "-v", *self.rm_options, *names])
+        if result.returncode == 0:
+            return
+        problems = [line.strip() for line in result.stderr.splitlines()
+                    if line.strip() and not _NOT_FOUND.search(line)]
+        if problems:
+            log.warning("%s rm -f of %d finished containers: %s", self.name, len(names),
+                        "; ".join(problems[:5]))

@@ -28,6 +28,8 @@ class PodmanRuntime(CliRuntime):
     """Runs executors with ``podman run``; containers live on under conmon, so attach works."""
 
     name = "podman"
+    rm_options = ("--ignore",)
+    """podman 4.3 ``rm -f`` with a name it does not know removes none of the others."""
 
     @classmethod
     def probe(cls) -> str | None:
