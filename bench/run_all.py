@@ -1,6 +1,6 @@
 """Run the benchmarks one after another and print one summary table.
 
-    python -m bench.run_all [--only create,get,list,run,submitters,reconcile,poll,transfer]
+    python -m bench.run_all [--only create,get,list,run,burst,submitters,reconcile,poll,transfer]
         [--database URL] [--json FILE] [--skip-large-transfer]
 
 Exit status: 0 when every judged figure meets its target, 1 when one misses,
@@ -16,6 +16,7 @@ import traceback
 
 from bench import (
     bench_auth,
+    bench_burst,
     bench_create,
     bench_get,
     bench_list,
@@ -32,6 +33,7 @@ BENCHES = {
     "get": bench_get,
     "list": bench_list,
     "run": bench_run,
+    "burst": bench_burst,
     "submitters": bench_submitters,
     "reconcile": bench_reconcile,
     "poll": bench_poll,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -49,6 +49,11 @@ _BATCH_UPDATE_SQLITE = text(
     " json_extract(value, '$.backend_ref') AS backend_ref FROM json_each(:rows))"
     + _BATCH_SET + " FROM v" + _BATCH_GUARD
 ).bindparams(bindparam("now", type_=DateTime()))
+
+
+_IDS_PER_QUERY = 500
+"""Task ids per ``IN (...)`` of :meth:`DatabaseReporter.states_of` (within every driver's
+parameter limit)."""
 
 
 @dataclass(frozen=True)
@@ -190,6 +195,21 @@ class DatabaseReporter:
     def _current_state(self, task_id: str) -> str | None:
         with self.db.read() as conn:
             return conn.execute(select(tasks.c.state).where(tasks.c.id == task_id)).scalar()
+
+    def states_of(self, task_ids: Collection[str]) -> dict[str, str]:
+        """The stored state of each of ``task_ids`` that exists, a few queries for all."""
+        ids = list(task_ids)
+        return self._patiently(lambda: self._states_of(ids), "reading task states")
+
+    def _states_of(self, task_ids: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        with self.db.read() as conn:
+            for start in range(0, len(task_ids), _IDS_PER_QUERY):
+                chunk = task_ids[start:start + _IDS_PER_QUERY]
+                found.update(conn.execute(
+                    select(tasks.c.id, tasks.c.state).where(tasks.c.id.in_(chunk))
+                ).all())
+        return found
 
 
 def _fold(change: _Change, observation: Observation) -> bool:

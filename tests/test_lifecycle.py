@@ -214,3 +214,16 @@ def test_a_claim_whose_submission_was_interrupted_is_given_back(world) -> None:
     lifecycle.submit(task_id)
     assert backend.submitted == [task_id]
     assert lifecycle.release_stale_claims() == []  # submitted: nothing to give back
+
+
+def test_states_of_reads_many_tasks_in_chunks(world, monkeypatch) -> None:
+    """The local backend's cancel watcher reads every waiting task's state at once."""
+    import tes_core.reporting as reporting
+
+    db, backend, _, _, _ = world
+    monkeypatch.setattr(reporting, "_IDS_PER_QUERY", 2)
+    ids = [_new_task(db) for _ in range(5)]
+    with db.write() as conn:
+        conn.execute(update(tasks).where(tasks.c.id == ids[3]).values(state="CANCELING"))
+    states = backend.context.reporter.states_of([*ids, "no-such-task"])
+    assert states == {**{task_id: "QUEUED" for task_id in ids}, ids[3]: "CANCELING"}

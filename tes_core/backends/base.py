@@ -11,7 +11,7 @@ batches by :meth:`Backend.poll`.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -76,6 +76,10 @@ class TaskReporter(Protocol):
 
     def current_state(self, task_id: str) -> str | None:
         """The task's state in the database right now (``None`` if it no longer exists)."""
+        ...
+
+    def states_of(self, task_ids: Collection[str]) -> dict[str, str]:
+        """The states of many tasks at once (a task that no longer exists is left out)."""
         ...
 
 

@@ -129,16 +129,25 @@ class LocalBackend(Backend):
     def _watch_cancels(self) -> None:
         # A cancel handled by another worker process cannot reach our threads
         # directly: notice it in the database and stop the run here.
+        # One read for all of them: a burst may keep hundreds waiting for a slot.
         while not self._stopping.wait(self.settings.heartbeat_interval):
             with self._runs_lock:
                 runs = list(self._runs.values())
+            if not runs:
+                continue
+            try:
+                states = self.context.reporter.states_of([run.task.id for run in runs])
+            except Exception:
+                log.warning("could not check %d tasks for cancellation", len(runs),
+                            exc_info=True)
+                continue
             for run in runs:
+                if states.get(run.task.id) != "CANCELING":
+                    continue
                 try:
-                    if self.context.reporter.current_state(run.task.id) == "CANCELING":
-                        run.cancel()
+                    run.cancel()
                 except Exception:
-                    log.warning("could not check task %s for cancellation", run.task.id,
-                                exc_info=True)
+                    log.warning("could not stop task %s", run.task.id, exc_info=True)
 
     def _explain_waits(self) -> None:
         # Tasks waiting long say why in their logs (see .waiting); one look per tick.
