@@ -432,8 +432,8 @@ class CliRuntime(ContainerRuntime):
             raise ContainerError(f"{self.name} rm -f {name!r} failed: {_last_line(result.stderr)}")
 
     def remove_soon(self, name: str) -> None:
-        """Remove container ``name`` in a background thread, in one ``rm`` with the others
-        queued meanwhile (a slot then frees without waiting for the engine)."""
+        """Remove container ``name`` in a background thread within about a second, in one
+        ``rm`` with the others queued meanwhile (a slot frees without waiting for it)."""
         self._reaper.add(name)
 
     def flush(self, timeout: float = 30.0) -> bool:
