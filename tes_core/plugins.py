@@ -10,7 +10,7 @@ providing the configured backend. :class:`Hooks` wraps
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -195,6 +195,45 @@ class Hooks:
             url=url, direction=direction, task=task, submitter=submitter, backend=backend,
             settings=settings or backend.settings, storage=storage,
         )
+
+    def url_rewriter(
+        self,
+        task: dict[str, Any],
+        submitter: Submitter | None,
+        backend: Backend,
+        settings: Settings | None = None,
+        storage: BlobStore | None = None,
+    ) -> Callable[[str, str], str | None] | None:
+        """``rewrite(url, direction)``: :meth:`rewrite_url` for the URLs of one task, the other
+        arguments bound once; ``None`` when no plugin rewrites URLs.
+
+        The implementations are looked up once per task and called as pluggy calls them
+        (keywords mapped to each one's arguments, the last registered first, the first result
+        that is not ``None`` wins), without pluggy's per-call work, which a task with dozens
+        of URLs paid dozens of times. With a wrapper among them, every call goes through pluggy.
+        """
+        impls = self.pm.hook.tes_rewrite_url.get_hookimpls()
+        if not impls:
+            return None
+        if any(impl.hookwrapper or impl.wrapper or impl.kwargnames for impl in impls):
+            return lambda url, direction: self.rewrite_url(
+                url, direction, task, submitter, backend, settings, storage
+            )
+        arguments: dict[str, Any] = {
+            "url": None, "direction": None, "task": task, "submitter": submitter,
+            "backend": backend, "settings": settings or backend.settings, "storage": storage,
+        }
+        calls = [(impl.function, tuple(impl.argnames)) for impl in reversed(impls)]
+
+        def rewrite(url: str, direction: str) -> str | None:
+            arguments["url"], arguments["direction"] = url, direction
+            for function, names in calls:
+                result = function(*[arguments[name] for name in names])
+                if result is not None:
+                    return result  # type: ignore[no-any-return]
+            return None
+
+        return rewrite
 
     def inject_inputs(
         self,

@@ -155,14 +155,14 @@ class TaskService:
                 if item.get("path") not in have:
                     inputs.append({"type": "FILE", **item})
                     have.add(item["path"])
+        rewrite = self.hooks.url_rewriter(task, submitter, self.backend, settings, storage)
+        if rewrite is None:
+            return submitter
         for direction, key in (("input", "inputs"), ("output", "outputs")):
             for index, item in enumerate(task.get(key) or ()):
                 if item.get("url"):
                     try:
-                        new_url = self.hooks.rewrite_url(
-                            item["url"], direction, task, submitter, self.backend,
-                            settings, storage,
-                        )
+                        new_url = rewrite(item["url"], direction)
                     except SubmitterError as exc:
                         raise _at_field(exc, f"{key}[{index}].url", f"{key}.{index}.url") from None
                     if new_url is not None:

@@ -451,6 +451,55 @@ def test_one_failing_state_observer_does_not_silence_the_others(caplog) -> None:
     assert "plugin 'failing': tes_task_state_changed failed for task t-1" in caplog.text
 
 
+def test_the_url_rewriter_calls_plugins_as_pluggy_does() -> None:
+    """``url_rewriter`` (one lookup per task) answers what ``rewrite_url`` (pluggy, per URL)
+    does: the newest plugin first, the first answer wins, each gets only its arguments; with
+    a wrapper registered it goes through pluggy."""
+    from types import SimpleNamespace
+    from typing import Any
+
+    import pluggy
+
+    from tes_core import hookimpl, hookspecs
+    from tes_core.plugins import Hooks
+    from tes_core.submitter import Submitter
+
+    class Older:
+        @hookimpl
+        def tes_rewrite_url(self, url, direction, storage):
+            return f"older:{url}:{direction}:{storage}"
+
+    class Newer:
+        @hookimpl
+        def tes_rewrite_url(self, url, submitter):
+            return f"newer:{url}" if url.startswith("/mine/") else None
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def tes_rewrite_url(self, url):
+            result = yield
+            return f"wrapped:{result}"
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    hooks = Hooks(pm)
+    backend: Any = SimpleNamespace(name="local", settings=None)
+    task: dict = {"inputs": []}
+    submitter = Submitter("x")
+    assert hooks.url_rewriter(task, submitter, backend, storage="s") is None
+    pm.register(Older(), name="older")
+    pm.register(Newer(), name="newer")
+    rewrite = hooks.url_rewriter(task, submitter, backend, storage="s")
+    for url, direction in (("/mine/a", "input"), ("/other/b", "output")):
+        expected = hooks.rewrite_url(url, direction, task, submitter, backend, storage="s")
+        assert rewrite(url, direction) == expected
+    assert rewrite("/mine/a", "input") == "newer:/mine/a"
+    assert rewrite("/other/b", "output") == "older:/other/b:output:s"
+    pm.register(Wrapper(), name="wrapper")
+    rewrite = hooks.url_rewriter(task, submitter, backend, storage="s")
+    assert rewrite("/mine/a", "input") == "wrapped:newer:/mine/a"
+
+
 def test_the_root_workflow_id_becomes_a_tag(hooked_server: ServerProcess) -> None:
     stored = _create(
         hooked_server.url,

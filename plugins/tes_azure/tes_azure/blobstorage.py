@@ -15,7 +15,9 @@ Never log what this module returns: its URLs carry SAS tokens.
 from __future__ import annotations
 
 import functools
+import re
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -86,6 +88,7 @@ class BlobStorage:
         self._client: BlobServiceClient | None = None
         self._delegation_key: UserDelegationKey | None = None
         self._delegation_expiry: datetime | None = None
+        self._last_window: tuple[int, timedelta, tuple[datetime, datetime]] | None = None
         parts = urlsplit(self.account_url)
         self._origin = f"{parts.scheme.lower()}://{parts.netloc.lower()}"
         self._base_path = parts.path.rstrip("/") + "/"
@@ -167,7 +170,7 @@ class BlobStorage:
 
     def blob_url(self, container: str, blob: str) -> str:
         """The blob's URL, without a SAS."""
-        return f"{self.account_url}/{quote(container)}/{quote(blob, safe='~/')}"
+        return f"{self.account_url}/{_quoted(container)}/{_quoted(blob)}"
 
     def sas_url(self, container: str, blob: str, *, write: bool, lifetime: timedelta) -> str:
         """The blob's URL with a SAS valid for ``lifetime``: read (``r``), or for an
@@ -241,10 +244,22 @@ class BlobStorage:
         connection string, the configured SAS as it is."""
         if self._secrets.sas_token:
             return f"{url}?{self._secrets.sas_token}"
-        start, expiry = _window(lifetime)
+        start, expiry = self._window(lifetime)
         token = blob_sas(self.account_name, container, blob, permission=permission,
                          start=start, expiry=expiry, **self._signer(expiry))
         return f"{url}?{token}"
+
+    def _window(self, lifetime: timedelta) -> tuple[datetime, datetime]:
+        """The validity of a SAS issued now for ``lifetime``; the same for every token of
+        the same second (SAS times are to the second), so worked out once per second."""
+        second = int(time.time())
+        cached = self._last_window
+        if cached is not None and cached[0] == second and cached[1] == lifetime:
+            return cached[2]
+        now = datetime.fromtimestamp(second, UTC)
+        window = (now - CLOCK_SKEW, now + lifetime)
+        self._last_window = (second, lifetime, window)
+        return window
 
     def _service_client(self) -> BlobServiceClient:
         with self._lock:
@@ -283,9 +298,13 @@ class BlobStorage:
         return key
 
 
-def _window(lifetime: timedelta) -> tuple[datetime, datetime]:
-    now = datetime.now(UTC).replace(microsecond=0)  # SAS times are to the second
-    return now - CLOCK_SKEW, now + lifetime
+_PLAIN = re.compile(r"[A-Za-z0-9_.~/-]*")
+"""The characters ``quote`` leaves as they are."""
+
+
+def _quoted(text: str) -> str:
+    """``quote(text)``, without its work for the usual name that needs none."""
+    return text if _PLAIN.fullmatch(text) else quote(text)
 
 
 def _account_from_endpoint(endpoint: str) -> str:

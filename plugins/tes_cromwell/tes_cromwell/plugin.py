@@ -58,10 +58,13 @@ def tes_inject_inputs(
     """The files in the call's execution folder that Cromwell did not list."""
     if submitter is None or submitter.name != NAME or storage is None:
         return None
+    options = _settings(settings)
+    if not options.list_execution_folder:
+        return None  # before detecting the call again: the workaround is switched off
     call = detect(task)
     if call is None:
         return None
-    return unlisted_inputs(task, call, _settings(settings), storage, backend.name) or None
+    return unlisted_inputs(task, call, options, storage, backend.name) or None
 
 
 def _settings(settings: Settings) -> _options.Options:

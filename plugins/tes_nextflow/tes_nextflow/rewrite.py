@@ -29,13 +29,24 @@ DEFAULT_SAS_LIFETIME_HOURS = 48.0
 _WILDCARDS = frozenset("*?[")
 
 
+_parsed: tuple[Settings, timedelta] | None = None
+"""The last settings object read and its lifetime: read once per process, not per URL."""
+
+
 def sas_lifetime(settings: Settings) -> timedelta:
     """``TES_NEXTFLOW_SAS_LIFETIME_HOURS`` (default 48) as a duration; a bad value is the
     server's fault, so it fails the request with a 500 that names the variable."""
+    global _parsed
+    parsed = _parsed
+    if parsed is not None and parsed[0] is settings:
+        return parsed[1]
     try:
-        return blobstore.sas_lifetime(settings, SAS_LIFETIME_SETTING, DEFAULT_SAS_LIFETIME_HOURS)
+        lifetime = blobstore.sas_lifetime(settings, SAS_LIFETIME_SETTING,
+                                          DEFAULT_SAS_LIFETIME_HOURS)
     except ConfigError as exc:
         raise ApiError(f"the server's settings are wrong: {exc}") from None
+    _parsed = (settings, lifetime)
+    return lifetime
 
 
 def rewrite_url(
