@@ -183,7 +183,7 @@ class LocalBackend(Backend):
                 "Submit it again to retry."
             )
         self._pool.shutdown(wait=True)
-        if self._runtime is not None and not self._runtime.flush(timeout=30.0):
+        if self._choice is not None and not self._choice.runtime.flush(timeout=30.0):
             log.warning("finished containers were still being removed when the worker stopped")
 
     def runtime(self, *, log_failure: bool = True) -> ContainerRuntime:
