@@ -79,10 +79,22 @@ def _folder(tes: Tes, task_id: str) -> Path:
     return tes.data_dir / "tasks" / task_id
 
 
-def test_finished_tasks_go_after_the_retention_and_active_ones_stay(tes: Tes) -> None:
-    done = tes.submit({"executors": [sh("echo kept for a while")], "tags": {"batch": "old"}})
+def test_finished_tasks_go_after_the_retention_and_active_ones_stay(
+    tes: Tes, tmp_path: Path
+) -> None:
+    # The task plants links to a folder of the host's (a path its author could guess):
+    # removing the task's folder unlinks them and leaves what they point at alone.
+    victim = tmp_path / "victim"
+    (victim / "inner").mkdir(parents=True)
+    (victim / "precious").write_text("keep me")
+    (victim / "inner" / "also").write_text("keep me too")
+    plant = (f"ln -s {victim} /tes-wd/shared/to-dir && ln -s {victim}/precious /tes-wd/to-file"
+             f" && mkdir -p /tes-wd/shared/deep && ln -s {victim}/inner /tes-wd/shared/deep/up")
+    done = tes.submit({"executors": [sh(f"echo kept for a while && {plant}")],
+                       "tags": {"batch": "old"}})
     assert tes.wait(done, {"COMPLETE"})["state"] == "COMPLETE"
     assert _folder(tes, done).is_dir()  # TES_LOCAL_KEEP_WORKDIRS keeps it until retention
+    assert (_folder(tes, done) / "tes-wd" / "shared" / "deep" / "up").is_symlink()
     assert _tag_rows(tes) == 1
     removed_before = _removed_count(tes, "COMPLETE")
     running = tes.submit({"executors": [sh("sleep 120")]})
@@ -95,6 +107,8 @@ def test_finished_tasks_go_after_the_retention_and_active_ones_stay(tes: Tes) ->
         time.sleep(0.2)
     assert _status(tes, done) == 404
     assert not _folder(tes, done).exists()
+    assert sorted(p.name for p in victim.rglob("*")) == ["also", "inner", "precious"]
+    assert (victim / "precious").read_text() == "keep me"
     assert _tag_rows(tes) == 0  # its tags went with it
     assert _removed_count(tes, "COMPLETE") == removed_before + 1
     listed = requests.get(f"{tes.url}/tasks", params={"tag_key": "batch"}, timeout=30).json()
