@@ -3,12 +3,14 @@
 Public API::
 
     from tes_filetransfer import stage_inputs, upload_outputs, TransferError, register_storage
+    from tes_filetransfer import Interrupted, interruptible   # stopping transfers on request
 """
 
 from __future__ import annotations
 
 from .config import TransferConfig
 from .errors import TransferError, TransientError
+from .interrupt import Interrupted, interruptible
 from .outputs import upload_outputs
 from .policy import AccessDenied, AccessPolicy
 from .staging import stage_inputs
@@ -21,12 +23,14 @@ __version__ = "0.1.0"
 __all__ = [
     "AccessDenied",
     "AccessPolicy",
+    "Interrupted",
     "Storage",
     "TransferConfig",
     "TransferError",
     "TransferStats",
     "TransientError",
     "__version__",
+    "interruptible",
     "redact_url",
     "register_storage",
     "stage_inputs",

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .errors import TransferError
+from .interrupt import Interrupted
 from .urls import redact_url, scrub_text, url_scheme
 
 FILE = "FILE"
@@ -42,6 +43,8 @@ def reported_as(what: str, url: str, local: object, *, upload: bool) -> Iterator
     """
     try:
         yield
+    except Interrupted:
+        raise  # stopped on request: nothing failed, nothing to name
     except TransferError as exc:
         message = str(exc)
         raise TransferError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -13,6 +14,7 @@ from . import beneath
 from .config import TransferConfig
 from .describe import describe, file_type, reported_as
 from .errors import TransferError
+from .interrupt import interruptible
 from .paths import check_container_path, resolve_in_root
 from .policy import bound, current_policy, using_policy
 from .pool import run_all
@@ -36,6 +38,7 @@ def upload_outputs(
     *,
     config: TransferConfig | None = None,
     stats: TransferStats | None = None,
+    interrupt: threading.Event | None = None,
 ) -> list[dict[str, str]]:
     """Upload every TES output found under ``root``; return TES ``tesOutputFileLog`` dicts.
 
@@ -52,13 +55,15 @@ def upload_outputs(
     Files go ``config.parallel`` at a time (default :meth:`TransferConfig.from_env`),
     each retried on transient errors. Returns one ``{"url", "path", "size_bytes"}`` dict
     per uploaded file in output order, ``size_bytes`` a string. URLs in the returned logs
-    are redacted (no query string, no credentials).
+    are redacted (no query string, no credentials). Setting ``interrupt`` (or the current
+    one, :mod:`.interrupt`) stops the uploads within moments with
+    :class:`~tes_filetransfer.interrupt.Interrupted`.
     """
     config = config or TransferConfig.from_env()
     stats = stats if stats is not None else TransferStats()
     root = Path(root)
     policy = config.policy.deny(root)  # outputs never land in the task's own folder
-    with using_policy(policy):
+    with using_policy(policy), interruptible(interrupt):
         planned: list[_Upload] = []
         for index, item in enumerate(outputs):
             planned.extend(_plan_one(item, root, index))

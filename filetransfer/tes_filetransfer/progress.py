@@ -6,6 +6,8 @@ import logging
 import threading
 import time
 
+from .interrupt import check, current_interrupt
+
 logger = logging.getLogger("tes_filetransfer")
 
 #: Transfers larger than this get progress lines between the start and end lines.
@@ -45,6 +47,9 @@ class Progress:
 
     ``label`` must already be safe to log (URLs redacted). Call :meth:`update` with each
     chunk size, then :meth:`done` once. ``total`` is the expected size when known.
+    The interrupt current where it is made (:mod:`.interrupt`) stops the transfer at its
+    next chunk: :meth:`update` raises :class:`~tes_filetransfer.interrupt.Interrupted`,
+    whichever thread (an SDK's chunk thread, fsspec's event loop) calls it.
     """
 
     def __init__(self, label: str, total: int | None = None, *, announce: bool = True) -> None:
@@ -54,6 +59,7 @@ class Progress:
         self._start = time.monotonic()
         self._last_report = self._start
         self._announced = False
+        self._interrupt = current_interrupt()
         if announce:
             self.begin(total)
 
@@ -73,6 +79,8 @@ class Progress:
 
     def update(self, nbytes: int) -> None:
         """Count ``nbytes`` more and log a progress line if one is due."""
+        if self._interrupt is not None:
+            check(self._interrupt)
         self.transferred += nbytes
         _count(nbytes)
         big = (self.total or 0) > PROGRESS_THRESHOLD_BYTES or (

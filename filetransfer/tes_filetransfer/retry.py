@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from .errors import TransferError, TransientError
+from .interrupt import check, pause
 from .progress import logger
 
 T = TypeVar("T")
@@ -17,9 +17,11 @@ def with_retries(call: Callable[[], T], *, label: str, attempts: int, backoff: f
 
     ``label`` (already redacted) names the transfer in warnings. After ``attempts`` tries
     the last problem is raised as a final :class:`TransferError` saying how many tries
-    were made.
+    were made. Under an interrupt (:mod:`.interrupt`) it raises
+    :class:`~tes_filetransfer.interrupt.Interrupted` before a try and during a wait.
     """
     for attempt in range(1, attempts + 1):
+        check()
         try:
             return call()
         except TransientError as exc:
@@ -33,5 +35,5 @@ def with_retries(call: Callable[[], T], *, label: str, attempts: int, backoff: f
                 "%s: %s (attempt %d of %d); retrying in %.1f s",
                 label, exc, attempt, attempts, delay,
             )
-            time.sleep(delay)
+            pause(delay)
     raise AssertionError("unreachable")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +21,10 @@ from .config import TransferConfig
 from .describe import DIRECTORY, describe, file_type, reported_as
 from .errors import TransferError
 from .fsutil import atomic_target
+from .interrupt import interruptible
 from .paths import check_container_path, host_path
 from .policy import bound, current_policy, using_policy
-from .pool import run_all
+from .pool import call, run_all
 from .progress import logger
 from .retry import with_retries
 from .stats import TransferStats
@@ -80,6 +82,7 @@ def stage_inputs(
     *,
     config: TransferConfig | None = None,
     stats: TransferStats | None = None,
+    interrupt: threading.Event | None = None,
 ) -> list[str]:
     """Fetch every TES input into ``root/<path without leading slash>``.
 
@@ -91,6 +94,8 @@ def stage_inputs(
     time (default: :meth:`TransferConfig.from_env`), through the content cache if
     ``config.cache_dir`` is set; ``stats`` (if given) counts the bytes and files, and
     the files it expects to move once they are planned (so another thread can show progress).
+    Setting ``interrupt`` (or the current one, :mod:`.interrupt`) stops the staging within
+    moments with :class:`~tes_filetransfer.interrupt.Interrupted`.
 
     Returns one human-readable line per input (URLs redacted). Raises
     :class:`TransferError` naming the first input that failed, its redacted URL and what
@@ -105,7 +110,7 @@ def stage_inputs(
     try:
         work = _Work(config, cache, stats, root_fd)
         policy = config.policy.deny(root)  # a DIRECTORY input never copies into the task
-        with using_policy(policy):
+        with using_policy(policy), interruptible(interrupt):
             planned = [_plan(item, root, index, work) for index, item in enumerate(inputs)]
             stats.expect(len(work.jobs))
             run_all([bound(policy, job) for job in work.jobs], config.parallel)
@@ -157,7 +162,7 @@ def _plan(item: Mapping[str, Any], root: Path, index: int, work: _Work) -> _Inpu
         if lister is None:  # a plugin that can only copy a whole folder itself
             work.jobs.append(_folder_job(entry, storage, rel, dest, work))
             return entry
-        files = lister(url)
+        files = call(bound(current_policy(), lambda: lister(url)))
         entry.files = len(files)
         for remote in files:
             target = f"{rel}/{remote.relpath}"

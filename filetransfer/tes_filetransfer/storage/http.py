@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
@@ -14,10 +13,12 @@ import requests
 
 from ..errors import TransferError
 from ..fsutil import atomic_target
+from ..interrupt import pause
 from ..policy import current_policy
 from ..progress import Progress, logger
 from ..urls import redact_url, scrub_text
 from .base import RemoteFile
+from .deadlines import CONNECT_TIMEOUT, READ_TIMEOUT
 from .netguard import guarded_session
 
 _ERRNO = re.compile(r"\[Errno -?\d+\][^'\")]*")
@@ -103,8 +104,8 @@ class HttpStorage:
         *,
         attempts: int = 3,
         backoff: float = 0.5,
-        connect_timeout: float = 10.0,
-        read_timeout: float = 60.0,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
         chunk_size: int = 1024 * 1024,
     ) -> None:
         self.attempts = max(1, attempts)
@@ -132,7 +133,7 @@ class HttpStorage:
             "%s from %s (attempt %d of %d); retrying in %.1f s",
             problem, safe_url, attempt, self.attempts, delay,
         )
-        time.sleep(delay)
+        pause(delay)
 
     def download(self, url: str, dest: Path) -> int:
         """GET ``url`` into ``dest`` (temp file + rename); return the size in bytes."""

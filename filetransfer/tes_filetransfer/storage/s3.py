@@ -16,6 +16,7 @@ from fsspec import AbstractFileSystem
 from ..errors import TransferError
 from ..policy import NetworkPolicy, current_policy
 from ..urls import redact_url
+from .deadlines import CONNECT_TIMEOUT, LIBRARY_ATTEMPTS, READ_TIMEOUT
 from .fsspec_store import FsspecStorage
 from .netguard import guarded_resolver
 
@@ -50,9 +51,15 @@ class S3Storage(FsspecStorage):
         from s3fs import S3FileSystem
 
         client_kwargs = {"endpoint_url": endpoint} if endpoint else {}
-        return S3FileSystem(
+        fs = S3FileSystem(
             client_kwargs=client_kwargs, skip_instance_cache=True, use_listings_cache=False,
             max_concurrency=self.chunk_concurrency,
-            # every connection's addresses checked by the access policy
-            config_kwargs={"connector_args": {"resolver": guarded_resolver(network)}},
+            config_kwargs={
+                # every connection's addresses checked by the access policy
+                "connector_args": {"resolver": guarded_resolver(network)},
+                "connect_timeout": CONNECT_TIMEOUT, "read_timeout": READ_TIMEOUT,
+                "retries": {"total_max_attempts": LIBRARY_ATTEMPTS, "mode": "standard"},
+            },
         )
+        fs.retries = LIBRARY_ATTEMPTS  # s3fs' own tries around botocore's (default 5)
+        return fs
