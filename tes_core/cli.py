@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 import threading
 from dataclasses import asdict
 from pathlib import Path
 
 from .config import Settings, option_help
+from .shutdown import GracefulStop, exit_now
 from .startup import explain
 from .telemetry.logs import configure_logging
 
@@ -152,6 +152,7 @@ def _serve(args: argparse.Namespace) -> int:
     from .startup import listen_socket
 
     settings = _settings(args)
+    graceful = GracefulStop(settings.shutdown_grace, lambda: None)  # a bad value stops us here
     sock = listen_socket(settings.host, settings.port)  # a port in use stops us first
     _migrate(settings, "head")
     # Embedded: the workers are this process's threads, so every state change
@@ -173,24 +174,24 @@ def _serve(args: argparse.Namespace) -> int:
     if core.worker.running and core.backend.describe():
         print(f"  {core.backend.describe()}", flush=True)
     print(f"  try: curl {url}/service-info", flush=True)
-    stopping = threading.Event()
 
     def stop() -> None:
         # server.close() alone leaves waitress's loop polling its other channels
         # (the trigger, open connections) forever. SystemExit raised in the main
         # thread is what waitress's run() catches to stop its loop and threads.
-        if not stopping.is_set():
-            stopping.set()
-            raise SystemExit(0)
+        raise SystemExit(0)
 
-    _on_signals(stop)
+    graceful.begin = stop
+    graceful.install()
     try:
         server.run()
     except (OSError, ValueError):
         pass  # closed by a signal
     finally:
         server.close()
-        core.close()
+        core.close()  # the worker threads hand their tasks over (see tes_core.shutdown)
+    if graceful.signalled.is_set():
+        exit_now(0)  # handed over: threads still waiting on running containers are left
     return 0
 
 
@@ -198,6 +199,7 @@ def _worker(args: argparse.Namespace) -> int:
     from .startup import require_broker, require_schema
 
     settings = _settings(args)
+    graceful = GracefulStop(settings.shutdown_grace, lambda: None)  # a bad value stops us here
     require_broker(settings)
 
     from .app import migrations_dir
@@ -215,7 +217,8 @@ def _worker(args: argparse.Namespace) -> int:
         core.close()
         raise
     stop = threading.Event()
-    _on_signals(stop.set)
+    graceful.begin = stop.set
+    graceful.install()
     if settings.worker_metrics_port:
         from .telemetry.metrics import serve_metrics
 
@@ -225,7 +228,8 @@ def _worker(args: argparse.Namespace) -> int:
     if core.backend.describe():
         print(f"  {core.backend.describe()}", flush=True)
     stop.wait()
-    core.close()
+    core.close()  # hands the tasks over (see tes_core.shutdown)
+    exit_now(0)  # threads still waiting on running containers are left: handed over
     return 0
 
 
@@ -239,15 +243,6 @@ def _plugins(args: argparse.Namespace) -> int:
         print(f"tes-server: {exc}", file=sys.stderr)
     print(json.dumps([asdict(info) for info in hooks.plugins()], indent=2))
     return 0
-
-
-def _on_signals(stop: object) -> None:
-    def handler(signum: int, _frame: object) -> None:
-        log.info("signal %d: shutting down", signum)
-        stop()  # type: ignore[operator]
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
 
 
 if __name__ == "__main__":

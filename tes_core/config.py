@@ -119,6 +119,9 @@ class Settings:
     """Finished tasks one reconcile pass removes at most (1 to 5000), so a pass never holds
     the database long; a backlog goes in later passes."""
     heartbeat_interval: float = 5.0
+    shutdown_grace: float = 10.0
+    """Seconds a process stopping on SIGTERM (a restart, an upgrade, a node drain) has to
+    hand its work over before it exits anyway; a second SIGTERM or SIGINT exits at once."""
     database_retry_timeout: float = 300.0
     """Seconds a worker keeps retrying a task's report while the database is unreachable."""
     get_refresh_timeout: float = 2.0
@@ -281,6 +284,18 @@ _PREFIXED = frozenset({"plugin_settings", "storage_connection_strings"})
 """Fields read from a family of variables, not from ``TES_<FIELD>``."""
 _SECRET_MAPPINGS = frozenset({"storage_connection_strings"})
 """Mapping fields whose values are secrets."""
+
+
+def setting_from_env(name: str, environ: Mapping[str, str] | None = None) -> object:
+    """The one setting ``name`` (a :class:`Settings` field) from its ``TES_*`` variable, or
+    its default; for code that needs it before (or without) the whole settings, such as
+    gunicorn's configuration. Secret references are not resolved here."""
+    environ = os.environ if environ is None else environ
+    f = next(f for f in fields(Settings) if f.name == name)
+    raw = environ.get(f"TES_{name.upper()}")
+    return getattr(Settings(), name) if raw is None else _parse(
+        f"TES_{name.upper()}", raw, f.default, f.type
+    )
 
 
 def setting_variable(f: Field[object]) -> str:

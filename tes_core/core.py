@@ -96,7 +96,7 @@ def build_core(
     worker = WorkerProcess(
         db, backend, actors, lifecycle, registry,
         threads=settings.worker_threads, reconcile_interval=settings.reconcile_interval,
-        database_patience=settings.database_retry_timeout,
+        database_patience=settings.database_retry_timeout, grace=settings.shutdown_grace,
     )
     instrument_backend(backend)
     time_reconcile(lifecycle)

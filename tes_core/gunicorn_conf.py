@@ -21,8 +21,11 @@ or ``0.0.0.0:$PORT`` when ``PORT`` is set). Why each value (see also the README,
   memory, and no state is shared by accident.
 * ``timeout`` 60 s: no request legitimately takes that long (a GET's backend
   refresh is bounded by ``TES_GET_REFRESH_TIMEOUT``); a stuck process is replaced.
-* ``graceful_timeout`` 30 s: on SIGTERM (a deployment, a scale-in) processes stop
-  accepting, finish requests in flight, then close their database pools.
+* ``graceful_timeout`` ``TES_SHUTDOWN_GRACE`` (10 s): on SIGTERM (a deployment, a
+  scale-in) processes stop accepting, finish requests in flight, then close their
+  database pools; gunicorn kills what is still running after that. Requests are short
+  (see ``timeout``), and the whole stop fits in Kubernetes' 30 s before its SIGKILL.
+  SIGINT (or SIGQUIT) stops at once.
 * ``keepalive`` 75 s: longer than the idle timeout of the usual load balancers
   (Azure Load Balancer and Application Gateway: 4 min max, 60 s is common), so the
   balancer, not gunicorn, closes idle connections and no request meets a
@@ -31,15 +34,18 @@ or ``0.0.0.0:$PORT`` when ``PORT`` is set). Why each value (see also the README,
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from typing import Any
+
+from tes_core.config import setting_from_env
 
 workers = max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
 worker_class = "gthread"
 threads = 4
 timeout = 60
-graceful_timeout = 30
+graceful_timeout = max(1, math.ceil(float(setting_from_env("shutdown_grace"))))  # type: ignore[arg-type]
 keepalive = 75
 preload_app = False
 limit_request_line = 8190

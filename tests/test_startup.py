@@ -156,6 +156,11 @@ def test_a_malformed_setting(tmp_path: Path) -> None:
     assert line == "tes-server: configuration error: TES_MAX_TAGS='lots' is not a valid int"
 
 
+def test_a_shutdown_grace_that_is_not_above_zero(tmp_path: Path) -> None:
+    line = stopped(serve(tmp_path, TES_SHUTDOWN_GRACE="0"), status=2)
+    assert line == "tes-server: configuration error: TES_SHUTDOWN_GRACE=0 must be above 0 (seconds)"
+
+
 def test_a_database_that_does_not_answer(tmp_path: Path) -> None:
     closed = "postgresql+psycopg://postgres@127.0.0.1:9/tes"
     line = stopped(serve(tmp_path, TES_DATABASE_URL=closed))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 
@@ -31,6 +32,7 @@ class WorkerProcess:
         threads: int,
         reconcile_interval: float,
         database_patience: float = 0.0,
+        grace: float = 10.0,
     ) -> None:
         self.db = db
         self.backend = backend
@@ -40,6 +42,8 @@ class WorkerProcess:
         self.threads = threads
         self.reconcile_interval = reconcile_interval
         self.database_patience = database_patience
+        self.grace = grace
+        """Seconds :meth:`stop` may take (``TES_SHUTDOWN_GRACE``)."""
         self._stop = threading.Event()
         self._clock: threading.Thread | None = None
         self._worker: dramatiq.Worker | None = None
@@ -87,13 +91,25 @@ class WorkerProcess:
                 log.warning("could not schedule a reconcile pass", exc_info=True)
             self._stop.wait(self.reconcile_interval)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop taking messages, stop the backend, and unregister."""
+    def stop(self) -> None:
+        """Hand this worker's work over, then stop; meant to take well under :attr:`grace`.
+
+        Stops taking messages (those not taken stay in the broker for the other workers),
+        has the backend hand its tasks over (:meth:`Backend.shutdown
+        <tes_core.backends.base.Backend.shutdown>`: containers go on running, transfers
+        are interrupted), then unregisters: that releases every claim of this worker at
+        once, and the reconcile pass it asks for takes its tasks over as after a crash,
+        without waiting for its heartbeat to go stale.
+        """
         self._stop.set()
         self.running = False
         if self._worker is not None:
-            self._worker.stop(timeout=int(timeout * 1000))
+            # Messages being handled finish first; a third of the grace at most.
+            self._worker.stop(timeout=max(1, int(self.grace * 1000 / 3)))
         self.backend.shutdown()
         self.registry.unregister()
+        # Another worker takes this one's tasks over now (else at its next scheduled pass).
+        with contextlib.suppress(BrokerUnavailable):
+            self.actors.reconcile()
         if self._clock is not None:
             self._clock.join(timeout=2)
