@@ -15,6 +15,7 @@ from . import API_PREFIX
 from .api import register_api
 from .api.auth import enable_auth
 from .api.cors import enable_cors
+from .api.events import StreamLimits, stream_limit
 from .api.observe import observe_requests
 from .api.routing import SegmentConverter, serve_alias
 from .config import Settings
@@ -56,6 +57,9 @@ def create_app(
     enable_cors(app, API_PREFIX, settings.cors_origins)
     # Route templates stay plain (``<task_id>``) for metrics and trace names.
     app.url_map.converters["default"] = SegmentConverter
+    app.extensions["tes_events_limits"] = StreamLimits(
+        stream_limit(settings.events_max_clients, settings.http_threads)
+    )
     register_api(app)
     serve_alias(app, API_PREFIX)  # outermost: every layer sees the canonical path
 

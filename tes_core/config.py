@@ -203,6 +203,31 @@ class Settings:
     """How long fetched signing keys are used before fetching them again."""
     auth_jwks_min_refresh: float = 30.0
     """Least seconds between two fetches caused by tokens naming an unknown key id."""
+    events_max_clients: int = 0
+    """Event streams (``GET /events``) one API process serves at once; each holds one HTTP
+    thread while open. 0: half of ``TES_HTTP_THREADS``, so streams never take every thread.
+    More get 503 with ``Retry-After`` (the ``tes`` client then polls)."""
+    events_max_seconds: float = 300.0
+    """Seconds one event stream stays open; the client reconnects with ``Last-Event-ID``
+    (browsers' EventSource does so itself) and loses nothing."""
+    events_keep_seconds: float = 3600.0
+    """Seconds events are kept for ``Last-Event-ID`` resumes."""
+    events_poll_interval: float = 0.5
+    """Seconds between two reads of new events by an API process with listeners, when
+    nothing wakes it earlier (a change made in this process, or Redis pub/sub with
+    ``TES_BROKER_URL``)."""
+    webhook_url: str = ""
+    """Every task state change is POSTed there as signed JSON (empty: off)."""
+    webhook_secret: str = field(default="", repr=False)
+    """Key of the webhooks' HMAC-SHA256 signature (``X-TES-Signature``)."""
+    webhook_task_tag: str = ""
+    """A task tag whose value is a further webhook URL for that task's changes (empty:
+    tasks cannot name one). Such URLs obey ``TES_ALLOWED_HOSTS``: no loopback or private
+    address unless allowed."""
+    webhook_retries: int = 5
+    """Attempts after the first one, 1 s, 2 s, 4 s ... apart."""
+    webhook_timeout: float = 5.0
+    """Seconds one webhook POST may take."""
     worker_metrics_port: int = 0
     """``tes-server worker`` serves its own ``/metrics`` on this port (all interfaces); 0: off."""
     applicationinsights_connection_string: str = field(default="", repr=False)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from .backends.base import Backend, BackendContext
 from .config import Settings
 from .db import Database
+from .events.hub import EventHub
+from .events.wiring import wire_events
 from .plugins import Hooks, load_plugins
 from .reporting import DatabaseReporter
 from .service import TaskService
@@ -41,6 +43,8 @@ class Core:
     registry: WorkerRegistry
     service: TaskService
     worker: WorkerProcess
+    events: EventHub
+    """This process's reader of the task event journal (``GET /events``)."""
 
     def start_worker(self) -> None:
         """Make this process a worker (embedded mode, or ``tes-server worker``)."""
@@ -51,6 +55,7 @@ class Core:
         if self.worker.running:
             self.worker.stop()
         self.service.close()
+        self.events.close()
         self.db.dispose()
 
 
@@ -71,6 +76,7 @@ def build_core(
     db = Database(settings.database)
     states = StateCache(sole_writer=sole_writer, keep_finished=settings.retention is None)
     reporter = DatabaseReporter(db, hooks, states)
+    events = wire_events(settings, db, hooks)
     registry = WorkerRegistry(db, settings.heartbeat_interval)
     backend = hooks.create_backend(
         BackendContext(
@@ -100,4 +106,5 @@ def build_core(
     )
     instrument_backend(backend)
     time_reconcile(lifecycle)
-    return Core(settings, db, hooks, backend, actors, reporter, registry, service, worker)
+    return Core(settings, db, hooks, backend, actors, reporter, registry, service, worker,
+                events)

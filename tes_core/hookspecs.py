@@ -36,6 +36,7 @@ __all__ = [
     "tes_register_backends",
     "tes_rewrite_url",
     "tes_task_state_changed",
+    "tes_task_logged",
 ]
 
 
@@ -180,4 +181,20 @@ def tes_task_state_changed(task_id: str, old_state: str, new_state: str) -> None
     :param task_id: the task's id.
     :param old_state: the state it left.
     :param new_state: the state it entered.
+    """
+
+
+@hookspec
+def tes_task_logged(
+    task_id: str, system_logs: list[str], executors: list[dict[str, Any]]
+) -> None:
+    """Observe what was added to a task's logs, after it is committed to the database.
+
+    For live log views (the core's ``GET /events`` journal is one). Runs in whichever
+    process wrote the logs; keep it fast and do not raise (errors are logged and ignored).
+
+    :param task_id: the task's id.
+    :param system_logs: the ``system_logs`` lines just added (may be empty).
+    :param executors: one entry per executor that just ended: ``{"index": int,
+        "exit_code": int, "end_time": str}`` (may be empty).
     """

@@ -133,7 +133,39 @@ class Lease(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
 
 
+class TaskEvent(Base):
+    """One entry of the task event journal (``GET /events``): a state change or a new log
+    line, kept for ``TES_EVENTS_KEEP_SECONDS`` so a client that reconnects resumes.
+
+    ``seq`` is the event id clients see (``Last-Event-ID``); AUTOINCREMENT on SQLite, so an
+    id is never reused even after every row has expired.
+    """
+
+    __tablename__ = "task_events"
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    task_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    """``state`` or ``log``: the SSE event name."""
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    """The task's state when the event happened (what the ``state`` filter compares)."""
+    name: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    """The task's tags as JSON (what the ``tag_key``/``tag_value`` filters compare)."""
+    owner: Mapped[str | None] = mapped_column(String(255))
+    tenant: Mapped[str | None] = mapped_column(String(255))
+    data: Mapped[str] = mapped_column(Text, nullable=False)
+    """The event's ``data:`` line, JSON, exactly as sent."""
+
+    __table_args__ = (
+        Index("ix_task_events_time", "time"),
+        {"sqlite_autoincrement": True},
+    )
+
+
 tasks = Task.__table__
 task_tags = TaskTag.__table__
 workers = Worker.__table__
 leases = Lease.__table__
+task_events = TaskEvent.__table__

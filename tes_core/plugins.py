@@ -281,16 +281,31 @@ class Hooks:
         Each plugin is called on its own (in pluggy's order, last registered
         first), so one that raises does not keep the others from hearing of it.
         """
-        arguments = {"task_id": task_id, "old_state": old_state, "new_state": new_state}
-        for impl in reversed(self.pm.hook.tes_task_state_changed.get_hookimpls()):
+        self._observe(
+            "tes_task_state_changed",
+            {"task_id": task_id, "old_state": old_state, "new_state": new_state},
+        )
+
+    def _observe(self, hook_name: str, arguments: dict[str, Any]) -> None:
+        """Call every implementation of an observer hook on its own, logging its errors."""
+        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
             try:
                 impl.function(**{name: arguments[name] for name in impl.argnames})
             except Exception:
                 log.exception(
-                    "plugin %r: tes_task_state_changed failed for task %s",
-                    impl.plugin_name,
-                    task_id,
+                    "plugin %r: %s failed for task %s",
+                    impl.plugin_name, hook_name, arguments["task_id"],
                 )
+
+    def task_logged(
+        self, task_id: str, system_logs: list[str], executors: list[dict[str, Any]]
+    ) -> None:
+        """Tell observers about committed log lines and executor ends, like
+        :meth:`task_state_changed` (errors logged, not raised)."""
+        self._observe(
+            "tes_task_logged",
+            {"task_id": task_id, "system_logs": system_logs, "executors": executors},
+        )
 
     def has_submitter_hooks(self) -> bool:
         """Whether any plugin adapts submitted tasks (lets create skip the work when none)."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, bindparam, select, text
 
@@ -18,7 +18,7 @@ from .plugins import Hooks
 from .statecache import StateCache
 from .states import State, can_transition, is_terminal
 from .store import SQLITE_DATETIME, lock_for_update, set_fields, transition
-from .tasklogs import apply, is_empty
+from .tasklogs import fold_logs, is_empty
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -78,6 +78,10 @@ class _Change:
     logs: str
     backend_ref: str | None = None
     changed: bool = False
+    lines: list[str] = field(default_factory=list)
+    """System log lines added, for :meth:`Hooks.task_logged`."""
+    ended: list[dict[str, Any]] = field(default_factory=list)
+    """Executors that ended, for :meth:`Hooks.task_logged`."""
 
 
 class DatabaseReporter:
@@ -104,6 +108,8 @@ class DatabaseReporter:
 
     def _report(self, observation: Observation) -> bool:
         changed_from: str | None = None
+        lines: list[str] = []
+        ended: list[dict[str, Any]] = []
         new_state: State | None = None
         with self.db.write() as conn:
             row = lock_for_update(conn, observation.task_id)
@@ -119,7 +125,7 @@ class DatabaseReporter:
                 return False
             values: dict[str, object] = {}
             if not is_empty(observation):
-                values["logs"] = json.dumps(apply(json.loads(row.logs), observation))
+                values["logs"], lines, ended = fold_logs(row.logs, observation)
             if observation.backend_ref:
                 values["backend_ref"] = observation.backend_ref
             if moves:
@@ -128,6 +134,8 @@ class DatabaseReporter:
                 changed_from = row.state
             elif values:
                 set_fields(conn, observation.task_id, **values)
+        if lines or ended:
+            self.hooks.task_logged(observation.task_id, lines, ended)
         if changed_from is not None and new_state is not None:
             self._announce(observation.task_id, changed_from, new_state.value)
         return True
@@ -158,6 +166,8 @@ class DatabaseReporter:
         )
         for task_id in applied:
             change = changes[task_id]
+            if change.lines or change.ended:
+                self.hooks.task_logged(task_id, change.lines, change.ended)
             if change.state != change.original:
                 self._announce(task_id, change.original, change.state)
         return len(applied)
@@ -223,7 +233,9 @@ def _fold(change: _Change, observation: Observation) -> bool:
                  observation.task_id, change.state, new_state)
         return False
     if not is_empty(observation):
-        change.logs = json.dumps(apply(json.loads(change.logs), observation))
+        change.logs, lines, ended = fold_logs(change.logs, observation)
+        change.lines += lines
+        change.ended += ended
         change.changed = True
     if observation.backend_ref:
         change.backend_ref = observation.backend_ref

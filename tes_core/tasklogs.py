@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -81,3 +82,41 @@ def is_empty(observation: Observation) -> bool:
         or observation.backend_ref
         or observation.waiting_reason is not None
     )
+
+
+def executor_ends(logs: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """The executors of the current attempt that have ended: index -> ``{"index",
+    "exit_code", "end_time"}`` (what a ``log`` event says of an executor's end)."""
+    if not logs:
+        return {}
+    return {
+        index: {"index": index, "exit_code": entry.get("exit_code"),
+                "end_time": entry["end_time"]}
+        for index, entry in enumerate(logs[-1].get("logs") or [])
+        if entry.get("end_time")
+    }
+
+
+def logged_lines(observation: Observation) -> list[str]:
+    """The ``system_logs`` lines an observation adds or replaces (a new waiting reason)."""
+    lines = list(observation.system_logs)
+    if observation.waiting_reason:
+        lines.insert(0, observation.waiting_reason)
+    return lines
+
+
+def fold_logs(
+    logs_json: str, observation: Observation
+) -> tuple[str, list[str], list[dict[str, Any]]]:
+    """Apply ``observation`` to a task's stored ``logs`` (JSON text); return the new JSON,
+    the system log lines it added and the executors that ended with it."""
+    logs = json.loads(logs_json)
+    attempts = len(logs)
+    before = executor_ends(logs) if observation.executor_logs is not None else {}
+    logs = apply(logs, observation)
+    ended: list[dict[str, Any]] = []
+    if observation.executor_logs is not None:
+        if len(logs) != attempts:
+            before = {}
+        ended = [end for index, end in executor_ends(logs).items() if index not in before]
+    return json.dumps(logs), logged_lines(observation), ended

@@ -8,6 +8,7 @@ from flask import Flask
 from .. import API_PREFIX
 from .docs import blueprint as docs_blueprint
 from .errors import register_error_handlers
+from .events import blueprint as events_blueprint
 from .health import blueprint as health_blueprint
 from .metrics import blueprint as metrics_blueprint
 from .service_info import blueprint as service_info_blueprint
@@ -17,6 +18,7 @@ from .tasks import blueprint as tasks_blueprint
 def register_api(app: Flask) -> None:
     """Mount every blueprint and the JSON error handlers."""
     app.register_blueprint(tasks_blueprint, url_prefix=API_PREFIX)
+    app.register_blueprint(events_blueprint, url_prefix=API_PREFIX)
     app.register_blueprint(service_info_blueprint, url_prefix=API_PREFIX)
     app.register_blueprint(docs_blueprint, url_prefix=API_PREFIX)
     app.register_blueprint(health_blueprint)

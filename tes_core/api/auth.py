@@ -15,6 +15,8 @@ from ..config import ConfigError, Settings
 
 PUBLIC_PATHS = ("/service-info", "/openapi.json", "/openapi.yaml")
 PUBLIC_PREFIXES = ("/ui",)
+QUERY_TOKEN_PATHS = ("/events",)
+"""Paths that also accept the token as ``?access_token=`` (for browsers' EventSource)."""
 
 
 def enable_auth(app: Flask, prefix: str, settings: Settings) -> None:
@@ -29,6 +31,7 @@ def enable_auth(app: Flask, prefix: str, settings: Settings) -> None:
     app.extensions["tes_auth"] = verifier
     public = frozenset(prefix + path for path in PUBLIC_PATHS)
     public_prefixes = tuple(prefix + path for path in PUBLIC_PREFIXES)
+    query_token_paths = frozenset(prefix + path for path in QUERY_TOKEN_PATHS)
 
     @app.before_request
     def authenticate() -> None:
@@ -40,7 +43,13 @@ def enable_auth(app: Flask, prefix: str, settings: Settings) -> None:
             or request.method == "OPTIONS"
         ):
             return
-        g.tes_principal = verifier.authenticate(request.headers.get("Authorization"))
+        header = request.headers.get("Authorization")
+        if header is None and path in query_token_paths:
+            # EventSource cannot send headers: the events stream takes the token as a
+            # parameter too. Never logged (no access log; see README, Task events).
+            token = request.args.get("access_token")
+            header = f"Bearer {token}" if token else None
+        g.tes_principal = verifier.authenticate(header)
 
 
 def current_principal() -> Principal | None:

@@ -19,6 +19,8 @@ GA4GH file cannot say about this server is added here, when the document is buil
   server menu, code generators and schemathesis take it as a base URL, and no
   operation appears twice (a duplicated path list would need new operation ids and
   give generated clients every method twice).
+* **The task events stream** (``GET /events``, :data:`EVENTS_PATH`), which TES does not
+  define: Server-Sent Events of state changes and new log lines.
 * **Bearer tokens** as an optional security scheme on the task operations (required
   only when the server runs with ``TES_AUTH_ENABLED``).
 """
@@ -115,6 +117,7 @@ OPERATION_ERRORS: dict[tuple[str, str], tuple[str, ...]] = {
     ("/tasks", "post"): ("400", "403", "413", "415", *_TASK_CALL),
     ("/tasks/{id}", "get"): ("400", "404", *_TASK_CALL),
     ("/tasks/{id}:cancel", "post"): ("400", "403", "404", "413", "415", *_TASK_CALL),
+    ("/events", "get"): ("400", *_TASK_CALL),
 }
 """The error statuses each operation may answer (``tests/api/test_api_openapi.py``
 provokes them from a real server)."""
@@ -132,6 +135,42 @@ BEARER_SCHEME = {
     "description": "Required when the server runs with `TES_AUTH_ENABLED`: a JWT from the "
     "issuer `TES_AUTH_ISSUER` names, for the audience `TES_AUTH_AUDIENCE`.",
 }
+
+_EVENT_DATA = (
+    "Each event has `id:` (an increasing event id), `event:` and one `data:` line of JSON. "
+    "`event: state`: `{\"task_id\", \"name\", \"state\", \"time\", \"tags\"}`. "
+    "`event: log`: `{\"task_id\", \"time\", \"system_log\"}` for a new system log line, "
+    "or `{\"task_id\", \"time\", \"executor\": {\"index\", \"exit_code\", "
+    "\"end_time\"}}` when an executor ended. A comment line (`: keepalive`) comes every "
+    "15 s. The server ends a stream after `TES_EVENTS_MAX_SECONDS`; reconnect with "
+    "`Last-Event-ID` to resume."
+)
+
+EVENTS_PATH: dict[str, Any] = {"get": {
+    "tags": ["TaskService"],
+    "summary": "StreamTaskEvents",
+    "description": "Task state changes and new log lines as Server-Sent Events, filtered "
+    "like ListTasks; with tokens, only the caller's tasks (an admin's: all). Not part of "
+    "TES: a tes-core addition.",
+    "operationId": "StreamTaskEvents",
+    "parameters": [  # after ListTasks' filters (EVENT_FILTERS), copied when it is built
+        {"name": "Last-Event-ID", "in": "header", "required": False,
+         "description": "Resume after this event id (events are kept "
+         "`TES_EVENTS_KEEP_SECONDS`).", "schema": {"type": "string"}},
+        {"name": "access_token", "in": "query", "required": False,
+         "description": "The bearer token, for browsers' EventSource, which cannot send "
+         "headers (prefer the `Authorization` header elsewhere).",
+         "schema": {"type": "string"}},
+    ],
+    "responses": {"200": {
+        "description": _EVENT_DATA,
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }},
+}}
+"""``GET /events``, added to the served document's ``paths``."""
+
+EVENT_FILTERS = ("name_prefix", "state", "tag_key", "tag_value")
+"""ListTasks' parameters that ``GET /events`` takes as well."""
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
@@ -173,6 +212,7 @@ def build(document: dict[str, Any]) -> dict[str, Any]:
                 "schema": {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}}},
         }
     components.setdefault("securitySchemes", {})["bearerAuth"] = dict(BEARER_SCHEME)
+    _add_events_path(document)
     for path, item in document.get("paths", {}).items():
         for method in METHODS:
             operation = item.get(method)
@@ -192,6 +232,16 @@ def build(document: dict[str, Any]) -> dict[str, Any]:
          "executor, older cwl-tes), as Funnel serves it."},
     ]
     return document
+
+
+def _add_events_path(document: dict[str, Any]) -> None:
+    """Add :data:`EVENTS_PATH` with ListTasks' filter parameters."""
+    events = copy.deepcopy(EVENTS_PATH)
+    listing = document.get("paths", {}).get("/tasks", {}).get("get", {})
+    filters = [copy.deepcopy(parameter) for parameter in listing.get("parameters", [])
+               if parameter.get("name") in EVENT_FILTERS]
+    events["get"]["parameters"][:0] = filters
+    document.setdefault("paths", {})["/events"] = events
 
 
 # -- inlining other documents' schemas -----------------------------------------------------

@@ -86,7 +86,7 @@ def test_served_document_is_ga4ghs_with_additions_only(document):
     """The GA4GH file is shipped unchanged; the served document keeps all of it."""
     ga4gh = json.loads(json.dumps(load_yaml(ga4gh_text())))  # keys as JSON has them
     assert document["info"] == ga4gh["info"]
-    assert set(document["paths"]) == set(ga4gh["paths"])
+    assert set(document["paths"]) == set(ga4gh["paths"]) | {"/events"}
     for path, item in ga4gh["paths"].items():
         for method, operation in item.items():
             served = document["paths"][path][method]
@@ -167,6 +167,13 @@ def _cases(task_id: str) -> list[Case]:
              kwargs={"data": json.dumps(task("true")), "headers": cross_site}),
         Case("cross-site cancel", "POST", f"/tasks/{task_id}:cancel", 403,
              kwargs={"headers": cross_site}),
+        Case("events: bad state", "GET", "/events?state=LATE", 400),
+        Case("events: bad Last-Event-ID", "GET", "/events", 400,
+             kwargs={"headers": {"Last-Event-ID": "yesterday"}}),
+        Case("no token: events", "GET", "/events", 401, token=False),
+        Case("bad query token: events", "GET", "/events?access_token=forged", 401,
+             token=False),
+        Case("POST events", "POST", "/events", 405),
         Case("unknown id", "GET", "/tasks/no-such-task", 404),
         Case("unknown id: cancel", "POST", "/tasks/no-such-task:cancel", 404),
         Case("DELETE a list", "DELETE", "/tasks", 405),
@@ -195,6 +202,7 @@ def _unavailable_cases(task_id: str) -> list[Case]:
         Case("keys unreachable: create", "POST", "/tasks", 503, kwargs=_json(task("true"))),
         Case("keys unreachable: get", "GET", f"/tasks/{task_id}", 503),
         Case("keys unreachable: cancel", "POST", f"/tasks/{task_id}:cancel", 503),
+        Case("keys unreachable: events", "GET", "/events", 503),
     ]
 
 

@@ -1,0 +1,132 @@
+"""``GET /events``: Server-Sent Events of task state changes and new log lines.
+
+Each open stream holds one HTTP thread (WSGI has no other way to stream), so a process
+serves at most ``TES_EVENTS_MAX_CLIENTS`` streams at once (more get 503 with
+``Retry-After``) and closes each after ``TES_EVENTS_MAX_SECONDS``: the client reconnects
+with ``Last-Event-ID`` and loses nothing. A comment line every ``KEEPALIVE`` seconds keeps
+proxies from closing an idle stream and tells a server when its client is gone.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+from flask import Blueprint, Response, current_app, request
+from flask.views import MethodView
+
+from ..errors import BadRequest, ServiceUnavailable
+from ..events.hub import EventFilter, EventHub, Subscription
+from ..schemas import parse_list_query
+from .auth import current_principal
+
+blueprint = Blueprint("events", __name__)
+
+KEEPALIVE = 15.0
+"""Seconds between two keepalive comments on an idle stream."""
+RETRY_MS = 2000
+"""The reconnection delay a stream asks of its client (the SSE ``retry:`` field)."""
+
+
+class TooManyListeners(ServiceUnavailable):
+    """503: this process already serves as many event streams as it may."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"this server already serves {limit} event streams (TES_EVENTS_MAX_CLIENTS); "
+            "retry later or poll GET /tasks"
+        )
+        self.headers = {"Retry-After": "5"}
+
+
+class EventStream(MethodView):
+    """``GET /events``: the stream, filtered like ``GET /tasks``."""
+
+    init_every_request = False
+
+    def get(self) -> Response:
+        """Open a stream; resume after ``Last-Event-ID`` when given."""
+        query = parse_list_query(request.args)
+        principal = current_principal()
+        event_filter = EventFilter(
+            state=query.state, name_prefix=query.name_prefix, tags=tuple(query.tags),
+            owner=principal.scope if principal is not None else None,
+        )
+        after = _last_event_id()
+        core = current_app.extensions["tes"]
+        limits = current_app.extensions["tes_events_limits"]
+        if not limits.acquire():
+            raise TooManyListeners(limits.limit)
+        try:
+            subscription = core.events.subscribe(event_filter, after)
+        except BaseException:
+            limits.release()
+            raise
+        body = _stream(core.events, subscription, limits, core.settings.events_max_seconds)
+        return Response(body, mimetype="text/event-stream", headers={
+            "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+        })
+
+
+class StreamLimits:
+    """How many streams this process serves at once, at most."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open = 0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> bool:
+        """Take a place; ``False`` when every place is taken."""
+        with self._lock:
+            if self._open >= self.limit:
+                return False
+            self._open += 1
+            return True
+
+    def release(self) -> None:
+        """Give a place back."""
+        with self._lock:
+            self._open -= 1
+
+
+def stream_limit(max_clients: int, http_threads: int) -> int:
+    """``TES_EVENTS_MAX_CLIENTS``, or half the HTTP threads when it is 0."""
+    return max_clients if max_clients > 0 else max(1, http_threads // 2)
+
+
+def _last_event_id() -> int | None:
+    """The ``Last-Event-ID`` header (or ``last_event_id`` parameter) as an event id."""
+    raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
+    if raw in (None, ""):
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise BadRequest(f"Last-Event-ID must be an event id this server sent, got {raw!r}",
+                         field="Last-Event-ID")
+    return int(raw)
+
+
+def _stream(
+    hub: EventHub, subscription: Subscription, limits: StreamLimits, max_seconds: float
+) -> Iterator[bytes]:
+    """The response body: the backlog, then live events and keepalives, until the time is
+    up or the client is gone (the server then closes this generator)."""
+    try:
+        yield f"retry: {RETRY_MS}\n\n".encode()
+        if subscription.backlog:
+            yield b"".join(event.frame() for event in subscription.backlog)
+            subscription.backlog = []
+        deadline = time.monotonic() + max_seconds
+        while not subscription.overflowed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            events = subscription.wait(min(KEEPALIVE, left))
+            yield b"".join(event.frame() for event in events) if events else b": keepalive\n\n"
+    finally:
+        hub.unsubscribe(subscription)
+        limits.release()
+
+
+blueprint.add_url_rule("/events", view_func=EventStream.as_view("events"))
