@@ -10,7 +10,7 @@
 # which exports DOCKER_HOST, CONTAINERS_CONF, CONTAINERS_STORAGE_CONF,
 # TES_TEST_AZURITE_ACCOUNT_URL, TES_TEST_AZURITE_CONNECTION_STRING,
 # TES_TEST_AZURITE_CONNECTION_STRING_2 (a second Azurite account) and
-# TES_TEST_S3_ENDPOINT.
+# TES_TEST_S3_ENDPOINT, and SLURM_CONF with the TES_TEST_SLURM_* names.
 # Stop with scripts/stop-test-services.sh (stops only what was started here).
 set -euo pipefail
 
@@ -270,7 +270,14 @@ else
 fi
 T_STORAGE=$(elapsed "$T4")
 
-# ---------------------------------------------------------------- 5. env.sh
+# ---------------------------------------------------------------- 5. Slurm
+# A single-node Slurm (munge, slurmdbd, slurmctld, slurmd) and a loopback sshd as
+# its login node, for the tes-slurm plugin: see scripts/slurm-services.sh.
+T5=$(date +%s.%N)
+bash "$(dirname "$0")/slurm-services.sh"
+T_SLURM=$(elapsed "$T5")
+
+# ---------------------------------------------------------------- 6. env.sh
 {
     printf '# written by scripts/test-services.sh\n'
     printf 'export TES_SERVICES_DIR=%q\n' "$D"
@@ -288,9 +295,10 @@ T_STORAGE=$(elapsed "$T4")
             "DefaultEndpointsProtocol=http;AccountName=$AZURITE_ACCOUNT2;AccountKey=$AZURITE_KEY2;BlobEndpoint=http://127.0.0.1:10000/$AZURITE_ACCOUNT2;"
     fi
     printf 'export TES_TEST_S3_ENDPOINT=%q\n' "http://127.0.0.1:5000"
+    cat "$D/slurm/env.sh"
 } >"$D/env.sh.part"
 mv "$D/env.sh.part" "$D/env.sh"
 
 echo "test services ready in $(elapsed "$T0") s" \
     "(packages ${T_APT} s, dockerd ${T_DOCKERD} s, docker images ${T_DOCKER_IMG} s," \
-    "podman ${T_PODMAN} s, storage ${T_STORAGE} s); source $D/env.sh"
+    "podman ${T_PODMAN} s, storage ${T_STORAGE} s, slurm ${T_SLURM} s); source $D/env.sh"
