@@ -1,0 +1,94 @@
+"""The backend's own settings, read from ``TES_SLURM_*`` variables (see README.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tes_core.config import ConfigError, Settings
+
+from .shell import SshTarget
+
+RUNTIMES = ("docker", "podman", "bubblewrap", "apptainer", "singularity")
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    """What the operator configured for the Slurm backend."""
+
+    workdir: Path
+    """Root of the per-task folders, on storage the server and every node share."""
+    runtime: str = "docker"
+    runner: str = "tes-runner"
+    """The runner command on the nodes (a name on the job's PATH, or a full path)."""
+    prologue: str = ""
+    """Shell lines put in every job script before the runner (``module load``, PATH)."""
+    partition: str = ""
+    account: str = ""
+    qos: str = ""
+    time_limit: str = ""
+    preemptible_partition: str = ""
+    preemptible_qos: str = ""
+    max_attempts: int = 3
+    """Attempts of a task whose job Slurm preempts (the first run included)."""
+    job_prefix: str = "tes-"
+    command_timeout: float = 60.0
+    cancel_wait: float = 30.0
+    """Seconds ``cancel`` waits for the job to leave its node before removing its folder."""
+    ssh: SshTarget | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SlurmSettings:
+        """Read the ``TES_SLURM_*`` variables; raise :class:`ConfigError` naming a bad one."""
+
+        def get(name: str, default: str = "") -> str:
+            return settings.plugin_setting(f"slurm_{name}", default).strip()
+
+        def number(name: str, default: str, kind: type = float, low: float = 0) -> float:
+            raw = get(name, default)
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise ConfigError(f"TES_SLURM_{name.upper()}={raw!r} is not a number") from None
+            if value < low:
+                raise ConfigError(f"TES_SLURM_{name.upper()}={raw!r} must be at least {low}")
+            return value
+
+        runtime = get("runtime", "docker").lower()
+        if runtime not in RUNTIMES:
+            raise ConfigError(
+                f"TES_SLURM_RUNTIME={runtime!r} is not one of {', '.join(RUNTIMES)}"
+            )
+        prefix = get("job_prefix", "tes-")
+        if not prefix or not prefix.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(
+                f"TES_SLURM_JOB_PREFIX={prefix!r}: use letters, digits, '-' and '_'"
+            )
+        destination = get("ssh")
+        ssh = None
+        if destination:
+            ssh = SshTarget(
+                destination=destination,
+                port=int(number("ssh_port", "22", int, 1)),
+                identity_file=get("ssh_key"),
+                known_hosts=get("ssh_known_hosts"),
+                control_dir=get("ssh_control_dir", str(settings.data_dir / "slurm-ssh")),
+            )
+        workdir = get("workdir") or str(settings.data_dir / "slurm")
+        return cls(
+            workdir=Path(workdir).absolute(),
+            runtime=runtime,
+            runner=get("runner", "tes-runner"),
+            prologue=settings.plugin_setting("slurm_prologue", ""),
+            partition=get("partition"),
+            account=get("account"),
+            qos=get("qos"),
+            time_limit=get("time_limit"),
+            preemptible_partition=get("preemptible_partition"),
+            preemptible_qos=get("preemptible_qos"),
+            max_attempts=int(number("max_attempts", "3", int, 1)),
+            job_prefix=prefix,
+            command_timeout=number("command_timeout", "60", float, 1),
+            cancel_wait=number("cancel_wait", "30", float, 0),
+            ssh=ssh,
+        )
