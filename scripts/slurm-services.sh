@@ -85,10 +85,19 @@ wait_for munged "$S/munge/munged.log" munge -n -S "$MUNGE_SOCKET"
 
 # ---------------------------------------------------------------- 3. configuration
 mkdir -p "$S/state" "$S/spool" "$S/log" "$S/run" "$S/tmp"
-write_if_changed() { # FILE: stdin replaces FILE only when different
+CHANGED=()
+write_if_changed() { # FILE: stdin replaces FILE only when different (noted in CHANGED)
     local part="$1.part"
     cat >"$part"
-    if cmp -s "$part" "$1"; then rm -f "$part"; else mv "$part" "$1"; fi
+    if cmp -s "$part" "$1"; then rm -f "$part"; else mv "$part" "$1"; CHANGED+=("$1"); fi
+}
+stop_pidfile() { # PIDFILE: stop the daemon this script started, if it runs
+    if pid_alive "$1"; then
+        local pid
+        pid="$(cat "$1")"
+        kill "$pid"
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
 }
 write_if_changed "$S/slurmdbd.conf" <<EOF
 # written by scripts/slurm-services.sh
@@ -135,6 +144,8 @@ SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=256
 SchedulerType=sched/backfill
 SchedulerParameters=sched_interval=2
+# The node offers more CPUs than the machine has, so several test jobs run at once.
+SlurmdParameters=config_overrides
 ReturnToService=2
 MinJobAge=300
 KillWait=5
@@ -146,12 +157,17 @@ AccountingStorageHost=$HOST
 AccountingStoragePort=$DBD_PORT
 AccountingStoragePass=$MUNGE_SOCKET
 MpiDefault=none
-NodeName=$HOST NodeAddr=127.0.0.1 CPUs=2 RealMemory=8000 TmpDisk=100000 State=UNKNOWN
+NodeName=$HOST NodeAddr=127.0.0.1 CPUs=8 RealMemory=8000 TmpDisk=100000 State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 # A partition that takes jobs but never starts them: a job there waits, with a reason.
 PartitionName=closed Nodes=$HOST MaxTime=INFINITE State=DOWN
 EOF
 export SLURM_CONF="$S/slurm.conf"
+if [[ " ${CHANGED[*]} " == *" $S/slurm.conf "* ]]; then
+    # A new configuration: the daemons started with the old one start again.
+    stop_pidfile "$S/run/slurmd.pid"
+    stop_pidfile "$S/run/slurmctld.pid"
+fi
 
 # ---------------------------------------------------------------- 4. daemons
 T1=$(date +%s.%N)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,7 +74,9 @@ class SlurmSettings:
                 port=int(number("ssh_port", "22", int, 1)),
                 identity_file=get("ssh_key"),
                 known_hosts=get("ssh_known_hosts"),
-                control_dir=get("ssh_control_dir", str(settings.data_dir / "slurm-ssh")),
+                # A short path: a socket's path must stay under 108 bytes.
+                control_dir=get("ssh_control_dir",
+                                f"{tempfile.gettempdir()}/tes-slurm-ssh-{os.getuid()}"),
             )
         workdir = get("workdir") or str(settings.data_dir / "slurm")
         return cls(

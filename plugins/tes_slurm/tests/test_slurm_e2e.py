@@ -1,0 +1,256 @@
+"""End to end on the real single-node Slurm of scripts/slurm-services.sh.
+
+A real ``tes-server serve`` with ``TES_BACKEND=slurm`` submits each task as a batch job
+that runs the real ``tes-runner`` with Docker on the node. Skipped where that Slurm does
+not run (``TES_TEST_SLURM`` comes from the services' env.sh) or tes-runner is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("tes_slurm")
+servers = pytest.importorskip("tests.servers", reason="needs the tes-core repository")
+requests = pytest.importorskip("requests")
+
+if not os.environ.get("TES_TEST_SLURM"):
+    pytest.skip("no test Slurm (source $TES_SERVICES_DIR/env.sh after scripts/test-services.sh)",
+                allow_module_level=True)
+RUNNER = Path(sys.executable).parent / "tes-runner"
+if not RUNNER.exists():
+    pytest.skip("tes-runner is not installed in this environment", allow_module_level=True)
+
+IMAGE = "busybox:latest"
+
+
+def slurm(*argv: str) -> str:
+    """Run a Slurm command here (the tests' view of the cluster)."""
+    return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=60).stdout
+
+
+def prologue() -> str:
+    """Shell lines for the job scripts: the test venv's tools and the Docker socket."""
+    lines = [f"export PATH={RUNNER.parent}:/usr/local/bin:/usr/bin:/bin"]
+    for name in ("DOCKER_HOST", "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF"):
+        if os.environ.get(name):
+            lines.append(f"export {name}={os.environ[name]}")
+    return "\n".join(lines)
+
+
+def slurm_env(data: Path, **extra: str) -> dict[str, str]:
+    """A server environment for the Slurm backend with its folders under ``data``."""
+    settings = {
+        "TES_BACKEND": "slurm",
+        "TES_RECONCILE_INTERVAL": "1",
+        "TES_SLURM_WORKDIR": str(data / "slurm-tasks"),
+        "TES_SLURM_RUNNER": str(RUNNER),
+        "TES_SLURM_PROLOGUE": prologue(),
+        "TES_SLURM_RUNTIME": "docker",
+        "TES_SLURM_JOB_PREFIX": f"tes{os.getpid()}-",
+    }
+    return servers.server_env(data, **{**settings, **extra})
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    data = tmp_path_factory.mktemp("slurm-server")
+    proc = servers.ServerProcess(data, slurm_env(data)).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def post(url: str, document: dict[str, Any]) -> str:
+    answer = requests.post(f"{url}/tasks", json=document, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["id"]
+
+
+def task(*executors: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"executors": list(executors), **extra}
+
+
+def sh(script: str, **extra: Any) -> dict[str, Any]:
+    return {"image": IMAGE, "command": ["sh", "-c", script], **extra}
+
+
+def jobs_named(prefix: str) -> list[str]:
+    """Every job (sacct, all states) whose name starts with ``prefix``."""
+    out = slurm("sacct", "-X", "-n", "-P", "-S", "now-1hour", "-o", "JobID,JobName")
+    return [line.split("|")[0] for line in out.splitlines() if line.split("|")[-1].startswith(
+        prefix)]
+
+
+def wait_running_job(url: str, task_id: str) -> dict[str, Any]:
+    return servers.wait_for_state(url, task_id, {"RUNNING"}, timeout=120, view="FULL")
+
+
+# -- the tests ------------------------------------------------------------------------------
+
+
+def test_inputs_executors_in_order_ignore_error_and_outputs(server, tmp_path: Path) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("from a file\n")
+    result = tmp_path / "out" / "result.txt"
+    ok = post(server.url, task(
+        sh("cat /in/a.txt /in/b.txt > /tmp/w/1.txt; echo first; echo to-err >&2"),
+        sh("echo second >> /tmp/w/1.txt; exit 3", ignore_error=True),
+        sh("cp /tmp/w/1.txt /out/result.txt; echo third"),
+        inputs=[{"path": "/in/a.txt", "content": "inline\n"},
+                {"path": "/in/b.txt", "url": f"file://{source}"}],
+        outputs=[{"path": "/out/result.txt", "url": f"file://{result}"}],
+        volumes=["/tmp/w"],
+        resources={"cpu_cores": 1, "ram_gb": 0.5, "disk_gb": 1},
+    ))
+    failing = post(server.url, task(sh("echo before; exit 5"), sh("echo never")))
+
+    done = servers.wait_for_state(server.url, ok, servers.TERMINAL, timeout=180, view="FULL")
+    assert done["state"] == "COMPLETE", done
+    attempt = done["logs"][-1]
+    assert [log["exit_code"] for log in attempt["logs"]] == [0, 3, 0]
+    assert [log["stdout"].strip() for log in attempt["logs"]] == ["first", "", "third"]
+    assert attempt["logs"][0]["stderr"].strip() == "to-err"
+    assert result.read_text() == "inline\nfrom a file\nsecond\n"
+    assert attempt["outputs"][0]["url"] == f"file://{result}"
+    job_id = attempt["metadata"]["slurm_job_id"]
+    # The resources reached Slurm.
+    shown = slurm("scontrol", "show", "job", job_id) if _in_squeue(job_id) else ""
+    if shown:
+        assert "MinTmpDiskNode=1G" in shown and "MinMemoryNode=512M" in shown
+
+    bad = servers.wait_for_state(server.url, failing, servers.TERMINAL, timeout=180,
+                                 view="FULL")
+    assert bad["state"] == "EXECUTOR_ERROR", bad
+    assert [log["exit_code"] for log in bad["logs"][-1]["logs"]] == [5]
+
+
+def _in_squeue(job_id: str) -> bool:
+    return bool(slurm("squeue", "-h", "-t", "all", "-j", job_id, "-o", "%i").strip())
+
+
+def test_cancel_of_a_running_job_stops_it_and_removes_its_folder(server) -> None:
+    task_id = post(server.url, task(sh("echo started; sleep 600")))
+    running = wait_running_job(server.url, task_id)
+    job_id = running["logs"][-1]["metadata"]["slurm_job_id"]
+    folder = server.data_dir / "slurm-tasks" / task_id
+    assert (folder / "status.json").exists()
+
+    assert requests.post(f"{server.url}/tasks/{task_id}:cancel", timeout=30).status_code == 200
+    servers.wait_for_state(server.url, task_id, {"CANCELED"}, timeout=90)
+    state = slurm("sacct", "-X", "-n", "-P", "-j", job_id, "-o", "State").strip()
+    assert state.startswith("CANCELLED"), state
+    assert not folder.exists()
+
+
+def test_a_job_cancelled_outside_tes_is_a_system_error(server) -> None:
+    task_id = post(server.url, task(sh("sleep 600")))
+    running = wait_running_job(server.url, task_id)
+    job_id = running["logs"][-1]["metadata"]["slurm_job_id"]
+
+    slurm("scancel", job_id)
+
+    done = servers.wait_for_state(server.url, task_id, servers.TERMINAL, timeout=90,
+                                  view="FULL")
+    assert done["state"] == "SYSTEM_ERROR", done
+    assert any("cancelled outside TES" in line
+               for line in done["logs"][-1]["system_logs"]), done
+
+
+def test_a_pending_job_shows_its_reason(server) -> None:
+    task_id = post(server.url, task(
+        sh("true"), resources={"backend_parameters": {"partition": "closed"}}))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        seen = requests.get(f"{server.url}/tasks/{task_id}", params={"view": "FULL"},
+                            timeout=10).json()
+        lines = (seen.get("logs") or [{}])[-1].get("system_logs") or []
+        if any("PartitionDown" in line for line in lines):
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"no pending reason in the task's logs: {seen}")
+    assert seen["state"] == "QUEUED"
+    assert "its partition is down" in " ".join(lines)
+    assert requests.post(f"{server.url}/tasks/{task_id}:cancel", timeout=30).status_code == 200
+    servers.wait_for_state(server.url, task_id, {"CANCELED"}, timeout=60)
+
+
+def test_a_job_over_its_time_limit_is_a_system_error(server) -> None:
+    task_id = post(server.url, task(
+        sh("echo working; sleep 600"), resources={"backend_parameters": {"time_limit": "1"}}))
+    # Slurm counts limits in minutes and checks them every 30 s or so.
+    done = servers.wait_for_state(server.url, task_id, servers.TERMINAL, timeout=240,
+                                  view="FULL")
+    assert done["state"] == "SYSTEM_ERROR", done
+    lines = done["logs"][-1]["system_logs"]
+    assert any("time limit" in line and "TIMEOUT" in line for line in lines), lines
+
+
+def test_bad_backend_parameters_are_refused_naming_the_field(server) -> None:
+    for key, value in [("time_limit", "1\n#SBATCH --uid=0"), ("partition", "a b"),
+                       ("gres", "gpu:$(reboot)"), ("qos", "")]:
+        answer = requests.post(f"{server.url}/tasks", timeout=10, json=task(
+            sh("true"), resources={"backend_parameters": {key: value}}))
+        if value == "":
+            assert answer.status_code == 200, answer.text  # empty: not asked for
+            requests.post(f"{server.url}/tasks/{answer.json()['id']}:cancel", timeout=10)
+            continue
+        assert answer.status_code == 400, answer.text
+        assert f"backend_parameters.{key}" in answer.text
+    info = requests.get(f"{server.url}/service-info", timeout=10).json()
+    assert {"partition", "account", "qos", "time_limit", "constraint", "gres"} <= set(
+        info["tesResources_backend_parameters"])
+
+
+def test_a_worker_killed_mid_flight_loses_no_job_and_starts_none_twice(tmp_path: Path) -> None:
+    data = tmp_path / "server"
+    prefix = f"tesk{os.getpid()}-"
+    env = slurm_env(data, TES_SLURM_JOB_PREFIX=prefix)
+    proc = servers.ServerProcess(data, env).start()
+    try:
+        ids = [post(proc.url, task(sh(f"sleep 4; echo done {n}"))) for n in range(4)]
+        servers.wait_for_state(proc.url, ids[0], {"QUEUED", "INITIALIZING", "RUNNING"})
+        proc.kill()  # SIGKILL: no clean-up at all, submits may be half done
+        proc.restart()
+        for n, task_id in enumerate(ids):
+            done = servers.wait_for_state(proc.url, task_id, servers.TERMINAL, timeout=180,
+                                          view="FULL")
+            assert done["state"] == "COMPLETE", done
+            assert done["logs"][-1]["logs"][0]["stdout"].strip() == f"done {n}"
+    finally:
+        proc.stop()
+    for task_id in ids:
+        assert len(jobs_named(f"{prefix}{task_id}-")) == 1, task_id
+
+
+def test_the_ssh_login_node_path(tmp_path: Path) -> None:
+    if not os.environ.get("TES_TEST_SLURM_SSH"):
+        pytest.skip("no test sshd")
+    data = tmp_path / "server"
+    env = slurm_env(
+        data,
+        TES_SLURM_SSH=os.environ["TES_TEST_SLURM_SSH"],
+        TES_SLURM_SSH_PORT=os.environ["TES_TEST_SLURM_SSH_PORT"],
+        TES_SLURM_SSH_KEY=os.environ["TES_TEST_SLURM_SSH_KEY"],
+        TES_SLURM_SSH_KNOWN_HOSTS=os.environ["TES_TEST_SLURM_SSH_KNOWN_HOSTS"],
+    )
+    env.pop("SLURM_CONF", None)  # only the login node knows where Slurm is
+    proc = servers.ServerProcess(data, env).start()
+    try:
+        assert "on ssh root@127.0.0.1" in proc.log()
+        task_id = post(proc.url, task(sh("echo over ssh")))
+        done = servers.wait_for_state(proc.url, task_id, servers.TERMINAL, timeout=180,
+                                      view="FULL")
+        assert done["state"] == "COMPLETE", done
+        assert done["logs"][-1]["logs"][0]["stdout"].strip() == "over ssh"
+    finally:
+        proc.stop()
