@@ -55,7 +55,7 @@ class SlurmBackend(Backend):
                 try:
                     jobscript.check_parameter(field, value)
                 except ValueError as exc:
-                    raise ConfigError(f"TES_SLURM_{exc}") from None
+                    raise ConfigError(f"TES_SLURM_{field.upper()}: {exc}") from None
         try:
             self._policy = access_policy(self.settings)
         except TransferError as exc:

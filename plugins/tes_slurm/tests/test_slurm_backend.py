@@ -1,0 +1,221 @@
+"""The Slurm backend's pieces: the batch script, parameter checks, what a job's state and
+the runner's status file become, and (on the real test Slurm) the cost of a poll."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("tes_slurm")
+
+from tes_core.backends.base import BackendContext, TaskRecord  # noqa: E402
+from tes_core.config import ConfigError, Settings  # noqa: E402
+
+from tes_slurm import jobscript  # noqa: E402
+from tes_slurm.backend import SlurmBackend  # noqa: E402
+from tes_slurm.observe import observe  # noqa: E402
+from tes_slurm.parse import JobInfo  # noqa: E402
+from tes_slurm.snapshot import Lookup  # noqa: E402
+from tes_slurm.taskdir import TaskFolder  # noqa: E402
+
+
+def record(task_id: str, document: dict[str, Any] | None = None, *, state: str = "QUEUED",
+           logs: list | None = None, ref: str | None = None) -> TaskRecord:
+    return TaskRecord(
+        id=task_id, state=state,
+        document=document or {"executors": [{"image": "busybox", "command": ["true"]}]},
+        creation_time=datetime.now(UTC), logs=logs if logs is not None else [{}],
+        backend_ref=ref,
+    )
+
+
+# -- the batch script ---------------------------------------------------------------------
+
+
+def test_resources_and_parameters_become_sbatch_options() -> None:
+    document = {"resources": {
+        "cpu_cores": 4, "ram_gb": 1.5, "disk_gb": 10, "preemptible": True,
+        "backend_parameters": {"qos": "high", "time_limit": "1-12:00:00", "gres": "gpu:a100:1",
+                               "constraint": "avx512&ib"},
+    }}
+    options = jobscript.sbatch_options(
+        document, {"partition": "main", "account": "lab", "qos": "normal", "time_limit": "60"},
+        {"partition": "spot", "qos": "scavenger"},
+    )
+    assert options == [
+        ("cpus-per-task", "4"), ("mem", "1536M"), ("tmp", "10240M"),
+        ("partition", "spot"), ("account", "lab"), ("qos", "high"), ("time", "1-12:00:00"),
+        ("constraint", "avx512&ib"), ("gres", "gpu:a100:1"),
+    ]
+    assert jobscript.sbatch_options({}, {"partition": "main"}, {"partition": "spot"}) == [
+        ("partition", "main")]
+
+
+def test_the_script_is_readable_and_names_task_and_attempt() -> None:
+    text = jobscript.render(
+        task_id="t1", attempt=2, name="tes-t1-a2", folder="/scratch/tes/t1",
+        options=[("mem", "512M")], runner="/opt/tes/bin/tes-runner",
+        prologue="module load apptainer",
+    )
+    assert text.startswith("#!/bin/bash\n")
+    assert "#SBATCH --job-name=tes-t1-a2\n" in text
+    assert "#SBATCH --comment=tes-task=t1,attempt=2\n" in text
+    assert "#SBATCH --mem=512M\n" in text
+    assert "module load apptainer\n" in text
+    assert text.rstrip().endswith("exec /opt/tes/bin/tes-runner run /scratch/tes/t1")
+
+
+@pytest.mark.parametrize("key, value", [
+    ("time_limit", "1\n#SBATCH --uid=0"), ("time_limit", "forever"), ("time_limit", "1-"),
+    ("partition", "a b"), ("partition", "-p"), ("account", "x" * 65), ("qos", "$(id)"),
+    ("constraint", "a b"), ("constraint", "x\ny"), ("gres", "gpu:2;rm"), ("gres", "gpu 2"),
+])
+def test_hostile_parameters_are_refused_naming_the_field(key: str, value: str) -> None:
+    with pytest.raises(ValueError, match=rf"^backend_parameters\.{key}="):
+        jobscript.validate({key: value})
+
+
+@pytest.mark.parametrize("value", ["30", "10:00", "1:00:00", "2-0", "2-12:30", "7-00:00:00",
+                                   "UNLIMITED"])
+def test_slurm_time_formats_are_taken(value: str) -> None:
+    jobscript.validate({"time_limit": value})
+
+
+def test_bad_settings_stop_start_up(tmp_path: Path) -> None:
+    for name, value in [("TES_SLURM_RUNTIME", "lxc"), ("TES_SLURM_PARTITION", "a b"),
+                        ("TES_SLURM_MAX_ATTEMPTS", "0"), ("TES_SLURM_JOB_PREFIX", "a/b")]:
+        settings = Settings.from_env({name: value}, data_dir=tmp_path)
+        with pytest.raises(ConfigError, match=name):
+            SlurmBackend(BackendContext(settings, reporter=None, worker_id="w"))  # type: ignore[arg-type]
+
+
+# -- from a job's state and status.json to an observation ---------------------------------
+
+
+def status(folder: TaskFolder, state: str, *, final: bool, **log: Any) -> None:
+    folder.write_json("status.json", {"state": state, "final": final, "updated": "x",
+                                      "log": log})
+
+
+def look(task: TaskRecord, folder: TaskFolder, state: str | None, *, gone: bool = False,
+         resubmitted: list[int] | None = None, reason: str | None = None):
+    job = JobInfo("7", state, "tes-x", reason) if state else None
+    asked = resubmitted if resubmitted is not None else []
+    return observe(task, Lookup(job, gone=gone), folder,
+                   resubmit=lambda n: asked.append(n) or "8", max_attempts=2)
+
+
+def test_final_runner_states_win(tmp_path: Path) -> None:
+    folder = TaskFolder(tmp_path, "t1")
+    status(folder, "COMPLETE", final=True, start_time="2026-01-01T00:00:00Z",
+           end_time="2026-01-01T00:00:05Z", logs=[{"exit_code": 0, "stdout": "hi"}],
+           outputs=[{"url": "file:///x", "path": "/x", "size_bytes": "1"}],
+           system_logs=["staged 1 input"])
+    seen = look(record("t1", ref="7"), folder, "COMPLETED")
+    assert seen.state == "COMPLETE" and seen.executor_logs[0]["stdout"] == "hi"
+    assert seen.outputs and seen.end_time and seen.system_logs == ["staged 1 input"]
+    # Already shown lines are not repeated.
+    again = look(record("t1", ref="7", logs=[{"system_logs": ["staged 1 input"]}]), folder,
+                 "COMPLETED")
+    assert again.system_logs == []
+
+
+def test_pending_reason_is_reported_once(tmp_path: Path) -> None:
+    folder = TaskFolder(tmp_path, "t2")
+    seen = look(record("t2", ref="7"), folder, "PENDING", reason="Priority")
+    assert seen.waiting_reason.startswith("Slurm job 7 is pending: Priority (")
+    shown = record("t2", ref="7", logs=[{"metadata": {"waiting_reason": seen.waiting_reason}}])
+    assert look(shown, folder, "PENDING", reason="Priority") is None
+
+
+@pytest.mark.parametrize("slurm_state, runner_state, words", [
+    ("TIMEOUT", "CANCELED", "time limit"), ("NODE_FAIL", None, "node failed"),
+    ("OUT_OF_MEMORY", "RUNNING", "out of memory"), ("CANCELLED", "CANCELED", "outside TES"),
+    ("FAILED", None, "without its runner recording a final state"),
+])
+def test_slurm_endings_are_system_errors_with_the_reason(
+    tmp_path: Path, slurm_state: str, runner_state: str | None, words: str
+) -> None:
+    folder = TaskFolder(tmp_path, "t3")
+    if runner_state:
+        status(folder, runner_state, final=runner_state == "CANCELED",
+               logs=[{"exit_code": None, "stdout": "partial"}])
+    seen = look(record("t3", state="RUNNING", ref="7"), folder, slurm_state)
+    assert seen.state == "SYSTEM_ERROR"
+    assert words in seen.system_logs[-1]
+    if runner_state:
+        assert seen.executor_logs[0]["stdout"] == "partial"
+
+
+def test_preemption_starts_a_new_attempt_then_ends_preempted(tmp_path: Path) -> None:
+    folder = TaskFolder(tmp_path, "t4")
+    asked: list[int] = []
+    seen = look(record("t4", state="RUNNING", ref="7", logs=[{"start_time": "x"}]), folder,
+                "PREEMPTED", resubmitted=asked)
+    assert asked == [2] and seen.new_attempt and seen.backend_ref == "8"
+    last = look(record("t4", state="RUNNING", ref="8", logs=[{}, {}]), folder, "PREEMPTED")
+    assert last.state == "PREEMPTED"
+
+
+def test_our_own_cancel_is_left_to_cancel(tmp_path: Path) -> None:
+    folder = TaskFolder(tmp_path, "t5")
+    assert look(record("t5", state="CANCELING", ref="7"), folder, "CANCELLED") is None
+
+
+def test_a_job_slurm_forgot(tmp_path: Path) -> None:
+    folder = TaskFolder(tmp_path, "t6")
+    assert look(record("t6", ref="7"), folder, None) is None  # not asked yet: wait
+    assert look(record("t6", ref="7"), folder, None, gone=True).state == "SYSTEM_ERROR"
+
+
+# -- on the real test Slurm: what a poll costs --------------------------------------------
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> SlurmBackend:
+    if not os.environ.get("TES_TEST_SLURM"):
+        pytest.skip("no test Slurm (scripts/slurm-services.sh)")
+    settings = Settings.from_env({
+        "TES_SLURM_WORKDIR": str(tmp_path / "tasks"), "TES_SLURM_RUNNER": "/bin/true",
+        "TES_SLURM_JOB_PREFIX": f"tesu{os.getpid()}-",
+    }, data_dir=tmp_path)
+    backend = SlurmBackend(BackendContext(settings, reporter=None, worker_id="w"))  # type: ignore[arg-type]
+    backend.start()
+    return backend
+
+
+def test_a_poll_costs_at_most_two_commands_and_submit_is_idempotent(
+    backend: SlurmBackend,
+) -> None:
+    closed = {"executors": [{"image": "busybox", "command": ["true"]}],
+              "resources": {"backend_parameters": {"partition": "closed"}}}
+    tasks = [record(f"u{n}-{os.getpid()}", closed) for n in range(3)]
+    refs = [backend.submit(t) for t in tasks]
+    try:
+        assert backend.submit(tasks[0]) == refs[0]  # a repeated submit finds the job
+        records = [record(t.id, closed, ref=r) for t, r in zip(tasks, refs, strict=True)]
+        records.append(record("forgotten", ref="99999999"))
+        before = backend.shell.calls
+        seen = {o.task_id: o for o in backend.poll(records)}
+        assert backend.shell.calls - before == 2  # squeue + sacct (for the unknown job)
+        assert all("PartitionDown" in seen[t.id].waiting_reason for t in tasks)
+        assert seen["forgotten"].state == "SYSTEM_ERROR"
+        backend.poll(records[:1])  # another batch of the same pass: no command
+        assert backend.shell.calls - before == 2
+        script = backend.folder(tasks[0].id).script(1).read_text()
+        assert "#SBATCH --partition=closed" in script
+        assert json.loads((backend.folder(tasks[0].id).path / "task.json").read_text())[
+            "task"]["id"] == tasks[0].id
+    finally:
+        for t, r in zip(tasks, refs, strict=True):
+            assert backend.cancel(record(t.id, state="CANCELING", ref=r))
+            assert not backend.folder(t.id).path.exists()
+    left = subprocess.run(["squeue", "-h", "-j", ",".join(refs), "-o", "%T"],
+                          capture_output=True, text=True).stdout.split()
+    assert set(left) <= {"CANCELLED"}
