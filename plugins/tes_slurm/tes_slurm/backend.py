@@ -26,7 +26,7 @@ from tes_core.storage_policy import access_policy
 from tes_filetransfer import TransferError
 
 from . import jobscript
-from .observe import observe
+from .observe import from_folder, observe
 from .parse import parse_sbatch
 from .settings import SlurmSettings
 from .shell import SlurmCommandError, SlurmShell
@@ -37,6 +37,14 @@ log = logging.getLogger(__name__)
 
 USER = '"$(id -un)"'
 """The login user, as the remote shell sees it (``--me`` is missing before Slurm 20.11)."""
+
+
+CLEAN_ENV = (
+    'env -i PATH="$PATH" HOME="$HOME" USER="$(id -un)" ${SLURM_CONF:+SLURM_CONF="$SLURM_CONF"}'
+)
+"""sbatch runs in a clean environment, which the job inherits: the server's own variables
+(secrets among them) never reach a job. ``--export=NONE`` would also keep them out, but
+makes Slurm rebuild the user's login environment on the node, seconds per job."""
 
 
 class SlurmBackend(Backend):
@@ -128,7 +136,8 @@ class SlurmBackend(Backend):
         q = shlex.quote
         command = (
             f"id=$(squeue -h -u {USER} -t all -n {q(name)} -o %i | head -n 1); "
-            f'if [ -n "$id" ]; then echo "$id"; else sbatch --parsable {q(str(script))}; fi'
+            f'if [ -n "$id" ]; then echo "$id"; else {CLEAN_ENV} sbatch --parsable '
+            f"{q(str(script))}; fi"
         )
         try:
             job_id = parse_sbatch(self.shell.run(command).stdout)
@@ -171,6 +180,12 @@ class SlurmBackend(Backend):
                     self.snapshots.forget(task.backend_ref)
                 observations.append(observation)
         return observations
+
+    def refresh(self, task: TaskRecord) -> Observation | None:
+        """A look at the runner's status file only (no Slurm command), for ``GET``."""
+        if not _is_job(task.backend_ref):
+            return None
+        return from_folder(task, self.folder(task.id))
 
     def _resubmitter(self, task: TaskRecord) -> Callable[[int], str]:
         def resubmit(attempt: int) -> str:

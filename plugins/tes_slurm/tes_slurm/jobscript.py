@@ -120,7 +120,6 @@ def render(
         "#SBATCH --open-mode=append",
         "#SBATCH --nodes=1",
         "#SBATCH --ntasks=1",
-        "#SBATCH --export=NONE",
         *(f"#SBATCH --{option}={value}" for option, value in options),
         "",
         "set -e",

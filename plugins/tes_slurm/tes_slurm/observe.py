@@ -115,6 +115,17 @@ def observe(
     return None
 
 
+def from_folder(task: TaskRecord, folder: TaskFolder) -> Observation | None:
+    """What the runner's status file alone says (no Slurm command): for a quick look on
+    ``GET``. ``None`` without a status file, when nothing changed, or for CANCELED (which
+    only Slurm's state explains)."""
+    status = folder.status()
+    if status is None or status.get("state") not in _RUNNER_STATES:
+        return None
+    observation = _from_status(task, status, task.backend_ref or "")
+    return observation if status.get("final") else _changed(task, observation)
+
+
 def _ended(
     task: TaskRecord,
     job: JobInfo,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -219,3 +220,26 @@ def test_a_poll_costs_at_most_two_commands_and_submit_is_idempotent(
     left = subprocess.run(["squeue", "-h", "-j", ",".join(refs), "-o", "%T"],
                           capture_output=True, text=True).stdout.split()
     assert set(left) <= {"CANCELLED"}
+
+
+def test_the_job_does_not_inherit_the_servers_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not os.environ.get("TES_TEST_SLURM"):
+        pytest.skip("no test Slurm (scripts/slurm-services.sh)")
+    monkeypatch.setenv("TES_STORAGE_CONNECTION_STRING", "AccountKey=not-for-jobs")
+    settings = Settings.from_env({
+        "TES_SLURM_WORKDIR": str(tmp_path / "tasks"), "TES_SLURM_RUNNER": "/bin/true",
+        "TES_SLURM_PROLOGUE": "env > env.txt",
+    }, data_dir=tmp_path)
+    backend = SlurmBackend(BackendContext(settings, reporter=None, worker_id="w"))  # type: ignore[arg-type]
+    backend.start()
+    task = record(f"env-{os.getpid()}")
+    backend.submit(task)
+    seen = backend.folder(task.id).path / "env.txt"
+    deadline = time.monotonic() + 60
+    while not (seen.exists() and "PATH=" in seen.read_text()):
+        assert time.monotonic() < deadline, "the job did not run within 60 s"
+        time.sleep(0.2)
+    assert "not-for-jobs" not in seen.read_text()
+    assert "SLURM_JOB_ID=" in seen.read_text()

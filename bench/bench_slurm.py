@@ -1,0 +1,247 @@
+"""The Slurm backend on the real single-node Slurm of scripts/slurm-services.sh.
+
+1. One reconcile poll over 50 and over 500 active jobs (real jobs, held pending in the
+   test cluster's ``closed`` partition, plus one in ten following a job Slurm forgot, so
+   ``sacct`` is asked too): the Slurm commands it runs (target: at most 2, both sizes) and
+   its time, against the same ``squeue`` and ``sacct`` command lines run by hand over the
+   500 jobs (printed; judged: ratio at most 2).
+2. A task running ``true`` through ``tes-server`` with ``TES_BACKEND=slurm`` (POST until a
+   client polling ``GET ?view=MINIMAL`` every 50 ms sees COMPLETE) against
+   ``sbatch --wrap 'docker run --rm --network none alpine true'`` submitted by hand (until
+   ``squeue`` polled every 50 ms shows it COMPLETED); interleaved, medians; target 1.3x.
+
+Needs the test services (``bash scripts/test-services.sh``; its env.sh is read when
+``SLURM_CONF`` is not set) and ``tes-runner`` in this environment.
+
+    python -m bench.bench_slurm [--repeat 7] [--jobs 50,500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench._common import (
+    API,
+    Client,
+    Outcome,
+    Scratch,
+    at_most,
+    common_arguments,
+    interleave,
+    measured,
+    median,
+    report,
+    running,
+    tes_server,
+)
+
+COMMANDS_TARGET = 2
+POLL_TARGET = 2.0
+RUN_TARGET = 1.3
+IMAGE = "alpine"
+TIMEOUT = 120.0
+TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED", "PREEMPTED"}
+
+
+def arguments() -> argparse.ArgumentParser:
+    parser = common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--jobs", default="50,500", help="pass sizes, comma-separated")
+    return parser
+
+
+def services_environment() -> None:
+    """Take SLURM_CONF, DOCKER_HOST etc. from the test services' env.sh if not set."""
+    if os.environ.get("SLURM_CONF"):
+        return
+    env_sh = Path(os.environ.get("TES_SERVICES_DIR", "/tmp/tes-test-services")) / "env.sh"
+    for path in (env_sh, env_sh.parent / "slurm" / "env.sh"):
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines():
+            if line.startswith("export ") and "=" in line:
+                key, _, value = line[len("export "):].partition("=")
+                os.environ.setdefault(key.strip(), value.strip().strip("'\""))
+    if not os.environ.get("SLURM_CONF"):
+        raise SystemExit("bench_slurm: no test Slurm; run bash scripts/test-services.sh")
+
+
+def runner_path() -> Path:
+    runner = Path(sys.executable).parent / "tes-runner"
+    if not runner.exists():
+        raise SystemExit("bench_slurm: tes-runner is not installed in this environment")
+    return runner
+
+
+def prologue(runner: Path) -> str:
+    lines = [f"export PATH={runner.parent}:/usr/local/bin:/usr/bin:/bin"]
+    lines += [f"export {name}={shlex.quote(os.environ[name])}"
+              for name in ("DOCKER_HOST",) if os.environ.get(name)]
+    return "\n".join(lines)
+
+
+# -- 1. the reconcile poll --------------------------------------------------------------------
+
+
+def poll_pass(scratch: Path, sizes: list[int]) -> list[Outcome]:
+    from tes_slurm.backend import USER, SlurmBackend
+    from tes_slurm.parse import SACCT_FIELDS, SQUEUE_FORMAT
+
+    from tes_core.backends.base import BackendContext, TaskRecord
+    from tes_core.config import Settings
+
+    prefix = f"tesb{os.getpid()}-"
+    settings = Settings.from_env({"TES_SLURM_WORKDIR": str(scratch / "poll-tasks"),
+                                  "TES_SLURM_RUNNER": "/bin/true",
+                                  "TES_SLURM_JOB_PREFIX": prefix}, data_dir=scratch)
+    backend = SlurmBackend(BackendContext(settings, reporter=None, worker_id="bench"))  # type: ignore[arg-type]
+    backend.start()
+    document = {"executors": [{"image": IMAGE, "command": ["true"]}],
+                "resources": {"backend_parameters": {"partition": "closed"}}}
+    most = max(sizes)
+    print(f"bench_slurm: submitting {most} jobs held pending (partition 'closed')", flush=True)
+    started = time.perf_counter()
+    records = []
+    for n in range(most):
+        task_id = f"b{n}-{uuid.uuid4().hex[:8]}"
+        shell = TaskRecord(task_id, "QUEUED", document, datetime.now(UTC), [{}])
+        ref = backend.submit(shell) if n % 10 else str(90_000_000 + n)  # 1 in 10: forgotten
+        records.append(TaskRecord(task_id, "QUEUED", document, datetime.now(UTC), [{}],
+                                  backend_ref=ref))
+    print(f"  submitted in {time.perf_counter() - started:.1f} s", flush=True)
+    outcomes = []
+    try:
+        times: dict[int, float] = {}
+        for size in sizes:
+            backend.snapshots._current = None  # a new pass
+            backend.snapshots._seen.clear()  # a fresh worker: follows only these jobs
+            before = backend.shell.calls
+            t0 = time.perf_counter()
+            observations = list(backend.poll(records[:size]))
+            times[size] = time.perf_counter() - t0
+            commands = backend.shell.calls - before
+            print(f"  poll over {size} jobs: {commands} Slurm commands, "
+                  f"{times[size] * 1000:.0f} ms, {len(observations)} observations", flush=True)
+            target, passed = at_most(commands, COMMANDS_TARGET)
+            outcomes.append(Outcome("slurm", f"reconcile poll over {size} jobs: commands",
+                                    COMMANDS_TARGET, commands, "cmds",
+                                    commands / COMMANDS_TARGET, target, passed))
+        ids = ",".join(r.backend_ref for r in records[:most] if r.backend_ref)
+        missing = ",".join(r.backend_ref for r in records[:most:10])
+        bare = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            subprocess.run(["sh", "-c", f"squeue -h -u {USER} -t all -o '{SQUEUE_FORMAT}'"],
+                           check=True, capture_output=True)
+            subprocess.run(["sh", "-c", f"sacct -X -n -P -j {missing} -o {SACCT_FIELDS}"],
+                           check=True, capture_output=True)
+            bare.append(time.perf_counter() - t0)
+        assert ids
+        bare_ms, ours_ms = median(bare) * 1000, times[most] * 1000
+        target, passed = at_most(ours_ms / bare_ms, POLL_TARGET)
+        print(f"  the same squeue + sacct by hand: {bare_ms:.0f} ms (median of 3); "
+              f"poll over {most}: {ours_ms:.0f} ms, ratio {ours_ms / bare_ms:.2f}")
+        outcomes.append(Outcome("slurm", f"reconcile poll over {most} jobs: time", bare_ms,
+                                ours_ms, "ms", ours_ms / bare_ms, target, passed))
+    finally:
+        real = [r.backend_ref for r in records if r.backend_ref and int(r.backend_ref) < 90e6]
+        for start in range(0, len(real), 200):
+            subprocess.run(["scancel", *real[start:start + 200]], capture_output=True)
+    return outcomes
+
+
+# -- 2. a task running `true` --------------------------------------------------------------------
+
+
+def bare_run() -> float:
+    """Seconds from sbatch of the container run until squeue shows it COMPLETED."""
+    docker = f"docker run --rm --network none {IMAGE} true"
+    if os.environ.get("DOCKER_HOST"):
+        docker = f"DOCKER_HOST={shlex.quote(os.environ['DOCKER_HOST'])} {docker}"
+    started = time.perf_counter()
+    job = subprocess.run(["sbatch", "--parsable", "-o", "/dev/null", "--wrap", docker],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    while time.perf_counter() - started < TIMEOUT:
+        state = subprocess.run(["squeue", "-h", "-t", "all", "-j", job, "-o", "%T"],
+                               capture_output=True, text=True).stdout.strip()
+        if state in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL"):
+            if state != "COMPLETED":
+                raise SystemExit(f"bench_slurm: the hand-made job {job} ended {state}")
+            return time.perf_counter() - started
+        time.sleep(0.05)
+    raise SystemExit(f"bench_slurm: job {job} not done after {TIMEOUT:g} s")
+
+
+def tes_run(client: Client) -> float:
+    """Seconds from POST until a MINIMAL poll sees COMPLETE."""
+    started = time.perf_counter()
+    status, body, _ = client.json("POST", f"{API}/tasks", {
+        "name": "bench-slurm", "executors": [{"image": IMAGE, "command": ["true"]}]})
+    if status != 200:
+        raise SystemExit(f"bench_slurm: create failed: {status} {body}")
+    task_id = body["id"]
+    while time.perf_counter() - started < TIMEOUT:
+        status, body, _ = client.json("GET", f"{API}/tasks/{task_id}?view=MINIMAL")
+        state = body.get("state") if status == 200 else None
+        if state in TERMINAL:
+            if state != "COMPLETE":
+                _, full, _ = client.json("GET", f"{API}/tasks/{task_id}?view=FULL")
+                raise SystemExit(f"bench_slurm: task ended {state}: {full}")
+            return time.perf_counter() - started
+        time.sleep(0.05)
+    raise SystemExit(f"bench_slurm: task {task_id} not finished after {TIMEOUT:g} s")
+
+
+def true_task(scratch: Scratch, args: argparse.Namespace) -> Outcome:
+    runner = runner_path()
+    tes = tes_server(
+        scratch.dir / "tes", scratch.database("slurm_tes"),
+        TES_BACKEND="slurm", TES_RECONCILE_INTERVAL="1",
+        TES_SLURM_WORKDIR=str(scratch.dir / "run-tasks"), TES_SLURM_RUNNER=str(runner),
+        TES_SLURM_PROLOGUE=prologue(runner), TES_SLURM_RUNTIME="docker",
+    )
+    with running(tes):
+        client = Client(tes.base)
+        print(f"bench_slurm: task 'true' on {IMAGE} via tes-server vs sbatch --wrap by hand; "
+              f"{args.warmup} warm-up + {args.repeat} runs each, interleaved", flush=True)
+        interleave(args.warmup, bare_run, lambda: tes_run(client))
+        bare, via = interleave(args.repeat, bare_run, lambda: tes_run(client))
+        client.close()
+    for label, values in (("sbatch by hand", bare), ("tes-server", via)):
+        print(f"  {label:<15} ms: " + " ".join(f"{v * 1000:.0f}" for v in values))
+    bare_ms, tes_ms = median(bare) * 1000, median(via) * 1000
+    target, passed = at_most(tes_ms / bare_ms, RUN_TARGET)
+    print(f"  by hand {bare_ms:.0f} ms, tes-server {tes_ms:.0f} ms (medians), "
+          f"ratio {tes_ms / bare_ms:.2f}, target {target}: {'PASS' if passed else 'FAIL'}")
+    return Outcome("slurm", "task `true` through Slurm: POST to COMPLETE", bare_ms, tes_ms,
+                   "ms", tes_ms / bare_ms, target, passed)
+
+
+def run(args: argparse.Namespace) -> list[Outcome]:
+    services_environment()
+    sizes = sorted(int(size) for size in args.jobs.split(","))
+    scratch = Scratch(args.database, keep=args.keep)
+    try:
+        outcomes = poll_pass(scratch.dir, sizes)
+        outcomes.append(true_task(scratch, args))
+    finally:
+        scratch.close()
+    return outcomes
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments().parse_args(argv)
+    return report(measured(run, args), args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
