@@ -164,6 +164,9 @@ def _serve(args: argparse.Namespace) -> int:
         # app sees them; leave room so that the app answers "too large" in the JSON
         # error shape, and keep waitress's cap only against absurd bodies.
         max_request_body_size=2 * settings.max_body_bytes + 1,
+        # Keep reading a connection while its request runs, so an event stream learns
+        # within a second that its client left (``waitress.client_disconnected``).
+        channel_request_lookahead=1,
     )
     serve_json_errors(server, settings.max_body_bytes)  # and those refusals are JSON too
     url = f"http://{settings.host}:{server.effective_port}/ga4gh/tes/v1"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from flask import Blueprint, Response, current_app, request
 from flask.views import MethodView
@@ -25,6 +25,9 @@ blueprint = Blueprint("events", __name__)
 
 KEEPALIVE = 15.0
 """Seconds between two keepalive comments on an idle stream."""
+LOOK_EVERY = 1.0
+"""Seconds between two checks that the client is still there (where the server can tell
+without writing: waitress's ``waitress.client_disconnected``)."""
 RETRY_MS = 2000
 """The reconnection delay a stream asks of its client (the SSE ``retry:`` field)."""
 
@@ -63,7 +66,8 @@ class EventStream(MethodView):
         except BaseException:
             limits.release()
             raise
-        body = _stream(core.events, subscription, limits, core.settings.events_max_seconds)
+        body = _stream(core.events, subscription, limits, core.settings.events_max_seconds,
+                       request.environ.get("waitress.client_disconnected"))
         return Response(body, mimetype="text/event-stream", headers={
             "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
         })
@@ -108,22 +112,29 @@ def _last_event_id() -> int | None:
 
 
 def _stream(
-    hub: EventHub, subscription: Subscription, limits: StreamLimits, max_seconds: float
+    hub: EventHub, subscription: Subscription, limits: StreamLimits, max_seconds: float,
+    disconnected: Callable[[], bool] | None = None,
 ) -> Iterator[bytes]:
     """The response body: the backlog, then live events and keepalives, until the time is
-    up or the client is gone (the server then closes this generator)."""
+    up, the client is gone or the server stops."""
     try:
         yield f"retry: {RETRY_MS}\n\n".encode()
         if subscription.backlog:
             yield b"".join(event.frame() for event in subscription.backlog)
             subscription.backlog = []
-        deadline = time.monotonic() + max_seconds
-        while not subscription.overflowed:
-            left = deadline - time.monotonic()
-            if left <= 0:
+        now = time.monotonic()
+        deadline, quiet_since = now + max_seconds, now
+        while not subscription.over:
+            now = time.monotonic()
+            if now >= deadline or (disconnected is not None and disconnected()):
                 break
-            events = subscription.wait(min(KEEPALIVE, left))
-            yield b"".join(event.frame() for event in events) if events else b": keepalive\n\n"
+            events = subscription.wait(min(LOOK_EVERY, deadline - now))
+            if events:
+                yield b"".join(event.frame() for event in events)
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= KEEPALIVE:
+                yield b": keepalive\n\n"
+                quiet_since = time.monotonic()
     finally:
         hub.unsubscribe(subscription)
         limits.release()

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from .http import ClientError
+from .http import UsageError
 
 
 def task_from_flags(
@@ -20,7 +20,7 @@ def task_from_flags(
 ) -> dict[str, Any]:
     """A TES task: one executor, inputs ``SRC:PATH``, outputs ``PATH:DST``, ``K=V`` maps."""
     if not command:
-        raise ClientError("give the command after --, e.g. tes run --image alpine -- echo hi")
+        raise UsageError("give the command after --, e.g. tes run --image alpine -- echo hi")
     executor: dict[str, Any] = {"image": image, "command": command}
     if env:
         executor["env"] = _pairs(env, "-e")
@@ -49,13 +49,13 @@ def read_task(path: str) -> dict[str, Any]:
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text()
     except OSError as exc:
-        raise ClientError(f"cannot read {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     try:
         task = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise ClientError(f"{path} is neither JSON nor YAML: {exc}") from None
+        raise UsageError(f"{path} is neither JSON nor YAML: {exc}") from None
     if not isinstance(task, dict):
-        raise ClientError(f"{path} does not hold a task (a JSON or YAML object)")
+        raise UsageError(f"{path} does not hold a task (a JSON or YAML object)")
     return task
 
 
@@ -64,7 +64,7 @@ def _pairs(items: list[str], flag: str) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ClientError(f"{flag} takes KEY=VALUE, got {item!r}")
+            raise UsageError(f"{flag} takes KEY=VALUE, got {item!r}")
         pairs[key] = value
     return pairs
 
@@ -78,5 +78,5 @@ def _transfer(item: str, flag: str, shape: str, *, source_first: bool) -> dict[s
     else:
         path, sep, url = item.partition(":")
     if not sep or not url or not path.startswith("/") or len(path) < 2:
-        raise ClientError(f"{flag} takes {shape} with an absolute container path, got {item!r}")
+        raise UsageError(f"{flag} takes {shape} with an absolute container path, got {item!r}")
     return {"url": url, "path": path}

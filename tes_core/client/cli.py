@@ -1,7 +1,8 @@
 """``tes``: submit, list, inspect, cancel, wait for and watch TES tasks.
 
 Exit codes a script can use: 0 done; 1 a task ended in a state other than COMPLETE
-(``wait``, ``run --wait``, ``submit --wait``); 2 a usage mistake; 3 the server refused
+(``wait``, ``run --wait``, ``submit --wait``); 2 a usage mistake (a flag, the task file, the
+config file); 3 the server refused
 the request (the message says why: a bad task, an unknown id, a missing token); 4 the
 server could not be reached; 5 ``--timeout`` passed first.
 """
@@ -15,7 +16,7 @@ from typing import Any
 from .build import read_task, task_from_flags
 from .config import resolve
 from .follow import FINISHED, follow, wait_for
-from .http import ClientError, TesClient
+from .http import ClientError, TesClient, UsageError
 from .output import FORMATS, dump, executor_logs, task_table
 
 EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_TIMEOUT = range(6)
@@ -30,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         connection = resolve(args.url, args.token, args.config)
         client = TesClient(connection.url, connection.token)
         return args.command(client, args)
+    except UsageError as exc:
+        print(f"tes: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except ClientError as exc:
         print(f"tes: {exc}", file=sys.stderr)
         return EXIT_REFUSED if exc.status is not None else EXIT_UNREACHABLE
@@ -46,11 +50,12 @@ def _parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 a task did not end COMPLETE, 2 usage, 3 refused by "
                "the server, 4 server unreachable, 5 timeout",
     )
-    parser.add_argument("--url", help="server URL (env TES_URL; default http://127.0.0.1:8000)")
-    parser.add_argument("--token", help="bearer token (env TES_TOKEN)")
-    parser.add_argument("--config", help="config file (env TES_CONFIG; default "
-                                         "~/.config/tes/config.toml)")
-    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    _connection_flags(parser, None)
+    # The same flags after the command too (``tes list --url ...``).
+    common = argparse.ArgumentParser(add_help=False)
+    _connection_flags(common, argparse.SUPPRESS)
+    commands = _Commands(parser.add_subparsers(title="commands", required=True,
+                                               metavar="COMMAND"), common)
 
     run = commands.add_parser("run", help="build a task from flags and submit it")
     run.add_argument("--image", required=True)
@@ -121,6 +126,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _connection_flags(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument("--url", default=default,
+                        help="server URL (env TES_URL; default http://127.0.0.1:8000)")
+    parser.add_argument("--token", default=default, help="bearer token (env TES_TOKEN)")
+    parser.add_argument("--config", default=default,
+                        help="config file (env TES_CONFIG; default ~/.config/tes/config.toml)")
+
+
+class _Commands:
+    """``add_parser`` giving every command the connection flags."""
+
+    def __init__(self, actions: Any, common: argparse.ArgumentParser) -> None:
+        self.actions = actions
+        self.common = common
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return self.actions.add_parser(name, parents=[self.common], **kwargs)
+
+
 def _wait_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait", action="store_true",
                         help="wait until the task finishes (exit 1 unless COMPLETE)")
@@ -187,7 +211,9 @@ def _wait(client: TesClient, args: argparse.Namespace) -> int:
 
 
 def _watch(client: TesClient, args: argparse.Namespace) -> int:
-    for kind, data in follow(client, _filters(args)):
+    response = client.open_events(_filters(args))
+    print("watching task events (Ctrl-C stops)", file=sys.stderr, flush=True)
+    for kind, data in follow(client, _filters(args), response):
         if kind in ("state", "log"):
             print(_describe(kind, data), flush=True)
     return EXIT_OK

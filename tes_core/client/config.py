@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .http import ClientError
+from .http import UsageError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -41,9 +41,9 @@ def resolve(url: str | None, token: str | None, config: str | None) -> Connectio
         try:
             values = tomllib.loads(path.read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ClientError(f"config file {path}: {exc}") from None
+            raise UsageError(f"config file {path}: {exc}") from None
     elif config:
-        raise ClientError(f"config file {path} does not exist")
+        raise UsageError(f"config file {path} does not exist")
     return Connection(
         url=url or os.environ.get("TES_URL") or str(values.get("url") or DEFAULT_URL),
         token=token or os.environ.get("TES_TOKEN") or str(values.get("token") or ""),

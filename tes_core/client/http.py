@@ -20,11 +20,15 @@ class ClientError(Exception):
         self.status = status
 
 
+class UsageError(ClientError):
+    """A mistake in what the user asked for, found before any request (exit code 2)."""
+
+
 def api_base(url: str) -> str:
     """The API base of a server URL: a bare ``http://host:port`` gets ``/ga4gh/tes/v1``."""
     url = url.rstrip("/")
     if not url.startswith(("http://", "https://")):
-        raise ClientError(f"the server URL must start with http:// or https://, got {url!r}")
+        raise UsageError(f"the server URL must start with http:// or https://, got {url!r}")
     if urllib.parse.urlsplit(url).path in ("", "/"):
         url += API_PATH
     return url

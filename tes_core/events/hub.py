@@ -91,6 +91,8 @@ class Subscription:
     filter: EventFilter
     backlog: list[Event] = field(default_factory=list)
     overflowed: bool = False
+    closed: bool = False
+    """The hub stopped (the server is stopping): end the stream."""
     _queue: deque[Event] = field(default_factory=deque)
     _ready: threading.Condition = field(default_factory=threading.Condition)
 
@@ -103,10 +105,21 @@ class Subscription:
                 self._queue.append(event)
             self._ready.notify()
 
+    def close(self) -> None:
+        """End the subscription: a waiting :meth:`wait` returns at once."""
+        with self._ready:
+            self.closed = True
+            self._ready.notify()
+
+    @property
+    def over(self) -> bool:
+        """Whether the stream must end: cut off, or closed."""
+        return self.overflowed or self.closed
+
     def wait(self, timeout: float) -> list[Event]:
         """The events queued so far, waiting up to ``timeout`` seconds for one."""
         with self._ready:
-            if not self._queue and not self.overflowed:
+            if not self._queue and not self.over:
                 self._ready.wait(timeout)
             events = list(self._queue)
             self._queue.clear()
@@ -161,7 +174,11 @@ class EventHub:
             self._subscribers.discard(subscription)
 
     def close(self) -> None:
-        """Stop the reader thread."""
+        """Stop the reader thread and end every subscription."""
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for subscription in subscribers:
+            subscription.close()
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
