@@ -158,9 +158,13 @@ AccountingStoragePort=$DBD_PORT
 AccountingStoragePass=$MUNGE_SOCKET
 MpiDefault=none
 NodeName=$HOST NodeAddr=127.0.0.1 CPUs=8 RealMemory=8000 TmpDisk=100000 State=UNKNOWN
-PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+# Jobs of debug preempt (cancel) those of spot, the partition of preemptible tasks.
+PreemptType=preempt/partition_prio
+PreemptMode=CANCEL
+PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP PriorityTier=10
+PartitionName=spot Nodes=$HOST MaxTime=INFINITE State=UP PriorityTier=1
 # A partition that takes jobs but never starts them: a job there waits, with a reason.
-PartitionName=closed Nodes=$HOST MaxTime=INFINITE State=DOWN
+PartitionName=closed Nodes=$HOST MaxTime=INFINITE State=DOWN PriorityTier=1
 EOF
 export SLURM_CONF="$S/slurm.conf"
 if [[ " ${CHANGED[*]} " == *" $S/slurm.conf "* ]]; then

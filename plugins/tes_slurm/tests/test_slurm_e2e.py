@@ -55,6 +55,7 @@ def slurm_env(data: Path, **extra: str) -> dict[str, str]:
         "TES_SLURM_PROLOGUE": prologue(),
         "TES_SLURM_RUNTIME": "docker",
         "TES_SLURM_JOB_PREFIX": f"tes{os.getpid()}-",
+        "TES_SLURM_PREEMPTIBLE_PARTITION": "spot",
     }
     return servers.server_env(data, **{**settings, **extra})
 
@@ -195,6 +196,27 @@ def test_a_job_over_its_time_limit_is_a_system_error(server) -> None:
     assert any("time limit" in line and "TIMEOUT" in line for line in lines), lines
 
 
+def test_a_preempted_job_runs_again_as_a_new_attempt(server) -> None:
+    task_id = post(server.url, task(
+        sh("sleep 8; echo finished"), resources={"preemptible": True, "cpu_cores": 8}))
+    running = wait_running_job(server.url, task_id)
+    first = running["logs"][-1]["metadata"]["slurm_job_id"]
+    assert "spot" in slurm("squeue", "-h", "-j", first, "-o", "%P")
+    # A job of the higher-priority partition wants the whole node: Slurm preempts ours.
+    slurm("sbatch", "-p", "debug", "-c", "8", "-o", "/dev/null", "--wrap", "sleep 3")
+
+    done = servers.wait_for_state(server.url, task_id, servers.TERMINAL, timeout=180,
+                                  view="FULL")
+    assert done["state"] == "COMPLETE", done
+    assert len(done["logs"]) == 2, done["logs"]
+    assert any(f"Slurm preempted job {first}" in line
+               for line in done["logs"][-1].get("system_logs", [])), done["logs"]
+    assert done["logs"][-1]["metadata"]["slurm_job_id"] != first
+    assert done["logs"][-1]["logs"][0]["stdout"].strip() == "finished"
+    states = slurm("sacct", "-X", "-n", "-P", "-j", first, "-o", "State").strip()
+    assert states == "PREEMPTED", states
+
+
 def test_bad_backend_parameters_are_refused_naming_the_field(server) -> None:
     for key, value in [("time_limit", "1\n#SBATCH --uid=0"), ("partition", "a b"),
                        ("gres", "gpu:$(reboot)"), ("qos", "")]:
@@ -217,9 +239,9 @@ def test_a_worker_killed_mid_flight_loses_no_job_and_starts_none_twice(tmp_path:
     env = slurm_env(data, TES_SLURM_JOB_PREFIX=prefix)
     proc = servers.ServerProcess(data, env).start()
     try:
-        ids = [post(proc.url, task(sh(f"sleep 4; echo done {n}"))) for n in range(4)]
-        servers.wait_for_state(proc.url, ids[0], {"QUEUED", "INITIALIZING", "RUNNING"})
-        proc.kill()  # SIGKILL: no clean-up at all, submits may be half done
+        ids = [post(proc.url, task(sh(f"sleep 8; echo done {n}"))) for n in range(4)]
+        servers.wait_for_state(proc.url, ids[0], {"RUNNING"}, timeout=120)
+        proc.kill()  # SIGKILL while jobs run (and later ones may be half submitted)
         proc.restart()
         for n, task_id in enumerate(ids):
             done = servers.wait_for_state(proc.url, task_id, servers.TERMINAL, timeout=180,
