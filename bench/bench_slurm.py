@@ -6,12 +6,12 @@
    its time, against the same ``squeue`` and ``sacct`` command lines run by hand over the
    500 jobs (printed; judged: ratio at most 2).
 2. A task running ``true`` through ``tes-server`` with ``TES_BACKEND=slurm`` (POST until a
-   client polling ``GET ?view=MINIMAL`` every 50 ms sees COMPLETE) against
+   client polling ``GET ?view=MINIMAL`` every 10 ms sees COMPLETE, as in bench_run) against
    ``sbatch --wrap 'docker run --rm --network none alpine true'`` submitted by hand (until
    ``squeue`` polled every 50 ms shows it COMPLETED); interleaved, medians; target 1.3x.
 
 Needs the test services (``bash scripts/test-services.sh``; its env.sh is read when
-``SLURM_CONF`` is not set) and ``tes-runner`` in this environment.
+``DOCKER_HOST`` is not set) and ``tes-runner`` in this environment.
 
     python -m bench.bench_slurm [--repeat 7] [--jobs 50,500]
 """
@@ -29,7 +29,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench._common import (
-    API,
     Client,
     Outcome,
     Scratch,
@@ -42,13 +41,12 @@ from bench._common import (
     running,
     tes_server,
 )
+from bench.bench_run import IMAGE, docker_environment, tes_run
 
 COMMANDS_TARGET = 2
 POLL_TARGET = 2.0
 RUN_TARGET = 1.3
-IMAGE = "alpine"
 TIMEOUT = 120.0
-TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED", "PREEMPTED"}
 
 
 def arguments() -> argparse.ArgumentParser:
@@ -60,19 +58,11 @@ def arguments() -> argparse.ArgumentParser:
 
 
 def services_environment() -> None:
-    """Take SLURM_CONF, DOCKER_HOST etc. from the test services' env.sh if not set."""
-    if os.environ.get("SLURM_CONF"):
-        return
-    env_sh = Path(os.environ.get("TES_SERVICES_DIR", "/tmp/tes-test-services")) / "env.sh"
-    for path in (env_sh, env_sh.parent / "slurm" / "env.sh"):
-        if not path.exists():
-            continue
-        for line in path.read_text().splitlines():
-            if line.startswith("export ") and "=" in line:
-                key, _, value = line[len("export "):].partition("=")
-                os.environ.setdefault(key.strip(), value.strip().strip("'\""))
+    """The test services' variables (``env.sh``, which holds SLURM_CONF) when not set."""
+    docker_environment()
     if not os.environ.get("SLURM_CONF"):
-        raise SystemExit("bench_slurm: no test Slurm; run bash scripts/test-services.sh")
+        raise SystemExit("bench_slurm: no test Slurm; run bash scripts/test-services.sh and "
+                         "source its env.sh")
 
 
 def runner_path() -> Path:
@@ -181,26 +171,6 @@ def bare_run() -> float:
     raise SystemExit(f"bench_slurm: job {job} not done after {TIMEOUT:g} s")
 
 
-def tes_run(client: Client) -> float:
-    """Seconds from POST until a MINIMAL poll sees COMPLETE."""
-    started = time.perf_counter()
-    status, body, _ = client.json("POST", f"{API}/tasks", {
-        "name": "bench-slurm", "executors": [{"image": IMAGE, "command": ["true"]}]})
-    if status != 200:
-        raise SystemExit(f"bench_slurm: create failed: {status} {body}")
-    task_id = body["id"]
-    while time.perf_counter() - started < TIMEOUT:
-        status, body, _ = client.json("GET", f"{API}/tasks/{task_id}?view=MINIMAL")
-        state = body.get("state") if status == 200 else None
-        if state in TERMINAL:
-            if state != "COMPLETE":
-                _, full, _ = client.json("GET", f"{API}/tasks/{task_id}?view=FULL")
-                raise SystemExit(f"bench_slurm: task ended {state}: {full}")
-            return time.perf_counter() - started
-        time.sleep(0.05)
-    raise SystemExit(f"bench_slurm: task {task_id} not finished after {TIMEOUT:g} s")
-
-
 def true_task(scratch: Scratch, args: argparse.Namespace) -> Outcome:
     runner = runner_path()
     tes = tes_server(
@@ -213,8 +183,8 @@ def true_task(scratch: Scratch, args: argparse.Namespace) -> Outcome:
         client = Client(tes.base)
         print(f"bench_slurm: task 'true' on {IMAGE} via tes-server vs sbatch --wrap by hand; "
               f"{args.warmup} warm-up + {args.repeat} runs each, interleaved", flush=True)
-        interleave(args.warmup, bare_run, lambda: tes_run(client))
-        bare, via = interleave(args.repeat, bare_run, lambda: tes_run(client))
+        interleave(args.warmup, bare_run, lambda: tes_run(client, []))
+        bare, via = interleave(args.repeat, bare_run, lambda: tes_run(client, []))
         client.close()
     for label, values in (("sbatch by hand", bare), ("tes-server", via)):
         print(f"  {label:<15} ms: " + " ".join(f"{v * 1000:.0f}" for v in values))
