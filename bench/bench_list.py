@@ -29,6 +29,7 @@ import argparse
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -176,15 +177,24 @@ def walk(client: Client, params: dict[str, str]) -> tuple[float, int]:
 
 
 def run(args: argparse.Namespace) -> list[Outcome]:
+    return on_populated_servers(args, "list", measure)
+
+
+def on_populated_servers(
+    args: argparse.Namespace, label: str,
+    measure: Callable[[argparse.Namespace, Server, Server], list[Outcome]],
+) -> list[Outcome]:
+    """``measure(args, small, large)`` with two idle servers holding ``args.small`` and
+    ``args.large`` tasks of the mix (workers idle, no reconcile during the run)."""
     scratch = Scratch(args.database, keep=args.keep)
     try:
         servers: list[Server] = []
         for size in (args.small, args.large):
             data_dir = scratch.dir / f"tes-{size}"
             data_dir.mkdir(parents=True)
-            url = scratch.database(f"list_{size}")
+            url = scratch.database(f"{label}_{size}")
             seconds = populate(url, data_dir, size)
-            print(f"bench_list: stored {size} tasks in {seconds:.1f} s")
+            print(f"bench_{label}: stored {size} tasks in {seconds:.1f} s")
             servers.append(tes_server(data_dir, url, TES_WORKER_THREADS="0",
                                       TES_RECONCILE_INTERVAL="3600"))
         with running(*servers):

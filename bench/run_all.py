@@ -1,6 +1,6 @@
 """Run the benchmarks one after another and print one summary table.
 
-    python -m bench.run_all [--only create,get,list,run,burst,submitters,reconcile,poll,transfer]
+    python -m bench.run_all [--only create,get,list,run,burst,submitters,reconcile,poll,transfer,auth,dashboard]
         [--database URL] [--json FILE] [--skip-large-transfer]
 
 Exit status: 0 when every judged figure meets its target, 1 when one misses,
@@ -18,6 +18,7 @@ from bench import (
     bench_auth,
     bench_burst,
     bench_create,
+    bench_dashboard,
     bench_get,
     bench_list,
     bench_poll,
@@ -39,6 +40,7 @@ BENCHES = {
     "poll": bench_poll,
     "transfer": bench_transfer,
     "auth": bench_auth,
+    "dashboard": bench_dashboard,
 }
 
 

@@ -26,7 +26,7 @@ pkg_installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
 }
 
-WANTED=(docker.io podman runc bubblewrap busybox-static uidmap util-linux)
+WANTED=(docker.io podman runc bubblewrap busybox-static uidmap util-linux chromium chromium-driver)
 MISSING=()
 for p in "${WANTED[@]}"; do
     pkg_installed "$p" || MISSING+=("$p")

@@ -20,6 +20,7 @@ from .api.observe import observe_requests
 from .api.routing import SegmentConverter, serve_alias
 from .config import Settings
 from .core import Core, build_core
+from .dashboard import enable_dashboard
 from .plugins import load_plugins
 from .telemetry.exporters import start_exporters
 from .telemetry.logs import configure_logging
@@ -63,9 +64,13 @@ def create_app(
     register_api(app)
     serve_alias(app, API_PREFIX)  # outermost: every layer sees the canonical path
 
-    @app.get("/")
-    def index():  # type: ignore[no-untyped-def]
-        return redirect(f"{API_PREFIX}/ui/")
+    if settings.dashboard:
+        enable_dashboard(app, settings)
+    else:
+
+        @app.get("/")
+        def index():  # type: ignore[no-untyped-def]
+            return redirect(f"{API_PREFIX}/ui/")
 
     if start_worker if start_worker is not None else not settings.broker_url:
         core.start_worker()

@@ -101,7 +101,12 @@ class Settings:
     list_max_bytes: int = 4 * 1024 * 1024
     """Stored bytes of tasks in one BASIC or FULL listing page: a smaller page (with
     ``next_page_token``) when ``page_size`` tasks would be more; always at least one task."""
+    count_limit: int = 10_000
+    """``GET /task-counts`` counts each state up to this many tasks (then says "at least"),
+    so the dashboard's counts cost the same over any number of tasks."""
     # -- end of request bounds -----------------------------------------------------------
+    dashboard: bool = True
+    """Serve the web dashboard at ``/`` (off: ``/`` leads to the API explorer)."""
     cors_origins: tuple[str, ...] = ()
     """Origins a browser app may call the API from (``*``: any); none by default."""
     worker_threads: int = 8

@@ -30,6 +30,7 @@ from .schemas.query import encode_page_token
 from .states import State, is_terminal
 from .store import (
     NewTask,
+    count_by_state,
     get_full,
     get_state,
     list_page,
@@ -262,6 +263,15 @@ class TaskService:
         if next_seq is not None:
             body["next_page_token"] = encode_page_token(next_seq)
         return body
+
+    def counts(self, query: ListQuery, principal: Principal | None = None) -> dict[str, Any]:
+        """How many tasks match ``query``'s filters, per state (``GET /task-counts``), each
+        counted up to ``TES_COUNT_LIMIT``; states at that bound are listed in ``capped``."""
+        most = self.settings.count_limit
+        with self.db.read() as conn:
+            counts = count_by_state(conn, query, principal.scope if principal else None, most)
+        return {"counts": counts,
+                "capped": [state for state, count in counts.items() if count >= most]}
 
     # -- cancel -------------------------------------------------------------------
 

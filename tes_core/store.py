@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -19,6 +19,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Row,
+    Select,
     and_,
     bindparam,
     delete,
@@ -231,8 +232,23 @@ def _page(
 ) -> tuple[list[Row], int | None]:
     """``columns`` of one page of the tasks ``query`` matches, newest first, and the
     ``seq`` to continue before (if more). The first column must be ``tasks.c.seq``."""
-    stmt = select(*columns)
-    seq_column = tasks.c.seq
+    stmt, seq_column = _matching(conn, select(*columns), query, owner)
+    if query.before_seq is not None:
+        stmt = stmt.where(seq_column < query.before_seq)
+    stmt = stmt.order_by(seq_column.desc()).limit(query.page_size + 1)
+    rows = conn.execute(stmt).all()
+    if len(rows) > query.page_size:
+        rows = rows[: query.page_size]
+        return rows, rows[-1].seq
+    return rows, None
+
+
+def _matching(
+    conn: Connection, stmt: Select[Any], query: ListQuery, owner: Owner | None
+) -> tuple[Select[Any], ColumnElement[int]]:
+    """``stmt`` narrowed to the tasks ``query``'s filters (and ``owner``) match, and the
+    column holding their ``seq`` to order and page on. The page cursor is not applied."""
+    seq_column: ColumnElement[int] = tasks.c.seq
     tag_filters = list(query.tags)
     if tag_filters:
         # Drive the scan from the tag index: the first pair picks candidate rows
@@ -256,14 +272,29 @@ def _page(
         stmt = stmt.where(tasks.c.state == query.state)
     if query.name_prefix:
         stmt = stmt.where(*_name_prefix_terms(conn, query.name_prefix))
-    if query.before_seq is not None:
-        stmt = stmt.where(seq_column < query.before_seq)
-    stmt = stmt.order_by(seq_column.desc()).limit(query.page_size + 1)
-    rows = conn.execute(stmt).all()
-    if len(rows) > query.page_size:
-        rows = rows[: query.page_size]
-        return rows, rows[-1].seq
-    return rows, None
+    return stmt, seq_column
+
+
+def count_by_state(
+    conn: Connection, query: ListQuery, owner: Owner | None, most: int
+) -> dict[str, int]:
+    """How many tasks ``query``'s filters (and ``owner``) match, per state, counting at
+    most ``most`` of each: one bounded range of ``ix_tasks_state_seq`` (or of the tag or
+    owner index) per state, so the answer costs the same over any number of tasks.
+
+    A count of ``most`` means "at least that many". ``query.state`` and the page cursor
+    are ignored; states with no task are left out.
+    """
+    counts: dict[str, int] = {}
+    for state in State:
+        narrowed = replace(query, state=state.value, before_seq=None)
+        stmt, _ = _matching(conn, select(tasks.c.seq), narrowed, owner)
+        found = conn.execute(
+            select(func.count()).select_from(stmt.limit(most).subquery())
+        ).scalar_one()
+        if found:
+            counts[state.value] = found
+    return counts
 
 
 COMMON_PREFIX_ROWS = 2000

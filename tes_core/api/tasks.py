@@ -34,6 +34,19 @@ class TaskList(MethodView):
         return json_response({"id": task_service().create(document, current_principal())})
 
 
+class TaskCounts(MethodView):
+    """``GET /task-counts``: how many tasks match the list's filters, per state (an
+    addition of this server, for the dashboard)."""
+
+    init_every_request = False
+
+    def get(self) -> Response:
+        """``{"counts": {state: n}, "capped": [states counted only up to the bound]}``."""
+        return json_response(
+            task_service().counts(parse_list_query(request.args), current_principal())
+        )
+
+
 class TaskItem(MethodView):
     """``GET /tasks/{id}``."""
 
@@ -67,6 +80,7 @@ def _known(task_id: str) -> str:
 
 
 blueprint.add_url_rule("/tasks", view_func=TaskList.as_view("task_list"))
+blueprint.add_url_rule("/task-counts", view_func=TaskCounts.as_view("task_counts"))
 # ``<task_id>`` never holds a ':' (the app's default converter, api/routing.py), so
 # ``/tasks/x:cancel`` matches only the cancel route and OPTIONS there answers POST alone.
 blueprint.add_url_rule("/tasks/<task_id>", view_func=TaskItem.as_view("task_item"))

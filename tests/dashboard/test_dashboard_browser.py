@@ -1,0 +1,246 @@
+"""The dashboard in a real headless Chromium (Debian's ``chromium`` driven through
+``chromedriver`` by Selenium) against a real server running real tasks.
+
+Few and meaningful: the list loads, a filter narrows it, a state change shows without a
+reload, the task page shows executor logs, cancel works, and a hostile task's name,
+tags and output stay inert text. Screenshots go to ``$TES_TEST_ARTIFACTS/dashboard``
+(default: the test's temporary folder). scripts/test-services.sh installs the browser;
+without it these tests skip, unless ``TES_REQUIRE_BROWSER`` is set (scripts/test sets it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.api.support import NO_RUNTIME, create, executor, task
+from tests.servers import TERMINAL, ServerProcess, server_env, wait_for_state
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+HOSTILE = '<img src=x onerror="window.__pwned=1">'
+WAIT = 30.0
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _browser_missing() -> str | None:
+    for program in (CHROMIUM, CHROMEDRIVER):
+        if not shutil.which(program):
+            return f"{program} is not installed (scripts/test-services.sh installs it)"
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install -e '.[test]')"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory) -> Iterator[Any]:
+    """One headless Chromium for the module."""
+    missing = _browser_missing()
+    if missing:
+        if os.environ.get("TES_REQUIRE_BROWSER"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1280,900",
+                     f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_page_load_timeout(WAIT)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """Where screenshots are kept."""
+    base = os.environ.get("TES_TEST_ARTIFACTS")
+    folder = Path(base) / "dashboard" if base else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tes(sqlite_server: ServerProcess) -> ServerProcess:
+    """A server that runs tasks for real (the local backend)."""
+    return sqlite_server
+
+
+def root(server: ServerProcess) -> str:
+    return server.url.removesuffix("/ga4gh/tes/v1")
+
+
+def until(check: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
+    """Poll ``check`` until it returns something true; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except Exception as exc:  # the page is re-rendering: an element went stale
+            last = exc
+        else:
+            if result:
+                return result
+            last = result
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def rows(driver: Any) -> list[str]:
+    """The task ids of the list's rows."""
+    from selenium.webdriver.common.by import By
+
+    return [tr.get_attribute("data-task-id")
+            for tr in driver.find_elements(By.CSS_SELECTOR, "#task-rows tr[data-task-id]")]
+
+
+def state_in_row(driver: Any, task_id: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(
+        By.CSS_SELECTOR, f'#task-rows tr[data-task-id="{task_id}"] .state').text
+
+
+def test_list_loads_filters_and_updates_live(browser, tes, shots):
+    from selenium.webdriver.common.by import By
+
+    url = tes.url
+    quick = [create(url, task("true", name=f"dash-quick-{i}", tags={"group": "quick"}))
+             for i in range(4)]
+    slow = create(url, task("sleep", "3", name="dash-slow-1", tags={"group": "slow"}))
+    for task_id in quick:
+        wait_for_state(url, task_id, TERMINAL)
+    browser.get(root(tes) + "/")
+    until(lambda: set(quick + [slow]) <= set(rows(browser)), "every task in the list")
+    assert "COMPLETE" in browser.find_element(By.ID, "counts").text
+    browser.save_screenshot(str(shots / "list.png"))
+
+    # The slow task finishes while the page stays open: its row changes without a reload.
+    marker = browser.execute_script("window.__same_page = 1; return window.__same_page;")
+    assert marker == 1
+    until(lambda: state_in_row(browser, slow) == "COMPLETE", "the live state change", 60)
+    assert browser.execute_script("return window.__same_page;") == 1
+
+    # Filter by name prefix through the form (keyboard only).
+    field = browser.find_element(By.ID, "f-name")
+    field.clear()
+    field.send_keys("dash-slow", "\n")
+    until(lambda: rows(browser) == [slow], "the filtered list")
+    # ... and by tag.
+    browser.get(root(tes) + "/#/?tags=group%3Dquick")
+    until(lambda: sorted(rows(browser)) == sorted(quick), "the tag-filtered list")
+    browser.save_screenshot(str(shots / "list-filtered.png"))
+
+
+def test_task_page_shows_logs_and_cancel_works(browser, tes, shots):
+    from selenium.webdriver.common.by import By
+
+    url = tes.url
+    done = create(url, task("sh", "-c", "echo hello-from-stdout; echo oops-on-stderr >&2",
+                            name="dash-logs"))
+    wait_for_state(url, done, TERMINAL)
+    browser.get(f"{root(tes)}/#/task/{done}")
+    until(lambda: "hello-from-stdout" in browser.find_element(By.CSS_SELECTOR, "pre.stdout").text,
+          "the stdout tail")
+    assert "oops-on-stderr" in browser.find_element(By.CSS_SELECTOR, "pre.stderr").text
+    assert "Exit code" in browser.find_element(By.ID, "executor-logs").text
+    assert browser.find_element(By.ID, "cancel").get_attribute("disabled") is not None
+    browser.save_screenshot(str(shots / "task.png"))
+
+    running = create(url, task("sleep", "300", name="dash-cancel-me"))
+    wait_for_state(url, running, {"RUNNING"})
+    browser.get(f"{root(tes)}/#/task/{running}")
+    button = until(lambda: browser.find_element(By.ID, "cancel").is_enabled()
+                   and browser.find_element(By.ID, "cancel"), "an enabled cancel button")
+    button.click()
+    browser.switch_to.alert.accept()
+    wait_for_state(url, running, {"CANCELED"})
+    until(lambda: "CANCELED" in browser.find_element(By.CSS_SELECTOR, ".heading .state").text,
+          "the page to show CANCELED")
+    browser.save_screenshot(str(shots / "task-canceled.png"))
+
+
+def test_a_hostile_task_stays_text(browser, tes, shots):
+    from selenium.webdriver.common.by import By
+
+    url = tes.url
+    hostile = create(url, {
+        "name": HOSTILE,
+        "description": "<script>window.__pwned=2</script>",
+        "tags": {"ms-submitter-workflow-id": HOSTILE, "<b>k</b>": "<svg onload=alert(3)>"},
+        "executors": [executor("sh", "-c", f"echo '{HOSTILE}'")],
+    })
+    wait_for_state(url, hostile, TERMINAL)
+    for page in ("/", f"/#/task/{hostile}", "/#/workflow/" + requests.utils.quote(HOSTILE)):
+        browser.get(root(tes) + page)
+        until(lambda: HOSTILE in browser.find_element(By.ID, "main").text,
+              f"the hostile name as text on {page}")
+        assert browser.find_elements(By.CSS_SELECTOR, "#main img, #main svg, #main script") == []
+        assert browser.execute_script("return window.__pwned === undefined")
+        if "/task/" in page:  # the executor printed the same markup: a log is text too
+            until(lambda: HOSTILE in browser.find_element(By.CSS_SELECTOR, "pre.stdout").text,
+                  "the hostile stdout as text")
+            browser.save_screenshot(str(shots / "hostile-task.png"))
+    browser.save_screenshot(str(shots / "hostile-workflow.png"))
+
+
+@pytest.fixture(scope="module")
+def auth_tes(tmp_path_factory, idp) -> Iterator[ServerProcess]:
+    """A server with bearer tokens on, trusting the test identity provider."""
+    data_dir = tmp_path_factory.mktemp("tes-dashboard-auth")
+    proc = ServerProcess(data_dir, server_env(data_dir, **idp.settings(), **NO_RUNTIME))
+    yield proc.start()
+    proc.stop()
+
+
+def sign_in(driver: Any, token: str) -> None:
+    """Paste ``token`` into the page's sign-in form, as a user does."""
+    from selenium.webdriver.common.by import By
+
+    def paste() -> bool:
+        driver.find_element(By.ID, "token-input").send_keys(token, "\n")
+        return True
+
+    until(paste, "the sign-in form")
+
+
+def test_a_second_user_sees_nothing_of_the_firsts(browser, auth_tes, idp, shots):
+    from selenium.webdriver.common.by import By
+
+    url = auth_tes.url
+    alice = idp.token("alice")
+    response = requests.post(f"{url}/tasks", json=task("true", name="alice-private"),
+                             headers={"Authorization": f"Bearer {alice}"}, timeout=30)
+    assert response.status_code == 200, response.text
+    mine = response.json()["id"]
+
+    browser.get(root(auth_tes) + "/")
+    sign_in(browser, idp.token("bob"))
+    until(lambda: "No tasks match." in browser.find_element(By.ID, "task-rows").text,
+          "bob's empty list")
+    assert "All: 0" in browser.find_element(By.ID, "counts").text
+    browser.get(f"{root(auth_tes)}/#/task/{mine}")
+    until(lambda: "no task" in browser.find_element(By.ID, "status").text, "a 404 for bob")
+    assert "alice-private" not in browser.find_element(By.TAG_NAME, "body").text
+    browser.save_screenshot(str(shots / "second-user.png"))
+
+    browser.find_element(By.XPATH, "//button[text()='Sign out']").click()
+    browser.get(root(auth_tes) + "/")
+    sign_in(browser, alice)
+    until(lambda: rows(browser) == [mine], "alice's own task")
+    browser.execute_script("sessionStorage.clear()")
