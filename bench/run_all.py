@@ -1,6 +1,7 @@
 """Run the benchmarks one after another and print one summary table.
 
-    python -m bench.run_all [--only create,get,list,run,burst,submitters,reconcile,poll,transfer,auth,dashboard]
+    python -m bench.run_all
+        [--only create,get,list,run,burst,submitters,reconcile,poll,transfer,auth,dashboard]
         [--database URL] [--json FILE] [--skip-large-transfer]
 
 Exit status: 0 when every judged figure meets its target, 1 when one misses,
