@@ -135,6 +135,8 @@ def test_list_loads_filters_and_updates_live(browser, tes, shots):
     assert marker == 1
     until(lambda: state_in_row(browser, slow) == "COMPLETE", "the live state change", 60)
     assert browser.execute_script("return window.__same_page;") == 1
+    # It came from the events stream (GET /events), not from polling.
+    assert browser.execute_script("return document.body.dataset.live") == "events"
 
     # Filter by name prefix through the form (keyboard only).
     field = browser.find_element(By.ID, "f-name")
