@@ -102,8 +102,9 @@ class Settings:
     """Stored bytes of tasks in one BASIC or FULL listing page: a smaller page (with
     ``next_page_token``) when ``page_size`` tasks would be more; always at least one task."""
     count_limit: int = 10_000
-    """``GET /task-counts`` counts each state up to this many tasks (then says "at least"),
-    so the dashboard's counts cost the same over any number of tasks."""
+    """``GET /task-counts`` counts up to this many tasks of each state (with a name or tag
+    filter: this many matching tasks), then says "at least", so the dashboard's counts cost
+    the same over any number of tasks."""
     # -- end of request bounds -----------------------------------------------------------
     dashboard: bool = True
     """Serve the web dashboard at ``/`` (off: ``/`` leads to the API explorer)."""

@@ -265,13 +265,14 @@ class TaskService:
         return body
 
     def counts(self, query: ListQuery, principal: Principal | None = None) -> dict[str, Any]:
-        """How many tasks match ``query``'s filters, per state (``GET /task-counts``), each
-        counted up to ``TES_COUNT_LIMIT``; states at that bound are listed in ``capped``."""
-        most = self.settings.count_limit
+        """How many tasks match ``query``'s filters, per state (``GET /task-counts``),
+        counted up to ``TES_COUNT_LIMIT`` (see :func:`~tes_core.store.count_by_state`);
+        ``capped`` lists the states whose count means "at least"."""
         with self.db.read() as conn:
-            counts = count_by_state(conn, query, principal.scope if principal else None, most)
-        return {"counts": counts,
-                "capped": [state for state, count in counts.items() if count >= most]}
+            counts, capped = count_by_state(
+                conn, query, principal.scope if principal else None, self.settings.count_limit
+            )
+        return {"counts": counts, "capped": capped}
 
     # -- cancel -------------------------------------------------------------------
 

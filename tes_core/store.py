@@ -277,24 +277,38 @@ def _matching(
 
 def count_by_state(
     conn: Connection, query: ListQuery, owner: Owner | None, most: int
-) -> dict[str, int]:
-    """How many tasks ``query``'s filters (and ``owner``) match, per state, counting at
-    most ``most`` of each: one bounded range of ``ix_tasks_state_seq`` (or of the tag or
-    owner index) per state, so the answer costs the same over any number of tasks.
+) -> tuple[dict[str, int], list[str]]:
+    """How many tasks ``query``'s filters (and ``owner``) match, per state (in the order
+    of :class:`State`), and the states whose count stopped at the bound ``most`` (it then
+    means "at least").
+    ``query.state`` and the page cursor are ignored; states with no task are left out.
 
-    A count of ``most`` means "at least that many". ``query.state`` and the page cursor
-    are ignored; states with no task are left out.
+    Without a name or tag filter, each state is one bounded range of
+    ``ix_tasks_state_seq``: at most ``most`` entries per state, exact below that.
+    With one, the newest ``most`` matching tasks are read once (through the same index
+    the list would use) and grouped by state; ``capped`` then says there were more.
+    Either way the cost does not grow with the number of tasks stored.
     """
-    counts: dict[str, int] = {}
+    narrowed = replace(query, state=None, before_seq=None)
+    if query.tags or query.name_prefix:
+        stmt, seq_column = _matching(conn, select(tasks.c.state), narrowed, owner)
+        newest = stmt.order_by(seq_column.desc()).limit(most).subquery()
+        rows = conn.execute(
+            select(newest.c.state, func.count()).group_by(newest.c.state)
+        ).all()
+        found_by_state = dict(rows)
+        counts = {s.value: found_by_state[s.value] for s in State if s.value in found_by_state}
+        return counts, list(counts) if sum(counts.values()) >= most else []
+    stmt, _ = _matching(conn, select(tasks.c.seq), narrowed, owner)
+    # Built once, run per state: building a statement costs more than running it here.
+    bounded = stmt.where(tasks.c.state == bindparam("count_state")).limit(bindparam("most"))
+    count = select(func.count()).select_from(bounded.subquery())
+    counts = {}
     for state in State:
-        narrowed = replace(query, state=state.value, before_seq=None)
-        stmt, _ = _matching(conn, select(tasks.c.seq), narrowed, owner)
-        found = conn.execute(
-            select(func.count()).select_from(stmt.limit(most).subquery())
-        ).scalar_one()
+        found = conn.execute(count, {"count_state": state.value, "most": most}).scalar_one()
         if found:
             counts[state.value] = found
-    return counts
+    return counts, [state for state, found in counts.items() if found >= most]
 
 
 COMMON_PREFIX_ROWS = 2000

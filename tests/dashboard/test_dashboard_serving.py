@@ -19,11 +19,15 @@ def root_of(server: ServerProcess) -> str:
     return server.url.removesuffix("/ga4gh/tes/v1")
 
 
-@pytest.fixture(scope="module")
-def counting_server(tmp_path_factory) -> Iterator[ServerProcess]:
-    """A server that runs nothing (tasks end SYSTEM_ERROR) and counts up to 3 per state."""
-    data_dir = tmp_path_factory.mktemp("tes-dashboard")
-    proc = ServerProcess(data_dir, server_env(data_dir, TES_COUNT_LIMIT="3", **NO_RUNTIME))
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def counting_server(request, tmp_path_factory, postgres_url_factory_lazy
+                    ) -> Iterator[ServerProcess]:
+    """A server that runs nothing (tasks end SYSTEM_ERROR) and counts up to 3 per state,
+    on SQLite, then on PostgreSQL."""
+    data_dir = tmp_path_factory.mktemp(f"tes-dashboard-{request.param}")
+    database = postgres_url_factory_lazy() if request.param == "postgresql" else None
+    proc = ServerProcess(data_dir, server_env(data_dir, database, TES_COUNT_LIMIT="3",
+                                              **NO_RUNTIME))
     yield proc.start()
     proc.stop()
 
@@ -125,6 +129,8 @@ def test_counts_by_state_follow_the_list_filters_and_their_bound(counting_server
     assert counts(tag_key="batch", tag_value="one") == {"counts": {"SYSTEM_ERROR": 3},
                                                          "capped": ["SYSTEM_ERROR"]}
     assert counts(name_prefix="nothing-like-this") == {"counts": {}, "capped": []}
+    # Unfiltered, each state is counted up to the bound on its own.
+    assert counts() == {"counts": {"SYSTEM_ERROR": 3}, "capped": ["SYSTEM_ERROR"]}
     assert requests.get(f"{root_of(counting_server)}/v1/task-counts",
                         timeout=TIMEOUT).status_code == 200
 
