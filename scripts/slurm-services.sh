@@ -147,6 +147,8 @@ SchedulerParameters=sched_interval=2
 # The node offers more CPUs than the machine has, so several test jobs run at once.
 SlurmdParameters=config_overrides
 ReturnToService=2
+# Refuse at sbatch what could never run (as most sites do), rather than leave it pending.
+EnforcePartLimits=ALL
 MinJobAge=300
 KillWait=5
 InactiveLimit=0

@@ -38,6 +38,7 @@ REASONS = {
     "PartitionInactive": "its partition is inactive",
     "PartitionNodeLimit": "it asks for more nodes than its partition allows",
     "PartitionTimeLimit": "its time limit is over its partition's",
+    "PartitionConfig": "it asks for more than its partition's nodes have: it may never start",
     "BeginTime": "its start time has not come",
     "Dependency": "it waits for another job",
     "JobHeldUser": "a user holds it",

@@ -60,6 +60,15 @@ def slurm_env(data: Path, **extra: str) -> dict[str, str]:
     return servers.server_env(data, **{**settings, **extra})
 
 
+def cancel_jobs(prefix: str) -> None:
+    """scancel every job whose name starts with ``prefix`` (what a failed test left)."""
+    listing = slurm("squeue", "-h", "-o", "%i %j")
+    ids = [line.split()[0] for line in listing.splitlines()
+           if len(line.split()) == 2 and line.split()[1].startswith(prefix)]
+    if ids:
+        subprocess.run(["scancel", *ids], check=False, timeout=60)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     data = tmp_path_factory.mktemp("slurm-server")
@@ -68,6 +77,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield proc
     finally:
         proc.stop()
+        cancel_jobs(f"tes{os.getpid()}-")
 
 
 def post(url: str, document: dict[str, Any]) -> str:
@@ -185,6 +195,15 @@ def test_a_pending_job_shows_its_reason(server) -> None:
     servers.wait_for_state(server.url, task_id, {"CANCELED"}, timeout=60)
 
 
+def test_a_job_slurm_refuses_is_a_system_error_saying_why(server) -> None:
+    task_id = post(server.url, task(sh("true"), resources={"cpu_cores": 64}))  # 8 CPUs here
+    done = servers.wait_for_state(server.url, task_id, servers.TERMINAL, timeout=60,
+                                  view="FULL")
+    assert done["state"] == "SYSTEM_ERROR", done
+    line = " ".join(done["logs"][-1]["system_logs"])
+    assert "Slurm did not take the job" in line and "sbatch" in line, line
+
+
 def test_a_job_over_its_time_limit_is_a_system_error(server) -> None:
     task_id = post(server.url, task(
         sh("echo working; sleep 600"), resources={"backend_parameters": {"time_limit": "1"}}))
@@ -250,6 +269,7 @@ def test_a_worker_killed_mid_flight_loses_no_job_and_starts_none_twice(tmp_path:
             assert done["logs"][-1]["logs"][0]["stdout"].strip() == f"done {n}"
     finally:
         proc.stop()
+        cancel_jobs(prefix)
     for task_id in ids:
         assert len(jobs_named(f"{prefix}{task_id}-")) == 1, task_id
 
@@ -264,6 +284,7 @@ def test_the_ssh_login_node_path(tmp_path: Path) -> None:
         TES_SLURM_SSH_PORT=os.environ["TES_TEST_SLURM_SSH_PORT"],
         TES_SLURM_SSH_KEY=os.environ["TES_TEST_SLURM_SSH_KEY"],
         TES_SLURM_SSH_KNOWN_HOSTS=os.environ["TES_TEST_SLURM_SSH_KNOWN_HOSTS"],
+        TES_SLURM_JOB_PREFIX=f"tess{os.getpid()}-",
     )
     env.pop("SLURM_CONF", None)  # only the login node knows where Slurm is
     proc = servers.ServerProcess(data, env).start()
@@ -276,3 +297,4 @@ def test_the_ssh_login_node_path(tmp_path: Path) -> None:
         assert done["logs"][-1]["logs"][0]["stdout"].strip() == "over ssh"
     finally:
         proc.stop()
+        cancel_jobs(env["TES_SLURM_JOB_PREFIX"])
