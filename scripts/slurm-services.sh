@@ -180,6 +180,11 @@ T1=$(date +%s.%N)
 if pid_alive "$S/run/slurmdbd.pid"; then
     log "slurmdbd already running"
 else
+    # MariaDB runs on every machine of ours; start it again if it was stopped.
+    if ! mysql -h 127.0.0.1 -u root -e 'SELECT 1' >/dev/null 2>&1 && [[ -x /etc/init.d/mariadb ]]; then
+        log "starting MariaDB"
+        /etc/init.d/mariadb start >>"$S/log/mariadb-start.log" 2>&1 || true
+    fi
     mysql -h 127.0.0.1 -u root -e "CREATE DATABASE IF NOT EXISTS $DB_NAME" ||
         { log "MariaDB on 127.0.0.1:3306 (root, empty password) does not answer"; exit 1; }
     # slurmdbd reads slurmdbd.conf next to $SLURM_CONF.
