@@ -246,3 +246,22 @@ def test_a_second_user_sees_nothing_of_the_firsts(browser, auth_tes, idp, shots)
     sign_in(browser, alice)
     until(lambda: rows(browser) == [mine], "alice's own task")
     browser.execute_script("sessionStorage.clear()")
+
+
+def test_workflow_page_draws_each_task_on_one_time_axis(browser, tes, shots):
+    from selenium.webdriver.common.by import By
+
+    url = tes.url
+    tags = {"ms-submitter-workflow-id": "wf-dash-1", "ms-submitter-workflow-name": "align"}
+    ids = [create(url, task("sleep", "1", name=f"align.call{i}", tags=tags)) for i in range(3)]
+    for task_id in ids:
+        wait_for_state(url, task_id, TERMINAL)
+    browser.get(root(tes) + "/#/?tags=ms-submitter-workflow-id%3Dwf-dash-1")
+    link = until(lambda: browser.find_element(By.LINK_TEXT, "align"), "the workflow link")
+    link.click()
+    until(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#gantt li")) == 3, "three bars")
+    bars = browser.find_elements(By.CSS_SELECTOR, "#gantt .ran.COMPLETE")
+    assert len(bars) == 3
+    assert all(bar.size["width"] > 0 for bar in bars)
+    assert "COMPLETE: 3" in browser.find_element(By.ID, "main").text
+    browser.save_screenshot(str(shots / "workflow.png"))
