@@ -1,7 +1,7 @@
 """Run the benchmarks one after another and print one summary table.
 
     python -m bench.run_all
-        [--only create,get,list,run,burst,submitters,reconcile,poll,transfer,auth,dashboard]
+        [--only create,get,list,run,burst,submitters,reconcile,poll,transfer,auth,dashboard,slurm]
         [--database URL] [--json FILE] [--skip-large-transfer]
 
 Exit status: 0 when every judged figure meets its target, 1 when one misses,
@@ -25,6 +25,7 @@ from bench import (
     bench_poll,
     bench_reconcile,
     bench_run,
+    bench_slurm,
     bench_submitters,
     bench_transfer,
 )
@@ -42,6 +43,7 @@ BENCHES = {
     "transfer": bench_transfer,
     "auth": bench_auth,
     "dashboard": bench_dashboard,
+    "slurm": bench_slurm,
 }
 
 
