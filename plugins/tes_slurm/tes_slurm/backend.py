@@ -1,7 +1,7 @@
 """The ``slurm`` backend: each TES task attempt is one Slurm batch job.
 
 * :meth:`SlurmBackend.submit` writes the task folder (``task.json``, the batch script)
-  and submits the script, or finds the job a earlier submit of the same attempt made
+  and submits the script, or finds the job an earlier submit of the same attempt made
   (the job's name carries the task id and attempt), in one command.
 * :meth:`SlurmBackend.poll` learns the state of every active job with at most two
   commands per reconcile pass (:mod:`tes_slurm.snapshot`) and turns each job's state
@@ -57,11 +57,14 @@ class SlurmBackend(Backend):
     def __init__(self, context: BackendContext) -> None:
         super().__init__(context)
         self.conf = SlurmSettings.from_settings(self.settings)
-        for field in ("partition", "account", "qos", "time_limit"):
+        checked = {"partition": "partition", "account": "account", "qos": "qos",
+                   "time_limit": "time_limit", "preemptible_partition": "partition",
+                   "preemptible_qos": "qos"}
+        for field, kind in checked.items():
             value = getattr(self.conf, field)
             if value:
                 try:
-                    jobscript.check_parameter(field, value)
+                    jobscript.check_parameter(kind, value)
                 except ValueError as exc:
                     raise ConfigError(f"TES_SLURM_{field.upper()}: {exc}") from None
         try:

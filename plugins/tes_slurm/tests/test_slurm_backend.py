@@ -90,7 +90,8 @@ def test_slurm_time_formats_are_taken(value: str) -> None:
 
 def test_bad_settings_stop_start_up(tmp_path: Path) -> None:
     for name, value in [("TES_SLURM_RUNTIME", "lxc"), ("TES_SLURM_PARTITION", "a b"),
-                        ("TES_SLURM_MAX_ATTEMPTS", "0"), ("TES_SLURM_JOB_PREFIX", "a/b")]:
+                        ("TES_SLURM_MAX_ATTEMPTS", "0"), ("TES_SLURM_JOB_PREFIX", "a/b"),
+                        ("TES_SLURM_PREEMPTIBLE_QOS", "x\n#SBATCH -A y")]:
         settings = Settings.from_env({name: value}, data_dir=tmp_path)
         with pytest.raises(ConfigError, match=name):
             SlurmBackend(BackendContext(settings, reporter=None, worker_id="w"))  # type: ignore[arg-type]
