@@ -124,7 +124,8 @@ def database_unreachable(db: Database, exc: Exception) -> DatabaseUnreachable:
 def explain(exc: BaseException) -> tuple[int, str] | None:
     """``(exit status, one line)`` for an error the operator can fix: 2 for a setting, 1 for
     the machine, a plugin or the database; ``None`` for anything else (a bug)."""
-    from .backends.local.runtimes import RuntimeUnavailable
+    from tes_runner.runtimes import RuntimeUnavailable
+
     from .config import ConfigError
     from .plugins import PluginError
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .image_reference import image_reference_problem
+from tes_runner.images import image_reference_problem
+
 from .limits import DEFAULT_LIMITS, TaskLimits, fits, top_counts_fit
 from .validators import FILE_TYPES, MAX_TAG_KEY, has_wildcard, tag_fits
 

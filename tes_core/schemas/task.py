@@ -19,9 +19,9 @@ from marshmallow import (
     validate,
     validates_schema,
 )
+from tes_runner.images import image_reference_problem
 
 from .fast import fast_load_task
-from .image_reference import image_reference_problem
 from .limits import DEFAULT_LIMITS, TaskLimits, count_problems, value_problems
 from .validators import (
     FILE_TYPES,
@@ -71,7 +71,7 @@ def _text() -> fields.String:
 
 
 def _image_reference(value: str) -> None:
-    """Refuse an image that is not a container image reference (see :mod:`.image_reference`)."""
+    """Refuse an image that is not a container image reference (see :mod:`tes_runner.images`)."""
     problem = image_reference_problem(value)
     if problem:
         raise ValidationError(problem)

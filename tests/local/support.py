@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 import requests
+from tes_runner.runtimes import RUNTIMES
 
-from tes_core.backends.local.runtimes import RUNTIMES
 from tests.servers import TERMINAL, ServerProcess, server_env
 
 RUNTIME_NAMES = ("docker", "podman", "bubblewrap")

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tes_core.backends.local.runtimes import (
+from tes_runner.images import image_reference_problem
+from tes_runner.runtimes import (
     RUNTIMES,
     ContainerError,
     ContainerSpec,
 )
-from tes_core.schemas.image_reference import image_reference_problem
+
 from tests.api.support import NO_RUNTIME, assert_error, post_task
 from tests.security.support import HostCanary, assert_no_leak, server_canary_env
 from tests.servers import ServerProcess, server_env

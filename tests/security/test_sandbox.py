@@ -12,12 +12,11 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
+from tes_runner.runtimes import RuntimeOptions, RuntimeUnavailable, select_runtime
+from tes_runner.runtimes.bubblewrap import BubblewrapRuntime, _privilege_problem
 
-from tes_core.backends.local.runtimes import RuntimeUnavailable, select_runtime
-from tes_core.backends.local.runtimes.bubblewrap import BubblewrapRuntime, _privilege_problem
 from tests.local.support import Tes, executor_logs, require_runtime, start_server
 from tests.security.support import HostCanary, assert_no_leak, server_canary_env
 
@@ -117,12 +116,12 @@ def test_task_folders_still_writable(sandboxed: Tes) -> None:
 
 
 def test_refuses_a_sandbox_that_keeps_privileges() -> None:
-    settings = SimpleNamespace(local_sandbox_uid=0, local_sandbox_gid=0, local_pids_limit=0)
+    options = RuntimeOptions(sandbox_uid=0, sandbox_gid=0, pids_limit=0)
     if os.geteuid() == 0:
         assert "must not be 0" in (BubblewrapRuntime(sandbox_uid=0).verify() or "")
         require_runtime("bubblewrap")
         with pytest.raises(RuntimeUnavailable, match="must not be 0"):
-            select_runtime("bubblewrap", settings)
+            select_runtime("bubblewrap", options)
     def problem(text: str, server_is_root: bool = True) -> str:
         return _privilege_problem(text, server_is_root) or ""
 

@@ -14,20 +14,20 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from tes_filetransfer import TransferError
-
-from ...config import ConfigError
-from ...storage_policy import access_policy
-from ..base import Backend, BackendContext, Observation, TaskRecord, worker_lost
-from .runner import TaskRun, container_name
-from .runtimes import (
+from tes_runner import Workspace, container_name
+from tes_runner.runtimes import (
     ContainerRuntime,
     RuntimeChoice,
     RuntimeUnavailable,
     choose_runtime,
     unknown_runtime,
 )
+
+from ...config import ConfigError
+from ...storage_policy import access_policy
+from ..base import Backend, BackendContext, Observation, TaskRecord, worker_lost
+from .runner import TaskRun, runtime_options
 from .waiting import EXPLAIN_TICK, slot_reason
-from .workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,9 @@ class LocalBackend(Backend):
                 or time.monotonic() - self._runtime_checked >= RUNTIME_RECHECK
             ):
                 try:
-                    self._choice = choose_runtime(self.settings.local_runtime, self.settings)
+                    self._choice = choose_runtime(
+                        self.settings.local_runtime, runtime_options(self.settings)
+                    )
                     self._runtime_error = None
                 except RuntimeUnavailable as exc:
                     if log_failure and self._runtime_error != str(exc):

@@ -1,57 +1,28 @@
-"""Running one task on this machine, start to finish.
+"""One task of the local backend: the node-side runner (:mod:`tes_runner`) in this process.
 
-QUEUED -> INITIALIZING (workspace, inputs, images) -> RUNNING (executors one
-after another) -> outputs uploaded -> COMPLETE, EXECUTOR_ERROR or
-SYSTEM_ERROR. A cancel request stops the running container; the run then
-cleans up and reports CANCELED.
+:class:`TaskRun` builds a :class:`tes_runner.TaskRunner` from the server's settings and
+turns its updates into :class:`~tes_core.backends.base.Observation` objects for the
+task store; a cancel stored by another process reaches it as
+:meth:`Events.cancel_requested`. Staging, executors, uploads and their hardening live in
+the runner only.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
-import socket
 import threading
-from dataclasses import replace
-from datetime import UTC, datetime
-from functools import partial
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
 
-from tes_filetransfer import (
-    TransferConfig,
-    TransferError,
-    TransferStats,
-    beneath,
-    stage_inputs,
-    upload_outputs,
-)
+from tes_filetransfer import TransferConfig
+from tes_runner import Resume, TaskRunner, Update, Workspace, owner_key
+from tes_runner.events import Stage
+from tes_runner.runtimes import ContainerRuntime, RuntimeOptions
 
 from ...config import Settings
 from ...states import State
 from ...storage_policy import access_policy
 from ..base import Observation, TaskRecord, TaskReporter
-from .runtimes.base import (
-    COMMAND_NOT_FOUND,
-    ContainerError,
-    ContainerResult,
-    ContainerRuntime,
-    ContainerSpec,
-)
 from .waiting import WaitReason
-from .workspace import PlantedLink, Workspace, file_mounts, owner_key, plan_mounts
-
-log = logging.getLogger(__name__)
-
-
-class Cancelled(Exception):
-    """The task was cancelled while it ran."""
-
-
-def machine_cpus() -> int:
-    """CPUs this process may use (what a container's CPU limit can be at most)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def transfer_config(settings: Settings) -> TransferConfig:
@@ -72,13 +43,48 @@ def transfer_config(settings: Settings) -> TransferConfig:
     )
 
 
-def container_name(task_id: str, index: int) -> str:
-    """The container name of executor ``index`` of a task (stable, so any process can stop it)."""
-    return f"tes-{task_id}-{index}"
+def runtime_options(settings: Settings) -> RuntimeOptions:
+    """The runtimes' limits and sandbox user from ``TES_LOCAL_*`` settings."""
+    return RuntimeOptions(
+        pids_limit=settings.local_pids_limit,
+        sandbox_uid=settings.local_sandbox_uid,
+        sandbox_gid=settings.local_sandbox_gid,
+    )
+
+
+def task_workspace(settings: Settings, task: TaskRecord) -> Workspace:
+    """The folders of ``task`` on this machine (nothing is created)."""
+    return Workspace.for_task(
+        settings.workdirs, settings.data_dir, task.id, owner_key(task.owner, task.tenant)
+    )
+
+
+class StoreEvents:
+    """The runner's :class:`~tes_runner.events.Events`, told to the task store."""
+
+    def __init__(self, task_id: str, reporter: TaskReporter, waits: WaitReason) -> None:
+        self.task_id = task_id
+        self.reporter = reporter
+        self.waits = waits
+
+    def report(self, update: Update) -> bool:
+        """A state change goes through :class:`WaitReason` (it ends a wait), lines directly."""
+        observation = Observation(task_id=self.task_id, **asdict(update))
+        if update.state is None:
+            return self.reporter.report(observation)
+        return self.waits.report(observation)
+
+    def cancel_requested(self) -> bool:
+        """Whether the stored state is CANCELING (one database read)."""
+        return self.reporter.current_state(self.task_id) == State.CANCELING
+
+    def stage(self, reason: Stage) -> None:
+        """What the run is busy with, for the task's waiting reason."""
+        self.waits.stage(reason)
 
 
 class TaskRun:
-    """One task's run; :meth:`run` blocks until the task is finished."""
+    """One task's run in a task thread of the local backend."""
 
     def __init__(
         self,
@@ -90,405 +96,53 @@ class TaskRun:
         resume: bool = False,
     ) -> None:
         self.task = task
-        self.resume = resume
-        self.runtime = runtime
         self.reporter = reporter
-        self.settings = settings
-        self.network = network
-        self.workspace = Workspace.for_task(
-            settings.workdirs, settings.data_dir, task.id, owner_key(task.owner, task.tenant)
-        )
-        self.cancelled = threading.Event()
-        self.current_container: str | None = None
-        self.executor_logs: list[dict[str, Any]] = []
-        self._cleaned = False
-        self._ended = False
-        """Set once the task's end was stored: nobody looks at its containers again."""
-        self.abort_reason: str | None = None
         self.started = False
         """Set by the backend when a task thread takes the run (it no longer waits for a slot)."""
-        self.transfer_config = transfer_config(settings)
         self.waits = WaitReason(task.id, reporter, after=settings.local_wait_explain_after)
         """Why the task waits, told in its logs when it waits long (see :mod:`.waiting`)."""
+        self.runner = TaskRunner(
+            task.id,
+            task.document,
+            runtime=runtime,
+            workspace=task_workspace(settings, task),
+            events=StoreEvents(task.id, reporter, self.waits),
+            transfer_config=transfer_config(settings),
+            network=network,
+            resume=_resume_point(task) if resume else None,
+            keep_workspace=settings.local_keep_workdirs,
+        )
 
-    # -- control from other threads -------------------------------------------------
+    @property
+    def cancelled(self) -> threading.Event:
+        """Set once the run was asked to stop."""
+        return self.runner.cancelled
+
+    def run(self) -> None:
+        """Run the task to its end (see :meth:`tes_runner.TaskRunner.run`)."""
+        self.runner.run()
 
     def cancel(self) -> None:
-        """Stop the task now; :meth:`run` reports CANCELED once it has cleaned up."""
-        self.cancelled.set()
-        name = self.current_container
-        if name:
-            self.runtime.stop(name)
+        """Stop the task now; it reports CANCELED once it has cleaned up."""
+        self.runner.cancel()
 
     def abort(self, reason: str) -> None:
         """Stop the task now because this worker is going away; it ends in SYSTEM_ERROR."""
-        self.abort_reason = reason
-        self.cancel()
+        self.runner.abort(reason)
 
     def report_cancelled_before_start(self) -> None:
         """End a run that was cancelled while it waited for a slot: it never ran."""
         # A stopping worker leaves it QUEUED for the next one; a cancel already
         # reported CANCELED when it found the run waiting.
-        if self.abort_reason is None and (
+        if self.runner.abort_reason is None and (
             self.reporter.current_state(self.task.id) == State.CANCELING
         ):
-            self._report(State.CANCELED, end=True)
-
-    # -- the run --------------------------------------------------------------------
-
-    def run(self) -> None:
-        """Run the task; every outcome, failures included, ends in a reported state."""
-        try:
-            self._run()
-        except Cancelled:
-            self._cleanup()
-            if self.abort_reason:
-                self._report(State.SYSTEM_ERROR, end=True, system_logs=[self.abort_reason])
-            else:
-                self._report(State.CANCELED, end=True)
-        except Abandoned:
-            log.info("task %s was taken out of this run's hands; stopping", self.task.id)
-        except PlantedLink as exc:  # the task's own executors did it
-            log.warning("task %s: %s", self.task.id, exc)
-            self._report(State.EXECUTOR_ERROR, end=True, system_logs=[str(exc)])
-        except (TaskFailure, ContainerError) as exc:
-            log.warning("task %s: %s", self.task.id, exc)
-            self._report(State.SYSTEM_ERROR, end=True, system_logs=[_reason(exc)])
-        except Exception as exc:  # an unexpected failure of the backend itself
-            log.exception("task %s failed on this machine", self.task.id)
-            self._report(State.SYSTEM_ERROR, end=True, system_logs=[_reason(exc)])
-        finally:
-            self._cleanup(later=self._ended)
-
-    def _run(self) -> None:
-        document = self.task.document
-        running = self.resume and self.task.state in (State.RUNNING, State.PAUSED)
-        if running:
-            # Executors that finished before the crash are in the stored logs.
-            self.executor_logs = list((self.task.logs or [{}])[-1].get("logs") or [])
-        if not (self.resume and self.task.state != State.QUEUED):
-            self._advance(
-                State.INITIALIZING,
-                start=True,
-                new_attempt=True,
-                metadata={"hostname": socket.gethostname(), "runtime": self.runtime.name},
-            )
-        self.workspace.create()
-        if not running:
-            notes = self._stage_inputs(document)
-            notes += self._prepare_images(document)
-            notes += self._resource_notes(document)
-            self._check_cancel_requested()  # a stored CANCELING makes the advance refuse
-            self._advance(State.RUNNING, system_logs=notes)
-        failed = self._run_executors(document, first=len(self.executor_logs))
-        outputs, problems = self._upload_outputs(document, strict=not failed)
-        if failed:
-            self._report(
-                State.EXECUTOR_ERROR, end=True, outputs=outputs,
-                system_logs=[failed, *problems],
-            )
-            return
-        self._check_cancel_requested()  # a stored CANCELING makes the advance refuse
-        self._advance(State.COMPLETE, end=True, outputs=outputs)
-
-    def _stage_inputs(self, document: dict[str, Any]) -> list[str]:
-        inputs = document.get("inputs") or []
-        if not inputs:
-            return []
-        stats = TransferStats()
-        self.waits.stage(lambda: _staging_reason(stats))
-        try:
-            lines: list[str] = []
-            for root, items in _by_root(self.workspace, inputs):
-                lines += stage_inputs(
-                    items, self.workspace.verified_root(root),
-                    config=self.transfer_config, stats=stats,
-                )
-            # What the node-local cache saved is observable in the task's system_logs.
-            return [*lines, f"inputs staged, {stats.summary()}"]
-        except TransferError as exc:
-            raise TaskFailure(f"staging inputs failed: {exc}") from exc
-        finally:
-            self.waits.stage(None)
-
-    def _prepare_images(self, document: dict[str, Any]) -> list[str]:
-        notes: list[str] = []
-        try:
-            for image in dict.fromkeys(executor["image"] for executor in document["executors"]):
-                self._check_cancelled()
-                self.waits.stage(f"preparing image '{image}'")
-                notes += self.runtime.prepare_image(
-                    image, on_pull=partial(self.waits.stage, f"pulling image '{image}'")
-                )
-        finally:
-            self.waits.stage(None)
-        return notes
-
-    def _resource_notes(self, document: dict[str, Any]) -> list[str]:
-        resources = document.get("resources") or {}
-        notes = []
-        if resources.get("disk_gb"):
-            notes.append("disk_gb is not enforced by the local backend")
-        if (resources.get("cpu_cores") or resources.get("ram_gb")) and self.runtime.limits_note:
-            notes.append(self.runtime.limits_note)
-        elif (resources.get("cpu_cores") or 0) > machine_cpus():
-            notes.append(
-                f"cpu_cores={resources['cpu_cores']} is more than this machine has; executors "
-                f"are limited to its {machine_cpus()} CPUs"
-            )
-        return notes
-
-    def _run_executors(self, document: dict[str, Any], first: int = 0) -> str | None:
-        """Run the executors in order from ``first``; return why the task failed, or ``None``."""
-        mounts = plan_mounts(document, self.workspace)
-        files = file_mounts(document)
-        self.workspace.prepare_mounts(mounts, files)
-        resources = document.get("resources") or {}
-        for index, executor in enumerate(document["executors"]):
-            if index < first:
-                entry = self.executor_logs[index]
-                if entry.get("exit_code") and not executor.get("ignore_error"):
-                    return _exit_message(index, executor, entry["exit_code"])
-                continue
-            self._check_cancelled()
-            with contextlib.ExitStack() as opened:
-                try:
-                    spec = self._spec(index, executor, mounts, resources, opened)
-                except PlantedLink as exc:
-                    return f"executor {index} was not started: {exc}"
-                self.current_container = spec.name
-                try:
-                    if self.cancelled.is_set():
-                        raise Cancelled
-                    result = self._attach(spec) if self.resume and index == first else None
-                    if result is None:
-                        try:  # right before the start: the previous executor has exited
-                            self.workspace.check_mounts(mounts, files)
-                        except PlantedLink as exc:
-                            return f"executor {index} was not started: {exc}"
-                        result = self.runtime.run(spec)
-                finally:
-                    self.current_container = None
-            self._check_cancelled()
-            entry: dict[str, Any] = {
-                "start_time": _rfc3339(result.start_time),
-                "end_time": _rfc3339(result.end_time),
-                "exit_code": result.exit_code,
-                "stdout": result.stdout_tail,
-                "stderr": result.stderr_tail,
-            }
-            self.executor_logs.append(entry)
-            self.reporter.report(
-                Observation(
-                    task_id=self.task.id,
-                    executor_logs=list(self.executor_logs),
-                    system_logs=[_not_started_message(index, executor, result)]
-                    if result.not_started else [],
-                )
-            )
-            if result.exit_code != 0 and not executor.get("ignore_error"):
-                return _exit_message(index, executor, result.exit_code)
-        return None
-
-    def _attach(self, spec: ContainerSpec) -> ContainerResult | None:
-        """After a crash: wait for the executor's container if it had started."""
-        result = self.runtime.attach(
-            spec.name, stdout_path=spec.stdout_path, stderr_path=spec.stderr_path
-        )
-        if result is None:
-            self.runtime.remove(spec.name)  # created but never started: start it afresh
-        else:
-            self._report_note(f"re-attached to executor container {spec.name} after a restart")
-        return result
-
-    def _report_note(self, line: str) -> None:
-        self.reporter.report(Observation(task_id=self.task.id, system_logs=[line]))
-
-    def _spec(
-        self,
-        index: int,
-        executor: dict[str, Any],
-        mounts: list,
-        resources: dict[str, Any],
-        opened: contextlib.ExitStack,
-    ) -> ContainerSpec:
-        """The container of executor ``index``. Its stdin/stdout/stderr files are opened
-        here, beneath the task folder without following links (an earlier executor may
-        have planted one), and named by ``/proc/self/fd`` paths that stay valid until
-        ``opened`` closes them: the runtime then opens exactly these files."""
-
-        def pinned(path: str | None, write: bool) -> Path | None:
-            if not path:
-                return None
-            fd = self.workspace.open_file(path, write=write)
-            opened.callback(os.close, fd)
-            return beneath.pinned(fd)
-
-        stdout = pinned(executor.get("stdout"), write=True)
-        stderr = pinned(executor.get("stderr"), write=True)
-        try:
-            stdin = pinned(executor.get("stdin"), write=False)
-        except FileNotFoundError:
-            raise TaskFailure(
-                f"executor {index}: stdin {executor['stdin']} does not exist; list it as an input "
-                "or write it in an earlier executor"
-            ) from None
-        return ContainerSpec(
-            name=container_name(self.task.id, index),
-            image=executor["image"],
-            command=list(executor["command"]),
-            mounts=mounts,
-            workdir=executor.get("workdir"),
-            env=dict(executor.get("env") or {}),
-            stdin_path=stdin,
-            stdout_path=stdout,
-            stderr_path=stderr,
-            cpu_cores=min(resources.get("cpu_cores") or 0, machine_cpus()) or None,
-            ram_gb=resources.get("ram_gb") or None,
-            labels={"org.ga4gh.tes.task": self.task.id, "org.ga4gh.tes.executor": str(index)},
-            network=self.network,
-        )
-
-    def _upload_outputs(
-        self, document: dict[str, Any], *, strict: bool
-    ) -> tuple[list[dict[str, str]], list[str]]:
-        """Upload outputs; with ``strict`` a failure ends the task, else it is only noted."""
-        logs: list[dict[str, str]] = []
-        problems: list[str] = []
-        for root, items in _by_root(self.workspace, document.get("outputs") or []):
-            try:
-                self.workspace.verified_root(root)  # resolve_in_root trusts the root itself
-            except PlantedLink as exc:
-                if strict:
-                    raise
-                problems.append(f"outputs not uploaded: {exc}")
-                continue
-            for item in items:
-                try:
-                    uploaded = upload_outputs([item], root, config=self.transfer_config)
-                except TransferError as exc:
-                    if strict:
-                        raise TaskFailure(f"uploading outputs failed: {exc}") from exc
-                    problems.append(f"output not uploaded: {exc}")
-                    continue
-                logs += [_restore_path(entry, item) for entry in uploaded]
-        return logs, problems
-
-    # -- reporting and clean-up ---------------------------------------------------------
-
-    def _report(
-        self,
-        state: State,
-        *,
-        start: bool = False,
-        end: bool = False,
-        new_attempt: bool = False,
-        outputs: list[dict[str, str]] | None = None,
-        system_logs: list[str] | None = None,
-        metadata: dict[str, str] | None = None,
-    ) -> bool:
-        now = datetime.now(UTC)
-        reported = self.waits.report(
-            Observation(
-                task_id=self.task.id,
-                state=state,
-                start_time=now if start else None,
-                end_time=now if end else None,
-                outputs=outputs,
-                system_logs=list(system_logs or []),
-                metadata=metadata,
-                new_attempt=new_attempt,
-            )
-        )
-        self._ended = self._ended or (reported and end)
-        return reported
-
-    def _advance(self, state: State, **details: Any) -> None:
-        """Report ``state``; if the state machine refuses, find out why and stop."""
-        if self._report(state, **details):
-            return
-        if self.reporter.current_state(self.task.id) == State.CANCELING:
-            raise Cancelled
-        raise Abandoned
-
-    def _check_cancel_requested(self) -> None:
-        """Stop if this worker was asked to cancel or abort (no database read)."""
-        if self.cancelled.is_set():
-            raise Cancelled
-
-    def _check_cancelled(self) -> None:
-        if self.cancelled.is_set() or self.reporter.current_state(self.task.id) == State.CANCELING:
-            raise Cancelled
-
-    def _cleanup(self, later: bool = False) -> None:
-        """Remove the task's containers and folder. With ``later`` (its end is stored) the
-        containers go in the background, so the task's slot frees at once."""
-        if self._cleaned:
-            return
-        self._cleaned = True
-        remove = self.runtime.remove_soon if later else self.runtime.remove
-        for index in range(len(self.task.document["executors"])):
-            try:
-                remove(container_name(self.task.id, index))
-            except Exception:
-                log.warning("could not remove container of task %s", self.task.id, exc_info=True)
-        if not self.settings.local_keep_workdirs:
-            self.workspace.remove()
+            self.runner.end_unstarted()
 
 
-class Abandoned(Exception):
-    """The task's state moved on without this run (e.g. recovered elsewhere); stop quietly."""
-
-
-class TaskFailure(RuntimeError):
-    """An infrastructure failure with a message fit for the task's system logs."""
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, TaskFailure | ContainerError):
-        return str(exc)
-    return f"the local backend failed: {type(exc).__name__}: {exc}"
-
-
-def _exit_message(index: int, executor: dict[str, Any], exit_code: int) -> str:
-    return f"executor {index} ({executor['image']}) exited with code {exit_code}"
-
-
-def _staging_reason(stats: TransferStats) -> str:
-    if not stats.expected_files:
-        return "staging inputs"
-    return f"staging inputs: {stats.files} of {stats.expected_files} files"
-
-
-def _not_started_message(index: int, executor: dict[str, Any], result: ContainerResult) -> str:
-    what = "was not found" if result.exit_code == COMMAND_NOT_FOUND else "is not executable"
-    return (
-        f"executor {index} ({executor['image']}): its command {executor['command'][0]!r} "
-        f"{what} (exit code {result.exit_code}); the engine said: "
-        f"{result.stderr_tail.strip()[:500]}"
+def _resume_point(task: TaskRecord) -> Resume:
+    """Where a recovered task goes on: its stored state and finished executors."""
+    return Resume(
+        state=str(task.state),
+        executor_logs=list((task.logs or [{}])[-1].get("logs") or []),
     )
-
-
-def _rfc3339(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _by_root(
-    workspace: Workspace, items: list[dict[str, Any]]
-) -> list[tuple[Any, list[dict[str, Any]]]]:
-    """Group TES inputs/outputs by the host folder their paths live in, with inner paths."""
-    groups: dict[Any, list[dict[str, Any]]] = {}
-    for item in items:
-        root, inner = workspace.locate(item["path"])
-        moved = {**item, "path": inner, "_path": item["path"]}
-        if item.get("path_prefix"):
-            moved["path_prefix"] = workspace.locate(item["path_prefix"])[1]
-        groups.setdefault(root, []).append(moved)
-    return list(groups.items())
-
-
-def _restore_path(entry: dict[str, str], item: dict[str, Any]) -> dict[str, str]:
-    """Report output file paths as the container saw them (undo :func:`_by_root`)."""
-    inner, original = item["path"], item["_path"]
-    prefix = original[: len(original) - len(inner)]
-    return {"url": entry["url"], "path": prefix + entry["path"], "size_bytes": entry["size_bytes"]}

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from .base import ContainerError
+from .base import ContainerError, ContainerResult
 
 TAIL_BYTES = 10 * 1024
 """How much of the end of each stream is kept for the task's logs."""
@@ -71,6 +71,16 @@ class Captured:
     end_time: datetime
     stdout_tail: str
     stderr_tail: str
+
+    def result(self) -> ContainerResult:
+        """This process as an executor's result (its exit code, times and tails)."""
+        return ContainerResult(
+            exit_code=self.returncode,
+            start_time=self.start_time,
+            end_time=self.end_time,
+            stdout_tail=self.stdout_tail,
+            stderr_tail=self.stderr_tail,
+        )
 
 
 def run_captured(

@@ -14,10 +14,45 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ....schemas.image_reference import image_reference_problem
+from ..images import image_reference_problem
 
 DEFAULT_PIDS_LIMIT = 4096
-"""Most processes one executor may run unless configured (``TES_LOCAL_PIDS_LIMIT``)."""
+"""Most processes one executor may run unless configured (``RuntimeOptions.pids_limit``)."""
+
+
+SANDBOX_ID = 65534
+"""User and group id (``nobody``) a root runner's bubblewrap executors run as by default."""
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How an operator tunes a runtime: the same for every task of a server or a node.
+
+    The server builds it from its settings; ``tes-runner run`` from ``runtime_options``
+    in ``task.json`` (:meth:`from_mapping`).
+    """
+
+    pids_limit: int = DEFAULT_PIDS_LIMIT
+    """Most processes one executor may run (0: no limit)."""
+    sandbox_uid: int = SANDBOX_ID
+    """User id bubblewrap executors run as when the runner is root (never 0)."""
+    sandbox_gid: int = SANDBOX_ID
+    """Group id bubblewrap executors run as when the runner is root (never 0)."""
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None) -> RuntimeOptions:
+        """Options from a JSON object; raises :class:`ValueError` naming a bad field."""
+        data = dict(data or {})
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(
+                f"runtime_options: unknown field {unknown[0]!r} "
+                f"(known: {', '.join(cls.__dataclass_fields__)})"
+            )
+        for key, value in data.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"runtime_options.{key} must be a non-negative integer")
+        return cls(**data)
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -140,8 +175,8 @@ class ContainerRuntime(abc.ABC):
         """Return ``None`` if usable here, else a short reason why not."""
 
     @classmethod
-    def from_settings(cls, settings: Any) -> ContainerRuntime:
-        """This runtime configured from the server's ``Settings`` (limits, users)."""
+    def from_options(cls, options: RuntimeOptions) -> ContainerRuntime:
+        """This runtime configured by ``options`` (limits, users)."""
         return cls()
 
     def verify(self) -> str | None:

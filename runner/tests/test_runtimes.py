@@ -1,4 +1,4 @@
-"""Real-container tests of the local backend's runtimes (Docker, podman, bubblewrap).
+"""Real-container tests of the runner's runtimes (Docker, podman, bubblewrap).
 
 Start the engines first: ``bash scripts/test-services.sh`` and
 ``source /tmp/tes-test-services/env.sh``. A runtime whose probe fails is
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tes_core.backends.local.runtimes import (
+from tes_runner.runtimes import (
     RUNTIMES,
     BubblewrapRuntime,
     CliRuntime,
@@ -34,8 +34,8 @@ from tes_core.backends.local.runtimes import (
     choose_runtime,
     select_runtime,
 )
-from tes_core.backends.local.runtimes._capture import TAIL_BYTES
-from tes_core.backends.local.runtimes.cli import parse_engine_time
+from tes_runner.runtimes._capture import TAIL_BYTES
+from tes_runner.runtimes.cli import parse_engine_time
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -1,15 +1,17 @@
-"""Container runtimes for the local backend: Docker, podman and bubblewrap.
+"""Container runtimes of the runner: Docker, podman, bubblewrap, Apptainer and Singularity.
 
 Use :func:`select_runtime` to get the one this machine can run, then
 ``prepare_image``/``run``/``stop``/``remove`` (see :mod:`.base` for the contract).
 """
 
+from .apptainer import ApptainerRuntime, SingularityRuntime
 from .base import (
     ContainerError,
     ContainerResult,
     ContainerRuntime,
     ContainerSpec,
     Mount,
+    RuntimeOptions,
     RuntimeUnavailable,
 )
 from .bubblewrap import BubblewrapRuntime
@@ -20,6 +22,7 @@ from .podman import PodmanRuntime
 
 __all__ = [
     "RUNTIMES",
+    "ApptainerRuntime",
     "BubblewrapRuntime",
     "CliRuntime",
     "ContainerError",
@@ -28,9 +31,11 @@ __all__ = [
     "ContainerSpec",
     "DockerRuntime",
     "Mount",
+    "RuntimeOptions",
     "PodmanRuntime",
     "RuntimeChoice",
     "RuntimeUnavailable",
+    "SingularityRuntime",
     "choose_runtime",
     "select_runtime",
     "unknown_runtime",

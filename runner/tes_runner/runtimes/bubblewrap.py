@@ -41,26 +41,27 @@ import os
 import re
 import resource
 import shutil
-import signal
 import stat
 import subprocess
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ._capture import run_captured
+from ._foreground import ForegroundProcesses
 from ._seccomp import no_userns_filter
 from .base import (
     COMMAND_NOT_EXECUTABLE,
     COMMAND_NOT_FOUND,
     DEFAULT_PIDS_LIMIT,
+    SANDBOX_ID,
     ContainerError,
     ContainerResult,
     ContainerRuntime,
     ContainerSpec,
     Mount,
+    RuntimeOptions,
     checked_image,
     command_not_started,
     env_problem,
@@ -86,9 +87,6 @@ alternatives, time zone, shells, language runtimes). Everything else in ``/etc``
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-SANDBOX_UID = 65534
-"""Host user the executors of a root server run as unless configured (``nobody``)."""
-
 _SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 WRAPPER_NAME = "tes-sandbox"
@@ -111,8 +109,8 @@ class BubblewrapRuntime(ContainerRuntime):
         binary: str | None = None,
         root: str = "/",
         *,
-        sandbox_uid: int = SANDBOX_UID,
-        sandbox_gid: int = SANDBOX_UID,
+        sandbox_uid: int = SANDBOX_ID,
+        sandbox_gid: int = SANDBOX_ID,
         pids_limit: int = DEFAULT_PIDS_LIMIT,
     ) -> None:
         self.binary = binary or shutil.which("bwrap") or "bwrap"
@@ -127,18 +125,17 @@ class BubblewrapRuntime(ContainerRuntime):
         self.seccomp = no_userns_filter() if self.as_root else None
         """Filter refusing new user namespaces (see :mod:`._seccomp`); a non-root server's
         sandbox gets ``--disable-userns`` instead."""
-        self._active: dict[str, subprocess.Popen[bytes]] = {}
-        self._lock = threading.Lock()
+        self._processes = ForegroundProcesses()
         self._verified: str | None = None
         """``"ok"`` once :meth:`verify` passed; else why it failed (checked once)."""
 
     @classmethod
-    def from_settings(cls, settings: Any) -> BubblewrapRuntime:
-        """This runtime with the sandbox user and process limit of ``settings``."""
+    def from_options(cls, options: RuntimeOptions) -> BubblewrapRuntime:
+        """This runtime with the sandbox user and process limit of ``options``."""
         return cls(
-            sandbox_uid=settings.local_sandbox_uid,
-            sandbox_gid=settings.local_sandbox_gid,
-            pids_limit=settings.local_pids_limit,
+            sandbox_uid=options.sandbox_uid,
+            sandbox_gid=options.sandbox_gid,
+            pids_limit=options.pids_limit,
         )
 
     @classmethod
@@ -167,7 +164,7 @@ class BubblewrapRuntime(ContainerRuntime):
     def _check(self) -> str | None:
         if self.as_root and (self.sandbox_uid == 0 or self.sandbox_gid == 0):
             return (
-                "TES_LOCAL_SANDBOX_UID/GID must not be 0: executors would run as root; "
+                "TES_LOCAL_SANDBOX_ID/GID must not be 0: executors would run as root; "
                 "choose an unused unprivileged id such as 65534"
             )
         if self.as_root and not os.access(self.setpriv, os.X_OK):
@@ -295,34 +292,28 @@ class BubblewrapRuntime(ContainerRuntime):
                     "the environment through /bin/sh: use letters, digits and '_' only"
                 )
         self._ensure_verified()
-        with self._lock:
-            if spec.name in self._active:
-                raise ContainerError(f"a sandbox called {spec.name!r} is already running")
+        if self._processes.running(spec.name):
+            raise ContainerError(f"a sandbox called {spec.name!r} is already running")
         if self.as_root:
             give_tree(
                 (m.host_path for m in spec.mounts if not m.read_only),
                 self.sandbox_uid, self.sandbox_gid,
             )
 
-        def remember(proc: subprocess.Popen[bytes]) -> None:
-            with self._lock:
-                self._active[spec.name] = proc
-
-        with _sandbox_files(spec.env, self.seccomp, env_after_setpriv=self.as_root) as files:
-            try:
-                captured = run_captured(
-                    self.build_args(spec, files),
-                    stdin_path=spec.stdin_path,
-                    stdout_path=spec.stdout_path,
-                    stderr_path=spec.stderr_path,
-                    env={"PATH": DEFAULT_PATH},
-                    new_session=True,
-                    on_start=remember,
-                    popen_options=self._popen_options(files.fds),
-                )
-            finally:
-                with self._lock:
-                    self._active.pop(spec.name, None)
+        with (
+            _sandbox_files(spec.env, self.seccomp, env_after_setpriv=self.as_root) as files,
+            self._processes.tracking(spec.name) as remember,
+        ):
+            captured = run_captured(
+                self.build_args(spec, files),
+                stdin_path=spec.stdin_path,
+                stdout_path=spec.stdout_path,
+                stderr_path=spec.stderr_path,
+                env={"PATH": DEFAULT_PATH},
+                new_session=True,
+                on_start=remember,
+                popen_options=self._popen_options(files.fds),
+            )
         # bwrap reports its own failures (a mount) as "bwrap: ..." with exit code 1; the
         # wrapper shell a command it cannot start with 127 or 126, before the command
         # could write anything.
@@ -338,13 +329,7 @@ class BubblewrapRuntime(ContainerRuntime):
                 captured.returncode, stderr, captured.start_time, captured.end_time,
                 spec.stderr_path,
             )
-        return ContainerResult(
-            exit_code=captured.returncode,
-            start_time=captured.start_time,
-            end_time=captured.end_time,
-            stdout_tail=captured.stdout_tail,
-            stderr_tail=captured.stderr_tail,
-        )
+        return captured.result()
 
     def _ensure_verified(self) -> None:
         """Raise :class:`ContainerError` unless the hardened sandbox works (see :meth:`verify`)."""
@@ -365,12 +350,7 @@ class BubblewrapRuntime(ContainerRuntime):
 
     def stop(self, name: str) -> None:
         """Kill the process group of sandbox ``name``; quiet if it is not running."""
-        with self._lock:
-            proc = self._active.get(name)
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        self._processes.stop(name)
 
     def remove(self, name: str) -> None:
         """A sandbox leaves nothing behind once stopped; stops it if it still runs."""

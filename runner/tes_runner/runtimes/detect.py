@@ -5,9 +5,9 @@ from __future__ import annotations
 import difflib
 import logging
 from dataclasses import dataclass
-from typing import Any
 
-from .base import ContainerRuntime, RuntimeUnavailable
+from .apptainer import ApptainerRuntime, SingularityRuntime
+from .base import ContainerRuntime, RuntimeOptions, RuntimeUnavailable
 from .bubblewrap import BubblewrapRuntime
 from .docker import DockerRuntime
 from .podman import PodmanRuntime
@@ -18,13 +18,21 @@ RUNTIMES: dict[str, type[ContainerRuntime]] = {
     "docker": DockerRuntime,
     "podman": PodmanRuntime,
     "bubblewrap": BubblewrapRuntime,
+    "apptainer": ApptainerRuntime,
+    "singularity": SingularityRuntime,
 }
-"""Every runtime by name, in the order ``"auto"`` tries them."""
+"""Every runtime by name."""
+
+AUTO = ("docker", "podman", "bubblewrap")
+"""The runtimes ``"auto"`` tries, in this order (Apptainer and Singularity only when named:
+they fetch images from registries on first use, which an operator should choose)."""
 
 INSTALL_HINTS = {
     "docker": "install and start Docker (apt-get install docker.io)",
     "podman": "install podman (apt-get install podman runc)",
     "bubblewrap": "install bubblewrap (apt-get install bubblewrap)",
+    "apptainer": "install Apptainer (https://apptainer.org/docs/admin/)",
+    "singularity": "install SingularityCE (https://docs.sylabs.io/)",
 }
 
 
@@ -50,19 +58,23 @@ class RuntimeChoice:
     why: str
 
 
-def select_runtime(preference: str = "auto", settings: Any = None) -> ContainerRuntime:
+def select_runtime(
+    preference: str = "auto", options: RuntimeOptions | None = None
+) -> ContainerRuntime:
     """Return a ready runtime: the named one, or with ``"auto"`` the first usable one.
 
     See :func:`choose_runtime`, which also says why this one was chosen.
     """
-    return choose_runtime(preference, settings).runtime
+    return choose_runtime(preference, options).runtime
 
 
-def choose_runtime(preference: str = "auto", settings: Any = None) -> RuntimeChoice:
+def choose_runtime(
+    preference: str = "auto", options: RuntimeOptions | None = None
+) -> RuntimeChoice:
     """Pick a ready runtime: the named one, or with ``"auto"`` the first usable one.
 
-    With ``settings`` (the server's ``Settings``) the runtime takes its limits and
-    sandbox user from them, and must pass :meth:`ContainerRuntime.verify` so configured.
+    With ``options`` the runtime takes its limits and sandbox user from them, and must
+    pass :meth:`ContainerRuntime.verify` so configured.
 
     ``"auto"`` tries docker, podman and bubblewrap in that order. Raises
     :class:`RuntimeUnavailable` with one message that says what to install
@@ -72,15 +84,15 @@ def choose_runtime(preference: str = "auto", settings: Any = None) -> RuntimeCho
     if unknown:
         raise RuntimeUnavailable(unknown)
     wanted = (preference or "auto").strip().lower()
-    names = list(RUNTIMES) if wanted == "auto" else [wanted]
+    names = list(AUTO) if wanted == "auto" else [wanted]
     reasons: dict[str, str] = {}
     for name in names:
         cls = RUNTIMES[name]
         reason = cls.probe()
         runtime = None
         if reason is None:
-            runtime = cls.from_settings(settings) if settings is not None else cls()
-            reason = runtime.verify() if settings is not None else None
+            runtime = cls.from_options(options) if options is not None else cls()
+            reason = runtime.verify() if options is not None else None
         if runtime is not None and reason is None:
             log.info("container runtime: %s (asked for %s)", name, wanted)
             if runtime.limits_note:
@@ -96,12 +108,12 @@ def choose_runtime(preference: str = "auto", settings: Any = None) -> RuntimeCho
     raise RuntimeUnavailable(
         f"Container runtime {wanted!r} is not usable: {reasons[wanted]}. "
         f"To use it, {INSTALL_HINTS[wanted]}; or set TES_LOCAL_RUNTIME=auto "
-        f"to take the first of {', '.join(RUNTIMES)} that works."
+        f"to take the first of {', '.join(AUTO)} that works."
     )
 
 
 def _why(wanted: str, skipped: dict[str, str]) -> str:
     if wanted != "auto":
         return f"TES_LOCAL_RUNTIME={wanted}"
-    why = f"TES_LOCAL_RUNTIME=auto: the first of {', '.join(RUNTIMES)} that works"
+    why = f"TES_LOCAL_RUNTIME=auto: the first of {', '.join(AUTO)} that works"
     return why + "".join(f"; not {name}: {reason}" for name, reason in skipped.items())

@@ -30,8 +30,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tes_filetransfer import beneath
+from tes_filetransfer.outputs import has_wildcards
 
-from ...schemas.validators import has_wildcard
 from .runtimes.base import Mount
 
 TES_WD = "/tes-wd"
@@ -236,7 +236,7 @@ def plan_mounts(task: dict[str, Any], workspace: Workspace) -> list[Mount]:
         add(item["path"], read_only=True)
     for item in task.get("outputs") or ():
         path = item["path"]
-        if has_wildcard(path):
+        if has_wildcards(path):
             add(item.get("path_prefix") or "/", read_only=False)
         elif item.get("type") == "DIRECTORY":
             add(path, read_only=False)

@@ -36,6 +36,7 @@ from .base import (
     ContainerResult,
     ContainerRuntime,
     ContainerSpec,
+    RuntimeOptions,
     checked_image,
     command_not_started,
     env_problem,
@@ -178,9 +179,9 @@ class CliRuntime(ContainerRuntime):
         self._reaper = Reaper(self._remove_many, name=f"tes-{self.name}-rm")
 
     @classmethod
-    def from_settings(cls, settings: Any) -> CliRuntime:
-        """This engine with the process limit of ``settings``."""
-        return cls(pids_limit=settings.local_pids_limit)
+    def from_options(cls, options: RuntimeOptions) -> CliRuntime:
+        """This engine with the process limit of ``options``."""
+        return cls(pids_limit=options.pids_limit)
 
     # ------------------------------------------------------------------ helpers
 
@@ -351,13 +352,7 @@ class CliRuntime(ContainerRuntime):
                         f"{self.name} could not start container {spec.name!r}: "
                         f"{message or f'exit code {code}'}"
                     )
-        return ContainerResult(
-            exit_code=code,
-            start_time=captured.start_time,
-            end_time=captured.end_time,
-            stdout_tail=captured.stdout_tail,
-            stderr_tail=captured.stderr_tail,
-        )
+        return captured.result()
 
     def attach(
         self,
