@@ -114,11 +114,14 @@ def _run_locked(task_dir: Path, spec: TaskFile, keep_work: bool) -> int:
             f"{runtime.name} runtime cannot pick up a running executor, so the task was "
             "stopped rather than run again (it could have run twice)",
         )
+    workspace = _workspace(task_dir, spec)
+    if resume is None:
+        workspace.remove()  # what an earlier attempt left: this one starts from nothing
     runner = TaskRunner(
         spec.task_id,
         spec.task,
         runtime=runtime,
-        workspace=_workspace(task_dir, spec),
+        workspace=workspace,
         events=status,
         transfer_config=spec.transfer,
         network=spec.network,

@@ -207,3 +207,15 @@ def test_a_second_run_after_a_crash_on_bubblewrap_does_not_run_twice(tmp_path: P
 def document_id(folder: Path) -> str:
     """The task id of a task folder (its name)."""
     return folder.name
+
+
+def test_a_new_attempt_starts_from_an_empty_workspace(tmp_path: Path) -> None:
+    require_runtime("bubblewrap")
+    task = {"volumes": ["/v"], "executors": [sh("test ! -e /v/stale.txt")]}
+    folder = task_dir_for(tmp_path, task, "bubblewrap")
+    stale = folder / "work" / "tes-wd" / "shared" / "v" / "stale.txt"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("left by attempt 0")
+    result = run_runner(folder)
+    assert result.returncode == 0, result.stderr
+    assert status(folder)["state"] == "COMPLETE", status(folder)
