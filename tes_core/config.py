@@ -108,6 +108,13 @@ class Settings:
     # -- end of request bounds -----------------------------------------------------------
     dashboard: bool = True
     """Serve the web dashboard at ``/`` (off: ``/`` leads to the API explorer)."""
+    dashboard_oidc_client_id: str = ""
+    """With authentication on: the OAuth client id (a public client, with this server's
+    ``/`` as a redirect URI) the dashboard signs users in with, by the authorization code
+    flow with PKCE at ``TES_AUTH_ISSUER``; empty: users paste a token."""
+    dashboard_oidc_scope: str = "openid"
+    """Scopes the dashboard asks for: include the one that makes the identity provider
+    issue a token for this API (e.g. ``api://<app id>/.default`` on Microsoft Entra ID)."""
     cors_origins: tuple[str, ...] = ()
     """Origins a browser app may call the API from (``*``: any); none by default."""
     worker_threads: int = 8

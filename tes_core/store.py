@@ -20,6 +20,7 @@ from sqlalchemy import (
     Connection,
     Row,
     Select,
+    TextClause,
     and_,
     bindparam,
     delete,
@@ -299,16 +300,27 @@ def count_by_state(
         found_by_state = dict(rows)
         counts = {s.value: found_by_state[s.value] for s in State if s.value in found_by_state}
         return counts, list(counts) if sum(counts.values()) >= most else []
-    stmt, _ = _matching(conn, select(tasks.c.seq), narrowed, owner)
-    # Built once, run per state: building a statement costs more than running it here.
-    bounded = stmt.where(tasks.c.state == bindparam("count_state")).limit(bindparam("most"))
-    count = select(func.count()).select_from(bounded.subquery())
-    counts = {}
-    for state in State:
-        found = conn.execute(count, {"count_state": state.value, "most": most}).scalar_one()
-        if found:
-            counts[state.value] = found
+    params: dict[str, Any] = {"most": most}
+    if owner is not None:
+        params.update(owner=owner.subject, tenant=owner.tenant)
+    rows = conn.execute(_COUNTS_OF_OWNER if owner is not None else _COUNTS, params).all()
+    counts = {state: found for state, found in rows if found}
     return counts, [state for state, found in counts.items() if found >= most]
+
+
+def _bounded_counts(where: str) -> TextClause:
+    """One statement counting, for every state, up to ``:most`` tasks in it that match
+    ``where``: a bounded range of ``ix_tasks_state_seq`` (or of the owner's index) each,
+    in one round trip, its text built once."""
+    return text(" UNION ALL ".join(
+        f"SELECT '{state.value}' AS state, (SELECT count(*) FROM (SELECT 1 FROM tasks"
+        f" WHERE state = '{state.value}'{where} LIMIT :most) AS bounded) AS found"
+        for state in State
+    ))
+
+
+_COUNTS = _bounded_counts("")
+_COUNTS_OF_OWNER = _bounded_counts(" AND owner = :owner AND tenant = :tenant")
 
 
 COMMON_PREFIX_ROWS = 2000

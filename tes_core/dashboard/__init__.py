@@ -13,30 +13,43 @@ from __future__ import annotations
 import functools
 from importlib.resources import files
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, abort, jsonify, send_from_directory
 
 from .. import API_PREFIX
 from ..config import Settings
 
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'none'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self'",
-    "connect-src 'self'",
-    "base-uri 'none'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-])
-"""What the dashboard's pages may load and run: only this server's own files."""
-
 SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
+
+
+def content_security_policy(connect: str = "") -> str:
+    """What the dashboard's pages may load and run: only this server's own files; they
+    may also call ``connect`` (the identity provider's origin, for signing in)."""
+    return "; ".join([
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "connect-src 'self'" + (f" {connect}" if connect else ""),
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ])
+
+
+def oidc_client(settings: Settings) -> dict[str, str] | None:
+    """What the page needs to sign users in at the identity provider, or ``None`` when
+    it asks for a pasted token (authentication off, or no client id configured)."""
+    if not (settings.auth_enabled and settings.dashboard_oidc_client_id):
+        return None
+    return {"issuer": settings.auth_issuer.rstrip("/"),
+            "client_id": settings.dashboard_oidc_client_id,
+            "scope": settings.dashboard_oidc_scope}
 
 ASSET_MAX_AGE = 300
 """Seconds a browser may keep an asset without asking again (the files change only
@@ -58,6 +71,12 @@ def asset_names() -> frozenset[str]:
 def enable_dashboard(app: Flask, settings: Settings) -> None:
     """Serve the dashboard at ``/`` and its files under ``/dashboard/``."""
     blueprint = Blueprint("dashboard", __name__)
+    oidc = oidc_client(settings)
+    issuer = urlsplit(oidc["issuer"]) if oidc else None
+    headers = {"Content-Security-Policy": content_security_policy(
+        f"{issuer.scheme}://{issuer.netloc}" if issuer else ""), **SECURITY_HEADERS}
+    page_config = {"api": API_PREFIX, "auth": settings.auth_enabled,
+                   **({"oidc": oidc} if oidc else {})}
 
     @blueprint.get("/")
     def page() -> Response:
@@ -66,8 +85,9 @@ def enable_dashboard(app: Flask, settings: Settings) -> None:
 
     @blueprint.get("/dashboard/config.json")
     def config() -> Response:
-        """Where the API is, and whether the page must send a bearer token."""
-        return jsonify({"api": API_PREFIX, "auth": settings.auth_enabled})
+        """Where the API is, whether the page must send a bearer token, and where it may
+        get one (``oidc``: issuer, client id, scope)."""
+        return jsonify(page_config)
 
     @blueprint.get("/dashboard/<name>")
     def asset(name: str) -> Response:
@@ -78,7 +98,7 @@ def enable_dashboard(app: Flask, settings: Settings) -> None:
 
     @blueprint.after_request
     def secure(response: Response) -> Response:
-        for header, value in SECURITY_HEADERS.items():
+        for header, value in headers.items():
             response.headers[header] = value
         return response
 

@@ -245,6 +245,7 @@ def test_a_second_user_sees_nothing_of_the_firsts(browser, auth_tes, idp, shots)
     browser.get(root(auth_tes) + "/")
     sign_in(browser, alice)
     until(lambda: rows(browser) == [mine], "alice's own task")
+    until(lambda: "All: 1" in browser.find_element(By.ID, "counts").text, "alice's count")
     browser.execute_script("sessionStorage.clear()")
 
 
@@ -265,3 +266,37 @@ def test_workflow_page_draws_each_task_on_one_time_axis(browser, tes, shots):
     assert all(bar.size["width"] > 0 for bar in bars)
     assert "COMPLETE: 3" in browser.find_element(By.ID, "main").text
     browser.save_screenshot(str(shots / "workflow.png"))
+
+
+@pytest.fixture(scope="module")
+def oidc_tes(tmp_path_factory, idp) -> Iterator[ServerProcess]:
+    """A server with bearer tokens on whose dashboard signs users in at the provider."""
+    data_dir = tmp_path_factory.mktemp("tes-dashboard-oidc")
+    settings = idp.settings(TES_DASHBOARD_OIDC_CLIENT_ID="tes-dashboard",
+                            TES_DASHBOARD_OIDC_SCOPE="openid api://tes-test/.default")
+    proc = ServerProcess(data_dir, server_env(data_dir, **settings, **NO_RUNTIME))
+    yield proc.start()
+    proc.stop()
+
+
+def test_signing_in_through_the_identity_provider(browser, oidc_tes, idp, shots):
+    from selenium.webdriver.common.by import By
+
+    url = oidc_tes.url
+    idp.login_subject = "carol"
+    response = requests.post(f"{url}/tasks", json=task("true", name="carols-task"),
+                             headers={"Authorization": f"Bearer {idp.token('carol')}"},
+                             timeout=30)
+    assert response.status_code == 200, response.text
+    carols = response.json()["id"]
+    browser.get(root(oidc_tes) + "/")
+    browser.execute_script("sessionStorage.clear()")
+    browser.get(root(oidc_tes) + "/#/?name_prefix=carol")
+    until(lambda: browser.find_element(By.ID, "oidc-signin"), "the sign-in button").click()
+    # To the provider and back (a code, traded for a token with the PKCE verifier).
+    until(lambda: rows(browser) == [carols], "carol's task after signing in")
+    assert "code=" not in browser.current_url  # the code is gone from the address
+    assert browser.current_url.endswith("#/?name_prefix=carol")  # back where she was
+    assert not idp.codes  # the code was used, once
+    browser.save_screenshot(str(shots / "oidc-signed-in.png"))
+    browser.execute_script("sessionStorage.clear()")

@@ -141,3 +141,19 @@ def test_counts_refuse_bad_filters_naming_the_field(counting_server):
                  400, "state")
     assert_error(requests.get(f"{url}/task-counts", params={"tag_value": "x"}, timeout=TIMEOUT),
                  400, "tag_value")
+
+
+def test_an_oidc_client_is_offered_and_its_provider_may_be_called(tmp_path, idp):
+    settings = idp.settings(TES_DASHBOARD_OIDC_CLIENT_ID="tes-dashboard")
+    proc = ServerProcess(tmp_path, server_env(tmp_path, **settings, **NO_RUNTIME)).start()
+    try:
+        root = root_of(proc)
+        config = requests.get(root + "/dashboard/config.json", timeout=TIMEOUT).json()
+        assert config["auth"] is True
+        assert config["oidc"] == {"issuer": idp.issuer, "client_id": "tes-dashboard",
+                                  "scope": "openid"}
+        policy = requests.get(root + "/", timeout=TIMEOUT).headers["Content-Security-Policy"]
+        assert f"connect-src 'self' {idp.base};" in policy  # the provider's origin, only
+        assert "script-src 'self';" in policy
+    finally:
+        proc.stop()

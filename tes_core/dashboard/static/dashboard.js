@@ -162,14 +162,81 @@
     if (document.getElementById("token-input")) return; // keep what is being typed
     const input = el("input", { id: "token-input", type: "password", autocomplete: "off",
       required: true, size: 24 });
-    box.replaceChildren(el("form", { class: "token", onsubmit: (event) => {
-      event.preventDefault();
-      sessionStorage.setItem(TOKEN_KEY, input.value.trim());
-      renderSignin(false);
-      say("");
-      route();
-    } }, el("label", { for: "token-input" }, "Bearer token", input),
-    el("button", { type: "submit" }, "Sign in")));
+    box.replaceChildren(
+      config.oidc ? el("button", { type: "button", id: "oidc-signin",
+        onclick: () => oidcSignIn().catch(failed) }, "Sign in with your identity provider") : null,
+      el("form", { class: "token", onsubmit: (event) => {
+        event.preventDefault();
+        sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+        renderSignin(false);
+        say("");
+        route();
+      } }, el("label", { for: "token-input" }, config.oidc ? "or paste a bearer token"
+        : "Bearer token", input),
+      el("button", { type: "submit" }, "Sign in")));
+  }
+
+  // ---------------------------------------------------------------- OpenID Connect
+  // The authorization code flow with PKCE for a public client: no secret in the page;
+  // the verifier and state wait in sessionStorage while the browser visits the provider.
+  const OIDC_KEY = "tes-dashboard-oidc";
+
+  function randomText() {
+    const bytes = new Uint8Array(32);
+    crypto.getRandomValues(bytes);
+    return base64url(bytes);
+  }
+
+  function base64url(bytes) {
+    let text = "";
+    for (const b of new Uint8Array(bytes)) text += String.fromCharCode(b);
+    return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  function redirectUri() { return location.origin + "/"; }
+
+  async function oidcSignIn() {
+    const meta = await fetch(config.oidc.issuer + "/.well-known/openid-configuration")
+      .then((r) => r.json());
+    const verifier = randomText();
+    const state = randomText();
+    const challenge = base64url(await crypto.subtle.digest("SHA-256",
+      new TextEncoder().encode(verifier)));
+    sessionStorage.setItem(OIDC_KEY, JSON.stringify({ verifier, state,
+      tokenEndpoint: meta.token_endpoint, back: location.hash }));
+    const q = new URLSearchParams({ response_type: "code", client_id: config.oidc.client_id,
+      redirect_uri: redirectUri(), scope: config.oidc.scope, state,
+      code_challenge: challenge, code_challenge_method: "S256" });
+    location.assign(meta.authorization_endpoint + "?" + q.toString());
+  }
+
+  /** Back from the provider (``?code=&state=`` or ``?error=``): trade the code for a token. */
+  async function oidcReturn() {
+    const q = new URLSearchParams(location.search);
+    if (!config.oidc || !(q.has("code") || q.has("error"))) return;
+    let saved = null;
+    try { saved = JSON.parse(sessionStorage.getItem(OIDC_KEY) || "null"); } catch (e) { saved = null; }
+    sessionStorage.removeItem(OIDC_KEY);
+    history.replaceState(null, "", "/" + ((saved && saved.back) || ""));
+    if (q.has("error")) {
+      say("Sign-in failed: " + q.get("error") + " " + (q.get("error_description") || ""), true);
+      return;
+    }
+    if (!saved || saved.state !== q.get("state")) {
+      say("Sign-in failed: the answer does not match this tab's request; sign in again.", true);
+      return;
+    }
+    const response = await fetch(saved.tokenEndpoint, { method: "POST", body: new URLSearchParams({
+      grant_type: "authorization_code", code: q.get("code"), redirect_uri: redirectUri(),
+      client_id: config.oidc.client_id, code_verifier: saved.verifier }) });
+    let answer = null;
+    try { answer = await response.json(); } catch (e) { answer = null; }
+    if (!response.ok || !answer || !answer.access_token) {
+      say("Sign-in failed: the identity provider gave no token (" +
+        ((answer && answer.error) || response.status) + ")", true);
+      return;
+    }
+    sessionStorage.setItem(TOKEN_KEY, answer.access_token);
   }
 
   // ---------------------------------------------------------------- live updates
@@ -642,6 +709,7 @@
       const answer = await fetch("/dashboard/config.json").then((r) => r.json());
       Object.assign(config, answer);
     } catch (e) { /* keep the defaults */ }
+    try { await oidcReturn(); } catch (error) { failed(error); }
     renderSignin(config.auth && !token());
     window.addEventListener("hashchange", () => { route(); main().focus(); });
     route();
