@@ -14,7 +14,7 @@
   const TOKEN_KEY = "tes-dashboard-token";
 
   const config = { api: "/ga4gh/tes/v1", auth: false };
-  const live = { source: null, key: "", polling: null, onEvent: null, refresh: null };
+  const live = { source: null, key: "", polling: null, onEvent: null, refresh: null, tails: null };
 
   // ---------------------------------------------------------------- DOM helpers
   /** An element with attributes (set as properties or attributes) and children. */
@@ -308,6 +308,8 @@
   function route() {
     const { parts, params } = parseHash();
     say("");
+    if (live.tails) clearInterval(live.tails);
+    live.tails = null;
     if (parts[0] === "task" && parts[1]) taskPage(parts[1]);
     else if (parts[0] === "workflow" && parts[1]) workflowPage(parts[1]);
     else listPage(params);
@@ -618,6 +620,8 @@
     follow(new URLSearchParams(), (kind, data) => {
       if (data && data.task_id === taskId) later();
     }, () => { if (!current || !ENDED.has(current.state)) load(); });
+    // Output tails grow without an event: read them again while the task is active.
+    live.tails = setInterval(() => { if (current && !ENDED.has(current.state)) load(); }, POLL_MS);
   }
 
   // ---------------------------------------------------------------- workflow page
