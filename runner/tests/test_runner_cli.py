@@ -91,6 +91,12 @@ def test_a_task_with_inputs_outputs_and_ignore_error(
     assert (data / "up.txt").read_text() == "HELLO RUNNER\n"
     assert _s3_object(bucket, "results/up.txt") == b"HELLO RUNNER\n"
     assert not (folder / "work").exists()  # removed after the run
+    if runtime in ("docker", "podman"):  # containers removed before the command exits
+        listed = subprocess.run(
+            [runtime, "ps", "-a", "-q", "--filter", f"name=^tes-{folder.name}-"],
+            capture_output=True, text=True, check=True,
+        )
+        assert listed.stdout.strip() == ""
 
 
 @pytest.mark.parametrize("runtime", RUNTIME_NAMES)
