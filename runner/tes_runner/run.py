@@ -100,6 +100,7 @@ class TaskRunner:
     ``resume`` picks up after a run that died: an executor container that had started is
     waited for (never started twice). ``attempt`` goes into the container names
     (:func:`container_name`). ``keep_workspace`` leaves the task's folder after the run.
+    ``who`` names what runs the task in its system logs ("the local backend").
     """
 
     def __init__(
@@ -115,6 +116,7 @@ class TaskRunner:
         resume: Resume | None = None,
         attempt: int | None = None,
         keep_workspace: bool = False,
+        who: str = "tes-runner",
     ) -> None:
         self.task_id = task_id
         self.document = document
@@ -126,6 +128,7 @@ class TaskRunner:
         self.resume = resume
         self.attempt = attempt
         self.keep_workspace = keep_workspace
+        self.who = who
         self.cancelled = threading.Event()
         self.abort_reason: str | None = None
         self.current_container: str | None = None
@@ -172,10 +175,11 @@ class TaskRunner:
             self._report(EXECUTOR_ERROR, end=True, system_logs=[str(exc)])
         except (TaskFailure, ContainerError) as exc:
             log.warning("task %s: %s", self.task_id, exc)
-            self._report(SYSTEM_ERROR, end=True, system_logs=[_reason(exc)])
+            self._report(SYSTEM_ERROR, end=True, system_logs=[str(exc)])
         except Exception as exc:  # an unexpected failure of the runner itself
             log.exception("task %s failed on this machine", self.task_id)
-            self._report(SYSTEM_ERROR, end=True, system_logs=[_reason(exc)])
+            reason = f"{self.who} failed: {type(exc).__name__}: {exc}"
+            self._report(SYSTEM_ERROR, end=True, system_logs=[reason])
         finally:
             self._cleanup(later=self._ended)
 
@@ -247,7 +251,7 @@ class TaskRunner:
         resources = document.get("resources") or {}
         notes = []
         if resources.get("disk_gb"):
-            notes.append("disk_gb is not enforced by the local backend")
+            notes.append(f"disk_gb is not enforced by {self.who}")
         if (resources.get("cpu_cores") or resources.get("ram_gb")) and self.runtime.limits_note:
             notes.append(self.runtime.limits_note)
         elif (resources.get("cpu_cores") or 0) > machine_cpus():
@@ -457,12 +461,6 @@ class TaskRunner:
 def rfc3339(value: datetime) -> str:
     """``value`` as TES writes times: UTC, milliseconds, ``Z``."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, TaskFailure | ContainerError):
-        return str(exc)
-    return f"the local backend failed: {type(exc).__name__}: {exc}"
 
 
 def _exit_message(index: int, executor: dict[str, Any], exit_code: int) -> str:

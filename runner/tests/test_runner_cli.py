@@ -103,7 +103,8 @@ def test_a_task_with_inputs_outputs_and_ignore_error(
 def test_a_missing_command_is_an_executor_error_127(runtime: str, tmp_path: Path) -> None:
     require_runtime(runtime)
     task = {"executors": [{"image": "alpine", "command": ["no-such-command-tes"]},
-                          sh("echo never")]}
+                          sh("echo never")],
+            "resources": {"disk_gb": 1}}
     folder = task_dir_for(tmp_path, task, runtime)
     result = run_runner(folder, "--keep-work")
     assert result.returncode == 0, result.stderr
@@ -114,6 +115,7 @@ def test_a_missing_command_is_an_executor_error_127(runtime: str, tmp_path: Path
     assert entry["stderr"].strip()
     assert any("'no-such-command-tes' was not found" in line
                for line in document["log"]["system_logs"])
+    assert "disk_gb is not enforced by tes-runner" in document["log"]["system_logs"]
     assert (folder / "work" / "tes-wd").is_dir()  # --keep-work
 
 

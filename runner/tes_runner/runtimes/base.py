@@ -1,6 +1,6 @@
-"""The contract between the local backend and a container runtime.
+"""The contract between the runner and a container runtime.
 
-The local backend plans *what* to run (image, argv, mounts, limits); a runtime
+The runner plans *what* to run (image, argv, mounts, limits); a runtime
 knows *how* to run it with one engine (Docker, podman, bubblewrap). Runtimes
 block while the container runs and never touch the database.
 """

@@ -201,7 +201,7 @@ class BubblewrapRuntime(ContainerRuntime):
     ) -> list[str]:
         """Nothing to pull (``on_pull`` is never called); returns the log line that says so.
 
-        That limits do not apply is said by the local backend, for tasks that ask for any.
+        That limits do not apply is said by the runner, for tasks that ask for any.
         """
         checked_image(image)
         return [

@@ -111,6 +111,7 @@ class TaskRun:
             network=network,
             resume=_resume_point(task) if resume else None,
             keep_workspace=settings.local_keep_workdirs,
+            who="the local backend",
         )
 
     @property
