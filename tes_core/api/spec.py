@@ -21,6 +21,8 @@ GA4GH file cannot say about this server is added here, when the document is buil
   give generated clients every method twice).
 * **The task events stream** (``GET /events``, :data:`EVENTS_PATH`), which TES does not
   define: Server-Sent Events of state changes and new log lines.
+* **Task counts by state** (``GET /task-counts``, :data:`TASK_COUNTS_PATH`), which the
+  dashboard shows: ListTasks' filters, bounded counts.
 * **Bearer tokens** as an optional security scheme on the task operations (required
   only when the server runs with ``TES_AUTH_ENABLED``).
 """
@@ -118,6 +120,7 @@ OPERATION_ERRORS: dict[tuple[str, str], tuple[str, ...]] = {
     ("/tasks/{id}", "get"): ("400", "404", *_TASK_CALL),
     ("/tasks/{id}:cancel", "post"): ("400", "403", "404", "413", "415", *_TASK_CALL),
     ("/events", "get"): ("400", *_TASK_CALL),
+    ("/task-counts", "get"): ("400", *_TASK_CALL),
 }
 """The error statuses each operation may answer (``tests/api/test_api_openapi.py``
 provokes them from a real server)."""
@@ -172,6 +175,36 @@ EVENTS_PATH: dict[str, Any] = {"get": {
 EVENT_FILTERS = ("name_prefix", "state", "tag_key", "tag_value")
 """ListTasks' parameters that ``GET /events`` takes as well."""
 
+TASK_COUNTS_PATH: dict[str, Any] = {"get": {
+    "tags": ["TaskService"],
+    "summary": "CountTasks",
+    "description": "How many tasks match ListTasks' filters (`name_prefix`, `tag_key`, "
+    "`tag_value`), per state; with tokens, only the caller's tasks (an admin's: all). "
+    "Bounded: without a name or tag filter each state is counted up to `TES_COUNT_LIMIT` "
+    "tasks, with one the newest `TES_COUNT_LIMIT` matching tasks are; a state in `capped` "
+    "has at least its count. Not part of TES: a tes-core addition.",
+    "operationId": "CountTasks",
+    "parameters": [],  # ListTasks' filters (COUNT_FILTERS), copied when it is built
+    "responses": {"200": {
+        "description": "Counts by state; states without a task are left out.",
+        "content": {"application/json": {"schema": {
+            "type": "object",
+            "required": ["counts", "capped"],
+            "properties": {
+                "counts": {"type": "object", "additionalProperties": {"type": "integer"},
+                           "example": {"RUNNING": 3, "COMPLETE": 10000}},
+                "capped": {"type": "array", "items": {"type": "string"},
+                           "example": ["COMPLETE"]},
+            },
+        }}},
+    }},
+}}
+"""``GET /task-counts``, added to the served document's ``paths``."""
+
+COUNT_FILTERS = ("name_prefix", "tag_key", "tag_value")
+"""ListTasks' parameters that ``GET /task-counts`` takes (a ``state`` is checked, then
+ignored: every state is counted)."""
+
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
@@ -212,7 +245,8 @@ def build(document: dict[str, Any]) -> dict[str, Any]:
                 "schema": {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}}},
         }
     components.setdefault("securitySchemes", {})["bearerAuth"] = dict(BEARER_SCHEME)
-    _add_events_path(document)
+    _add_path(document, "/events", EVENTS_PATH, EVENT_FILTERS)
+    _add_path(document, "/task-counts", TASK_COUNTS_PATH, COUNT_FILTERS)
     for path, item in document.get("paths", {}).items():
         for method in METHODS:
             operation = item.get(method)
@@ -234,14 +268,17 @@ def build(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
-def _add_events_path(document: dict[str, Any]) -> None:
-    """Add :data:`EVENTS_PATH` with ListTasks' filter parameters."""
-    events = copy.deepcopy(EVENTS_PATH)
+def _add_path(
+    document: dict[str, Any], path: str, item: dict[str, Any], filters: tuple[str, ...]
+) -> None:
+    """Add ``item`` at ``path``, its GET taking ListTasks' parameters named in ``filters``
+    first."""
+    item = copy.deepcopy(item)
     listing = document.get("paths", {}).get("/tasks", {}).get("get", {})
-    filters = [copy.deepcopy(parameter) for parameter in listing.get("parameters", [])
-               if parameter.get("name") in EVENT_FILTERS]
-    events["get"]["parameters"][:0] = filters
-    document.setdefault("paths", {})["/events"] = events
+    taken = [copy.deepcopy(parameter) for parameter in listing.get("parameters", [])
+             if parameter.get("name") in filters]
+    item["get"]["parameters"][:0] = taken
+    document.setdefault("paths", {})[path] = item
 
 
 # -- inlining other documents' schemas -----------------------------------------------------

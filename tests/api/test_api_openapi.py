@@ -86,7 +86,7 @@ def test_served_document_is_ga4ghs_with_additions_only(document):
     """The GA4GH file is shipped unchanged; the served document keeps all of it."""
     ga4gh = json.loads(json.dumps(load_yaml(ga4gh_text())))  # keys as JSON has them
     assert document["info"] == ga4gh["info"]
-    assert set(document["paths"]) == set(ga4gh["paths"]) | {"/events"}
+    assert set(document["paths"]) == set(ga4gh["paths"]) | {"/events", "/task-counts"}
     for path, item in ga4gh["paths"].items():
         for method, operation in item.items():
             served = document["paths"][path][method]
@@ -174,6 +174,10 @@ def _cases(task_id: str) -> list[Case]:
         Case("bad query token: events", "GET", "/events?access_token=forged", 401,
              token=False),
         Case("POST events", "POST", "/events", 405),
+        Case("counts", "GET", "/task-counts?tag_key=a", 200),
+        Case("counts: bad state", "GET", "/task-counts?state=LATE", 400),
+        Case("no token: counts", "GET", "/task-counts", 401, token=False),
+        Case("POST counts", "POST", "/task-counts", 405),
         Case("unknown id", "GET", "/tasks/no-such-task", 404),
         Case("unknown id: cancel", "POST", "/tasks/no-such-task:cancel", 404),
         Case("DELETE a list", "DELETE", "/tasks", 405),
@@ -203,6 +207,7 @@ def _unavailable_cases(task_id: str) -> list[Case]:
         Case("keys unreachable: get", "GET", f"/tasks/{task_id}", 503),
         Case("keys unreachable: cancel", "POST", f"/tasks/{task_id}:cancel", 503),
         Case("keys unreachable: events", "GET", "/events", 503),
+        Case("keys unreachable: counts", "GET", "/task-counts", 503),
     ]
 
 
