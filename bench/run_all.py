@@ -1,7 +1,8 @@
 """Run the benchmarks one after another and print one summary table.
 
     python -m bench.run_all
-        [--only create,get,list,run,burst,submitters,reconcile,poll,transfer,auth,dashboard,slurm]
+        [--only create,get,list,run,burst,submitters,reconcile,poll,transfer,auth,dashboard,slurm,
+               runner]
         [--database URL] [--json FILE] [--skip-large-transfer]
 
 Exit status: 0 when every judged figure meets its target, 1 when one misses,
@@ -25,6 +26,7 @@ from bench import (
     bench_poll,
     bench_reconcile,
     bench_run,
+    bench_runner,
     bench_slurm,
     bench_submitters,
     bench_transfer,
@@ -44,6 +46,7 @@ BENCHES = {
     "auth": bench_auth,
     "dashboard": bench_dashboard,
     "slurm": bench_slurm,
+    "runner": bench_runner,
 }
 
 
