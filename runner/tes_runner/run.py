@@ -2,9 +2,11 @@
 
 INITIALIZING (workspace, inputs, images) -> RUNNING (executors one after another) ->
 outputs uploaded -> COMPLETE, EXECUTOR_ERROR or SYSTEM_ERROR. :meth:`TaskRunner.cancel`
-stops the running container; the run then cleans up and reports CANCELED.
+stops the running container (or transfer); the run then cleans up and reports CANCELED.
 :meth:`TaskRunner.abort` does the same but ends the task in SYSTEM_ERROR with a reason
-(the machine is going away).
+(the machine is going away). :meth:`TaskRunner.hand_over` leaves the task to whoever runs
+it next (the process is restarting): transfers stop, nothing more is reported or removed,
+and a running container goes on, to be re-attached by the next run (``resume``).
 
 Every change goes to an :class:`~tes_runner.events.Events` object; the runner itself
 knows no database, server or status file.
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tes_filetransfer import (
+    Interrupted,
     TransferConfig,
     TransferError,
     TransferStats,
@@ -60,6 +63,10 @@ class Cancelled(Exception):
 
 class Abandoned(Exception):
     """The task's state moved on without this run (e.g. recovered elsewhere); stop quietly."""
+
+
+class HandedOver(Exception):
+    """The run was handed over (:meth:`TaskRunner.hand_over`); stop quietly, touch nothing."""
 
 
 class TaskFailure(RuntimeError):
@@ -130,6 +137,10 @@ class TaskRunner:
         self.keep_workspace = keep_workspace
         self.who = who
         self.cancelled = threading.Event()
+        self.interrupt = threading.Event()
+        """Stops the run's transfers at once (set by a cancel, an abort or a hand-over)."""
+        self.handed_over = False
+        """Set by :meth:`hand_over`: the run reports and removes nothing more."""
         self.abort_reason: str | None = None
         self.current_container: str | None = None
         self.executor_logs: list[dict[str, Any]] = []
@@ -142,6 +153,7 @@ class TaskRunner:
     def cancel(self) -> None:
         """Stop the task now; :meth:`run` reports CANCELED once it has cleaned up."""
         self.cancelled.set()
+        self.interrupt.set()
         name = self.current_container
         if name:
             self.runtime.stop(name)
@@ -151,6 +163,22 @@ class TaskRunner:
         SYSTEM_ERROR with ``reason`` in its system logs."""
         self.abort_reason = reason
         self.cancel()
+
+    def hand_over(self, reason: str) -> bool:
+        """This process is stopping: leave the task to the next run, as a crash would.
+
+        Transfers stop at once (the next run stages or uploads again, inputs from the
+        cache); nothing more is reported; the task's folder and containers stay, and a
+        running Docker or podman container goes on, to be re-attached. A sandbox that cannot
+        outlive this process (bubblewrap) cannot be left while an executor runs in it: that
+        run is aborted with ``reason`` (SYSTEM_ERROR) and this returns ``False``.
+        """
+        if self.current_container and not self.runtime.can_attach:
+            self.abort(reason)
+            return False
+        self.handed_over = True
+        self.interrupt.set()
+        return True
 
     def end_unstarted(self) -> None:
         """Record CANCELED for a run cancelled before :meth:`run` began (it never ran)."""
@@ -168,6 +196,8 @@ class TaskRunner:
                 self._report(SYSTEM_ERROR, end=True, system_logs=[self.abort_reason])
             else:
                 self._report(CANCELED, end=True)
+        except HandedOver:
+            log.info("task %s: left to the next worker", self.task_id)
         except Abandoned:
             log.info("task %s was taken out of this run's hands; stopping", self.task_id)
         except PlantedLink as exc:  # the task's own executors did it
@@ -181,9 +211,11 @@ class TaskRunner:
             reason = f"{self.who} failed: {type(exc).__name__}: {exc}"
             self._report(SYSTEM_ERROR, end=True, system_logs=[reason])
         finally:
-            self._cleanup(later=self._ended)
+            if not self.handed_over:
+                self._cleanup(later=self._ended)
 
     def _run(self) -> None:
+        self._check_handed_over()
         document = self.document
         resume = self.resume
         running = resume is not None and resume.running
@@ -225,10 +257,12 @@ class TaskRunner:
             for root, items in _by_root(self.workspace, inputs):
                 lines += stage_inputs(
                     items, self.workspace.verified_root(root),
-                    config=self.transfer_config, stats=stats,
+                    config=self.transfer_config, stats=stats, interrupt=self.interrupt,
                 )
             # What the node-local cache saved is observable in the task's system_logs.
             return [*lines, f"inputs staged, {stats.summary()}"]
+        except Interrupted:
+            raise self._stopped() from None
         except TransferError as exc:
             raise TaskFailure(f"staging inputs failed: {exc}") from exc
         finally:
@@ -293,6 +327,7 @@ class TaskRunner:
                         result = self.runtime.run(spec)
                 finally:
                     self.current_container = None
+            self._check_handed_over()  # the next run re-attaches and reports it
             self._check_cancelled()
             entry: dict[str, Any] = {
                 "start_time": rfc3339(result.start_time),
@@ -302,7 +337,7 @@ class TaskRunner:
                 "stderr": result.stderr_tail,
             }
             self.executor_logs.append(entry)
-            self.events.report(
+            self._tell(
                 Update(
                     executor_logs=list(self.executor_logs),
                     system_logs=[_not_started_message(index, executor, result)]
@@ -321,7 +356,7 @@ class TaskRunner:
         if result is None:
             self.runtime.remove(spec.name)  # created but never started: start it afresh
         else:
-            self.events.report(
+            self._tell(
                 Update(system_logs=[f"re-attached to executor container {spec.name} after a "
                                     "restart"])
             )
@@ -388,7 +423,11 @@ class TaskRunner:
                 continue
             for item in items:
                 try:
-                    uploaded = upload_outputs([item], root, config=self.transfer_config)
+                    uploaded = upload_outputs(
+                        [item], root, config=self.transfer_config, interrupt=self.interrupt
+                    )
+                except Interrupted:
+                    raise self._stopped() from None
                 except TransferError as exc:
                     if strict:
                         raise TaskFailure(f"uploading outputs failed: {exc}") from exc
@@ -411,7 +450,7 @@ class TaskRunner:
         metadata: dict[str, str] | None = None,
     ) -> bool:
         now = datetime.now(UTC)
-        reported = self.events.report(
+        reported = self._tell(
             Update(
                 state=state,
                 start_time=now if start else None,
@@ -425,13 +464,26 @@ class TaskRunner:
         self._ended = self._ended or (reported and end)
         return reported
 
+    def _tell(self, update: Update) -> bool:
+        """Send ``update`` to the events, unless the run was handed over (``False``)."""
+        return not self.handed_over and self.events.report(update)
+
     def _advance(self, state: str, **details: Any) -> None:
         """Report ``state``; if it is refused, find out why and stop."""
+        self._check_handed_over()
         if self._report(state, **details):
             return
         if self.events.cancel_requested():
             raise Cancelled
         raise Abandoned
+
+    def _stopped(self) -> Exception:
+        """Why a transfer was interrupted: a hand-over, else a cancel or an abort."""
+        return HandedOver() if self.handed_over else Cancelled()
+
+    def _check_handed_over(self) -> None:
+        if self.handed_over:
+            raise HandedOver
 
     def _check_cancel_requested(self) -> None:
         """Stop if this run was asked to cancel or abort (without asking the events)."""

@@ -26,7 +26,7 @@ from tes_runner.runtimes import (
 from ...config import ConfigError
 from ...storage_policy import access_policy
 from ..base import Backend, BackendContext, Observation, TaskRecord, worker_lost
-from .runner import TaskRun, runtime_options
+from .runner import TaskRun, may_run_executor, runtime_options
 from .waiting import EXPLAIN_TICK, slot_reason
 
 log = logging.getLogger(__name__)
@@ -165,26 +165,39 @@ class LocalBackend(Backend):
                     log.warning("could not say why task %s waits", run.task.id, exc_info=True)
 
     def shutdown(self) -> None:
-        """Stop taking tasks and end the running ones.
+        """Hand the tasks over to the next worker (a restart is not a failure).
 
-        Running tasks end in SYSTEM_ERROR (their containers are stopped, so nothing
-        is left behind); tasks still waiting for a slot stay QUEUED and the next
-        worker runs them.
+        Tasks waiting for a slot stay QUEUED. Transfers stop at once and their tasks are
+        left as they are, to be staged or uploaded again by the next worker (from the
+        cache). Running Docker and podman containers go on and are re-attached by the
+        next worker, as after a crash. A running bubblewrap sandbox cannot outlive this
+        process: its task ends SYSTEM_ERROR saying so. Takes at most half of
+        ``TES_SHUTDOWN_GRACE``; the threads still waiting on a container are left.
         """
         self._stopping.set()
         if self._pool is None:
             return
+        deadline = time.monotonic() + self.settings.shutdown_grace / 2
         self._pool.shutdown(wait=False, cancel_futures=True)
         with self._runs_lock:
-            runs = list(self._runs.values())
+            runs = [run for run in self._runs.values() if run.started]
         for run in runs:
-            run.abort(
-                "the server stopped while this task was running; its containers were stopped. "
-                "Submit it again to retry."
+            run.hand_over(
+                f"the worker stopped while this task ran in a {run.runner.runtime.name} sandbox, "
+                "which cannot outlive its worker; submit it again to retry"
             )
-        self._pool.shutdown(wait=True)
-        if self._choice is not None and not self._choice.runtime.flush(timeout=30.0):
+        while time.monotonic() < deadline and any(
+            not run.left_running for run in self._busy(runs)
+        ):
+            time.sleep(0.05)
+        left = deadline - time.monotonic()
+        if self._choice is not None and not self._choice.runtime.flush(timeout=max(0.1, left)):
             log.warning("finished containers were still being removed when the worker stopped")
+
+    def _busy(self, runs: list[TaskRun]) -> list[TaskRun]:
+        """Which of ``runs`` have not ended yet."""
+        with self._runs_lock:
+            return [run for run in runs if self._runs.get(run.task.id) is run]
 
     def runtime(self, *, log_failure: bool = True) -> ContainerRuntime:
         """The container runtime, chosen once; raises with what to install if there is none.
@@ -279,11 +292,13 @@ class LocalBackend(Backend):
 
         With Docker or podman the task goes on: an executor container that had
         started is waited for (never started twice), the executors after it run,
-        and the outputs are uploaded. The bubblewrap sandbox dies with its worker,
-        so such a task is stopped and ends in SYSTEM_ERROR rather than run twice.
+        and the outputs are uploaded. The bubblewrap sandbox dies with its worker, so
+        a task whose executor may have been running is stopped and ends in SYSTEM_ERROR
+        rather than run twice; one that was staging inputs, or uploading outputs after
+        its last executor, goes on.
         """
         runtime = self.runtime()
-        if runtime.can_attach and self._pool is not None:
+        if self._pool is not None and (runtime.can_attach or not may_run_executor(task)):
             self._start(task, runtime, resume=True)
             log.info("task %s: resuming it in this worker after its worker died", task.id)
             return None

@@ -131,6 +131,17 @@ class TaskRun:
         """Stop the task now because this worker is going away; it ends in SYSTEM_ERROR."""
         self.runner.abort(reason)
 
+    def hand_over(self, reason: str) -> bool:
+        """Leave the task to the next worker (see :meth:`tes_runner.TaskRunner.hand_over`);
+        ``False`` when it was aborted with ``reason`` instead (a running bubblewrap sandbox)."""
+        return self.runner.hand_over(reason)
+
+    @property
+    def left_running(self) -> bool:
+        """Handed over while waiting on a container that goes on running: the run's thread
+        is left behind (the process exits without it)."""
+        return self.runner.handed_over and self.runner.current_container is not None
+
     def report_cancelled_before_start(self) -> None:
         """End a run that was cancelled while it waited for a slot: it never ran."""
         # A stopping worker leaves it QUEUED for the next one; a cancel already
@@ -139,6 +150,13 @@ class TaskRun:
             self.reporter.current_state(self.task.id) == State.CANCELING
         ):
             self.runner.end_unstarted()
+
+
+def may_run_executor(task: TaskRecord) -> bool:
+    """Whether an executor of ``task`` may have been running when its worker stopped: it
+    had started executors (RUNNING) and not every one has its log yet."""
+    point = _resume_point(task)
+    return point.running and len(point.executor_logs) < len(task.document.get("executors") or [])
 
 
 def _resume_point(task: TaskRecord) -> Resume:
