@@ -114,6 +114,23 @@ class Deployment:
         proc.wait(10)
         self.workers.remove(proc)
 
+    def restart_worker(self, proc: subprocess.Popen, grace: float) -> tuple[float, int | None]:
+        """A rolling restart's step: SIGTERM ``proc``, wait up to ``grace`` seconds for it
+        to exit, then start its successor. Returns the seconds it took to exit and its
+        exit status (``None``: still running after ``grace``, then killed)."""
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            status: int | None = proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            status = None
+            proc.kill()
+            proc.wait(10)
+        took = time.monotonic() - started
+        self.workers.remove(proc)
+        self.start_worker()
+        return took, status
+
     def logs(self) -> str:
         """Every process's log, for failure messages."""
         return "\n".join(

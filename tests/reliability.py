@@ -4,7 +4,8 @@ gunicorn (production configuration) + two ``tes-server worker`` processes + a
 private PostgreSQL + a private Redis. ``N`` tasks are submitted by concurrent
 clients; while they are submitted and run: ``kill -9`` of a worker (a replacement
 is started), a Redis restart (it keeps nothing: every queued message is lost), an
-API restart and a PostgreSQL restart. Then every task must end, none may be lost
+API restart and a PostgreSQL restart (:func:`crash_faults`; a test may inject others,
+e.g. a rolling restart of the workers). Then every task must end, none may be lost
 or duplicated, and none may have run twice.
 
 How "run twice" is seen: each task's one executor appends its own number to a file
@@ -97,10 +98,12 @@ class Outcome:
 class Client:
     """A TES client that retries through outages without ever creating a task twice."""
 
-    def __init__(self, url: str, run: str, deadline: float) -> None:
+    def __init__(self, url: str, run: str, deadline: float, work: float = 0.0) -> None:
         self.url = url
         self.run = run
         self.deadline = deadline
+        self.work = work
+        """Seconds each task's executor sleeps after writing its number."""
         self.session = requests.Session()
 
     def create(self, number: int) -> str:
@@ -110,7 +113,8 @@ class Client:
             "tags": {"reliability": self.run, "n": str(number)},
             "executors": [{
                 "image": "alpine",
-                "command": ["sh", "-c", f"echo {number} >> /tes-wd/shared-global/runs"],
+                "command": ["sh", "-c", f"echo {number} >> /tes-wd/shared-global/runs"
+                            + (f"; sleep {self.work:g}" if self.work else "")],
             }],
         }
         attempt = 0
@@ -175,21 +179,42 @@ class Client:
         raise TimeoutError(f"listing tasks failed: {last}")
 
 
+Fault = tuple[float, str, Callable[[], None]]
+"""When (the fraction of tasks created), what (a name) and how (an action)."""
+
+
+def crash_faults(deployment: Deployment, redis: PrivateRedis,
+                 postgres: PrivatePostgres) -> list[Fault]:
+    """The reliability scenario's faults: a worker killed, Redis, the API and PostgreSQL
+    restarted."""
+    return [
+        (0.2, "kill -9 a worker, start another",
+         lambda: (deployment.kill_worker(deployment.workers[0]), deployment.start_worker())),
+        (0.4, "restart Redis", redis.restart),
+        (0.6, "restart the API", lambda: (deployment.stop_api(), deployment.start_api())),
+        (0.8, "restart PostgreSQL", postgres.restart),
+    ]
+
+
 def run_scenario(
     folder: Path, tasks: int, *, clients: int = 16, rate: float | None = None,
     timeout: float = 600.0, say: Callable[[str], None] = lambda line: None,
+    faults: Callable[[Deployment, PrivateRedis, PrivatePostgres], list[Fault]] = crash_faults,
+    work: float = 0.0, settings: dict[str, str] | None = None,
 ) -> Outcome:
     """Run the whole scenario with ``tasks`` tasks created at ``rate`` per second
     (default: spread over ``max(15, tasks / 10)`` seconds, so that every fault lands
-    while tasks are being created and run); return what was seen."""
+    while tasks are being created and run); return what was seen. ``work``: seconds
+    each task's executor sleeps; ``settings``: more ``TES_*`` settings."""
     rate = rate or tasks / max(15.0, tasks / 10)
     started = time.monotonic()
     deadline = started + timeout
     postgres = PrivatePostgres().start()
     redis = PrivateRedis(folder / "redis").start()
-    deployment = Deployment(folder / "deploy", postgres.url, redis.url, **SETTINGS)
+    deployment = Deployment(folder / "deploy", postgres.url, redis.url,
+                            **{**SETTINGS, **(settings or {})})
     runs_file = folder / "deploy" / "data" / "shared-global" / "runs"
-    faults: list[str] = []
+    done_faults: list[str] = []
     try:
         deployment.migrate()
         deployment.start_api()
@@ -204,7 +229,7 @@ def run_scenario(
         def create(number: int) -> str:
             time.sleep(max(0.0, released + number / rate - time.monotonic()))
             if not hasattr(client_of, "client"):
-                client_of.client = Client(deployment.url, run, deadline)
+                client_of.client = Client(deployment.url, run, deadline, work)
             return client_of.client.create(number)
 
         with ThreadPoolExecutor(clients) as pool:
@@ -216,14 +241,10 @@ def run_scenario(
                     time.sleep(0.05)
                 say(f"{done()}/{tasks} created: {name}")
                 action()
-                faults.append(name)
+                done_faults.append(name)
 
-            at(0.2, "kill -9 a worker, start another",
-               lambda: (deployment.kill_worker(deployment.workers[0]),
-                        deployment.start_worker()))
-            at(0.4, "restart Redis", redis.restart)
-            at(0.6, "restart the API", lambda: (deployment.stop_api(), deployment.start_api()))
-            at(0.8, "restart PostgreSQL", postgres.restart)
+            for fraction, name, action in faults(deployment, redis, postgres):
+                at(fraction, name, action)
             ids = [f.result() for f in futures]
         say(f"all {tasks} created after {time.monotonic() - started:.0f} s; waiting for them")
         watcher = Client(deployment.url, run, deadline)
@@ -239,7 +260,7 @@ def run_scenario(
         ) if runs_file.exists() else collections.Counter()
         return Outcome(
             submitted=tasks, ids=ids, states={i: states.get(i, "MISSING") for i in ids},
-            listed=set(states), runs=runs, numbers=numbers, faults=faults,
+            listed=set(states), runs=runs, numbers=numbers, faults=done_faults,
             seconds=time.monotonic() - started, logs=deployment.logs(),
         )
     finally:
