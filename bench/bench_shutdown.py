@@ -100,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             took, status = _stop(ServerProcess(folder / "idle", env).start())
             idle.append(took)
+            if status != 0:
+                problems.append(f"round {round_}: the idle server exited with status {status}")
             with HangingStore() as store:
                 server = ServerProcess(folder / "data", env).start()
                 ids = _busy(server, store.url, lambda s=store: s.accepted)

@@ -171,12 +171,6 @@ def _serve(args: argparse.Namespace) -> int:
     serve_json_errors(server, settings.max_body_bytes)  # and those refusals are JSON too
     url = f"http://{settings.host}:{server.effective_port}/ga4gh/tes/v1"
     core = app.extensions["tes"]
-    print(f"TES server ready at {url}", flush=True)
-    print(f"  backend: {core.backend.name}; data: {settings.data_dir}; "
-          f"database: {core.db.url.render_as_string(hide_password=True)}", flush=True)
-    if core.worker.running and core.backend.describe():
-        print(f"  {core.backend.describe()}", flush=True)
-    print(f"  try: curl {url}/service-info", flush=True)
 
     def stop() -> None:
         # server.close() alone leaves waitress's loop polling its other channels
@@ -185,10 +179,16 @@ def _serve(args: argparse.Namespace) -> int:
         raise SystemExit(0)
 
     graceful.begin = stop
-    graceful.install()
+    graceful.install()  # before the ready line: a SIGTERM right after it hands over too
     try:
+        print(f"TES server ready at {url}", flush=True)
+        print(f"  backend: {core.backend.name}; data: {settings.data_dir}; "
+              f"database: {core.db.url.render_as_string(hide_password=True)}", flush=True)
+        if core.worker.running and core.backend.describe():
+            print(f"  {core.backend.describe()}", flush=True)
+        print(f"  try: curl {url}/service-info", flush=True)
         server.run()
-    except (OSError, ValueError):
+    except (OSError, ValueError, SystemExit):
         pass  # closed by a signal
     finally:
         server.close()
