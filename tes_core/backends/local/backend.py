@@ -181,11 +181,15 @@ class LocalBackend(Backend):
         self._pool.shutdown(wait=False, cancel_futures=True)
         with self._runs_lock:
             runs = [run for run in self._runs.values() if run.started]
-        for run in runs:
+        handed = sum(
             run.hand_over(
                 f"the worker stopped while this task ran in a {run.runner.runtime.name} sandbox, "
                 "which cannot outlive its worker; submit it again to retry"
             )
+            for run in runs
+        )
+        log.info("stopping: %d running tasks left to the next worker, %d ended", handed,
+                 len(runs) - handed)
         while time.monotonic() < deadline and any(
             not run.left_running for run in self._busy(runs)
         ):
