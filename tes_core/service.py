@@ -28,6 +28,7 @@ from .schemas import ListQuery, load_task
 from .schemas.limits import TaskLimits
 from .schemas.query import encode_page_token
 from .states import State, is_terminal
+from .storage_policy import check_storages_installed
 from .store import (
     NewTask,
     count_by_state,
@@ -102,6 +103,7 @@ class TaskService:
             task = load_task(document, self.limits)
         except ValidationError as exc:
             raise _bad_task(exc) from None
+        check_storages_installed(task)
         submitter = self._adapt(task) if self._adapts else None
         notes = self._check_backend_parameters(task)
         new = NewTask(

@@ -4,16 +4,21 @@ Every backend moves a task's files with ``tes-filetransfer`` under one
 :class:`~tes_filetransfer.policy.AccessPolicy`: the local backend in the worker, a
 remote backend on its nodes (send :meth:`AccessPolicy.portable` along with the job and
 rebuild it there with :meth:`AccessPolicy.from_portable`). ``docs/security.md`` explains
-the policy and its settings.
+the policy and its settings. :func:`check_storages_installed` refuses, at create, a URL
+whose storage is not installed on this server (a tes-filetransfer extra).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from tes_filetransfer.policy import AccessPolicy, default_local_dirs
+from tes_filetransfer.storage import unavailable_storages
 
 from .config import Settings
+from .errors import BadRequest
 
 
 def access_policy(settings: Settings) -> AccessPolicy:
@@ -36,3 +41,16 @@ def access_policy(settings: Settings) -> AccessPolicy:
         dirs, settings.allowed_hosts, denied=denied,
         dirs_setting="TES_ALLOWED_LOCAL_DIRS", hosts_setting="TES_ALLOWED_HOSTS",
     )
+
+
+def check_storages_installed(task: Mapping[str, Any]) -> None:
+    """Raise a 400 naming each input or output URL (``inputs.0.url``) whose storage needs
+    a tes-filetransfer extra that is not installed here, with the pip command that adds it,
+    instead of letting the task fail later while staging."""
+    missing = unavailable_storages(task)
+    if not missing:
+        return
+    field, first = next(iter(missing.items()))
+    more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+    raise BadRequest(f"invalid task: {field}: {first}{more}",
+                     errors={name: [str(exc)] for name, exc in missing.items()})

@@ -5,6 +5,8 @@ a live progress line is shown; otherwise one line per input goes to stdout and, 
 ``--verbose``, log lines per file to stderr. Settings come from ``TES_FT_*`` variables
 (:class:`tes_filetransfer.config.TransferConfig`), the access policy included
 (``TES_FT_ALLOWED_LOCAL_DIRS``, ``TES_FT_ALLOWED_HOSTS``); ``--root`` is always denied.
+A URL whose storage needs an extra that is not installed (``s3://`` without
+``tes-filetransfer[s3]``) stops the command before anything moves, naming the pip command.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from .config import TransferConfig
 from .errors import TransferError
 from .outputs import upload_outputs
 from .staging import stage_inputs
+from .storage import unavailable_storages
 from .tty import LiveProgress
 
 PROG = "tes-filetransfer"
+INPUT_COMMANDS = ("download", "stage-inputs")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,6 +90,14 @@ def _write_log(path: Path, text: str) -> None:
         ) from None
 
 
+def _check_installed(task: dict[str, Any], key: str) -> None:
+    """Refuse the task before anything moves if one of its URLs needs a storage extra that
+    is not installed, naming the field and the pip command."""
+    missing = unavailable_storages(task, (key,))
+    if missing:
+        raise TransferError("; ".join(f"{field}: {exc}" for field, exc in missing.items()))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 1 transfer failed, 2 bad usage)."""
     args = _parser().parse_args(argv)
@@ -104,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = TransferConfig.from_env()
         task = _load_task(args.task)
-        if args.command in ("download", "stage-inputs"):
+        _check_installed(task, "inputs" if args.command in INPUT_COMMANDS else "outputs")
+        if args.command in INPUT_COMMANDS:
             with live:
                 lines = stage_inputs(_items(task, "inputs"), args.root, config=config)
             for line in lines:

@@ -3,8 +3,12 @@
 Built in: plain absolute paths and ``file://`` (local); ``http://`` and ``https://``
 (plain HTTP, except Azure Blob URLs, which go to Azure: see :func:`azure.is_blob_url`);
 ``az://``, ``abfs://``, ``abfss://`` (Azure Blob); ``s3://``; ``gs://``, ``gcs://``;
-``ftp://``. More schemes come from :func:`register_storage` or from installed packages that
-declare an entry point in the group ``tes_filetransfer.storage`` named after the scheme (the entry
+``ftp://``. The cloud storages need their SDKs, which come with extras of
+tes-filetransfer (``[azure]``, ``[s3]``, ``[gcs]``, ``[all]``): a URL whose extra is not
+installed raises :class:`~.extras.StorageNotInstalled` naming the pip command.
+
+More schemes come from :func:`register_storage` or from installed packages that declare
+an entry point in the group ``tes_filetransfer.storage`` named after the scheme (the entry
 point is a Storage class or factory, called with no arguments).
 """
 
@@ -18,6 +22,7 @@ from ..errors import TransferError
 from ..urls import redact_url, url_scheme
 from .azure import AzureBlobStorage, is_blob_url
 from .base import RemoteFile, Storage
+from .extras import Extra, StorageNotInstalled, unavailable_storages
 from .ftp import FtpStorage
 from .gcs import GcsStorage
 from .http import HttpStorage
@@ -58,7 +63,8 @@ def _from_entry_point(scheme: str) -> Storage | None:
 
 
 def storage_for(url: str) -> Storage:
-    """Return the storage that handles ``url``; raise TransferError if none does."""
+    """Return the storage that handles ``url``; raise TransferError if none does, and
+    :class:`StorageNotInstalled` if the one that does needs an extra that is not installed."""
     scheme = url_scheme(url)
     if scheme in ("http", "https") and is_blob_url(url):
         scheme = "az"
@@ -77,6 +83,9 @@ def storage_for(url: str) -> Storage:
             f"no storage handles scheme {scheme!r} for {redact_url(url)} "
             "(install the plugin that provides it)"
         )
+    extra: Extra | None = getattr(storage, "needs", None)
+    if extra is not None and not extra.installed():
+        raise StorageNotInstalled(extra, url)
     return storage
 
 
@@ -111,7 +120,9 @@ __all__ = [
     "RemoteFile",
     "S3Storage",
     "Storage",
+    "StorageNotInstalled",
     "register_storage",
     "storage_for",
+    "unavailable_storages",
     "unregister_storage",
 ]

@@ -41,6 +41,7 @@ from ..urls import redact_url, url_scheme
 from .base import RemoteFile
 from .deadlines import CONNECT_TIMEOUT, READ_TIMEOUT
 from .errors import translate
+from .extras import AZURE
 from .fsspec_store import FileSystems, FsspecStorage, text_or_none
 from .netguard import guarded_session
 
@@ -210,6 +211,7 @@ class AzureBlobStorage(FsspecStorage):
     """
 
     label = "Azure Blob"
+    needs = AZURE
 
     def __init__(
         self, chunk_concurrency: int = 8, *, attempts: int = 4, backoff: float = 0.5

@@ -21,6 +21,7 @@ from ..progress import Progress
 from ..urls import join_url, redact_url
 from .base import RemoteFile
 from .errors import translate
+from .extras import Extra
 
 _MODIFIED_KEYS = ("last_modified", "LastModified", "updated", "mtime", "modify", "modified")
 
@@ -84,6 +85,8 @@ class FsspecStorage:
 
     #: Name used in messages, e.g. "S3".
     label = "object store"
+    #: The extra of tes-filetransfer whose SDK this store needs; ``None``: the plain install.
+    needs: Extra | None = None
 
     def __init__(self, chunk_concurrency: int = 8) -> None:
         self.chunk_concurrency = chunk_concurrency

@@ -14,6 +14,7 @@ from fsspec import AbstractFileSystem
 
 from ..errors import TransferError
 from ..urls import redact_url
+from .extras import GCS
 from .fsspec_store import FsspecStorage
 
 
@@ -21,6 +22,7 @@ class GcsStorage(FsspecStorage):
     """Google Cloud Storage on gcsfs."""
 
     label = "GCS"
+    needs = GCS
 
     def locate(self, url: str) -> tuple[AbstractFileSystem, str]:
         """The gcsfs file system and ``bucket/object``."""

@@ -17,6 +17,7 @@ from ..errors import TransferError
 from ..policy import NetworkPolicy, current_policy
 from ..urls import redact_url
 from .deadlines import CONNECT_TIMEOUT, LIBRARY_ATTEMPTS, READ_TIMEOUT
+from .extras import S3
 from .fsspec_store import FsspecStorage
 from .netguard import guarded_resolver
 
@@ -34,6 +35,7 @@ class S3Storage(FsspecStorage):
     """Amazon S3 and S3-compatible stores on s3fs."""
 
     label = "S3"
+    needs = S3
 
     def locate(self, url: str) -> tuple[AbstractFileSystem, str]:
         """The s3fs file system (per endpoint) and ``bucket/key``."""
