@@ -26,25 +26,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+import requests
+
+from tests.servers import TERMINAL, ChildServer, wait_for_state
 
 from ._common import REPO, Outcome, at_most, interleave, measured, median, report
 
 BEFORE_ISSUE_18 = "2a54498caecf13e1f9909f81784c01ec8d0dca0c"
 """The last revision of main before the storage SDKs became extras of tes-filetransfer."""
 
-READY = re.compile(r"TES server ready at (\S+)")
 TASK = {"name": "bench-install", "executors": [{"image": "busybox", "command": ["echo", "hi"]}]}
 MB = 1_000_000
 
@@ -118,64 +116,25 @@ def measure_install(checkout: Path, scratch: Path) -> Install:
     return result
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def call(method: str, url: str, body: dict | None = None) -> dict:
-    """One JSON request with the standard library (the bench needs no client package)."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
 def measure_serve(checkout: Path, scratch: Path, timeout: float) -> Serve:
     """``scripts/serve`` with a venv that does not exist yet, until one task is COMPLETE."""
     run_dir = Path(tempfile.mkdtemp(prefix="serve-", dir=scratch))
     env = fresh_caches(scratch)
     env["TES_VENV"] = str(run_dir / "venv")
-    argv = ["bash", str(checkout / "scripts" / "serve"), "--port", str(free_port()),
-            "--data-dir", str(run_dir / "data")]
+    server = ChildServer("scripts/serve", ["bash", str(checkout / "scripts" / "serve"),
+                         "--port", "0", "--data-dir", str(run_dir / "data")], env, cwd=run_dir)
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=run_dir, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    ready: dict[str, float | str] = {}
-    found = threading.Event()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            print(f"    | {line.rstrip()}", flush=True)
-            match = READY.search(line)
-            if match and not found.is_set():
-                ready.update(url=match.group(1), at=time.perf_counter() - started)
-                found.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
     try:
-        if not found.wait(timeout):
-            raise RuntimeError(f"scripts/serve not ready after {timeout:.0f} s")
-        base = str(ready["url"]).rstrip("/")  # the API root, e.g. http://h:p/ga4gh/tes/v1
-        task_id = call("POST", f"{base}/tasks", TASK)["id"]
-        state = "QUEUED"
-        while time.perf_counter() - started < timeout:
-            state = call("GET", f"{base}/tasks/{task_id}?view=MINIMAL")["state"]
-            if state in ("COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"):
-                break
-            time.sleep(0.1)
-        return Serve(float(ready["at"]), time.perf_counter() - started, state)
+        server.start(timeout)
+        ready = time.perf_counter() - started
+        task_id = requests.post(f"{server.url}/tasks", json=TASK, timeout=30).json()["id"]
+        state = wait_for_state(server.url, task_id, TERMINAL, timeout)["state"]
+        return Serve(ready, time.perf_counter() - started, state)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        server.stop()
+        for line in server.output:
+            if line.startswith("[serve]"):
+                print(f"    | {line}", flush=True)
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
