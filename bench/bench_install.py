@@ -3,7 +3,8 @@
 Two revisions of this repository are each cloned afresh into a scratch folder and
 measured in the same run, interleaved (ABBA when ``--rounds`` > 1):
 
-* **install**: ``pip install ./filetransfer .`` into a new virtualenv with an empty pip
+* **install**: ``pip install ./filetransfer .`` (``./filetransfer ./runner .`` where tes-core
+  needs tes-runner) into a new virtualenv with an empty pip
   cache: how many distributions it adds to a bare venv, how many MB the venv grows by, and
   how long pip took.
 * **serve**: ``scripts/serve`` in the fresh clone with ``TES_VENV`` pointing at a folder
@@ -107,8 +108,10 @@ def measure_install(checkout: Path, scratch: Path) -> Install:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     bare_names, bare_bytes = distributions(venv), folder_bytes(venv)
     started = time.perf_counter()
-    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
-                    "./filetransfer", "."], cwd=checkout, env=fresh_caches(scratch), check=True)
+    local = ["./filetransfer", "./runner", "."] if (checkout / "runner").is_dir() else [
+        "./filetransfer", "."]  # tes-core needs tes-runner since it has one
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *local],
+                   cwd=checkout, env=fresh_caches(scratch), check=True)
     seconds = time.perf_counter() - started
     result = Install(len(distributions(venv) - bare_names),
                      (folder_bytes(venv) - bare_bytes) / MB, seconds)

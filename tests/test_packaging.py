@@ -1,5 +1,5 @@
 """Every distribution builds as a wheel and an sdist with complete metadata, and the
-wheels of tes-filetransfer and tes-core alone make a working server in a clean venv.
+wheels of tes-filetransfer, tes-runner and tes-core alone make a working server in a clean venv.
 
 The clean venv is the plain install a user gets (issue 18): no cloud SDK importable, the
 server starts and runs a task with a local input, an ``s3://`` input is refused naming
@@ -95,7 +95,7 @@ def test_clean_venv_with_only_the_core_wheels(dist: Path, tmp_path: Path) -> Non
     python, pip = venv / "bin" / "python", [venv / "bin" / "python", "-m", "pip", "install",
                                             "-q", "--find-links", dist]
     ft_wheel = next(dist.glob("tes_filetransfer-*.whl"))
-    _run(*pip, ft_wheel, next(dist.glob("tes_core-*.whl")))
+    _run(*pip, ft_wheel, next(dist.glob("tes_runner-*.whl")), next(dist.glob("tes_core-*.whl")))
     probe = ("import importlib.util as u, sys\n"
              "def found(m):\n"
              "    try: return u.find_spec(m) is not None\n"
