@@ -115,3 +115,15 @@ def test_cli_upload_checks_outputs_only(
     code = cli.main(["upload", "--task", str(task), "--root", str(root)])
     err = capsys.readouterr().err
     assert code == 1 and "outputs.0.url" in err and "inputs.0.url" not in err
+
+
+def test_azure_blob_https_urls_need_the_azure_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(AzureBlobStorage, "needs", Extra("azure", "Azure Blob Storage",
+                                                          (ABSENT,)))
+    task = {"inputs": [{"url": "https://acct.blob.core.windows.net/c/b?sv=1&sig=x", "path": "/a"},
+                       {"url": "https://example.org/plain.txt", "path": "/b"},
+                       {"url": "az://container/blob", "path": "/c"}]}
+    missing = unavailable_storages(task)
+    assert sorted(missing) == ["inputs.0.url", "inputs.2.url"]
+    assert "tes-filetransfer[azure]" in str(missing["inputs.0.url"])
+    assert "sig=" not in str(missing["inputs.0.url"])

@@ -89,6 +89,17 @@ def storage_for(url: str) -> Storage:
     return storage
 
 
+def usable_schemes() -> frozenset[str]:
+    """The registered schemes whose storage needs no extra that is missing here (a cheap
+    first pass for :func:`~.extras.unavailable_storages`)."""
+    with _lock:
+        registered = list(_registry.items())
+    return frozenset(
+        scheme for scheme, storage in registered
+        if (extra := getattr(storage, "needs", None)) is None or extra.installed()
+    )
+
+
 def _register_builtins() -> None:
     local = LocalStorage()
     register_storage("", local)
@@ -125,4 +136,5 @@ __all__ = [
     "storage_for",
     "unavailable_storages",
     "unregister_storage",
+    "usable_schemes",
 ]

@@ -16,7 +16,7 @@ from importlib.util import find_spec
 from typing import Any
 
 from ..errors import TransferError
-from ..urls import redact_url
+from ..urls import redact_url, url_scheme
 
 DISTRIBUTION = "tes-filetransfer"
 
@@ -82,14 +82,19 @@ def unavailable_storages(
 ) -> dict[str, StorageNotInstalled]:
     """Each ``url`` of a TES task whose storage is not installed, by field
     (``inputs.0.url``); URLs no storage handles at all are left to the transfer itself."""
-    from . import storage_for  # the router imports this module
+    from . import storage_for, usable_schemes  # the router imports this module
 
+    usable = usable_schemes()
+    if "az" not in usable:  # http(s) URLs of Azure Blob go to the Azure storage
+        usable -= {"http", "https"}
     missing: dict[str, StorageNotInstalled] = {}
     for key in keys:
         items = task.get(key) or ()
         for index, item in enumerate(items if isinstance(items, list) else ()):
             url = item.get("url") if isinstance(item, Mapping) else None
             if not isinstance(url, str) or not url or item.get("content") is not None:
+                continue
+            if url_scheme(url) in usable:
                 continue
             try:
                 storage_for(url)
