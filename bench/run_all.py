@@ -2,7 +2,7 @@
 
     python -m bench.run_all
         [--only create,get,list,run,burst,submitters,reconcile,poll,transfer,auth,dashboard,slurm,
-               runner]
+               runner,events]
         [--database URL] [--json FILE] [--skip-large-transfer]
 
 Exit status: 0 when every judged figure meets its target, 1 when one misses,
@@ -21,6 +21,7 @@ from bench import (
     bench_burst,
     bench_create,
     bench_dashboard,
+    bench_events,
     bench_get,
     bench_list,
     bench_poll,
@@ -47,6 +48,7 @@ BENCHES = {
     "dashboard": bench_dashboard,
     "slurm": bench_slurm,
     "runner": bench_runner,
+    "events": bench_events,
 }
 
 

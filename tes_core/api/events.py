@@ -9,9 +9,11 @@ proxies from closing an idle stream and tells a server when its client is gone.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 from flask.views import MethodView
@@ -26,8 +28,7 @@ blueprint = Blueprint("events", __name__)
 KEEPALIVE = 15.0
 """Seconds between two keepalive comments on an idle stream."""
 LOOK_EVERY = 1.0
-"""Seconds between two checks that the client is still there (where the server can tell
-without writing: waitress's ``waitress.client_disconnected``)."""
+"""Seconds between two checks that the client is still there (:func:`departure_check`)."""
 RETRY_MS = 2000
 """The reconnection delay a stream asks of its client (the SSE ``retry:`` field)."""
 
@@ -67,7 +68,7 @@ class EventStream(MethodView):
             limits.release()
             raise
         body = _stream(core.events, subscription, limits, core.settings.events_max_seconds,
-                       request.environ.get("waitress.client_disconnected"))
+                       departure_check(request.environ))
         return Response(body, mimetype="text/event-stream", headers={
             "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
         })
@@ -98,6 +99,29 @@ class StreamLimits:
 def stream_limit(max_clients: int, http_threads: int) -> int:
     """``TES_EVENTS_MAX_CLIENTS``, or half the HTTP threads when it is 0."""
     return max_clients if max_clients > 0 else max(1, http_threads // 2)
+
+
+def departure_check(environ: dict[str, Any]) -> Callable[[], bool] | None:
+    """How to tell, without writing, that the client hung up: waitress's
+    ``waitress.client_disconnected`` (``tes-server serve`` turns it on), or a peek at
+    gunicorn's socket (end of file: gone). ``None`` elsewhere: a write (the keepalive)
+    tells."""
+    waitress_check = environ.get("waitress.client_disconnected")
+    if waitress_check is not None:
+        return waitress_check
+    sock = environ.get("gunicorn.socket")
+    if sock is None:
+        return None
+
+    def gone() -> bool:
+        try:
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError, ValueError):
+            return False  # nothing to read (still there), or TLS: a write will tell
+        except OSError:
+            return True
+
+    return gone
 
 
 def _last_event_id() -> int | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -122,3 +124,15 @@ def _reason(exc: urllib.error.HTTPError) -> str:
     except (ValueError, OSError):
         message = None
     return f"HTTP {exc.code}: {message}" if message else f"HTTP {exc.code} {exc.reason}"
+
+
+def hang_up(response: Any) -> None:
+    """Close a streamed response at once, even while another thread reads it (``close()``
+    alone waits for that read to return, up to a keepalive later)."""
+    raw = getattr(getattr(response, "fp", None), "raw", None)
+    sock = getattr(raw, "_sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        response.close()

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tes_core.client.http import TesClient
+from tes_core.client.http import TesClient, hang_up
 from tes_core.client.sse import ServerEvent, read_events
 
 TIMEOUT = 60.0
@@ -70,7 +70,7 @@ class Listener:
 
     def close(self) -> None:
         """Hang up."""
-        self.response.close()
+        hang_up(self.response)
 
 
 def finished(task_id: str) -> Callable[[str, dict[str, Any]], bool]:

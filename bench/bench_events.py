@@ -1,0 +1,288 @@
+"""Following N active tasks: polling clients against one events client (``GET /events``).
+
+The production shape of bench_poll: tes-core under gunicorn with
+``tes_core.gunicorn_conf``, a private Redis as the broker and no worker, so the
+``--tasks`` tasks stay active (QUEUED) and each poll reads the database. While
+tasks change state at ``--change-rate`` per second (cancel requests: QUEUED ->
+CANCELING, each one event), three windows of ``--seconds`` each are measured:
+
+* **idle**: nobody follows the tasks (what the changes cost by themselves);
+* **polling**: what workflow engines do today: every task polled with
+  ``GET /tasks/{id}`` every ``--poll-every`` seconds (open loop, bench/loadgen.py);
+* **events**: one client holds ``GET /events`` open and counts the events it gets.
+
+Printed: requests per second the server answered and server CPU per second in each
+window, and the ratios polling / events. Judged: the server CPU that following costs
+(the window's minus the idle window's) with events is at most 0.2x that of polling,
+and the events client got every change.
+
+Then **listeners**: ``--listeners`` (100) clients hold streams open on one gunicorn
+process with enough threads (``--threads 128``, ``TES_EVENTS_MAX_CLIENTS``) while
+tasks are created as fast as 8 connections can (bench/loadgen.py) and
+``--change-rate`` tasks change state each second. Rounds with and without the
+listeners alternate. Judged: the create rate with them is at least 0.8x the rate
+without, and every listener got every change; printed: p50/p99 delivery latency
+(from the event's ``time`` to its arrival at a listener).
+
+    python -m bench.bench_events [--tasks 1000] [--poll-every 5] [--seconds 15]
+        [--change-rate 5] [--listeners 100] [--rounds 1] [--database URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+from bench._common import (
+    API,
+    Client,
+    Outcome,
+    Scratch,
+    at_least,
+    at_most,
+    common_arguments,
+    measured,
+    median,
+    process_cpu,
+    report,
+    run_load,
+    running,
+    tes_gunicorn,
+)
+from tes_core.client.http import TesClient, hang_up
+from tes_core.client.sse import read_events
+
+TARGET = 0.2
+CREATE_TARGET = 0.8
+BODY = json.dumps({"executors": [{"image": "alpine", "command": ["true"]}]}).encode()
+
+
+def arguments() -> argparse.ArgumentParser:
+    parser = common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser.add_argument("--tasks", type=int, default=1000, help="active tasks followed")
+    parser.add_argument("--poll-every", type=float, default=5.0,
+                        help="seconds between two polls of one task")
+    parser.add_argument("--seconds", type=float, default=15.0, help="seconds per window")
+    parser.add_argument("--change-rate", type=float, default=5.0,
+                        help="state changes per second during every window")
+    parser.add_argument("--listeners", type=int, default=100, help="streams held open")
+    parser.add_argument("--rounds", type=int, default=1, help="create-rate rounds of each")
+    return parser
+
+
+class Changes:
+    """Cancels tasks at a steady rate (one state change, one event each)."""
+
+    def __init__(self, base: str, ids: list[str], rate: float) -> None:
+        self.client = Client(base)
+        self.ids = ids
+        self.rate = rate
+
+    def window(self, seconds: float) -> int:
+        """Make changes for ``seconds``; return how many."""
+        made = 0
+        start = time.monotonic()
+        while (elapsed := time.monotonic() - start) < seconds:
+            while made < int(elapsed * self.rate) and self.ids:
+                status, data, _ = self.client.request(
+                    "POST", f"{API}/tasks/{self.ids.pop()}:cancel")
+                if status != 200:
+                    raise SystemExit(f"bench_events: cancel failed: {status} {data[:200]!r}")
+                made += 1
+            time.sleep(0.01)
+        return made
+
+
+class Follower(threading.Thread):
+    """One events client counting the state events it receives, and how late each was."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.response = TesClient(url).open_events()
+        self.events = 0
+        self.delays: list[float] = []
+
+    def run(self) -> None:
+        try:
+            for event in read_events(self.response):
+                if event.event == "state":
+                    arrived = time.time()
+                    self.events += 1
+                    sent = json.loads(event.data)["time"]
+                    self.delays.append(arrived - datetime.fromisoformat(sent).timestamp())
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
+def run(args: argparse.Namespace) -> list[Outcome]:
+    """Both parts: polling against events, then the create rate with listeners."""
+    return run_polling(args) + run_listeners(args)
+
+
+def run_polling(args: argparse.Namespace) -> list[Outcome]:
+    """Polling clients against one events client (see the module doc)."""
+    from tests.private_services import PrivateRedis
+
+    scratch = Scratch(args.database, keep=args.keep)
+    redis = PrivateRedis(scratch.dir / "redis").start()
+    try:
+        tes = tes_gunicorn(scratch.dir / "tes", scratch.database("events"), redis.url)
+        with running(tes):
+            ids = _create(tes.base, args.tasks)
+            to_change = list(ids)
+            changes = Changes(tes.base, to_change, args.change_rate)
+            rate = args.tasks / args.poll_every
+            print(f"bench_events: {args.tasks} active tasks, {args.change_rate:g} state changes/s;"
+                  f" polling = every task every {args.poll_every:g} s ({rate:g} GET/s); "
+                  f"{args.seconds:g} s per window; gunicorn + Redis")
+            changes.window(2.0)  # warm-up
+            idle = _window(tes.pid, changes, args.seconds)
+            result: dict[str, object] = {}
+
+            def polls() -> None:
+                result["load"] = run_load(
+                    tes.base, [f"{API}/tasks/{task_id}" for task_id in ids], connections=16,
+                    duration=args.seconds, warmup=0.0, rate=rate, max_requests=10**7)
+
+            poller = threading.Thread(target=polls)
+            poller.start()
+            polling = _window(tes.pid, changes, args.seconds)
+            poller.join()
+            follower = Follower(tes.url)
+            follower.start()
+            time.sleep(0.5)
+            events = _window(tes.pid, changes, args.seconds)
+            time.sleep(2.0)  # the last changes' events
+            received = follower.events
+            hang_up(follower.response)
+    finally:
+        redis.stop()
+        scratch.close()
+    load = result["load"]
+    poll_rps = load.all_requests / args.seconds  # type: ignore[attr-defined]
+    events_rps = 1 / args.seconds
+    rows = (("idle", idle, 0.0), ("polling", polling, poll_rps), ("events", events, events_rps))
+    for name, (cpu, made), rps in rows:
+        print(f"  {name:<8} {rps:8.2f} req/s  server CPU {cpu / args.seconds:6.3f} s/s  "
+              f"{made} changes")
+    print(f"  events client: {received} state events for {events[1]} changes")
+    follow_poll = max(polling[0] - idle[0], 1e-3)
+    follow_events = max(events[0] - idle[0], 0.0)
+    cpu_ratio = follow_events / follow_poll
+    req_ratio = poll_rps / events_rps
+    print(f"  requests/s polling / events: {req_ratio:.0f}x; server CPU of following, "
+          f"events / polling: {cpu_ratio:.3f} ({follow_events:.2f} s vs {follow_poll:.2f} s)")
+    label, passed = at_most(cpu_ratio, TARGET)
+    complete = received >= events[1]
+    note = (f"{req_ratio:.0f}x fewer requests/s ({poll_rps:.1f} vs {events_rps:.2f}); "
+            f"events client got {received} of {events[1]} changes; "
+            f"poll p99 {load.p99_ms:.1f} ms, errors {load.errors}")  # type: ignore[attr-defined]
+    return [Outcome("events", "server CPU following N tasks: events vs polling",
+                    follow_poll, follow_events, "cpu s", cpu_ratio, label,
+                    passed and complete, note)]
+
+
+def run_listeners(args: argparse.Namespace) -> list[Outcome]:
+    """The create rate with ``--listeners`` streams open against none (see the module doc)."""
+    from bench._common import GunicornServer
+    from tests.private_services import PrivateRedis
+
+    scratch = Scratch(args.database, keep=args.keep)
+    redis = PrivateRedis(scratch.dir / "redis").start()
+    body = scratch.dir / "task.json"
+    body.write_bytes(BODY)
+    try:
+        tes = tes_gunicorn(scratch.dir / "tes", scratch.database("listeners"), redis.url,
+                           TES_EVENTS_MAX_CLIENTS=str(args.listeners))
+        tes = GunicornServer(tes.name, "tes_core.app:create_app()", tes.env, workers="1",
+                             threads=str(args.listeners + 28))
+        with running(tes):
+            ids = _create(tes.base, max(200, int(args.change_rate * args.seconds * 3
+                                                   * args.rounds)))
+            changes = Changes(tes.base, ids, args.change_rate)
+            print(f"bench_events: create rate with {args.listeners} listeners vs none, "
+                  f"{args.change_rate:g} changes/s; one gunicorn process, "
+                  f"{args.listeners + 28} threads")
+            alone: list[float] = []
+            crowded: list[float] = []
+            groups: list[tuple[list[Follower], int]] = []
+            for _ in range(args.rounds):
+                alone.append(_creates(tes.base, body, changes, args.seconds)[0])
+                group = [Follower(tes.url) for _ in range(args.listeners)]
+                for follower in group:
+                    follower.start()
+                time.sleep(1.0)
+                rate, changed = _creates(tes.base, body, changes, args.seconds)
+                crowded.append(rate)
+                time.sleep(2.0)  # the last changes' events
+                for follower in group:
+                    hang_up(follower.response)
+                groups.append((group, changed))
+    finally:
+        redis.stop()
+        scratch.close()
+    base, ours = median(alone), median(crowded)
+    ratio = ours / base if base else 0.0
+    delays = sorted(d for group, _ in groups for f in group for d in f.delays)
+    got_all = all(f.events == changed for group, changed in groups for f in group)
+    p50 = delays[len(delays) // 2] * 1000 if delays else float("nan")
+    p99 = delays[int(len(delays) * 0.99)] * 1000 if delays else float("nan")
+    print(f"  creates/s without listeners {[round(r, 1) for r in alone]}, with "
+          f"{[round(r, 1) for r in crowded]}; ratio {ratio:.2f}")
+    print(f"  delivery latency p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(delays)} "
+          f"deliveries; every listener got every change: {got_all}")
+    label, passed = at_least(ratio, CREATE_TARGET)
+    return [Outcome("events", f"create rate with {args.listeners} listeners vs none",
+                    base, ours, "req/s", ratio, label, passed and got_all,
+                    f"delivery p50 {p50:.1f} ms, p99 {p99:.1f} ms; every listener got every "
+                    f"change: {got_all}")]
+
+
+def _creates(base: str, body: Path, changes: Changes, seconds: float) -> tuple[float, int]:
+    """Creates per second for ``seconds`` (8 connections) while changes go on."""
+    result: dict[str, float] = {}
+
+    def load() -> None:
+        result["rps"] = run_load(base, [f"{API}/tasks"], method="POST", body_file=body,
+                                 connections=8, duration=seconds, warmup=1.0).rps
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    made = changes.window(seconds + 1.0)
+    thread.join()
+    return result["rps"], made
+
+
+def _window(pid: int, changes: Changes, seconds: float) -> tuple[float, int]:
+    """Server CPU seconds used and changes made during one window."""
+    before = process_cpu(pid)
+    made = changes.window(seconds)
+    return process_cpu(pid) - before, made
+
+
+def _create(base: str, count: int) -> list[str]:
+    client = Client(base)
+    ids = []
+    try:
+        for _ in range(count):
+            status, data, _seconds = client.request("POST", f"{API}/tasks", BODY)
+            if status != 200:
+                raise SystemExit(f"bench_events: create failed: {status} {data[:300]!r}")
+            ids.append(json.loads(data)["id"])
+    finally:
+        client.close()
+    return ids
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments().parse_args(argv)
+    return report(measured(run, args), args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
