@@ -144,7 +144,7 @@ def _take_every_stream(url: str) -> list[Listener]:
     holders: list[Listener] = []
     while True:
         try:
-            holders.append(Listener(url))
+            holders.append(Listener(url, patience=2.0))
         except ClientError as exc:
             assert exc.status == 503, exc
             return holders

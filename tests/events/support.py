@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tes_core.client.http import TesClient, hang_up
+from tes_core.client.http import ClientError, TesClient, hang_up
 from tes_core.client.sse import ServerEvent, read_events
 
 TIMEOUT = 60.0
@@ -20,9 +20,19 @@ class Listener:
 
     def __init__(
         self, url: str, params: list[tuple[str, str]] | None = None,
-        last_event_id: str | None = None, token: str = "",
+        last_event_id: str | None = None, token: str = "", patience: float = 5.0,
     ) -> None:
-        self.response = TesClient(url, token).open_events(params, last_event_id)
+        # A place freed by a client that just left is seen free within about a second:
+        # wait ``patience`` seconds for one, as a client honouring Retry-After would.
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                self.response = TesClient(url, token).open_events(params, last_event_id)
+                break
+            except ClientError as exc:
+                if exc.status != 503 or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         self.events: queue.Queue[ServerEvent | None] = queue.Queue()
         self.ended = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()

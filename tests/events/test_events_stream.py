@@ -88,7 +88,7 @@ def test_filters_by_state_and_tag_value(server):
 
 
 def test_streams_are_bounded_and_the_api_keeps_answering(server):
-    streams = [Listener(server.url), Listener(server.url)]
+    streams = [Listener(server.url), Listener(server.url)]  # (earlier tests' places free)
     try:
         refused = requests.get(f"{server.url}/events", timeout=10)
         assert refused.status_code == 503, refused.text
