@@ -151,7 +151,9 @@ class Backend(abc.ABC):
         return None
 
     def shutdown(self) -> None:
-        """Called when the worker stops; stop threads, release connections."""
+        """Called when the worker stops (SIGTERM): hand the work over, never fail it or
+        touch what runs on the platform, then stop threads and release connections, within
+        half of ``settings.shutdown_grace`` (see docs/plugin_hooks.md)."""
         return None
 
     @abc.abstractmethod

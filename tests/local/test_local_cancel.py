@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from tes_filetransfer.testing import HangingStore
 
 from tests.local.support import (
     ENGINES,
@@ -73,6 +74,23 @@ def test_cancel_running_task(tes1: Tes) -> None:
     # Cancelling a finished task is a no-op that keeps its state.
     tes1.cancel(task_id)
     assert tes1.get(task_id, "MINIMAL")["state"] == "CANCELED"
+
+
+def test_cancel_while_staging_from_a_store_that_never_answers(tes1: Tes) -> None:
+    """The cancel interrupts the transfer: it does not wait for the store's read deadline
+    (60 s per try)."""
+    if tes1.runtime != "docker":
+        pytest.skip("staging is the same on every runtime")
+    with HangingStore() as store:
+        task_id = tes1.submit({
+            "inputs": [{"url": f"{store.url}/in.txt", "path": "/data/in.txt"}],
+            "executors": [sh("true")],
+        })
+        wait_until(lambda: store.accepted, 30, "the staging to reach the store")
+        tes1.cancel(task_id)
+        tes1.wait(task_id, {"CANCELED"}, timeout=CANCEL_WITHIN)
+    wait_until(lambda: not (tes1.data_dir / "tasks" / task_id).exists(), 10,
+               "the task folder to be removed")
 
 
 def test_cancel_queued_task(tes1: Tes) -> None:
