@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stop what scripts/test-services.sh started (dockerd, Azurite, moto_server),
+# Stop what scripts/test-services.sh started (dockerd, Azurite, moto_server, and the
+# single-node Slurm with its login sshd),
 # each found by its pidfile and checked by its process name (pids get reused).
 # Containers dockerd ran are stopped with it; images and state stay in the folder.
 set -euo pipefail
@@ -39,3 +40,9 @@ stop() {
 stop azurite "$D/azurite.pid" node
 stop moto_server "$D/moto.pid" moto_server
 stop dockerd "$D/dockerd.pid" dockerd
+S="$D/slurm"
+stop slurmd "$S/run/slurmd.pid" slurmd
+stop slurmctld "$S/run/slurmctld.pid" slurmctld
+stop slurmdbd "$S/run/slurmdbd.pid" slurmdbd
+stop munged "$S/munge/munged.pid" munged
+stop sshd "$S/ssh/sshd.pid" sshd
