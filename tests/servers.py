@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,6 +80,19 @@ class ChildServer:
     def log(self) -> str:
         """The last lines the server printed."""
         return "\n".join(self.output)
+
+    def wait_for_output(self, found: Callable[[list[str]], bool], timeout: float = 15.0) -> bool:
+        """Wait until ``found(lines printed so far)`` holds; False if it still fails at the end.
+
+        ``start`` returns at the ready line; what the process prints after it (the
+        backend's description, the README's ready lines) may still be on its way.
+        """
+        deadline = time.monotonic() + timeout
+        while not found(list(self.output)):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def stop(self) -> None:
         """Stop gracefully (SIGTERM), killing after 20 s."""

@@ -289,7 +289,8 @@ def test_the_ssh_login_node_path(tmp_path: Path) -> None:
     env.pop("SLURM_CONF", None)  # only the login node knows where Slurm is
     proc = servers.ServerProcess(data, env).start()
     try:
-        assert "on ssh root@127.0.0.1" in proc.log()
+        assert proc.wait_for_output(lambda lines: any("on ssh root@127.0.0.1" in line
+                                                      for line in lines)), proc.log()
         task_id = post(proc.url, task(sh("echo over ssh")))
         done = servers.wait_for_state(proc.url, task_id, servers.TERMINAL, timeout=180,
                                       view="FULL")
