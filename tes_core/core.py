@@ -16,6 +16,7 @@ from .db import Database
 from .events.hub import EventHub
 from .events.wiring import wire_events
 from .plugins import Hooks, load_plugins
+from .provisioning.service import Provisioning
 from .reporting import DatabaseReporter
 from .service import TaskService
 from .statecache import StateCache
@@ -45,9 +46,12 @@ class Core:
     worker: WorkerProcess
     events: EventHub
     """This process's reader of the task event journal (``GET /events``)."""
+    provisioning: Provisioning
+    """``POST /provision`` requests (:mod:`tes_core.provisioning`)."""
 
     def start_worker(self) -> None:
         """Make this process a worker (embedded mode, or ``tes-server worker``)."""
+        self.actors.provisioning = self.provisioning
         self.worker.start()
 
     def close(self) -> None:
@@ -104,7 +108,10 @@ def build_core(
         threads=settings.worker_threads, reconcile_interval=settings.reconcile_interval,
         database_patience=settings.database_retry_timeout, grace=settings.shutdown_grace,
     )
+    provisioning = Provisioning(db, hooks, settings, actors, registry,
+                                stale_after=max(3 * settings.reconcile_interval, 5.0))
+    lifecycle.after_pass = provisioning.resume
     instrument_backend(backend)
     time_reconcile(lifecycle)
     return Core(settings, db, hooks, backend, actors, reporter, registry, service, worker,
-                events)
+                events, provisioning)

@@ -57,6 +57,12 @@ class Unauthorized(ApiError):
         self.headers = {"WWW-Authenticate": challenge}
 
 
+class Forbidden(ApiError):
+    """403: the caller is known but may not do this (an admin's operation)."""
+
+    status_code = 403
+
+
 class NotFound(ApiError):
     """404: no task with that id."""
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .backends.base import Backend
     from .blobstore import BlobStore
     from .config import Settings
+    from .provisioning.base import Provisioner
     from .submitter import Submitter
 
 PROJECT_NAME = "tes"
@@ -33,6 +34,7 @@ __all__ = [
     "tes_configure_telemetry",
     "tes_detect_submitter",
     "tes_inject_inputs",
+    "tes_provisioner",
     "tes_register_backends",
     "tes_rewrite_url",
     "tes_task_state_changed",
@@ -53,6 +55,21 @@ def tes_register_backends(register: Callable[[str, type[Backend]], None]) -> Non
 
     Each plugin's implementation is called on its own: one that raises is
     logged and its backends skipped, unless it provides the configured backend.
+    """
+
+
+@hookspec(firstresult=True)
+def tes_provisioner(settings: Settings) -> Provisioner | None:
+    """Offer ``POST /provision``: create the cloud resources the configured backend needs.
+
+    Called by the API process on every provisioning request and by the worker that runs
+    one; build the object without network calls. Offer one only for the backend this
+    plugin provides (``settings.backend``), so the endpoint answers 404 for the others.
+
+    :param settings: the server's settings (``settings.backend`` is the configured one).
+    :return: an object with the members of :class:`tes_core.provisioning.base.Provisioner`
+        (``start``, ``step``, ``describe``), or ``None`` when this plugin offers no
+        provisioning for the configured backend. Stops at the first non-``None`` result.
     """
 
 

@@ -164,8 +164,36 @@ class TaskEvent(Base):
     )
 
 
+class Provision(Base):
+    """One ``POST /provision`` request and how far it got; a worker moves it step by step.
+
+    ``progress`` is the provisioner's own record (JSON), stored after every step, so a
+    worker that takes over after a crash goes on from the last finished step.
+    """
+
+    __tablename__ = "provisions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64), nullable=False)
+    """The provisioner's name (the backend it provisions for)."""
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    """``QUEUED``, ``RUNNING``, ``COMPLETE`` or ``ERROR``."""
+    request: Mapped[str] = mapped_column(Text, nullable=False)
+    """The request as the provisioner's ``start`` returned it, JSON."""
+    progress: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    error: Mapped[str | None] = mapped_column(Text)
+    """Which step failed and why, in ``ERROR``."""
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    owner: Mapped[str | None] = mapped_column(String(255))
+    """Who asked (the token's subject); ``NULL`` without OAuth."""
+
+    __table_args__ = (Index("ix_provisions_state", "state"),)
+
+
 tasks = Task.__table__
 task_tags = TaskTag.__table__
 workers = Worker.__table__
 leases = Lease.__table__
 task_events = TaskEvent.__table__
+provisions = Provision.__table__

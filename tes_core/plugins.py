@@ -21,6 +21,7 @@ from . import hookspecs
 from .backends.base import Backend, BackendContext
 from .blobstore import BlobStore, no_provider_error, storage_configured
 from .config import ConfigError, Settings
+from .provisioning.base import Provisioner
 from .submitter import Submitter
 
 log = logging.getLogger(__name__)
@@ -270,6 +271,10 @@ class Hooks:
         if not self._has_impls("tes_blob_storage"):
             raise no_provider_error(variable)
         self.blob_storage(settings)
+
+    def provisioner(self, settings: Settings) -> Provisioner | None:
+        """The provisioner a plugin offers for the configured backend, or ``None``."""
+        return self.pm.hook.tes_provisioner(settings=settings)  # type: ignore[no-any-return]
 
     def configure_telemetry(self, settings: Settings) -> list[str]:
         """Start the plugins' telemetry exporters; the names of those started."""

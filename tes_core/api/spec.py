@@ -23,6 +23,8 @@ GA4GH file cannot say about this server is added here, when the document is buil
   define: Server-Sent Events of state changes and new log lines.
 * **Task counts by state** (``GET /task-counts``, :data:`TASK_COUNTS_PATH`), which the
   dashboard shows: ListTasks' filters, bounded counts.
+* **Provisioning** (``POST /provision``, ``GET /provision/{id}``, :data:`PROVISION_PATHS`):
+  creating the cloud resources the configured backend needs, for admins.
 * **Bearer tokens** as an optional security scheme on the task operations (required
   only when the server runs with ``TES_AUTH_ENABLED``).
 """
@@ -92,9 +94,15 @@ ERROR_RESPONSES: dict[str, tuple[str, str, dict[str, Any]]] = {
             "or one that is not valid.", _HEADER_WWW_AUTHENTICATE),
     "403": ("Forbidden",
             "A web page on an origin that `TES_CORS_ORIGINS` does not list tried to change "
-            "something (its browser sent `Origin`).", {}),
+            "something (its browser sent `Origin`); or, on `/provision`, a caller without "
+            "the admin role (`TES_AUTH_ADMIN_ROLE`).", {}),
     "404": ("NotFound",
-            "No task with that id (with tokens: none of the caller's).", {}),
+            "No task with that id (with tokens: none of the caller's); on `/provision`: "
+            "the configured backend offers no provisioning, or no request has that id.",
+            {}),
+    "409": ("Conflict",
+            "The request clashes with what exists (e.g. a resource group of that name in "
+            "another region); `msg` says what and where.", {}),
     "405": ("MethodNotAllowed",
             "The path has no such method; `Allow` lists those it has. (OpenAPI has no "
             "responses of a path, only of its operations, so each operation of the path "
@@ -121,6 +129,8 @@ OPERATION_ERRORS: dict[tuple[str, str], tuple[str, ...]] = {
     ("/tasks/{id}:cancel", "post"): ("400", "403", "404", "413", "415", *_TASK_CALL),
     ("/events", "get"): ("400", *_TASK_CALL),
     ("/task-counts", "get"): ("400", *_TASK_CALL),
+    ("/provision", "post"): ("400", "403", "404", "409", "413", "415", *_TASK_CALL),
+    ("/provision/{id}", "get"): ("403", "404", *_TASK_CALL),
 }
 """The error statuses each operation may answer (``tests/api/test_api_openapi.py``
 provokes them from a real server)."""
@@ -201,6 +211,61 @@ TASK_COUNTS_PATH: dict[str, Any] = {"get": {
 }}
 """``GET /task-counts``, added to the served document's ``paths``."""
 
+_PROVISION_STATE = {
+    "type": "object",
+    "required": ["id", "backend", "state", "created", "updated", "request", "progress",
+                 "error"],
+    "properties": {
+        "id": {"type": "string"},
+        "backend": {"type": "string", "description": "What it provisions for, e.g. `batch`."},
+        "state": {"type": "string", "enum": ["QUEUED", "RUNNING", "COMPLETE", "ERROR"]},
+        "created": {"type": "string", "format": "date-time"},
+        "updated": {"type": "string", "format": "date-time"},
+        "request": {"type": "object", "description": "The request as accepted (normalised)."},
+        "progress": {"type": "object", "description": "The backend's report: each step and "
+                     "its state, the resources made or found, and the settings the server "
+                     "then needs (as Key Vault references, never values)."},
+        "error": {"type": "string", "nullable": True,
+                  "description": "In `ERROR`: which step failed and why."},
+    },
+}
+
+PROVISION_PATHS: dict[str, dict[str, Any]] = {
+    "/provision": {"post": {
+        "tags": ["Provisioning"],
+        "summary": "StartProvisioning",
+        "description": "Start creating, in the background, the cloud resources the "
+        "configured backend needs (for Azure Batch: resource group, storage account and "
+        "its Azure Files share, Batch account, optional Key Vault secrets) with the "
+        "server's own credential. Admins only when tokens are on. The same names again "
+        "report the existing resources. Not part of TES: a tes-core addition.",
+        "operationId": "StartProvisioning",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "description": "Subscription, region and names; the "
+            "backend's README lists its fields (tes-batch: `plugins/tes_batch/README.md`)."}}}},
+        "responses": {"202": {
+            "description": "Accepted: follow it with `GET /provision/{id}`.",
+            "content": {"application/json": {"schema": {
+                "type": "object", "required": ["id"],
+                "properties": {"id": {"type": "string"}}}}},
+        }},
+    }},
+    "/provision/{id}": {"get": {
+        "tags": ["Provisioning"],
+        "summary": "GetProvisioning",
+        "description": "How far a provisioning request got, what it made and its error. "
+        "Admins only when tokens are on. Not part of TES: a tes-core addition.",
+        "operationId": "GetProvisioning",
+        "parameters": [{"name": "id", "in": "path", "required": True,
+                        "schema": {"type": "string"}}],
+        "responses": {"200": {
+            "description": "The request's state.",
+            "content": {"application/json": {"schema": _PROVISION_STATE}},
+        }},
+    }},
+}
+"""The provisioning operations, added to the served document's ``paths``."""
+
 COUNT_FILTERS = ("name_prefix", "tag_key", "tag_value")
 """ListTasks' parameters that ``GET /task-counts`` takes (a ``state`` is checked, then
 ignored: every state is counted)."""
@@ -247,6 +312,7 @@ def build(document: dict[str, Any]) -> dict[str, Any]:
     components.setdefault("securitySchemes", {})["bearerAuth"] = dict(BEARER_SCHEME)
     _add_path(document, "/events", EVENTS_PATH, EVENT_FILTERS)
     _add_path(document, "/task-counts", TASK_COUNTS_PATH, COUNT_FILTERS)
+    document["paths"].update(copy.deepcopy(PROVISION_PATHS))
     for path, item in document.get("paths", {}).items():
         for method in METHODS:
             operation = item.get(method)

@@ -1,4 +1,4 @@
-"""Dramatiq actors (submit, cancel, reconcile) and the broker they use.
+"""Dramatiq actors (submit, cancel, reconcile, provision) and the broker they use.
 
 Actors are declared on a broker built at start-up, never at import time. In
 the embedded mode the broker is Dramatiq's in-memory ``StubBroker`` and the
@@ -22,6 +22,8 @@ from ..config import Settings
 log = logging.getLogger(__name__)
 
 QUEUE = "tes"
+PROVISION_TIME_LIMIT_MS = 60 * 60 * 1000
+"""How long one provisioning request may take in a worker (an Azure deployment: minutes)."""
 
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
@@ -57,10 +59,10 @@ class BrokerUnavailable(RuntimeError):
 
 
 class Actors:
-    """The three actors, bound to one broker; also the core's message dispatcher.
+    """The actors, bound to one broker; also the core's message dispatcher.
 
-    ``handler`` is set in processes that run workers; processes that only send
-    (a gunicorn API process) never set it.
+    ``handler`` (the task lifecycle) and ``provisioning`` are set in processes that run
+    workers; processes that only send (a gunicorn API process) never set them.
 
     Sending fails fast: when the broker cannot be reached, sends raise
     :class:`BrokerUnavailable` without trying again for ``cooldown`` seconds, so
@@ -71,6 +73,7 @@ class Actors:
     def __init__(self, broker: dramatiq.Broker, cooldown: float = 2.0) -> None:
         self.broker = broker
         self.handler: Any = None
+        self.provisioning: Any = None
         self.cooldown = cooldown
         self._down_until = 0.0
         self._down = False
@@ -78,6 +81,16 @@ class Actors:
         self._submit = self._declare("tes_submit", lambda h, task_id: h.submit(task_id))
         self._cancel = self._declare("tes_cancel", lambda h, task_id: h.finish_cancel(task_id))
         self._reconcile = self._declare("tes_reconcile", lambda h: h.reconcile(), retries=0)
+        # Not retried: a failed step is recorded; a crash is found by the reconcile pass.
+        self._provision = dramatiq.actor(
+            self._run_provision, actor_name="tes_provision", queue_name=QUEUE,
+            broker=self.broker, max_retries=0, time_limit=PROVISION_TIME_LIMIT_MS,
+        )
+
+    def _run_provision(self, request_id: str) -> None:
+        if self.provisioning is None:
+            raise RuntimeError("actor tes_provision ran in a process without a worker")
+        self.provisioning.run(request_id)
 
     def _declare(self, name: str, call: Callable[..., None], retries: int = 3) -> dramatiq.Actor:
         def run(*args: str) -> None:
@@ -108,6 +121,10 @@ class Actors:
     def reconcile(self) -> None:
         """Queue one reconcile pass."""
         self._send(self._reconcile)
+
+    def provision(self, request_id: str) -> None:
+        """Queue the running of provisioning request ``request_id``."""
+        self._send(self._provision, request_id)
 
     def _send(self, actor: dramatiq.Actor, *args: str) -> None:
         if self._down and time.monotonic() < self._down_until:

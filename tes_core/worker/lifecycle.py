@@ -80,6 +80,9 @@ class Lifecycle:
         self.lock_ttl = lock_ttl
         self.retention = retention
         """Removes expired finished tasks at the end of each pass (``TES_RETENTION``)."""
+        self.after_pass: Callable[[], None] | None = None
+        """Called at the end of each reconcile pass (provisioning sends again what nobody
+        works on: :meth:`tes_core.provisioning.service.Provisioning.resume`)."""
         self._submitting: set[str] = set()
         """Tasks this worker is submitting right now (see :meth:`release_stale_claims`)."""
         self._submitting_lock = threading.Lock()
@@ -244,10 +247,20 @@ class Lifecycle:
                         log.warning("reconcile lock lost mid-pass; stopping this pass")
                         return
             self._sweep()
+            self._after_pass()
         finally:
             release_lease(self.db, RECONCILE_LEASE, self.worker_id)
         log.debug("reconcile pass over %d active tasks took %.3fs", seen,
                   time.monotonic() - started)
+
+    def _after_pass(self) -> None:
+        if self.after_pass is None:
+            return
+        try:
+            self.after_pass()
+        except Exception:
+            log.warning("the end-of-pass check failed; the next pass tries again",
+                        exc_info=True)
 
     def _sweep(self) -> None:
         if self.retention is None:

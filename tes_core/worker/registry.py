@@ -147,6 +147,12 @@ def acquire_lease(db: Database, name: str, holder: str, ttl: float) -> bool:
         return False
 
 
+def lease_holder(db: Database, name: str) -> str | None:
+    """Who holds the lease ``name`` (expired or not), or ``None`` when nobody does."""
+    with db.read() as conn:
+        return conn.execute(select(leases.c.holder).where(leases.c.name == name)).scalar()
+
+
 def release_lease(db: Database, name: str, holder: str) -> None:
     """Give up the lease ``name`` if ``holder`` has it."""
     with db.write() as conn:

@@ -86,7 +86,8 @@ def test_served_document_is_ga4ghs_with_additions_only(document):
     """The GA4GH file is shipped unchanged; the served document keeps all of it."""
     ga4gh = json.loads(json.dumps(load_yaml(ga4gh_text())))  # keys as JSON has them
     assert document["info"] == ga4gh["info"]
-    assert set(document["paths"]) == set(ga4gh["paths"]) | {"/events", "/task-counts"}
+    assert set(document["paths"]) == set(ga4gh["paths"]) | {
+        "/events", "/task-counts", "/provision", "/provision/{id}"}
     for path, item in ga4gh["paths"].items():
         for method, operation in item.items():
             served = document["paths"][path][method]
@@ -138,10 +139,12 @@ def _json(body: Any) -> dict[str, Any]:
     return {"data": json.dumps(body), "headers": {"Content-Type": "application/json"}}
 
 
-def _cases(task_id: str) -> list[Case]:
-    """Requests and the status each must get; ``task_id`` names a task of the caller."""
+def _cases(task_id: str, admin: str) -> list[Case]:
+    """Requests and the status each must get; ``task_id`` names a task of the caller,
+    ``admin`` is an admin's token (the caller is not one)."""
     cross_site = {"Origin": "https://elsewhere.example", "Content-Type": "application/json"}
     huge = "x" * (MAX_BODY + 1)
+    as_admin = {"Authorization": f"Bearer {admin}"}
     return [
         Case("service-info", "GET", "/service-info", 200, token=False),
         Case("create", "POST", "/tasks", 200, kwargs=_json(task("true", name="openapi"))),
@@ -196,6 +199,20 @@ def _cases(task_id: str) -> list[Case]:
              kwargs={"data": "{}", "headers": {"Content-Type": "text/plain"}}),
         Case("form cancel", "POST", f"/tasks/{task_id}:cancel", 415,
              kwargs={"data": {"a": "b"}}),
+        # The local backend offers no provisioning (tes-batch's tests cover the rest).
+        Case("provision: not an admin", "POST", "/provision", 403, kwargs=_json({})),
+        Case("provision: no provisioner", "POST", "/provision", 404, token=False,
+             kwargs={"data": "{}", "headers": {**as_admin, "Content-Type": "application/json"}}),
+        Case("provision: no token", "POST", "/provision", 401, token=False, kwargs=_json({})),
+        Case("provision: text", "POST", "/provision", 415,
+             kwargs={"data": "{}", "headers": {"Content-Type": "text/plain"}}),
+        Case("provision: huge", "POST", "/provision", 413,
+             kwargs={"data": huge * 2, "headers": {"Content-Type": "application/json"}}),
+        Case("provision: PUT", "PUT", "/provision", 405),
+        Case("provision status: not an admin", "GET", "/provision/abc", 403),
+        Case("provision status: unknown", "GET", "/provision/abc", 404, token=False,
+             kwargs={"headers": as_admin}),
+        Case("provision status: no token", "GET", "/provision/abc", 401, token=False),
     ]
 
 
@@ -208,6 +225,8 @@ def _unavailable_cases(task_id: str) -> list[Case]:
         Case("keys unreachable: cancel", "POST", f"/tasks/{task_id}:cancel", 503),
         Case("keys unreachable: events", "GET", "/events", 503),
         Case("keys unreachable: counts", "GET", "/task-counts", 503),
+        Case("keys unreachable: provision", "POST", "/provision", 503, kwargs=_json({})),
+        Case("keys unreachable: provision status", "GET", "/provision/abc", 503),
     ]
 
 
@@ -289,7 +308,7 @@ def test_every_answer_is_declared_with_its_body(document, auth_server, idp):
     assert created.status_code == 200, created.text
     task_id = created.json()["id"]
     for base in _bases(auth_server, document):  # the API prefix, then the /v1 alias
-        for case in _cases(task_id):
+        for case in _cases(task_id, idp.token("root", roles=["TES.Admin"])):
             _check(document, case, _send(base, case, token))
 
 
