@@ -1,0 +1,200 @@
+"""The backend's own settings, read from ``TES_BATCH_*`` variables (see README.md).
+
+Every value may be a Key Vault reference (``@Microsoft.KeyVault(...)``): the core resolves
+those before this module reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tes_core.config import ConfigError, Settings
+
+RUNTIMES = ("docker",)
+"""Container runtimes the pools' container configuration provides."""
+
+_PREFIX = re.compile(r"[a-z0-9][a-z0-9-]{0,15}")
+
+
+@dataclass(frozen=True)
+class VmSize:
+    """One row of the size/price table: what a VM size offers and what it costs."""
+
+    name: str
+    cores: int
+    ram_gb: float
+    disk_gb: float
+    price_per_hour_usd: float
+    low_priority_price_per_hour_usd: float
+    gpus: int = 0
+
+    def price(self, low_priority: bool) -> float:
+        """The price per hour of one node of this size."""
+        return self.low_priority_price_per_hour_usd if low_priority else self.price_per_hour_usd
+
+
+DEFAULT_VM_SIZES: tuple[VmSize, ...] = (
+    VmSize("Standard_D2s_v3", 2, 8, 16, 0.096, 0.0192),
+    VmSize("Standard_D4s_v3", 4, 16, 32, 0.192, 0.0384),
+    VmSize("Standard_D8s_v3", 8, 32, 64, 0.384, 0.0768),
+    VmSize("Standard_D16s_v3", 16, 64, 128, 0.768, 0.1536),
+    VmSize("Standard_E2s_v3", 2, 16, 32, 0.126, 0.0252),
+    VmSize("Standard_E4s_v3", 4, 32, 64, 0.252, 0.0504),
+    VmSize("Standard_E8s_v3", 8, 64, 128, 0.504, 0.1008),
+    VmSize("Standard_E16s_v3", 16, 128, 256, 1.008, 0.2016),
+)
+"""Sizes used when ``TES_BATCH_VM_SIZES`` is empty: pay-as-you-go Linux list prices of one
+region (East US) at the time of writing. Set your own table for your region and prices."""
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """What the operator configured for the Azure Batch backend."""
+
+    account_url: str
+    """The Batch account's endpoint, e.g. ``https://myaccount.westeurope.batch.azure.com``."""
+    account_name: str = ""
+    account_key: str = field(default="", repr=False)
+    """Shared key; empty: Azure AD through ``DefaultAzureCredential``."""
+    vm_sizes: tuple[VmSize, ...] = DEFAULT_VM_SIZES
+    runner_install: str = "tes-runner tes-filetransfer[all]"
+    """pip arguments the pools' start task installs the runner with (names, versions or
+    wheel URLs)."""
+    node_image: str = "microsoft-dsvm:ubuntu-hpc:2204"
+    """``publisher:offer:sku`` of the pools' marketplace image (one with Docker)."""
+    node_agent_sku: str = "batch.node.ubuntu 22.04"
+    runtime: str = "docker"
+    max_attempts: int = 3
+    """Attempts of a task whose node Batch preempts (the first run included)."""
+    pool_prefix: str = "tes"
+    """First part of every pool and job id this server makes (several servers may share
+    an account with different prefixes)."""
+    max_nodes: int = 10
+    """Upper bound of each pool's autoscale formula."""
+    pool_idle: float = 1800.0
+    """Seconds a pool no active task uses lives before the sweep deletes it."""
+    request_timeout: float = 60.0
+
+    @property
+    def shared_key(self) -> bool:
+        """Whether requests are signed with the account's shared key (else Azure AD)."""
+        return bool(self.account_key)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BatchSettings:
+        """Read the ``TES_BATCH_*`` variables; raise :class:`ConfigError` naming a bad one."""
+
+        def get(name: str, default: str = "") -> str:
+            return settings.plugin_setting(f"batch_{name}", default).strip()
+
+        def number(name: str, default: str, kind: type = float, low: float = 0) -> Any:
+            raw = get(name, default)
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise ConfigError(f"TES_BATCH_{name.upper()}={raw!r} is not a number") from None
+            if value < low:
+                raise ConfigError(f"TES_BATCH_{name.upper()}={raw!r} must be at least {low}")
+            return value
+
+        url = get("account_url").rstrip("/")
+        if not url:
+            raise ConfigError("TES_BATCH_ACCOUNT_URL is not set: the Batch account's endpoint, "
+                              "e.g. https://myaccount.westeurope.batch.azure.com")
+        if not re.fullmatch(r"https?://[^\s/?#]+", url):
+            raise ConfigError(f"TES_BATCH_ACCOUNT_URL={url!r} is not an http(s) endpoint "
+                              "without a path")
+        key = get("account_key")
+        name = get("account_name") or _account_from_url(url)
+        if key and not name:
+            raise ConfigError("TES_BATCH_ACCOUNT_NAME is needed with TES_BATCH_ACCOUNT_KEY "
+                              "(the endpoint does not name the account)")
+        runtime = get("runtime", "docker").lower()
+        if runtime not in RUNTIMES:
+            raise ConfigError(f"TES_BATCH_RUNTIME={runtime!r} is not one of "
+                              f"{', '.join(RUNTIMES)}")
+        prefix = get("pool_prefix", "tes").lower()
+        if not _PREFIX.fullmatch(prefix):
+            raise ConfigError(f"TES_BATCH_POOL_PREFIX={prefix!r}: 1-16 lower-case letters, "
+                              "digits and '-', starting with a letter or digit")
+        image = get("node_image", "microsoft-dsvm:ubuntu-hpc:2204")
+        if len(image.split(":")) not in (3, 4):
+            raise ConfigError(f"TES_BATCH_NODE_IMAGE={image!r} is not publisher:offer:sku"
+                              "[:version]")
+        return cls(
+            account_url=url,
+            account_name=name,
+            account_key=key,
+            vm_sizes=parse_vm_sizes(get("vm_sizes")),
+            runner_install=get("runner_install", "tes-runner tes-filetransfer[all]"),
+            node_image=image,
+            node_agent_sku=get("node_agent_sku", "batch.node.ubuntu 22.04"),
+            runtime=runtime,
+            max_attempts=number("max_attempts", "3", int, 1),
+            pool_prefix=prefix,
+            max_nodes=number("max_nodes", "10", int, 1),
+            pool_idle=number("pool_idle", "1800", float, 0),
+            request_timeout=number("request_timeout", "60", float, 1),
+        )
+
+
+def _account_from_url(url: str) -> str:
+    host = url.split("://", 1)[1].split(":", 1)[0]
+    first = host.split(".", 1)[0]
+    return first if ".batch." in host else ""
+
+
+def parse_vm_sizes(raw: str) -> tuple[VmSize, ...]:
+    """The size/price table from ``TES_BATCH_VM_SIZES``: a JSON list (inline, or the path
+    of a JSON file) of objects with ``name``, ``cores``, ``ram_gb``, ``disk_gb``,
+    ``price_per_hour_usd`` and optionally ``low_priority_price_per_hour_usd`` and ``gpus``;
+    empty: :data:`DEFAULT_VM_SIZES`."""
+    if not raw:
+        return DEFAULT_VM_SIZES
+    text = raw
+    if not raw.lstrip().startswith("["):
+        try:
+            text = Path(raw).read_text()
+        except OSError as exc:
+            raise ConfigError(f"TES_BATCH_VM_SIZES: cannot read {raw!r}: {exc}") from None
+    try:
+        rows = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"TES_BATCH_VM_SIZES is not a JSON list: {exc}") from None
+    if not isinstance(rows, list) or not rows:
+        raise ConfigError("TES_BATCH_VM_SIZES must be a non-empty JSON list of sizes")
+    sizes = []
+    for index, row in enumerate(rows):
+        where = f"TES_BATCH_VM_SIZES[{index}]"
+        if not isinstance(row, dict):
+            raise ConfigError(f"{where} is not an object")
+        try:
+            name = str(row["name"])
+            price = float(row["price_per_hour_usd"])
+            size = VmSize(
+                name=name,
+                cores=int(row["cores"]),
+                ram_gb=float(row["ram_gb"]),
+                disk_gb=float(row["disk_gb"]),
+                price_per_hour_usd=price,
+                low_priority_price_per_hour_usd=float(
+                    row.get("low_priority_price_per_hour_usd", price)),
+                gpus=int(row.get("gpus", 0)),
+            )
+        except KeyError as exc:
+            raise ConfigError(f"{where} lacks {exc.args[0]!r}") from None
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{1,63}", name):
+            raise ConfigError(f"{where}.name={name!r} is not a VM size name")
+        if size.cores < 1 or size.ram_gb <= 0 or size.disk_gb < 0 or size.gpus < 0:
+            raise ConfigError(f"{where}: cores, ram_gb must be above 0")
+        sizes.append(size)
+    names = [size.name.lower() for size in sizes]
+    if len(set(names)) != len(names):
+        raise ConfigError("TES_BATCH_VM_SIZES names a size twice")
+    return tuple(sizes)
