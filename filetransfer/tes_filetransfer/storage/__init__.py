@@ -7,6 +7,11 @@ Built in: plain absolute paths and ``file://`` (local); ``http://`` and ``https:
 tes-filetransfer (``[azure]``, ``[s3]``, ``[gcs]``, ``[all]``): a URL whose extra is not
 installed raises :class:`~.extras.StorageNotInstalled` naming the pip command.
 
+Each built-in store's module (and its library: requests, fsspec, the cloud SDKs) is
+imported only when a URL of its scheme is first used (:mod:`.deferred`), so a task that
+moves only local files never pays for them; the storage classes are still importable
+from here (``from tes_filetransfer.storage import S3Storage`` imports that one module).
+
 More schemes come from :func:`register_storage` or from installed packages that declare
 an entry point in the group ``tes_filetransfer.storage`` named after the scheme (the entry
 point is a Storage class or factory, called with no arguments).
@@ -16,23 +21,23 @@ from __future__ import annotations
 
 import threading
 from importlib.metadata import entry_points
+from typing import Any
 
 from ..config import TransferConfig
 from ..errors import TransferError
 from ..urls import redact_url, url_scheme
-from .azure import AzureBlobStorage, is_blob_url
+from .azure_urls import is_blob_url
 from .base import RemoteFile, Storage
-from .extras import Extra, StorageNotInstalled, unavailable_storages
-from .ftp import FtpStorage
-from .gcs import GcsStorage
-from .http import HttpStorage
+from .deferred import DeferredStorage, lazy_attribute
+from .extras import AZURE, GCS, S3, Extra, StorageNotInstalled, unavailable_storages
 from .local import LocalStorage
-from .s3 import S3Storage
 
 ENTRY_POINT_GROUP = "tes_filetransfer.storage"
 
 _lock = threading.Lock()
-_registry: dict[str, Storage] = {}
+_registry: dict[str, Storage | DeferredStorage] = {}
+_deferred: dict[str, DeferredStorage] = {}
+"""The built-in stores not imported up front, by module name."""
 
 
 def register_storage(scheme: str, storage: Storage) -> None:
@@ -86,6 +91,18 @@ def storage_for(url: str) -> Storage:
     extra: Extra | None = getattr(storage, "needs", None)
     if extra is not None and not extra.installed():
         raise StorageNotInstalled(extra, url)
+    if isinstance(storage, DeferredStorage):
+        return _load(storage)
+    return storage
+
+
+def _load(deferred: DeferredStorage) -> Storage:
+    """Import and build a deferred store; its schemes then map to the real storage."""
+    storage = deferred.load()
+    with _lock:
+        for scheme, registered in list(_registry.items()):
+            if registered is deferred:
+                _registry[scheme] = storage
     return storage
 
 
@@ -105,18 +122,27 @@ def _register_builtins() -> None:
     register_storage("", local)
     register_storage("file", local)
     config = TransferConfig.from_env()
-    http = HttpStorage(attempts=config.attempts, backoff=config.backoff)
-    register_storage("http", http)
-    register_storage("https", http)
-    chunks = config.chunk_concurrency
-    azure = AzureBlobStorage(chunks, attempts=config.attempts, backoff=config.backoff)
-    for scheme in ("az", "abfs", "abfss"):
-        register_storage(scheme, azure)
-    register_storage("s3", S3Storage(chunks))
-    gcs = GcsStorage(chunks)
-    register_storage("gs", gcs)
-    register_storage("gcs", gcs)
-    register_storage("ftp", FtpStorage(chunks))
+    chunks, attempts, backoff = config.chunk_concurrency, config.attempts, config.backoff
+    builtins = {
+        ("http", "https"): DeferredStorage(
+            "http", "HttpStorage", lambda cls: cls(attempts=attempts, backoff=backoff)),
+        ("az", "abfs", "abfss"): DeferredStorage(
+            "azure", "AzureBlobStorage",
+            lambda cls: cls(chunks, attempts=attempts, backoff=backoff), AZURE),
+        ("s3",): DeferredStorage("s3", "S3Storage", lambda cls: cls(chunks), S3),
+        ("gs", "gcs"): DeferredStorage("gcs", "GcsStorage", lambda cls: cls(chunks), GCS),
+        ("ftp",): DeferredStorage("ftp", "FtpStorage", lambda cls: cls(chunks)),
+    }
+    with _lock:
+        for schemes, deferred in builtins.items():
+            _deferred[deferred.attribute] = deferred
+            for scheme in schemes:
+                _registry[scheme] = deferred
+
+
+def __getattr__(name: str) -> Any:
+    """The built-in storage classes, each imported when first asked for."""
+    return lazy_attribute(_deferred, name)
 
 
 _register_builtins()

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit
 
 from ..errors import TransferError
 from ..urls import redact_url, url_scheme
-from .azure import FSSPEC_SCHEMES, parse_blob_url
-from .s3 import s3_endpoint
+from .azure_urls import FSSPEC_SCHEMES, parse_blob_url
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}
 
 # Stores whose URL names no host: the client reaches the provider's public endpoint,
 # or one the operator configured (GCS's STORAGE_EMULATOR_HOST).
 _NO_HOST_SCHEMES = frozenset({"gs", "gcs"})
+
+
+def s3_endpoint() -> str | None:
+    """The S3 endpoint override from the environment, if any."""
+    for name in ("TES_FT_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value
+    return None
 
 
 def _host_port(url: str) -> tuple[str, int | None]:

@@ -8,7 +8,6 @@ Large files go up as multipart uploads, completed (made visible) only at the end
 
 from __future__ import annotations
 
-import os
 from urllib.parse import unquote, urlsplit
 
 from fsspec import AbstractFileSystem
@@ -17,18 +16,10 @@ from ..errors import TransferError
 from ..policy import NetworkPolicy, current_policy
 from ..urls import redact_url
 from .deadlines import CONNECT_TIMEOUT, LIBRARY_ATTEMPTS, READ_TIMEOUT
+from .endpoints import s3_endpoint
 from .extras import S3
 from .fsspec_store import FsspecStorage
 from .netguard import guarded_resolver
-
-
-def s3_endpoint() -> str | None:
-    """The S3 endpoint override from the environment, if any."""
-    for name in ("TES_FT_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
-        value = os.environ.get(name, "").strip()
-        if value:
-            return value
-    return None
 
 
 class S3Storage(FsspecStorage):
