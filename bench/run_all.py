@@ -2,7 +2,7 @@
 
     python -m bench.run_all
         [--only create,get,list,run,burst,submitters,reconcile,poll,transfer,auth,dashboard,slurm,
-               runner,events]
+               runner,events,shutdown]
         [--database URL] [--json FILE] [--skip-large-transfer]
 
 Exit status: 0 when every judged figure meets its target, 1 when one misses,
@@ -28,6 +28,7 @@ from bench import (
     bench_reconcile,
     bench_run,
     bench_runner,
+    bench_shutdown,
     bench_slurm,
     bench_submitters,
     bench_transfer,
@@ -49,6 +50,7 @@ BENCHES = {
     "slurm": bench_slurm,
     "runner": bench_runner,
     "events": bench_events,
+    "shutdown": bench_shutdown,
 }
 
 
