@@ -127,14 +127,14 @@ def phases(client: Client, finished: list[tuple[str, float]]) -> dict[str, float
             ("executor end -> COMPLETE", executor["end_time"], attempt["end_time"]),
         ]
         for label, begin, end in marks:
-            steps.setdefault(label, []).append((_time(end) - _time(begin)) * 1000)
+            steps.setdefault(label, []).append((epoch(end) - epoch(begin)) * 1000)
         steps.setdefault("COMPLETE -> seen by client", []).append(
-            (seen - _time(attempt["end_time"])) * 1000
+            (seen - epoch(attempt["end_time"])) * 1000
         )
     return {label: median(values) for label, values in steps.items()}
 
 
-def _time(text: str) -> float:
+def epoch(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 

@@ -9,11 +9,14 @@
    client polling ``GET ?view=MINIMAL`` every 10 ms sees COMPLETE, as in bench_run) against
    ``sbatch --wrap 'docker run --rm --network none alpine true'`` submitted by hand (until
    ``squeue`` polled every 50 ms shows it COMPLETED); interleaved, medians; target 1.3x.
+   The median of each step is printed for both sides: when the job script is written
+   (its mtime), when the job starts on the node (a ``date`` in the job's prologue; the
+   hand-made job's output file), the runner's INITIALIZING, executor and COMPLETE times.
 
 Needs the test services (``bash scripts/test-services.sh``; its env.sh is read when
 ``DOCKER_HOST`` is not set) and ``tes-runner`` in this environment.
 
-    python -m bench.bench_slurm [--repeat 7] [--jobs 50,500]
+    python -m bench.bench_slurm [--repeat 7] [--jobs 50,500]   # --jobs 0: only the task
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench._common import (
+    API,
     Client,
     Outcome,
     Scratch,
@@ -41,7 +45,7 @@ from bench._common import (
     running,
     tes_server,
 )
-from bench.bench_run import IMAGE, docker_environment, tes_run
+from bench.bench_run import IMAGE, docker_environment, epoch, tes_run
 
 COMMANDS_TARGET = 2
 POLL_TARGET = 2.0
@@ -53,7 +57,8 @@ def arguments() -> argparse.ArgumentParser:
     parser = common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--jobs", default="50,500", help="pass sizes, comma-separated")
+    parser.add_argument("--jobs", default="50,500",
+                        help="pass sizes, comma-separated; 0 skips the reconcile poll")
     return parser
 
 
@@ -152,13 +157,16 @@ def poll_pass(scratch: Path, sizes: list[int]) -> list[Outcome]:
 # -- 2. a task running `true` --------------------------------------------------------------------
 
 
-def bare_run() -> float:
-    """Seconds from sbatch of the container run until squeue shows it COMPLETED."""
+def bare_run(marks: list[dict[str, float]], out_dir: Path) -> float:
+    """Seconds from sbatch of the container run until squeue shows it COMPLETED; the
+    moments of each step go to ``marks``."""
     docker = f"docker run --rm --network none {IMAGE} true"
     if os.environ.get("DOCKER_HOST"):
         docker = f"DOCKER_HOST={shlex.quote(os.environ['DOCKER_HOST'])} {docker}"
+    output = out_dir / f"bare-{uuid.uuid4().hex[:8]}.out"  # created when the job starts
+    submitted = time.time()
     started = time.perf_counter()
-    job = subprocess.run(["sbatch", "--parsable", "-o", "/dev/null", "--wrap", docker],
+    job = subprocess.run(["sbatch", "--parsable", "-o", str(output), "--wrap", docker],
                          check=True, capture_output=True, text=True).stdout.strip()
     while time.perf_counter() - started < TIMEOUT:
         state = subprocess.run(["squeue", "-h", "-t", "all", "-j", job, "-o", "%T"],
@@ -166,28 +174,101 @@ def bare_run() -> float:
         if state in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL"):
             if state != "COMPLETED":
                 raise SystemExit(f"bench_slurm: the hand-made job {job} ended {state}")
-            return time.perf_counter() - started
+            seconds = time.perf_counter() - started
+            marks.append({"submitted": submitted, "job started": output.stat().st_mtime,
+                          "seen": submitted + seconds})
+            return seconds
         time.sleep(0.05)
     raise SystemExit(f"bench_slurm: job {job} not done after {TIMEOUT:g} s")
 
 
+BARE_STEPS = (
+    ("sbatch -> job starts on the node", "submitted", "job started"),
+    ("job start -> COMPLETED seen (docker run, job end, squeue poll)", "job started", "seen"),
+)
+TES_STEPS = (
+    ("POST -> job script written (API, queue, worker)", "posted", "script written"),
+    ("script written -> job starts on the node (sbatch, Slurm)", "script written",
+     "job started"),
+    ("job start -> runner INITIALIZING (Python, imports, runtime probe)", "job started",
+     "initializing"),
+    ("INITIALIZING -> executor start (workspace, image inspect)", "initializing",
+     "executor start"),
+    ("executor (docker run)", "executor start", "executor end"),
+    ("executor end -> COMPLETE recorded (status.json)", "executor end", "complete"),
+    ("COMPLETE recorded -> seen by the client (GET)", "complete", "seen"),
+)
+JOB_START_STAMP = ".bench-job-start"
+"""Written by the job script's prologue (``date``) when the job starts on the node."""
+
+
+def tes_marks(client: Client, finished: list[tuple[str, float, float]],
+              workdir: Path) -> list[dict[str, float]]:
+    """The moments of each step of the tasks run through tes-server: from their FULL views,
+    the job script's mtime and the prologue's stamp in their task folders."""
+    marks = []
+    for task_id, seconds, seen in finished:
+        _, task, _ = client.json("GET", f"{API}/tasks/{task_id}?view=FULL")
+        attempt = task["logs"][-1]
+        executor = attempt["logs"][0]
+        folder = workdir / task_id
+        marks.append({
+            "posted": seen - seconds,
+            "script written": (folder / "job-1.sh").stat().st_mtime,
+            "job started": float((folder / JOB_START_STAMP).read_text().strip()),
+            "initializing": epoch(attempt["start_time"]),
+            "executor start": epoch(executor["start_time"]),
+            "executor end": epoch(executor["end_time"]),
+            "complete": epoch(attempt["end_time"]),
+            "seen": seen,
+        })
+    return marks
+
+
+def print_steps(label: str, steps: tuple[tuple[str, str, str], ...],
+                marks: list[dict[str, float]]) -> None:
+    """The median milliseconds of each step."""
+    print(f"  {label}, median ms per step:")
+    for name, begin, end in steps:
+        value = median([(m[end] - m[begin]) * 1000 for m in marks])
+        print(f"    {name:<66} {value:7.0f}")
+
+
+def tes_run_timed(client: Client, finished: list[tuple[str, float, float]]) -> float:
+    """:func:`bench.bench_run.tes_run`, keeping the task id, its seconds and when it was seen."""
+    done: list[tuple[str, float]] = []
+    seconds = tes_run(client, done)
+    finished.append((done[0][0], seconds, done[0][1]))
+    return seconds
+
+
 def true_task(scratch: Scratch, args: argparse.Namespace) -> Outcome:
     runner = runner_path()
+    workdir = scratch.dir / "run-tasks"
+    stamp = f"date +%s.%N > {JOB_START_STAMP}"
     tes = tes_server(
         scratch.dir / "tes", scratch.database("slurm_tes"),
         TES_BACKEND="slurm", TES_RECONCILE_INTERVAL="1",
-        TES_SLURM_WORKDIR=str(scratch.dir / "run-tasks"), TES_SLURM_RUNNER=str(runner),
-        TES_SLURM_PROLOGUE=prologue(runner), TES_SLURM_RUNTIME="docker",
+        TES_SLURM_WORKDIR=str(workdir), TES_SLURM_RUNNER=str(runner),
+        TES_SLURM_PROLOGUE=f"{stamp}\n{prologue(runner)}", TES_SLURM_RUNTIME="docker",
     )
+    outputs = scratch.dir / "bare-out"
+    outputs.mkdir()
+    bare_marks: list[dict[str, float]] = []
+    finished: list[tuple[str, float, float]] = []
     with running(tes):
         client = Client(tes.base)
         print(f"bench_slurm: task 'true' on {IMAGE} via tes-server vs sbatch --wrap by hand; "
               f"{args.warmup} warm-up + {args.repeat} runs each, interleaved", flush=True)
-        interleave(args.warmup, bare_run, lambda: tes_run(client, []))
-        bare, via = interleave(args.repeat, bare_run, lambda: tes_run(client, []))
+        interleave(args.warmup, lambda: bare_run([], outputs), lambda: tes_run(client, []))
+        bare, via = interleave(args.repeat, lambda: bare_run(bare_marks, outputs),
+                               lambda: tes_run_timed(client, finished))
+        marks = tes_marks(client, finished, workdir)
         client.close()
     for label, values in (("sbatch by hand", bare), ("tes-server", via)):
         print(f"  {label:<15} ms: " + " ".join(f"{v * 1000:.0f}" for v in values))
+    print_steps("sbatch by hand", BARE_STEPS, bare_marks)
+    print_steps("tes-server", TES_STEPS, marks)
     bare_ms, tes_ms = median(bare) * 1000, median(via) * 1000
     target, passed = at_most(tes_ms / bare_ms, RUN_TARGET)
     print(f"  by hand {bare_ms:.0f} ms, tes-server {tes_ms:.0f} ms (medians), "
@@ -198,10 +279,10 @@ def true_task(scratch: Scratch, args: argparse.Namespace) -> Outcome:
 
 def run(args: argparse.Namespace) -> list[Outcome]:
     services_environment()
-    sizes = sorted(int(size) for size in args.jobs.split(","))
+    sizes = sorted(int(size) for size in args.jobs.split(",") if int(size) > 0)
     scratch = Scratch(args.database, keep=args.keep)
     try:
-        outcomes = poll_pass(scratch.dir, sizes)
+        outcomes = poll_pass(scratch.dir, sizes) if sizes else []
         outcomes.append(true_task(scratch, args))
     finally:
         scratch.close()
