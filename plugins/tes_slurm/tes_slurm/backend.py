@@ -26,6 +26,7 @@ from tes_core.storage_policy import access_policy
 from tes_filetransfer import TransferError
 
 from . import jobscript
+from .health import PROBE_TIMEOUT, SlurmHealth
 from .observe import from_folder, observe
 from .parse import parse_sbatch
 from .settings import SlurmSettings
@@ -75,6 +76,9 @@ class SlurmBackend(Backend):
         self.snapshots = Snapshots(
             self.shell, user=USER, ttl=max(1.0, self.settings.reconcile_interval / 2)
         )
+        self.health = SlurmHealth(
+            SlurmShell(self.conf.ssh, min(self.conf.command_timeout, PROBE_TIMEOUT)), USER
+        )
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -95,6 +99,11 @@ class SlurmBackend(Backend):
             self._version = self.shell.run("sbatch --version").stdout.strip()
         except SlurmCommandError as exc:
             raise ConfigError(f"Slurm is not usable from here: {exc}") from None
+
+    def unready_reason(self) -> str | None:
+        """Why no job can be submitted now: Slurm does not answer where its commands run
+        (``squeue`` fails or hangs, ``sbatch`` is missing); checked at most every 5 s."""
+        return self.health.unready_reason()
 
     def describe(self) -> str | None:
         """Which Slurm, where its commands run, the runtime and the task folders."""

@@ -72,7 +72,11 @@ class SlurmShell:
                 argv, capture_output=True, text=True, timeout=self.timeout,
                 stdin=subprocess.DEVNULL, check=False,
             )
-        except (OSError, subprocess.TimeoutExpired) as exc:
+        except subprocess.TimeoutExpired:
+            raise SlurmCommandError(
+                f"{command.split()[0]} on {self.where()}: no answer within {self.timeout:g} s"
+            ) from None
+        except OSError as exc:
             raise SlurmCommandError(f"{command.split()[0]} on {self.where()}: {exc}") from None
         if check and done.returncode != 0:
             message = (done.stderr.strip() or done.stdout.strip())[-500:]

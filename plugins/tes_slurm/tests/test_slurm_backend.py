@@ -244,3 +244,52 @@ def test_the_job_does_not_inherit_the_servers_environment(
         time.sleep(0.2)
     assert "not-for-jobs" not in seen.read_text()
     assert "SLURM_JOB_ID=" in seen.read_text()
+
+
+
+def unreachable_controller(conf: Path, original: Path) -> None:
+    """Write ``conf``: the test Slurm's configuration ``original`` with a controller port
+    nobody serves (the shared Slurm itself keeps running)."""
+    lines = original.read_text().splitlines()
+    changed = ["SlurmctldPort=1" if line.startswith("SlurmctldPort=") else line
+               for line in lines]
+    assert changed != lines  # the port line was there to change
+    conf.write_text("\n".join(changed) + "\n")
+
+
+def test_readiness_follows_whether_slurm_answers(
+    backend: SlurmBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = Path(os.environ["SLURM_CONF"])
+    conf = tmp_path / "slurm.conf"
+    conf.write_text(original.read_text())
+    monkeypatch.setenv("SLURM_CONF", str(conf))
+    backend.health.recheck = 0  # probe at every call
+    assert backend.unready_reason() is None
+
+    unreachable_controller(conf, original)
+    reason = backend.unready_reason()
+    assert reason is not None
+    assert reason.startswith("Slurm does not answer on this machine: squeue on this machine")
+    assert "Unable to contact slurm controller" in reason or "no answer within 5 s" in reason
+
+    conf.write_text(original.read_text())  # the controller answers again
+    assert backend.unready_reason() is None
+
+    tools = tmp_path / "bin"  # a PATH with squeue but no sbatch
+    tools.mkdir()
+    for name in ("sh", "squeue"):
+        (tools / name).symlink_to(subprocess.run(
+            ["sh", "-c", f"command -v {name}"], capture_output=True, text=True, check=True
+        ).stdout.strip())
+    monkeypatch.setenv("PATH", str(tools))
+    reason = backend.unready_reason()
+    assert reason is not None and reason.endswith("sbatch: not found on the PATH")
+
+
+def test_a_probe_answer_is_reused_for_a_while(backend: SlurmBackend) -> None:
+    before = backend.health.shell.calls
+    assert backend.unready_reason() is None
+    assert backend.unready_reason() is None  # within RECHECK seconds: no second probe
+    assert backend.health.shell.calls - before == 1
+    assert backend.shell.calls == 1  # the probes do not count as the reconcile's commands

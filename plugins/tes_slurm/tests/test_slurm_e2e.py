@@ -274,6 +274,47 @@ def test_a_worker_killed_mid_flight_loses_no_job_and_starts_none_twice(tmp_path:
         assert len(jobs_named(f"{prefix}{task_id}-")) == 1, task_id
 
 
+
+def readyz(proc: Any) -> requests.Response:
+    root = proc.url.split("/ga4gh/", 1)[0]
+    return requests.get(f"{root}/readyz", timeout=30)
+
+
+def test_readyz_says_not_ready_while_slurm_does_not_answer(tmp_path: Path) -> None:
+    # A second server whose SLURM_CONF is a copy we break and mend: the shared Slurm runs on.
+    original = Path(os.environ["SLURM_CONF"])
+    conf = tmp_path / "slurm.conf"
+    conf.write_text(original.read_text())
+    data = tmp_path / "server"
+    env = slurm_env(data, SLURM_CONF=str(conf), TES_SLURM_JOB_PREFIX=f"tesr{os.getpid()}-")
+    proc = servers.ServerProcess(data, env).start()
+    try:
+        ready = readyz(proc)
+        assert ready.status_code == 200 and ready.json()["backend"] == "ok", ready.text
+        lines = original.read_text().splitlines()
+        conf.write_text("\n".join("SlurmctldPort=1" if line.startswith("SlurmctldPort=")
+                                  else line for line in lines) + "\n")
+        answer = _readyz_until(proc, 503)
+        reason = answer.json()["errors"]["backend"][0]
+        assert reason.startswith("Slurm does not answer on this machine: squeue"), reason
+        assert "the backend cannot run tasks" in answer.json()["msg"]
+        conf.write_text(original.read_text())
+        _readyz_until(proc, 200)
+    finally:
+        proc.stop()
+
+
+def _readyz_until(proc: Any, status: int, timeout: float = 60.0) -> requests.Response:
+    """``/readyz``'s answer once its status is ``status`` (answers are reused for 5 s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = readyz(proc)
+        if answer.status_code == status or time.monotonic() > deadline:
+            assert answer.status_code == status, answer.text
+            return answer
+        time.sleep(0.5)
+
+
 def test_the_ssh_login_node_path(tmp_path: Path) -> None:
     if not os.environ.get("TES_TEST_SLURM_SSH"):
         pytest.skip("no test sshd")
@@ -296,6 +337,7 @@ def test_the_ssh_login_node_path(tmp_path: Path) -> None:
                                       view="FULL")
         assert done["state"] == "COMPLETE", done
         assert done["logs"][-1]["logs"][0]["stdout"].strip() == "over ssh"
+        assert readyz(proc).json().get("backend") == "ok"  # the probe goes over ssh too
     finally:
         proc.stop()
         cancel_jobs(env["TES_SLURM_JOB_PREFIX"])
