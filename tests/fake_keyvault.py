@@ -2,8 +2,9 @@
 
 Key Vault cannot run here, so this follows its documented contract for what the
 server uses: ``GET /secrets/{name}/{version}?api-version=...`` answering the
-``SecretBundle`` JSON, a 401 bearer challenge (``WWW-Authenticate: Bearer
-authorization=..., resource=...``) to requests without a valid token, and
+``SecretBundle`` JSON, ``PUT /secrets/{name}`` (SetSecret, for provisioning), a 401
+bearer challenge (``WWW-Authenticate: Bearer authorization=..., resource=...``) to
+requests without a valid token, and
 ``{"error": {"code": "SecretNotFound", ...}}`` with 404 for unknown secrets.
 The real ``SecretClient`` talks to it with a self-signed certificate it trusts.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
 import ssl
 import time
 import uuid
@@ -79,13 +81,13 @@ class FakeKeyVault:
         vault = self
 
         class Handler(JsonHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                split = urlsplit(self.path)
+            def refused(self) -> bool:
+                """Answer 400 without an API version, 401 (a challenge) without the token."""
                 vault.requests.append((self.path, self.headers.get("Authorization")))
-                if not parse_qs(split.query).get("api-version"):
+                if not parse_qs(urlsplit(self.path).query).get("api-version"):
                     self.reply(400, {"error": {"code": "MissingApiVersionParameter",
                                                "message": "The api-version is missing."}})
-                    return
+                    return True
                 if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                     self.reply(401, {"error": {"code": "Unauthorized",
                                                "message": "AKV10000: Request is missing a "
@@ -93,6 +95,29 @@ class FakeKeyVault:
                                {"WWW-Authenticate": f'Bearer authorization="https://login.'
                                 f'microsoftonline.com/{TENANT}", resource="https://vault.'
                                 'azure.net"'})
+                    return True
+                return False
+
+            def do_PUT(self) -> None:  # noqa: N802 - http.server's name
+                """SetSecret: ``PUT /secrets/{name}`` with ``{"value", "tags"}``."""
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if self.refused():
+                    return
+                parts = [p for p in urlsplit(self.path).path.split("/") if p]
+                if len(parts) != 2 or parts[0] != "secrets":
+                    self.reply(404, {"error": {"code": "NotFound", "message": "no such path"}})
+                    return
+                version = vault.set(parts[1], json.loads(body)["value"])
+                self.reply(200, {"id": f"{vault.url}/secrets/{parts[1]}/{version}",
+                                 "attributes": {"enabled": True, "created": 1700000000,
+                                                "updated": 1700000000,
+                                                "recoveryLevel": "Recoverable+Purgeable"},
+                                 "tags": json.loads(body).get("tags") or {}})
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                split = urlsplit(self.path)
+                if self.refused():
                     return
                 parts = [p for p in split.path.split("/") if p]
                 if len(parts) not in (2, 3) or parts[0] != "secrets":
