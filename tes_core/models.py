@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from .states import TERMINAL
+from .submitter import TAG_PREFIX
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -38,6 +39,31 @@ NameText = Text().with_variant(Text(collation="C"), "postgresql")
 FINISHED_SQL = "state IN (" + ", ".join(f"'{s.value}'" for s in sorted(TERMINAL)) + ")"
 """Finished tasks, as SQL: the condition of the partial index ``ix_tasks_finished``. A query
 must say it in these very words for SQLite to use that index."""
+
+SUBMITTER_TAG_COLUMNS: dict[str, str] = {
+    TAG_PREFIX + "name": "submitter_tag_name",
+    TAG_PREFIX + "workflow-id": "submitter_workflow_id",
+    TAG_PREFIX + "workflow-name": "submitter_workflow_name",
+    TAG_PREFIX + "workflow-stage": "submitter_workflow_stage",
+    TAG_PREFIX + "root-workflow-id": "submitter_root_workflow_id",
+}
+"""The ``ms-submitter-*`` tags kept in columns of the task row instead of ``task_tags`` rows
+(tag key -> column): a create writes no tag row for them, and tag filters and the event
+journal read them from these columns. Whoever set the tag (a submitter plugin or the task's
+author), its value is here; other ``ms-submitter-*`` keys stay ordinary tag rows."""
+
+_INDEXED_SUBMITTER_COLUMNS = ("submitter_tag_name", "submitter_workflow_id",
+                              "submitter_root_workflow_id")
+"""The submitter columns a filter finds through an index (newest first); a filter on the
+others (workflow name, stage) walks tasks newest first or rides another filter's index."""
+
+
+def _submitter_index(column: str) -> Index:
+    """``(column, seq)`` for the tasks that have the tag: a filter on it is a keyset range."""
+    where = text(f"{column} IS NOT NULL")
+    return Index(f"ix_tasks_{column}_seq", column, "seq",
+                 sqlite_where=where, postgresql_where=where)
+
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY, not a BIGINT one.
 SeqType = BigInteger().with_variant(Integer(), "sqlite")
@@ -76,6 +102,16 @@ class Task(Base):
     """The subject of the bearer token that created the task; ``NULL`` without OAuth."""
     tenant: Mapped[str | None] = mapped_column(String(255))
     """The token's tenant (``""`` when it names none); ``NULL`` without OAuth."""
+    submitter_tag_name: Mapped[str | None] = mapped_column(Text)
+    """The ``ms-submitter-name`` tag (see :data:`SUBMITTER_TAG_COLUMNS`)."""
+    submitter_workflow_id: Mapped[str | None] = mapped_column(Text)
+    """The ``ms-submitter-workflow-id`` tag."""
+    submitter_workflow_name: Mapped[str | None] = mapped_column(Text)
+    """The ``ms-submitter-workflow-name`` tag."""
+    submitter_workflow_stage: Mapped[str | None] = mapped_column(Text)
+    """The ``ms-submitter-workflow-stage`` tag."""
+    submitter_root_workflow_id: Mapped[str | None] = mapped_column(Text)
+    """The ``ms-submitter-root-workflow-id`` tag."""
 
     __table_args__ = (
         Index("ix_tasks_state_seq", "state", "seq"),
@@ -86,6 +122,7 @@ class Task(Base):
         # again), for retention. Partial: creating and running tasks never touch it.
         Index("ix_tasks_finished", "updated_at",
               sqlite_where=text(FINISHED_SQL), postgresql_where=text(FINISHED_SQL)),
+        *(_submitter_index(column) for column in _INDEXED_SUBMITTER_COLUMNS),
     )
 
 
@@ -94,7 +131,8 @@ class TaskTag(Base):
 
     The primary key is the index a ``tag_key``/``tag_value`` filter scans, newest
     first; on SQLite the table is that index (WITHOUT ROWID), so each tag costs
-    two b-tree inserts, not four.
+    two b-tree inserts, not four. The ``ms-submitter-*`` tags of
+    :data:`SUBMITTER_TAG_COLUMNS` are not here but in columns of the task row.
     """
 
     __tablename__ = "task_tags"

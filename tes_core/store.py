@@ -34,7 +34,7 @@ from sqlalchemy import (
 from .auth.principal import Owner
 from .backends.base import TaskRecord
 from .db import Database, DriverTransaction, utcnow
-from .models import FINISHED_SQL, task_tags, tasks
+from .models import FINISHED_SQL, SUBMITTER_TAG_COLUMNS, task_tags, tasks
 from .schemas.query import ListQuery
 from .states import State, sources_of
 
@@ -43,9 +43,11 @@ DOCUMENT_COLUMNS = (tasks.c.seq, tasks.c.id, tasks.c.state, tasks.c.creation_tim
 
 # The statements of the hot paths, built once: building a statement and computing
 # its cache key on every call cost about as much as running it (see bench/README.md).
+_SUBMITTER_KEYS = tuple(SUBMITTER_TAG_COLUMNS)
 _INSERT_TASK_SQL = (
     "INSERT INTO tasks (id, state, name, creation_time, updated_at, document, logs, backend,"
-    " submitter, owner, tenant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq"
+    " submitter, owner, tenant, " + ", ".join(SUBMITTER_TAG_COLUMNS.values()) + ") VALUES ("
+    + ", ".join(["?"] * (11 + len(SUBMITTER_TAG_COLUMNS))) + ") RETURNING seq"
 )
 _INSERT_TASK_ONCE_SQL = _INSERT_TASK_SQL.replace(" RETURNING seq", " ON CONFLICT (id) DO NOTHING")
 _INSERT_TAGS_SQL = "INSERT INTO task_tags (task_seq, key, value) VALUES "
@@ -90,39 +92,45 @@ def new_task_id() -> str:
     return str(uuid.uuid4())
 
 
+def split_tags(tags: dict[str, str] | None) -> tuple[list[str | None], list[tuple[str, str]]]:
+    """A task's tags as stored: the values of the ``ms-submitter-*`` tags kept in columns (in
+    the order of :data:`SUBMITTER_TAG_COLUMNS`, ``None`` where absent) and the other tags,
+    which become ``task_tags`` rows."""
+    if not tags:
+        return [None] * len(_SUBMITTER_KEYS), []
+    return ([tags.get(key) for key in _SUBMITTER_KEYS],
+            [(key, value) for key, value in tags.items() if key not in SUBMITTER_TAG_COLUMNS])
+
+
+def _task_row(task: NewTask, stamp: object, submitter_tags: list[str | None]) -> list[Any]:
+    """The parameters of ``_INSERT_TASK_SQL`` (and its ``ON CONFLICT`` form) for ``task``."""
+    document_json, logs_json = task.encoded
+    return [
+        task.id, State.QUEUED.value, task.document.get("name"), stamp, stamp, document_json,
+        logs_json, task.backend, task.submitter,
+        task.owner.subject if task.owner else None,
+        task.owner.tenant if task.owner else None,
+        *submitter_tags,
+    ]
+
+
 def insert_task(tx: DriverTransaction, task: NewTask) -> str:
     """Store a new QUEUED task with its tags; return its id.
 
     Through the driver: creating tasks is a hot path, and SQLAlchemy's statement
     and result handling cost more than the INSERTs themselves.
     """
-    document_json, logs_json = task.encoded
     now = utcnow()
     stamp: object = now.strftime(SQLITE_DATETIME) if tx.dialect.name == "sqlite" else now
-    seq = tx.execute(
-        _INSERT_TASK_SQL,
-        (
-            task.id,
-            State.QUEUED.value,
-            task.document.get("name"),
-            stamp,
-            stamp,
-            document_json,
-            logs_json,
-            task.backend,
-            task.submitter,
-            task.owner.subject if task.owner else None,
-            task.owner.tenant if task.owner else None,
-        ),
-    ).fetchone()[0]
-    tags = task.document.get("tags")
+    submitter_tags, tags = split_tags(task.document.get("tags"))
+    seq = tx.execute(_INSERT_TASK_SQL, _task_row(task, stamp, submitter_tags)).fetchone()[0]
     if tags and tx.dialect.name == "sqlite":
         # In-process, one prepared statement run per row is the cheapest.
-        tx.executemany(_INSERT_TAGS_SQL + "(?, ?, ?)", [(seq, k, v) for k, v in tags.items()])
+        tx.executemany(_INSERT_TAGS_SQL + "(?, ?, ?)", [(seq, k, v) for k, v in tags])
     elif tags:
         # One multi-row INSERT, not executemany: psycopg2 runs executemany as one round
         # trip per row and psycopg 3 as a pipeline, both slower for a task's few tags.
-        items = list(tags.items())
+        items = tags
         for start in range(0, len(items), _TAGS_PER_STATEMENT):
             chunk = items[start:start + _TAGS_PER_STATEMENT]
             tx.execute(
@@ -140,18 +148,11 @@ def store_task(db: Database, task: NewTask) -> str:
     It is safe to repeat (``ON CONFLICT (id) DO NOTHING``), which lets a broken
     connection be retried. SQLite, in-process, takes the plain transaction.
     """
-    tags = list((task.document.get("tags") or {}).items())
+    submitter_tags, tags = split_tags(task.document.get("tags"))
     if db.is_sqlite or len(tags) > _TAGS_PER_STATEMENT:
         with db.driver_write() as tx:
             return insert_task(tx, task)
-    document_json, logs_json = task.encoded
-    now = utcnow()
-    params: list[Any] = [
-        task.id, State.QUEUED.value, task.document.get("name"), now, now, document_json,
-        logs_json, task.backend, task.submitter,
-        task.owner.subject if task.owner else None,
-        task.owner.tenant if task.owner else None,
-    ]
+    params = _task_row(task, utcnow(), submitter_tags)
     insert = _INSERT_TASK_ONCE_SQL
     if tags:
         insert = (
@@ -250,7 +251,14 @@ def _matching(
     """``stmt`` narrowed to the tasks ``query``'s filters (and ``owner``) match, and the
     column holding their ``seq`` to order and page on. The page cursor is not applied."""
     seq_column: ColumnElement[int] = tasks.c.seq
-    tag_filters = list(query.tags)
+    tag_filters = []
+    for key, value in query.tags:
+        column_name = SUBMITTER_TAG_COLUMNS.get(key)
+        if column_name is None:
+            tag_filters.append((key, value))
+        else:
+            column = tasks.c[column_name]
+            stmt = stmt.where(column.is_not(None) if value is None else column == value)
     if tag_filters:
         # Drive the scan from the tag index: the first pair picks candidate rows
         # newest first, the rest are checked with EXISTS.

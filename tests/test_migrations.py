@@ -131,3 +131,48 @@ def test_0002_adds_task_owners_and_keeps_tasks_and_tags_both_ways(database_url, 
             assert conn.execute(text("SELECT key, value FROM task_tags")).all() == [("k", "v")]
     finally:
         engine.dispose()
+
+
+def test_0005_moves_submitter_tags_into_columns_and_back(database_url, tmp_path) -> None:
+    """Revision 0005 on a database holding tagged tasks: the ``ms-submitter-*`` tag rows
+    become column values (other tags stay rows), the task's document is untouched, and a
+    downgrade writes the rows back."""
+    from sqlalchemy import text
+
+    from tests.servers import server_env
+
+    env = server_env(tmp_path, database_url)
+    assert _tes_server("db", "upgrade", "0004", env=env).returncode == 0
+    document = '{"tags":{"k":"v","ms-submitter-name":"cromwell","ms-submitter-workflow-id":"w1"}}'
+    engine = create_engine(database_url)
+    rows = {("k", "v"), ("ms-submitter-name", "cromwell"), ("ms-submitter-workflow-id", "w1")}
+    try:
+        with engine.begin() as conn:
+            for task_id in ("t1", "t2"):
+                conn.execute(text(
+                    "INSERT INTO tasks (id, state, name, creation_time, updated_at, document,"
+                    " logs, backend) VALUES (:id, 'QUEUED', 'n', '2026-01-01 00:00:00',"
+                    " '2026-01-01 00:00:00', :doc, '[]', 'local')"
+                ), {"id": task_id, "doc": document if task_id == "t1" else "{}"})
+            seq = conn.execute(text("SELECT seq FROM tasks WHERE id = 't1'")).scalar_one()
+            for key, value in rows:
+                conn.execute(text("INSERT INTO task_tags (task_seq, key, value)"
+                                  " VALUES (:s, :k, :v)"), {"s": seq, "k": key, "v": value})
+
+        up = _tes_server("db", "upgrade", env=env)
+        assert up.returncode == 0, up.stderr
+        assert "ix_tasks_submitter_workflow_id_seq" in _indexes(database_url, "tasks")
+        with engine.connect() as conn:
+            assert conn.execute(text(
+                "SELECT id, submitter_tag_name, submitter_workflow_id, submitter_workflow_name,"
+                " document FROM tasks ORDER BY id"
+            )).all() == [("t1", "cromwell", "w1", None, document), ("t2", None, None, None, "{}")]
+            assert conn.execute(text("SELECT key, value FROM task_tags")).all() == [("k", "v")]
+
+        down = _tes_server("db", "downgrade", "0004", env=env)
+        assert down.returncode == 0, down.stderr
+        assert "submitter_workflow_id" not in _columns(database_url, "tasks")
+        with engine.connect() as conn:
+            assert set(conn.execute(text("SELECT key, value FROM task_tags")).all()) == rows
+    finally:
+        engine.dispose()

@@ -85,7 +85,7 @@ def test_driver_fast_paths_and_queries(database: Database) -> None:
 
 def test_a_create_is_one_statement_and_safe_to_repeat(database: Database, monkeypatch) -> None:
     task = NewTask(
-        document={"name": "once", "tags": {"a": "1", "b": ""},
+        document={"name": "once", "tags": {"a": "1", "ms-submitter-workflow-id": "wf-1", "b": ""},
                   "executors": [{"image": "alpine", "command": ["true"]}]},
         backend="local",
     )
@@ -95,7 +95,10 @@ def test_a_create_is_one_statement_and_safe_to_repeat(database: Database, monkey
     with database.read() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM tasks").scalar() == 1
         tags = conn.exec_driver_sql("SELECT key, value FROM task_tags ORDER BY key").all()
+        workflow = conn.exec_driver_sql("SELECT submitter_workflow_id FROM tasks").scalar()
+    # The ms-submitter-* tags are columns of the task row, not tag rows.
     assert [tuple(t) for t in tags] == [("a", "1"), ("b", "")]
+    assert workflow == "wf-1"
     untagged = NewTask(document={"executors": [{"image": "a", "command": ["b"]}]},
                        backend="local")
     assert peek_state(database, store_task(database, untagged)) == "QUEUED"

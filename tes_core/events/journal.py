@@ -19,14 +19,16 @@ from typing import Any
 import pluggy
 
 from ..db import Database, driver_sql, rfc3339, utcnow
+from ..models import SUBMITTER_TAG_COLUMNS
 from ..store import SQLITE_DATETIME
 
 log = logging.getLogger(__name__)
 hookimpl = pluggy.HookimplMarker("tes")
 
 _TASK_FACTS_SQL = (
-    "SELECT t.state, t.name, t.owner, t.tenant, g.key, g.value FROM tasks t"
-    " LEFT JOIN task_tags g ON g.task_seq = t.seq WHERE t.id = ?"
+    "SELECT t.state, t.name, t.owner, t.tenant, g.key, g.value, "
+    + ", ".join(f"t.{column}" for column in SUBMITTER_TAG_COLUMNS.values())
+    + " FROM tasks t LEFT JOIN task_tags g ON g.task_seq = t.seq WHERE t.id = ?"
 )
 _INSERT_SQL = (
     "INSERT INTO task_events (time, task_id, kind, state, name, tags, owner, tenant, data)"
@@ -97,8 +99,10 @@ class EventJournal:
         if not rows:
             return None, None
         state, name, owner, tenant = rows[0][:4]
-        facts = TaskFacts(name, {row[4]: row[5] for row in rows if row[4] is not None},
-                          owner, tenant)
+        tags = {row[4]: row[5] for row in rows if row[4] is not None}
+        tags.update((key, value) for key, value in zip(SUBMITTER_TAG_COLUMNS, rows[0][6:],
+                                                        strict=True) if value is not None)
+        facts = TaskFacts(name, dict(sorted(tags.items())), owner, tenant)
         with self._lock:
             self._facts[task_id] = facts
             while len(self._facts) > _REMEMBERED_TASKS:

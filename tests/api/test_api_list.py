@@ -174,3 +174,68 @@ def test_state_filter_across_the_whole_server(states):
     assert complete and all(t["state"] == "COMPLETE" for t in complete)
     assert ids["COMPLETE"] in {t["id"] for t in complete}
     assert ids["EXECUTOR_ERROR"] not in {t["id"] for t in complete}
+
+
+@pytest.fixture(scope="module")
+def submitter_tagged(server):
+    """Tasks whose ``ms-submitter-*`` tags (set by their author here: no plugin claims a
+    bare ``true``) are kept in columns of the task row; a unique workflow id keeps other
+    tasks out. Ids by label, newest last."""
+    uid = _uid()
+    wf, name, stage = "ms-submitter-workflow-id", "ms-submitter-name", "ms-submitter-workflow-stage"
+    tags = {
+        "wf+name+row": {wf: uid, name: f"{uid}-engine", f"{uid}-k": "v"},
+        "wf": {wf: uid},
+        "near-miss": {wf: f"{uid}x", name: f"{uid}-engine"},
+        "wf+stage=": {wf: uid, stage: ""},
+        "other-key": {"ms-submitter-other": uid},
+    }
+    ids = {label: create(server.url, task("true", tags=value)) for label, value in tags.items()}
+    return server.url, uid, ids, tags
+
+
+SUBMITTER_TAG_QUERIES = [
+    # (query with "{uid}" for the fixture's unique value, labels of the matching tasks)
+    ([("tag_key", "ms-submitter-workflow-id"), ("tag_value", "{uid}")],
+     ["wf+name+row", "wf", "wf+stage="]),
+    ([("tag_key", "ms-submitter-workflow-id"), ("tag_value", "{UID}")], []),
+    ([("tag_key", "ms-submitter-workflow-id"), ("tag_value", "{uid}x")], ["near-miss"]),
+    ([("tag_key", "ms-submitter-name"), ("tag_value", "{uid}-engine")],
+     ["wf+name+row", "near-miss"]),
+    ([("tag_key", "ms-submitter-workflow-id"), ("tag_key", "ms-submitter-name"),
+      ("tag_value", "{uid}")], ["wf+name+row"]),
+    ([("tag_key", "ms-submitter-workflow-id"), ("tag_key", "{uid}-k"),
+      ("tag_value", "{uid}"), ("tag_value", "v")], ["wf+name+row"]),
+    ([("tag_key", "{uid}-k"), ("tag_key", "ms-submitter-name"),
+      ("tag_value", "v"), ("tag_value", "{uid}-engine")], ["wf+name+row"]),
+    ([("tag_key", "{uid}-k"), ("tag_key", "ms-submitter-name"),
+      ("tag_value", "v"), ("tag_value", "{uid}x")], []),
+    ([("tag_key", "ms-submitter-workflow-id"), ("tag_key", "ms-submitter-workflow-stage"),
+      ("tag_value", "{uid}")], ["wf+stage="]),
+    ([("tag_key", "ms-submitter-workflow-id"), ("tag_key", "ms-submitter-workflow-stage"),
+      ("tag_value", "{uid}"), ("tag_value", "")], ["wf+stage="]),
+    ([("tag_key", "ms-submitter-other"), ("tag_value", "{uid}")], ["other-key"]),
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), SUBMITTER_TAG_QUERIES,
+                         ids=[str(i) for i in range(len(SUBMITTER_TAG_QUERIES))])
+def test_submitter_tag_filters_mean_the_same_as_any_tag(submitter_tagged, query, expected):
+    """Filters on the ``ms-submitter-*`` tags kept in columns, alone and mixed with tags
+    kept as rows, follow the spec's semantics (pairs by position, empty value = any)."""
+    url, uid, ids, _ = submitter_tagged
+    params = [(name, value.format(uid=uid, UID=uid.upper())) for name, value in query]
+    want = [ids[label] for label in reversed(list(ids)) if label in expected]
+    assert _ids(url, params) == want
+
+
+def test_submitter_tags_are_returned_as_sent(submitter_tagged):
+    """The tags kept in columns are in every view that shows tags, exactly as sent."""
+    url, uid, ids, tags = submitter_tagged
+    for view in ("BASIC", "FULL"):
+        page = list_tasks(url, [("tag_key", "ms-submitter-workflow-id"), ("tag_value", uid),
+                                ("view", view)])
+        by_id = {item["id"]: item["tags"] for item in page["tasks"]}
+        assert by_id == {ids[label]: tags[label] for label in ("wf+name+row", "wf", "wf+stage=")}
+        one = requests.get(f"{url}/tasks/{ids['wf+stage=']}", params={"view": view}, timeout=30)
+        assert one.json()["tags"] == tags["wf+stage="]

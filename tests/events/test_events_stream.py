@@ -23,12 +23,16 @@ def server(tmp_path_factory) -> Iterator[ServerProcess]:
     proc.stop()
 
 
+TAGS = {"team": "a", "ms-submitter-workflow-id": "wf-ev"}
+"""A tag stored as a row and one stored in a column of the task row: events carry both."""
+
+
 def test_state_changes_and_log_lines_arrive_in_order_as_the_contract_says(server):
     listener = Listener(server.url, [("name_prefix", "ev-order")])
     try:
         other = create(server.url, task("true", name="not-this-one"))
         task_id = create(server.url, task("sh", "-c", "echo out; exit 3", name="ev-order-1",
-                                          tags={"team": "a"}))
+                                          tags=TAGS))
         seen = listener.until(finished(task_id))
     finally:
         listener.close()
@@ -42,7 +46,7 @@ def test_state_changes_and_log_lines_arrive_in_order_as_the_contract_says(server
         assert RFC3339.match(data["time"]), data
         if event.event == "state":
             assert set(data) == {"task_id", "name", "state", "time", "tags"}, data
-            assert data["name"] == "ev-order-1" and data["tags"] == {"team": "a"}
+            assert data["name"] == "ev-order-1" and data["tags"] == TAGS
         else:
             assert event.event == "log" and set(data) in (
                 {"task_id", "time", "system_log"}, {"task_id", "time", "executor"}), data
