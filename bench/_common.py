@@ -35,8 +35,26 @@ RESULTS = REPO / ".bench-results"
 API = "/ga4gh/tes/v1"
 TES_READY = re.compile(r"TES server ready at (\S+)")
 BASELINE_READY = re.compile(r"baseline ready at (\S+)")
-SUBMITTER_PLUGINS = "cromwell,nextflow,snakemake,cwl-tes,toil"
-"""``TES_DISABLED_PLUGINS`` for the core alone: every submitter plugin of this repository."""
+IMAGE = "alpine"
+"""The image the benchmarks' tasks run (scripts/test-services.sh pulls it)."""
+SUBMITTER_HOOKS = frozenset({"tes_detect_submitter", "tes_rewrite_url", "tes_inject_inputs"})
+"""The hooks that make a plugin a submitter plugin."""
+
+
+def submitter_plugins() -> list[str]:
+    """The installed plugins (entry-point names in group ``tes``) implementing a submitter
+    hook, sorted: what ``TES_DISABLED_PLUGINS`` lists for the core alone."""
+    from tes_core.config import Settings
+    from tes_core.plugins import load_plugins
+
+    hooks = load_plugins(Settings.from_env({}), require_backend=False)
+    return sorted(info.name for info in hooks.plugins()
+                  if not info.builtin and SUBMITTER_HOOKS.intersection(info.hooks))
+
+
+def without_submitter_plugins() -> str:
+    """``TES_DISABLED_PLUGINS`` for the core alone: every installed submitter plugin."""
+    return ",".join(submitter_plugins())
 
 
 def serve_threads() -> int:
@@ -61,6 +79,23 @@ def common_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     parser.add_argument("--json", metavar="FILE", help="also write the outcomes as JSON here")
     return parser
+
+
+def bench_arguments(doc: str | None) -> argparse.ArgumentParser:
+    """A benchmark's parser, described by the first line of its module docstring ``doc``,
+    with the options every benchmark takes."""
+    return common_arguments(argparse.ArgumentParser(description=(doc or "").splitlines()[0]))
+
+
+def bench_main(
+    arguments: Callable[[], argparse.ArgumentParser],
+    run: Callable[[argparse.Namespace], list[Outcome]],
+    argv: list[str] | None = None,
+) -> int:
+    """A benchmark's ``main``: parse ``argv``, run between two machine-load lines, print
+    (and with ``--json`` write) the outcomes; 0 if every figure meets its target."""
+    args = arguments().parse_args(argv)
+    return report(measured(run, args), args.json)
 
 
 def throughput_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

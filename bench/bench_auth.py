@@ -20,22 +20,21 @@ import urllib.request
 
 from bench._common import (
     API,
-    SUBMITTER_PLUGINS,
     Load,
     Outcome,
     Scratch,
     Server,
     baseline_server,
-    common_arguments,
+    bench_arguments,
+    bench_main,
     interleave,
-    measured,
     median,
-    report,
     run_load,
     running,
     tes_server,
     throughput_arguments,
     throughput_outcome,
+    without_submitter_plugins,
 )
 from tests.oidc import IdentityProvider
 
@@ -44,9 +43,7 @@ TASK = b'{"name": "bench-auth", "executors": [{"image": "alpine", "command": ["t
 
 
 def arguments() -> argparse.ArgumentParser:
-    parser = throughput_arguments(
-        common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
-    )
+    parser = throughput_arguments(bench_arguments(__doc__))
     parser.add_argument("--tasks", type=int, default=64, help="distinct task ids to GET")
     return parser
 
@@ -56,7 +53,7 @@ def run(args: argparse.Namespace) -> list[Outcome]:
     scratch = Scratch(args.database, keep=args.keep)
     token = idp.token("bench-user", lifetime=3600)
     auth = [f"Authorization: Bearer {token}"]
-    quiet = {"TES_WORKER_THREADS": "0", "TES_DISABLED_PLUGINS": SUBMITTER_PLUGINS}
+    quiet = {"TES_WORKER_THREADS": "0", "TES_DISABLED_PLUGINS": without_submitter_plugins()}
     body = scratch.dir / "task.json"
     body.write_bytes(TASK)
     try:
@@ -125,8 +122,7 @@ def _versus(measure: str, off: list[Load], on: list[Load]) -> Outcome:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = arguments().parse_args(argv)
-    return report(measured(run, args), args.json)
+    return bench_main(arguments, run, argv)
 
 
 if __name__ == "__main__":

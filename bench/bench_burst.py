@@ -36,29 +36,28 @@ from pathlib import Path
 
 from bench._common import (
     API,
+    IMAGE,
     Client,
     Outcome,
     Scratch,
     at_least,
-    common_arguments,
+    bench_arguments,
+    bench_main,
     interleave,
-    measured,
     median,
-    report,
     running,
     tes_server,
 )
 from bench.bench_run import docker_environment
+from tests.servers import TERMINAL
 
 TARGET = 0.8
-IMAGE = "alpine"
-TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED", "PREEMPTED"}
 CREATORS = 16
 """Client connections creating the burst's tasks at once."""
 
 
 def arguments() -> argparse.ArgumentParser:
-    parser = common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser = bench_arguments(__doc__)
     parser.add_argument("--tasks", type=int, default=200, help="tasks per burst")
     parser.add_argument("--slots", type=int, default=4,
                         help="TES_LOCAL_MAX_TASKS, and the baseline's runs at a time")
@@ -244,8 +243,7 @@ def run(args: argparse.Namespace) -> list[Outcome]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = arguments().parse_args(argv)
-    return report(measured(run, args), args.json)
+    return bench_main(arguments, run, argv)
 
 
 if __name__ == "__main__":

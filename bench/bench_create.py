@@ -28,7 +28,6 @@ from pathlib import Path
 from bench._common import (
     API,
     DATA,
-    SUBMITTER_PLUGINS,
     Client,
     Load,
     Outcome,
@@ -36,16 +35,16 @@ from bench._common import (
     Server,
     baseline_gunicorn,
     baseline_server,
-    common_arguments,
+    bench_arguments,
+    bench_main,
     interleave,
-    measured,
-    report,
     run_load,
     running,
     tes_gunicorn,
     tes_server,
     throughput_arguments,
     throughput_outcome,
+    without_submitter_plugins,
 )
 
 TARGET = 0.7
@@ -53,9 +52,7 @@ FIXTURE = DATA / "cromwell-2.json"
 
 
 def arguments() -> argparse.ArgumentParser:
-    parser = throughput_arguments(
-        common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
-    )
+    parser = throughput_arguments(bench_arguments(__doc__))
     parser.add_argument("--document", type=Path, help="task JSON to post (default: Cromwell)")
     parser.add_argument(
         "--gunicorn", action="store_true",
@@ -73,7 +70,7 @@ def run(args: argparse.Namespace) -> list[Outcome]:
     try:
         # The core's create path alone: the submitter plugins (their cost is
         # bench_submitters') would refuse this Terra task with no storage configured.
-        plugins_off = SUBMITTER_PLUGINS
+        plugins_off = without_submitter_plugins()
         if args.gunicorn:
             from tests.private_services import PrivateRedis
 
@@ -144,8 +141,7 @@ def _document_for(tes_base: str, source: Path, folder: Path) -> tuple[Path, str]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = arguments().parse_args(argv)
-    return report(measured(run, args), args.json)
+    return bench_main(arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -36,11 +36,10 @@ from bench._common import (
     Outcome,
     Server,
     at_most,
-    common_arguments,
+    bench_arguments,
+    bench_main,
     interleave,
-    measured,
     median,
-    report,
 )
 from bench.bench_list import on_populated_servers
 
@@ -50,7 +49,7 @@ PAGE_SIZE = 50
 
 
 def arguments() -> argparse.ArgumentParser:
-    parser = common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser = bench_arguments(__doc__)
     parser.add_argument("--small", type=int, default=1_000)
     parser.add_argument("--large", type=int, default=100_000)
     parser.add_argument("--reps", type=int, default=21, help="timed loads per measure")
@@ -148,8 +147,7 @@ def measure(args: argparse.Namespace, small: Server, large: Server) -> list[Outc
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = arguments().parse_args(argv)
-    return report(measured(run, args), args.json)
+    return bench_main(arguments, run, argv)
 
 
 if __name__ == "__main__":

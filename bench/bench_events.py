@@ -45,11 +45,10 @@ from bench._common import (
     Scratch,
     at_least,
     at_most,
-    common_arguments,
-    measured,
+    bench_arguments,
+    bench_main,
     median,
     process_cpu,
-    report,
     run_load,
     running,
     tes_gunicorn,
@@ -63,7 +62,7 @@ BODY = json.dumps({"executors": [{"image": "alpine", "command": ["true"]}]}).enc
 
 
 def arguments() -> argparse.ArgumentParser:
-    parser = common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser = bench_arguments(__doc__)
     parser.add_argument("--tasks", type=int, default=1000, help="active tasks followed")
     parser.add_argument("--poll-every", type=float, default=5.0,
                         help="seconds between two polls of one task")
@@ -280,8 +279,7 @@ def _create(base: str, count: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = arguments().parse_args(argv)
-    return report(measured(run, args), args.json)
+    return bench_main(arguments, run, argv)
 
 
 if __name__ == "__main__":

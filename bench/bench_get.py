@@ -21,10 +21,9 @@ from bench._common import (
     Scratch,
     Server,
     baseline_server,
-    common_arguments,
+    bench_arguments,
+    bench_main,
     interleave,
-    measured,
-    report,
     run_load,
     running,
     tes_server,
@@ -41,9 +40,7 @@ TASK = {
 
 
 def arguments() -> argparse.ArgumentParser:
-    parser = throughput_arguments(
-        common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
-    )
+    parser = throughput_arguments(bench_arguments(__doc__))
     parser.add_argument("--tasks", type=int, default=64, help="distinct task ids to cycle over")
     return parser
 
@@ -80,8 +77,7 @@ def run(args: argparse.Namespace) -> list[Outcome]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = arguments().parse_args(argv)
-    return report(measured(run, args), args.json)
+    return bench_main(arguments, run, argv)
 
 
 if __name__ == "__main__":

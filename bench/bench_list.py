@@ -41,12 +41,11 @@ from bench._common import (
     Scratch,
     Server,
     at_most,
+    bench_arguments,
+    bench_main,
     child_env,
-    common_arguments,
     interleave,
-    measured,
     median,
-    report,
     running,
     tes_server,
 )
@@ -83,7 +82,7 @@ QUERIES: list[tuple[str, dict[str, str], bool]] = [
 
 
 def arguments() -> argparse.ArgumentParser:
-    parser = common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser = bench_arguments(__doc__)
     parser.add_argument("--small", type=int, default=1_000)
     parser.add_argument("--large", type=int, default=100_000)
     parser.add_argument("--reps", type=int, default=15, help="timed first pages per server")
@@ -247,8 +246,7 @@ def measure(args: argparse.Namespace, small: Server, large: Server) -> list[Outc
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = arguments().parse_args(argv)
-    return report(measured(run, args), args.json)
+    return bench_main(arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ from pathlib import Path
 from bench._common import (
     API,
     DATA,
-    SUBMITTER_PLUGINS,
     Client,
     Load,
     Outcome,
@@ -38,12 +37,12 @@ from bench._common import (
     at_least,
     at_most,
     baseline_gunicorn,
-    common_arguments,
-    measured,
-    report,
+    bench_arguments,
+    bench_main,
     run_load,
     running,
     tes_gunicorn,
+    without_submitter_plugins,
 )
 
 TASKS = 1000
@@ -54,7 +53,7 @@ DOCUMENT = DATA / "nextflow-1.json"
 
 
 def arguments() -> argparse.ArgumentParser:
-    parser = common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser = bench_arguments(__doc__)
     parser.add_argument("--seconds", type=float, default=30.0, help="counted seconds")
     parser.add_argument("--create-rate", type=float, default=20.0,
                         help="tasks created per second during the polling")
@@ -71,7 +70,7 @@ def run(args: argparse.Namespace) -> list[Outcome]:
         # Submitter plugins would rewrite Nextflow's local paths to blob URLs and refuse
         # them with no storage configured; their cost is bench_submitters'.
         tes = tes_gunicorn(scratch.dir / "tes", scratch.database("poll"), redis.url,
-                           TES_DISABLED_PLUGINS=SUBMITTER_PLUGINS)
+                           TES_DISABLED_PLUGINS=without_submitter_plugins())
         with running(baseline_gunicorn("const")) as (base,):
             floor = run_load(base.base, [f"{API}/tasks/{n}" for n in range(TASKS)],
                              connections=args.connections, duration=min(args.seconds, 15.0),
@@ -138,8 +137,7 @@ def _create(base: str, count: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = arguments().parse_args(argv)
-    return report(measured(run, args), args.json)
+    return bench_main(arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -27,11 +27,10 @@ from bench._common import (
     Outcome,
     Scratch,
     at_most,
-    common_arguments,
+    bench_arguments,
+    bench_main,
     interleave,
-    measured,
     median,
-    report,
 )
 
 SIZES = (1_000, 10_000)
@@ -41,7 +40,7 @@ for noise, since the time per task is what is judged to stay flat."""
 
 
 def arguments() -> argparse.ArgumentParser:
-    parser = common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser = bench_arguments(__doc__)
     parser.add_argument("--batch-size", type=int, default=None,
                         help="TES_RECONCILE_BATCH_SIZE (default: the setting's default)")
     parser.add_argument("--rounds", type=int, default=3)
@@ -155,8 +154,7 @@ def run(args: argparse.Namespace) -> list[Outcome]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = arguments().parse_args(argv)
-    return report(measured(run, args), args.json)
+    return bench_main(arguments, run, argv)
 
 
 if __name__ == "__main__":

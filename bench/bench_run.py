@@ -26,24 +26,23 @@ from pathlib import Path
 
 from bench._common import (
     API,
+    IMAGE,
     Client,
     Outcome,
     Scratch,
     at_most,
-    common_arguments,
+    bench_arguments,
+    bench_main,
     interleave,
-    measured,
     median,
-    report,
     running,
     tes_server,
 )
+from tests.servers import TERMINAL
 
 TARGET = 1.3
-IMAGE = "alpine"
 POLL = 0.010
 TIMEOUT = 60.0
-TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED", "PREEMPTED"}
 TASK = {
     "name": "bench-run",
     "executors": [{"image": IMAGE, "command": ["true"]}],
@@ -51,7 +50,7 @@ TASK = {
 
 
 def arguments() -> argparse.ArgumentParser:
-    parser = common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser = bench_arguments(__doc__)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=2)
     return parser
@@ -173,8 +172,7 @@ def run(args: argparse.Namespace) -> list[Outcome]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = arguments().parse_args(argv)
-    return report(measured(run, args), args.json)
+    return bench_main(arguments, run, argv)
 
 
 if __name__ == "__main__":

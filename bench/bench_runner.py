@@ -29,11 +29,10 @@ from bench._common import (
     Outcome,
     Scratch,
     at_most,
-    common_arguments,
+    bench_arguments,
+    bench_main,
     interleave,
-    measured,
     median,
-    report,
 )
 from bench.bench_run import IMAGE, TIMEOUT, bare_run, check_docker, docker_environment
 
@@ -42,7 +41,7 @@ RUNNER = [sys.executable, "-m", "tes_runner", "run"]
 
 
 def arguments() -> argparse.ArgumentParser:
-    parser = common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser = bench_arguments(__doc__)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=2)
     return parser
@@ -102,8 +101,7 @@ def run(args: argparse.Namespace) -> list[Outcome]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = arguments().parse_args(argv)
-    return report(measured(run, args), args.json)
+    return bench_main(arguments, run, argv)
 
 
 if __name__ == "__main__":

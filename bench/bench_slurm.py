@@ -37,11 +37,10 @@ from bench._common import (
     Outcome,
     Scratch,
     at_most,
-    common_arguments,
+    bench_arguments,
+    bench_main,
     interleave,
-    measured,
     median,
-    report,
     running,
     tes_server,
 )
@@ -54,7 +53,7 @@ TIMEOUT = 120.0
 
 
 def arguments() -> argparse.ArgumentParser:
-    parser = common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser = bench_arguments(__doc__)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--jobs", default="50,500",
@@ -290,8 +289,7 @@ def run(args: argparse.Namespace) -> list[Outcome]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = arguments().parse_args(argv)
-    return report(measured(run, args), args.json)
+    return bench_main(arguments, run, argv)
 
 
 if __name__ == "__main__":

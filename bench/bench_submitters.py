@@ -40,16 +40,15 @@ from bench._common import (
     Outcome,
     Scratch,
     at_most,
-    common_arguments,
+    bench_arguments,
+    bench_main,
     interleave,
-    measured,
     median,
-    report,
+    submitter_plugins,
 )
 from tests.submitters import SHARED_FIXTURES
 
 TARGET_RATIO = 1.5
-SUBMITTER_HOOKS = frozenset({"tes_detect_submitter", "tes_rewrite_url", "tes_inject_inputs"})
 ACCOUNT_KEY = "YmVuY2gtYWNjb3VudC1rZXktbm90LWEtc2VjcmV0"
 DEFAULT_ACCOUNT = "benchaccount"
 COMMON_SETTINGS = {"TES_CROMWELL_LIST_EXECUTION_FOLDER": "false"}
@@ -118,18 +117,8 @@ def _named_account(paths: list[Path]) -> str:
     return counts.most_common(1)[0][0] if counts else DEFAULT_ACCOUNT
 
 
-def submitter_plugins() -> list[str]:
-    """The installed plugins (entry-point names) implementing a submitter hook."""
-    from tes_core.config import Settings
-    from tes_core.plugins import load_plugins
-
-    hooks = load_plugins(Settings.from_env({}), require_backend=False)
-    return sorted(info.name for info in hooks.plugins()
-                  if not info.builtin and SUBMITTER_HOOKS.intersection(info.hooks))
-
-
 def arguments() -> argparse.ArgumentParser:
-    parser = common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser = bench_arguments(__doc__)
     parser.add_argument("--creates", type=int, default=10_000, help="creates per side and group")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--only", default="", help="comma-separated groups (default: all found)")
@@ -270,8 +259,7 @@ def _time_adapt(service: Any, bodies: list[bytes], count: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = arguments().parse_args(argv)
-    return report(measured(run, args), args.json)
+    return bench_main(arguments, run, argv)
 
 
 if __name__ == "__main__":

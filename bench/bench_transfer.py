@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench._common import Outcome, at_least, at_most, common_arguments, measured, report
+from bench._common import Outcome, at_least, at_most, bench_arguments, measured, report
 
 ACCOUNT_URL = os.environ.get(
     "TES_TEST_AZURITE_ACCOUNT_URL", "http://127.0.0.1:10000/devstoreaccount1"
@@ -43,7 +43,7 @@ CONNECTION_STRING = os.environ.get(
 
 def arguments() -> argparse.ArgumentParser:
     """The benchmark's options."""
-    parser = common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser = bench_arguments(__doc__)
     parser.add_argument("--skip-large", action="store_true",
                         help="skip the 1 GB ratios and the 2 GB memory check")
     parser.add_argument("--large-mb", type=int, default=1024)
