@@ -69,38 +69,61 @@ def other_engines_documents(engine: str) -> list[Path]:
     return sorted(shared + theirs)
 
 
+Loader = Callable[[str], dict[str, Any]]
+"""The ``document`` fixture of a plugin's tests: a task document by file stem."""
+
+
+def plugin_documents(test_file: str) -> Path:
+    """The ``documents/`` folder next to a plugin's test module or conftest (``__file__``)."""
+    return Path(test_file).resolve().parent / "documents"
+
+
+def document_fixture(documents: Path) -> Callable[[], Loader]:
+    """A plugin conftest's ``document`` fixture: loads a task document by file stem from
+    ``documents`` or the shared fixtures, a fresh copy on every call."""
+
+    @pytest.fixture
+    def document() -> Loader:
+        """Load a task document by file stem (a fresh copy each call)."""
+        return lambda name: load_document(name, documents)
+
+    return document
+
+
 def detector_tests(
     detect: Callable[..., Any], engine: str, claimed: dict[str, dict[str, str]], documents: Path
-) -> tuple[Callable[..., None], ...]:
-    """The tests every submitter plugin's detector must pass, for a plugin's test module to
-    bind to ``test_*`` names: the engine's shared fixtures are exactly ``claimed`` (fixture
-    stem to the ``ms-submitter-*`` tags it gets) and are claimed so, without being changed;
-    the plugin's near misses (``documents/near-*.json``) and every other engine's documents
-    are not claimed. ``detect`` is the plugin's ``tes_detect_submitter``."""
+) -> type:
+    """The tests every submitter plugin's detector must pass, as a class for a plugin's test
+    module to bind to a ``Test*`` name: the engine's shared fixtures are exactly ``claimed``
+    (fixture stem to the ``ms-submitter-*`` tags it gets) and are claimed so, without being
+    changed; the plugin's near misses (``documents/near-*.json``) and every other engine's
+    documents are not claimed. ``detect`` is the plugin's ``tes_detect_submitter``."""
     near = sorted(p.stem for p in documents.glob("near-*.json"))
     others = other_engines_documents(engine)
 
-    def test_every_fixture_is_covered() -> None:
-        mine = {name for name in shared_fixture_names() if fixture_engine(name) == engine}
-        assert mine == set(claimed)
-        assert len(near) >= 5 and len(others) >= 20
+    class DetectorTests:
+        """The detector of ``engine`` over every fixture, near miss and other engine."""
 
-    @pytest.mark.parametrize("name", sorted(claimed))
-    def test_claimed_with_tags(name: str) -> None:
-        task = load_document(name, documents)
-        before = copy.deepcopy(task)
-        submitter = detect(task=task)
-        assert submitter is not None
-        assert submitter.tags() == claimed[name]
-        assert task == before, "detection must not change the task"
+        def test_every_fixture_is_covered(self) -> None:
+            mine = {name for name in shared_fixture_names() if fixture_engine(name) == engine}
+            assert mine == set(claimed)
+            assert len(near) >= 5 and len(others) >= 20
 
-    @pytest.mark.parametrize("name", near)
-    def test_near_misses_are_not_claimed(name: str) -> None:
-        assert detect(task=load_document(name, documents)) is None
+        @pytest.mark.parametrize("name", sorted(claimed))
+        def test_claimed_with_tags(self, name: str) -> None:
+            task = load_document(name, documents)
+            before = copy.deepcopy(task)
+            submitter = detect(task=task)
+            assert submitter is not None
+            assert submitter.tags() == claimed[name]
+            assert task == before, "detection must not change the task"
 
-    @pytest.mark.parametrize("path", others, ids=lambda p: f"{p.parents[2].name}/{p.stem}")
-    def test_other_engines_tasks_are_not_claimed(path: Path) -> None:
-        assert detect(task=load_document(path.stem, path.parent)) is None
+        @pytest.mark.parametrize("name", near)
+        def test_near_misses_are_not_claimed(self, name: str) -> None:
+            assert detect(task=load_document(name, documents)) is None
 
-    return (test_every_fixture_is_covered, test_claimed_with_tags,
-            test_near_misses_are_not_claimed, test_other_engines_tasks_are_not_claimed)
+        @pytest.mark.parametrize("path", others, ids=lambda p: f"{p.parents[2].name}/{p.stem}")
+        def test_other_engines_tasks_are_not_claimed(self, path: Path) -> None:
+            assert detect(task=load_document(path.stem, path.parent)) is None
+
+    return DetectorTests

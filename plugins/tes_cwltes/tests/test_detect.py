@@ -3,16 +3,11 @@ tasks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
-
-from tests.submitters import detector_tests
+from tests.submitters import Loader, detector_tests, plugin_documents
 
 from tes_cwltes.plugin import tes_detect_submitter
 
-Loader = Callable[[str], dict[str, Any]]
-DOCUMENTS = Path(__file__).parent / "documents"
+DOCUMENTS = plugin_documents(__file__)
 
 # document -> the ms-submitter-* tags it gets
 CLAIMED = {
@@ -20,12 +15,7 @@ CLAIMED = {
     "cwl-tes-0.3-1": {"ms-submitter-name": "cwl-tes", "ms-submitter-workflow-stage": "md5_2"},
 }
 
-(
-    test_every_fixture_is_covered,
-    test_claimed_with_tags,
-    test_near_misses_are_not_claimed,
-    test_other_engines_tasks_are_not_claimed,
-) = detector_tests(tes_detect_submitter, "cwl-tes", CLAIMED, DOCUMENTS)
+TestDetector = detector_tests(tes_detect_submitter, "cwl-tes", CLAIMED, DOCUMENTS)
 
 
 def test_either_the_tag_or_home_is_enough(document: Loader) -> None:

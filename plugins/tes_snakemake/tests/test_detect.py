@@ -3,18 +3,13 @@ every other engine's tasks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
-
 import pytest
-from tests.submitters import detector_tests
+from tests.submitters import Loader, detector_tests, plugin_documents
 
 from tes_snakemake.detect import detect
 from tes_snakemake.plugin import tes_detect_submitter
 
-Loader = Callable[[str], dict[str, Any]]
-DOCUMENTS = Path(__file__).parent / "documents"
+DOCUMENTS = plugin_documents(__file__)
 
 # document -> the ms-submitter-* tags it gets
 CLAIMED = {
@@ -40,12 +35,7 @@ CLAIMED = {
     },
 }
 
-(
-    test_every_fixture_is_covered,
-    test_claimed_with_tags,
-    test_near_misses_are_not_claimed,
-    test_other_engines_tasks_are_not_claimed,
-) = detector_tests(tes_detect_submitter, "snakemake", CLAIMED, DOCUMENTS)
+TestDetector = detector_tests(tes_detect_submitter, "snakemake", CLAIMED, DOCUMENTS)
 
 
 def test_group_job_and_job_ids(document: Loader) -> None:

@@ -2,17 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from tests.submitters import document_fixture, plugin_documents
 
-import pytest
-from tests.submitters import load_document
-
-DOCUMENTS = Path(__file__).parent / "documents"
-
-
-@pytest.fixture
-def document() -> Callable[[str], dict[str, Any]]:
-    """Load a task document by file stem (a fresh copy each call)."""
-    return lambda name: load_document(name, DOCUMENTS)
+document = document_fixture(plugin_documents(__file__))

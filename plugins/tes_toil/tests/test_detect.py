@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import base64
 import pickle
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.submitters import detector_tests
+from tests.submitters import Loader, detector_tests, plugin_documents
 
 from tes_toil.detect import detect
 from tes_toil.plugin import tes_detect_submitter
 
-Loader = Callable[[str], dict[str, Any]]
-DOCUMENTS = Path(__file__).parent / "documents"
+DOCUMENTS = plugin_documents(__file__)
 
 # document -> the ms-submitter-* tags it gets
 CLAIMED = {
@@ -32,12 +29,7 @@ CLAIMED = {
     },
 }
 
-(
-    test_every_fixture_is_covered,
-    test_claimed_with_tags,
-    test_near_misses_are_not_claimed,
-    test_other_engines_tasks_are_not_claimed,
-) = detector_tests(tes_detect_submitter, "toil", CLAIMED, DOCUMENTS)
+TestDetector = detector_tests(tes_detect_submitter, "toil", CLAIMED, DOCUMENTS)
 
 
 def _with_payload(task: dict[str, Any], job: dict[str, Any], protocol: int) -> dict[str, Any]:
