@@ -24,7 +24,7 @@ import time
 
 import requests
 
-from bench._common import Outcome, Scratch, at_most, common_arguments, measured, report
+from bench._common import Outcome, Scratch, at_most, bench_arguments, bench_main
 from bench.bench_run import docker_environment
 
 RUNNING = 4
@@ -76,7 +76,7 @@ def _remove_containers(ids: list[str]) -> None:
 
 def arguments() -> argparse.ArgumentParser:
     """The options of this benchmark (``--database``: each server gets a fresh database)."""
-    parser = common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser = bench_arguments(__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--grace", type=float, default=10.0, help="TES_SHUTDOWN_GRACE")
     return parser
@@ -139,8 +139,7 @@ def run(args: argparse.Namespace) -> list[Outcome]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = arguments().parse_args(argv)
-    return report(measured(run, args), args.json)
+    return bench_main(arguments, run, argv)
 
 
 if __name__ == "__main__":

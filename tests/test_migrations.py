@@ -133,8 +133,8 @@ def test_0002_adds_task_owners_and_keeps_tasks_and_tags_both_ways(database_url, 
         engine.dispose()
 
 
-def test_0005_moves_submitter_tags_into_columns_and_back(database_url, tmp_path) -> None:
-    """Revision 0005 on a database holding tagged tasks: the ``ms-submitter-*`` tag rows
+def test_0006_moves_submitter_tags_into_columns_and_back(database_url, tmp_path) -> None:
+    """Revision 0006 on a database holding tagged tasks: the ``ms-submitter-*`` tag rows
     become column values (other tags stay rows), the task's document is untouched, and a
     downgrade writes the rows back."""
     from sqlalchemy import text
@@ -142,7 +142,7 @@ def test_0005_moves_submitter_tags_into_columns_and_back(database_url, tmp_path)
     from tests.servers import server_env
 
     env = server_env(tmp_path, database_url)
-    assert _tes_server("db", "upgrade", "0004", env=env).returncode == 0
+    assert _tes_server("db", "upgrade", "0005", env=env).returncode == 0
     document = '{"tags":{"k":"v","ms-submitter-name":"cromwell","ms-submitter-workflow-id":"w1"}}'
     engine = create_engine(database_url)
     rows = {("k", "v"), ("ms-submitter-name", "cromwell"), ("ms-submitter-workflow-id", "w1")}
@@ -169,7 +169,7 @@ def test_0005_moves_submitter_tags_into_columns_and_back(database_url, tmp_path)
             )).all() == [("t1", "cromwell", "w1", None, document), ("t2", None, None, None, "{}")]
             assert conn.execute(text("SELECT key, value FROM task_tags")).all() == [("k", "v")]
 
-        down = _tes_server("db", "downgrade", "0004", env=env)
+        down = _tes_server("db", "downgrade", "0005", env=env)
         assert down.returncode == 0, down.stderr
         assert "submitter_workflow_id" not in _columns(database_url, "tasks")
         with engine.connect() as conn:

@@ -1,7 +1,7 @@
 """ms-submitter-* tags in columns of the task row instead of task_tags rows
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-03 06:30:00.000000
 
 Upgrade moves the existing tag rows of these keys into the new columns and deletes them;
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
