@@ -78,6 +78,8 @@ class FakeArm:
         self.throttled = 0
         self.polls = 1
         """How many times an operation answers "in progress" before it ends."""
+        self.retry_after = "0"
+        """The ``Retry-After`` of "in progress" answers (0: poll again now)."""
         self.held = threading.Event()
         """While set, Batch account operations stay in progress."""
         self.held_polls = 0
@@ -255,7 +257,7 @@ class FakeArm:
                               "keys": [uuid.uuid4().hex, uuid.uuid4().hex]}
         operation = self._operation("storage", account)
         return 202, None, {"Location": f"{self.url}/operations/{operation}?api-version=x",
-                           "Retry-After": "0"}
+                           "Retry-After": self.retry_after}
 
     def _storage_keys(self, method: str, p: dict[str, str], body: Any) -> tuple[int, Any, dict]:
         found = self.storage.get(p["name"])
@@ -332,7 +334,7 @@ class FakeArm:
         operation = self._operation("batch", account, failure)
         return 202, None, {"Azure-AsyncOperation":
                            f"{self.url}/operations/{operation}?api-version=x",
-                           "Retry-After": "0"}
+                           "Retry-After": self.retry_after}
 
     def _batch_keys(self, method: str, p: dict[str, str], body: Any) -> tuple[int, Any, dict]:
         found = self.batch.get(p["name"])
@@ -363,7 +365,7 @@ class FakeArm:
         if op["kind"] == "storage":  # Location polling: 202 until done, then the resource
             if pending:
                 op["polls"] -= 1
-                return 202, None, {"Retry-After": "0"}
+                return 202, None, {"Retry-After": self.retry_after}
             op["resource"]["properties"]["provisioningState"] = "Succeeded"
             return 200, op["resource"], {}
         if pending:  # Azure-AsyncOperation polling: a status document
@@ -371,7 +373,7 @@ class FakeArm:
                 op["polls"] -= 1
             else:
                 self.held_polls += 1
-            return 200, {"status": "InProgress"}, {"Retry-After": "0"}
+            return 200, {"status": "InProgress"}, {"Retry-After": self.retry_after}
         if op["failure"] is not None:
             return 200, {"status": "Failed", "error": op["failure"]}, {}
         op["resource"]["properties"]["provisioningState"] = "Succeeded"
