@@ -2,7 +2,7 @@
 
 An in-test provisioner stands in for a backend plugin's (tes-batch's runs against a fake
 ARM in its own tests, with a real server restarted mid-way); the database, the leases and
-the worker registry are the real ones.
+the worker registry are the real ones, on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -70,9 +70,10 @@ class Sent:
         self.provisions.append(request_id)
 
 
-@pytest.fixture
-def world(tmp_path):
-    db = Database(f"sqlite:///{tmp_path / 'provision.sqlite3'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def world(request, tmp_path, postgres_url_factory_lazy):
+    db = Database(postgres_url_factory_lazy() if request.param == "postgresql"
+                  else f"sqlite:///{tmp_path / 'provision.sqlite3'}")
     db.create_all()
     settings = Settings.from_env({}, data_dir=tmp_path, backend="example")
     hooks = load_plugins(settings, require_backend=False)
@@ -86,6 +87,7 @@ def world(tmp_path):
     service = Provisioning(db, hooks, settings, sent, registry, stale_after=0)  # type: ignore[arg-type]
     yield service, provisioner, sent, db, registry
     registry.unregister()
+    db.dispose()
 
 
 def finished_pid() -> int:
