@@ -1,0 +1,283 @@
+"""``tes-aks-coordinator``: runs one TES task attempt on Kubernetes, from inside its pod.
+
+The server creates the task ConfigMap (the plan: the task, its placement, volume and
+image settings) and this program's Job. The program then
+
+1. creates the task's volume (a PVC sized from ``disk_gb``),
+2. runs ``tes-filetransfer download`` as a Job to stage the inputs into it,
+3. runs one Job per executor, in order, waiting for each; a non-zero exit stops the task
+   unless the executor has ``ignore_error``,
+4. runs ``tes-filetransfer upload`` as a Job and reads the output file logs from its pod's
+   log,
+5. deletes the Jobs and the volume it made,
+
+and keeps the attempt's status document (the vocabulary of ``tes-runner``'s
+``status.json``) in the status ConfigMap, where the server reads it. It exits 0 once a
+final state is recorded, 1 when it could not record one. SIGTERM (the server's cancel
+deletes this Job) stops it between two calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from tes_runner.events import COMPLETE, EXECUTOR_ERROR, INITIALIZING, RUNNING, SYSTEM_ERROR
+from tes_runner.run import rfc3339
+from tes_runner.status import empty_log
+
+from . import manifests, names, podstate
+from .kube import Kube, KubeError, api_client
+
+log = logging.getLogger("tes_aks.coordinator")
+
+PREEMPTED = "PREEMPTED"
+"""A final state of the status document only the coordinator writes: a pod of the
+attempt was evicted (the server starts a new attempt or ends the task PREEMPTED)."""
+FINAL = frozenset({COMPLETE, EXECUTOR_ERROR, SYSTEM_ERROR, PREEMPTED})
+TAIL = 10 * 1024
+
+
+class Stop(Exception):
+    """The attempt ends now with ``state`` and ``reason`` in its system logs."""
+
+    def __init__(self, state: str, reason: str) -> None:
+        super().__init__(reason)
+        self.state = state
+        self.reason = reason
+
+
+class Coordinator:
+    """Runs the attempt described by the plan in ConfigMap ``config_map``."""
+
+    def __init__(self, kube: Kube, namespace: str, config_map: str,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.config_map = config_map
+        self.sleep = sleep
+        self.stopping = False
+        self.plan: dict[str, Any] = {}
+        self.document: dict[str, Any] = {"state": "QUEUED", "final": False, "updated": None,
+                                         "attempt": 0, "log": empty_log()}
+        self._status_created = False
+        self._made: list[tuple[str, str]] = []
+
+    # -- the run ---------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run the attempt to a final state; the exit status (0: a final state recorded)."""
+        try:
+            self.plan = self._load_plan()
+        except (KubeError, ValueError, KeyError) as exc:
+            print(f"tes-aks-coordinator: cannot read the plan {self.config_map}: {exc}",
+                  file=sys.stderr)
+            return 1
+        self.document["attempt"] = self.plan["attempt"]
+        existing = self.kube.get("ConfigMap", self.namespace, self._status_name())
+        if existing is not None:
+            self._status_created = True
+            previous = json.loads((existing.get("data") or {}).get(manifests.STATUS_KEY)
+                                  or "{}")
+            if previous.get("final"):
+                log.info("attempt already ended %s; nothing to do", previous.get("state"))
+                return 0
+        try:
+            self._steps()
+        except Stop as stop:
+            self._end(stop.state, stop.reason)
+        except KubeError as exc:
+            self._end(SYSTEM_ERROR, f"the coordinator could not go on: {exc}")
+        finally:
+            self._clean_up()
+        return 0 if self.document["final"] else 1
+
+    def _steps(self) -> None:
+        task = self.plan["task"]
+        self._update(INITIALIZING, start_time=rfc3339(datetime.now(UTC)),
+                     metadata={"namespace": self.namespace,
+                               "coordinator": self.plan["base"]})
+        self._create(manifests.volume_claim(self.plan))
+        if task.get("inputs"):
+            self._transfer(names.STAGE_IN)
+        self._update(RUNNING)
+        for index, executor in enumerate(task["executors"]):
+            exit_code = self._executor(index, executor)
+            if exit_code != 0 and not executor.get("ignore_error"):
+                raise Stop(EXECUTOR_ERROR,
+                           f"executor {index} ({executor['image']}) exited with code "
+                           f"{exit_code}")
+        outputs = self._transfer(names.STAGE_OUT) if task.get("outputs") else []
+        self.document["log"]["outputs"] = outputs
+        self._end(COMPLETE, None)
+
+    def _executor(self, index: int, executor: dict[str, Any]) -> int:
+        job = self._create(manifests.executor_job(self.plan, index))
+        entry: dict[str, Any] = {"start_time": rfc3339(datetime.now(UTC)), "end_time": None,
+                                 "exit_code": 0, "stdout": "", "stderr": ""}
+        logs = self.document["log"]["logs"]
+        logs.append(entry)
+        self._write()
+        pod, ended = self._wait(job, f"executor {index}")
+        if ended.started:
+            entry["start_time"] = rfc3339(ended.started)
+        entry["end_time"] = rfc3339(ended.finished or datetime.now(UTC))
+        entry["exit_code"] = ended.exit_code
+        entry["stdout"] = self.kube.pod_log(self.namespace, pod["metadata"]["name"], TAIL)
+        if ended.oom_killed:
+            self.document["log"]["system_logs"].append(
+                f"executor {index} ({executor['image']}) was killed: out of memory "
+                f"(OOMKilled, exit code {ended.exit_code}); ask for more with "
+                "resources.ram_gb")
+        self._write()
+        return ended.exit_code
+
+    def _transfer(self, role: str) -> list[dict[str, Any]]:
+        what = "staging the inputs" if role == names.STAGE_IN else "uploading the outputs"
+        job = self._create(manifests.transfer_job(self.plan, role))
+        pod, ended = self._wait(job, what)
+        text = self.kube.pod_log(self.namespace, pod["metadata"]["name"],
+                                 None if role == names.STAGE_OUT else TAIL)
+        if ended.exit_code != 0:
+            raise Stop(SYSTEM_ERROR, f"{what} failed (exit code {ended.exit_code}): "
+                                     f"{text.strip()[-2000:] or ended.message or '(no log)'}")
+        return output_logs(text) if role == names.STAGE_OUT else []
+
+    def _wait(self, job: dict[str, Any], what: str) -> tuple[dict[str, Any], Any]:
+        """Wait until the Job's pod ends; ``(pod, Termination)``. Raises :class:`Stop`
+        for an image that cannot be pulled in time and an evicted pod."""
+        name = job["metadata"]["name"]
+        waited_for: str | None = None
+        while True:
+            if self.stopping:
+                raise Stop(SYSTEM_ERROR, "the coordinator was stopped (SIGTERM)")
+            pods = self.kube.list("Pod", self.namespace, f"job-name={name}")
+            for pod in pods:
+                reason = podstate.evicted(pod)
+                if reason:
+                    raise Stop(PREEMPTED, f"{what}: pod {pod['metadata']['name']} was taken "
+                                          f"off its node ({reason})")
+                ended = podstate.terminated(pod)
+                if ended is not None and (pod.get("status") or {}).get("phase") in (
+                        "Succeeded", "Failed"):
+                    return pod, ended
+                failure = podstate.pull_failure(pod)
+                if failure is not None:
+                    since = failure.since or datetime.now(UTC)
+                    waited = (datetime.now(UTC) - since).total_seconds()
+                    if waited >= float(self.plan.get("image_pull_wait", 300)):
+                        raise Stop(SYSTEM_ERROR, f"{what}: {failure.describe()}; gave up "
+                                                 f"after {int(waited)} s")
+                pending = podstate.unschedulable(pod)
+                if pending and pending != waited_for:
+                    waited_for = pending
+                    self.document["log"]["system_logs"].append(
+                        f"{what} waits for a node: {pending}")
+                    self._write()
+            job_now = self.kube.get("Job", self.namespace, name)
+            if job_now is None:
+                raise Stop(SYSTEM_ERROR, f"{what}: its Job {name} was deleted outside TES")
+            self.sleep(float(self.plan.get("poll_interval", 2)))
+
+    # -- objects and status --------------------------------------------------------
+
+    def _create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        obj, created = self.kube.create(manifest)
+        self._made.append((manifest["kind"], manifest["metadata"]["name"]))
+        log.info("%s %s %s", "created" if created else "adopted", manifest["kind"],
+                 manifest["metadata"]["name"])
+        return obj
+
+    def _clean_up(self) -> None:
+        for kind, name in reversed(self._made):
+            try:
+                self.kube.delete(kind, self.namespace, name)
+            except KubeError as exc:  # the server's clean-up deletes by label later
+                log.warning("could not delete %s %s: %s", kind, name, exc)
+
+    def _status_name(self) -> str:
+        return names.object_name(self.plan["base"], names.STATUS)
+
+    def _load_plan(self) -> dict[str, Any]:
+        config_map = self.kube.get("ConfigMap", self.namespace, self.config_map)
+        if config_map is None:
+            raise ValueError("it does not exist")
+        return json.loads(config_map["data"][manifests.PLAN_KEY])
+
+    def _update(self, state: str | None = None, **fields: Any) -> None:
+        log_ = self.document["log"]
+        for key, value in fields.items():
+            if key == "metadata":
+                log_["metadata"] = {**log_.get("metadata", {}), **value}
+            else:
+                log_[key] = value
+        if state is not None:
+            self.document["state"] = state
+            self.document["final"] = state in FINAL
+        self._write()
+
+    def _end(self, state: str, reason: str | None) -> None:
+        if reason:
+            self.document["log"]["system_logs"].append(reason)
+        self._update(state, end_time=rfc3339(datetime.now(UTC)))
+
+    def _write(self) -> None:
+        self.document["updated"] = rfc3339(datetime.now(UTC))
+        body = manifests.status_config_map(self.plan, self.document)
+        if not self._status_created:
+            self.kube.create(body)
+            self._status_created = True
+            return
+        self.kube.patch("ConfigMap", self.namespace, self._status_name(),
+                        {"data": body["data"]})
+
+
+def output_logs(text: str) -> list[dict[str, Any]]:
+    """The ``OutputFileLog`` list ``tes-filetransfer upload`` printed last in ``text``."""
+    found = text.rfind("\n[")
+    start = found + 1 if found >= 0 else (0 if text.startswith("[") else -1)
+    try:
+        if start < 0:
+            raise ValueError("no JSON list")
+        value, _ = json.JSONDecoder().raw_decode(text[start:])
+    except ValueError:
+        raise Stop(SYSTEM_ERROR, "the upload printed no list of uploaded files: "
+                                 f"{text.strip()[-500:]!r}") from None
+    if not isinstance(value, list):
+        raise Stop(SYSTEM_ERROR, "the upload printed no list of uploaded files")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``tes-aks-coordinator`` command."""
+    parser = argparse.ArgumentParser(prog="tes-aks-coordinator",
+                                     description="Run one TES task attempt on Kubernetes.")
+    parser.add_argument("--namespace", required=True)
+    parser.add_argument("--config-map", required=True,
+                        help="the task ConfigMap holding the plan (plan.json)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s tes-aks-coordinator %(levelname)s %(message)s")
+    try:
+        kube = Kube(api_client())
+    except KubeError as exc:
+        print(f"tes-aks-coordinator: {exc}", file=sys.stderr)
+        return 1
+    coordinator = Coordinator(kube, args.namespace, args.config_map)
+
+    def stop(signum: int, frame: Any) -> None:
+        coordinator.stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    return coordinator.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

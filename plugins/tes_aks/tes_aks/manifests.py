@@ -1,0 +1,308 @@
+"""The Kubernetes objects of a task attempt, as plain dicts in the API's shapes.
+
+The server writes the coordinator's Job and the task ConfigMap (:func:`coordinator_job`,
+:func:`task_config_map`); the coordinator writes the volume, the staging Jobs, one Job per
+executor and the status ConfigMap. :func:`check` loads each into the official client's
+models, so a field the API does not know fails in the tests, not on a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from pathlib import Path
+from typing import Any
+
+from tes_runner.workspace import TES_WD, Workspace, plan_mounts
+
+from . import names
+from .params import Placement
+
+TASK_KEY = "task.json"
+PLAN_KEY = "plan.json"
+STATUS_KEY = "status.json"
+TASK_MOUNT = "/etc/tes-task"
+WORKDIR_VOLUME = "tes-wd"
+SHARED_VOLUME = "shared-global"
+TASK_VOLUME = "tes-task"
+GPU_RESOURCE = "nvidia.com/gpu"
+_PVC_ROOT = Path("/pvc")
+_SHARED_ROOT = Path("/pvc-shared-global")
+
+
+def _meta(plan: dict[str, Any], role: str, index: int | None = None) -> dict[str, Any]:
+    task = plan["task"]
+    return {
+        "name": names.object_name(plan["base"], role, index),
+        "namespace": plan["namespace"],
+        "labels": names.labels(task["id"], plan["attempt"], role, index),
+        "annotations": names.annotations(task["id"], task.get("name")),
+    }
+
+
+def task_config_map(plan: dict[str, Any]) -> dict[str, Any]:
+    """The ConfigMap the server writes: the coordinator's plan and the TES task document
+    (the staging Jobs mount it as ``/etc/tes-task/task.json``)."""
+    return {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": _meta(plan, names.TASK_FILE),
+        "data": {PLAN_KEY: json.dumps(plan), TASK_KEY: json.dumps(plan["task"])},
+    }
+
+
+def status_config_map(plan: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """The ConfigMap the coordinator keeps up to date with the attempt's status document."""
+    return {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": _meta(plan, names.STATUS),
+        "data": {STATUS_KEY: json.dumps(status)},
+    }
+
+
+def _job(meta: dict[str, Any], pod_spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": meta,
+        "spec": {
+            "backoffLimit": 0,
+            "template": {"metadata": {"labels": dict(meta["labels"])}, "spec": pod_spec},
+        },
+    }
+
+
+def _placement_spec(place: Placement) -> dict[str, Any]:
+    spec: dict[str, Any] = {}
+    if place.node_selector:
+        spec["nodeSelector"] = dict(place.node_selector)
+    if place.tolerations:
+        spec["tolerations"] = [dict(t) for t in place.tolerations]
+    if place.zones:
+        spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [
+                {"key": place.zone_label, "operator": "In", "values": list(place.zones)},
+            ]}],
+        }}}
+    return spec
+
+
+def placement_of(plan: dict[str, Any]) -> Placement:
+    """The :class:`Placement` stored in a plan."""
+    return Placement(**plan["placement"])
+
+
+def coordinator_job(plan: dict[str, Any], image: str, service_account: str) -> dict[str, Any]:
+    """The coordinator's Job: one pod, never restarted, running ``tes-aks-coordinator``.
+
+    It tolerates the spot pool of a preemptible task (so it may share the executors'
+    nodes) but needs no node selector, zone or GPU of theirs.
+    """
+    meta = _meta(plan, names.COORDINATOR)
+    config_map = names.object_name(plan["base"], names.TASK_FILE)
+    pod = {
+        "restartPolicy": "Never",
+        "serviceAccountName": service_account,
+        "enableServiceLinks": False,
+        "containers": [{
+            "name": "coordinator",
+            "image": image,
+            "command": ["tes-aks-coordinator", "--namespace", plan["namespace"],
+                        "--config-map", config_map],
+            "resources": {"requests": {"cpu": "50m", "memory": "128Mi"},
+                          "limits": {"memory": "256Mi"}},
+        }],
+    }
+    tolerations = placement_of(plan).tolerations
+    if tolerations:
+        pod["tolerations"] = [dict(t) for t in tolerations]
+    return _job(meta, pod)
+
+
+def volume_claim(plan: dict[str, Any]) -> dict[str, Any]:
+    """The task's working volume (``/tes-wd``), sized from ``disk_gb``."""
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": f"{math.ceil(plan['disk_gb'] * 1024)}Mi"}},
+    }
+    if plan.get("storage_class"):
+        spec["storageClassName"] = plan["storage_class"]
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": _meta(plan, names.VOLUME), "spec": spec}
+
+
+def _volumes(plan: dict[str, Any], task_file: bool = False) -> list[dict[str, Any]]:
+    volumes: list[dict[str, Any]] = [{
+        "name": WORKDIR_VOLUME,
+        "persistentVolumeClaim": {"claimName": names.object_name(plan["base"], names.VOLUME)},
+    }]
+    if plan.get("shared_global_claim"):
+        volumes.append({"name": SHARED_VOLUME,
+                        "persistentVolumeClaim": {"claimName": plan["shared_global_claim"]}})
+    if task_file:
+        volumes.append({"name": TASK_VOLUME, "configMap": {
+            "name": names.object_name(plan["base"], names.TASK_FILE),
+            "items": [{"key": TASK_KEY, "path": TASK_KEY}]}})
+    return volumes
+
+
+def executor_mounts(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """Volume mounts that make ``/tes-wd``, ``/tes-wd/shared-global`` and every TES path
+    of the task mean in a pod what they mean in the runner (its own mount plan, with the
+    task volume's folders as sub-paths)."""
+    workspace = Workspace(base=_PVC_ROOT, shared_global=_SHARED_ROOT)
+    mounts = []
+    for mount in plan_mounts(plan["task"], workspace):
+        if mount.host_path == _SHARED_ROOT:
+            if not plan.get("shared_global_claim"):
+                sub = "shared-global"  # no shared volume: a folder of the task's own
+                mounts.append({"name": WORKDIR_VOLUME, "mountPath": mount.container_path,
+                               "subPath": sub})
+                continue
+            mounts.append({"name": SHARED_VOLUME, "mountPath": mount.container_path})
+            continue
+        sub = Path(mount.host_path).relative_to(_PVC_ROOT).as_posix()
+        entry = {"name": WORKDIR_VOLUME, "mountPath": mount.container_path, "subPath": sub}
+        if mount.read_only:
+            entry["readOnly"] = True
+        mounts.append(entry)
+    return mounts
+
+
+def transfer_job(plan: dict[str, Any], role: str) -> dict[str, Any]:
+    """The Job that runs ``tes-filetransfer download`` (role ``stage-in``) or ``upload``
+    (``stage-out``) on the task volume, with the task document from the task ConfigMap.
+    ``upload`` prints the output file logs as JSON, which the coordinator reads from the
+    pod's log."""
+    command = "download" if role == names.STAGE_IN else "upload"
+    policy = plan.get("policy") or {}
+    env = [
+        {"name": "TES_FT_ALLOWED_LOCAL_DIRS", "value": ",".join(policy.get("local_dirs") or ())},
+        {"name": "TES_FT_ALLOWED_HOSTS", "value": ",".join(policy.get("hosts") or ())},
+    ]
+    pod = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "containers": [{
+            "name": "filetransfer",
+            "image": plan["filetransfer_image"],
+            "command": ["tes-filetransfer", command, "--task", f"{TASK_MOUNT}/{TASK_KEY}",
+                        "--root", f"{TES_WD}/shared"],
+            "env": env,
+            "volumeMounts": [
+                {"name": WORKDIR_VOLUME, "mountPath": TES_WD, "subPath": "tes-wd"},
+                {"name": TASK_VOLUME, "mountPath": TASK_MOUNT, "readOnly": True},
+            ],
+        }],
+        "volumes": _volumes(plan, task_file=True),
+        **_placement_spec(placement_of(plan)),
+    }
+    return _job(_meta(plan, role), pod)
+
+
+def executor_command(executor: dict[str, Any]) -> list[str]:
+    """The container's command: the executor's argv, wrapped in ``/bin/sh`` only when it
+    names stdin, stdout or stderr files (Kubernetes has no redirection of its own)."""
+    command = [str(part) for part in executor["command"]]
+    redirects = []
+    for key, operator in (("stdin", "<"), ("stdout", ">"), ("stderr", "2>")):
+        if executor.get(key):
+            redirects.append(f"{operator}{shlex.quote(str(executor[key]))}")
+    if not redirects:
+        return command
+    return ["/bin/sh", "-c", f'exec "$@" {" ".join(redirects)}', "tes-executor", *command]
+
+
+def _quantities(resources: dict[str, Any], gpus: int) -> dict[str, dict[str, str]]:
+    amounts: dict[str, str] = {}
+    if resources.get("cpu_cores"):
+        amounts["cpu"] = str(int(resources["cpu_cores"]))
+    if resources.get("ram_gb"):
+        amounts["memory"] = f"{math.ceil(float(resources['ram_gb']) * 1024)}Mi"
+    if gpus:
+        amounts[GPU_RESOURCE] = str(gpus)
+    return {"requests": dict(amounts), "limits": dict(amounts)} if amounts else {}
+
+
+def executor_job(plan: dict[str, Any], index: int) -> dict[str, Any]:
+    """The Job of executor ``index``: its image, command, env and workdir, the task's
+    resources as requests and limits, the task volume mounted as in the runner."""
+    task = plan["task"]
+    executor = task["executors"][index]
+    place = placement_of(plan)
+    container: dict[str, Any] = {
+        "name": "executor",
+        "image": executor["image"],
+        "command": executor_command(executor),
+        "volumeMounts": executor_mounts(plan),
+    }
+    if executor.get("workdir"):
+        container["workingDir"] = executor["workdir"]
+    if executor.get("env"):
+        container["env"] = [{"name": str(k), "value": str(v)}
+                            for k, v in executor["env"].items()]
+    quantities = _quantities(task.get("resources") or {}, place.gpus)
+    if quantities:
+        container["resources"] = quantities
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "enableServiceLinks": False,
+        "containers": [container],
+        "volumes": _volumes(plan),
+        **_placement_spec(place),
+    }
+    if place.service_account:
+        pod["serviceAccountName"] = place.service_account
+    else:
+        pod["automountServiceAccountToken"] = False
+    return _job(_meta(plan, names.EXECUTOR_ROLE, index), pod)
+
+
+_MODELS = {"Job": "V1Job", "ConfigMap": "V1ConfigMap",
+           "PersistentVolumeClaim": "V1PersistentVolumeClaim", "Pod": "V1Pod"}
+
+
+def check(manifest: dict[str, Any]) -> Any:
+    """Load ``manifest`` into the client's model of its kind; ``ValueError`` names a field
+    the model does not know or a required one that is missing. Returns the model."""
+    import kubernetes.client as k8s
+
+    model_name = _MODELS[manifest["kind"]]
+    return _load(getattr(k8s, model_name), manifest, manifest["kind"], k8s)
+
+
+def _load(model: Any, data: Any, where: str, k8s: Any) -> Any:
+    attribute_map = {json_key: attr for attr, json_key in model.attribute_map.items()}
+    unknown = set(data) - set(attribute_map)
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    kwargs = {}
+    for key, value in data.items():
+        attr = attribute_map[key]
+        kwargs[attr] = _value(model.openapi_types[attr], value, f"{where}.{key}", k8s)
+    try:
+        return model(**kwargs)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+def _value(kind: str, value: Any, where: str, k8s: Any) -> Any:
+    if value is None:
+        return None
+    if kind.startswith("list["):
+        if not isinstance(value, list):
+            raise ValueError(f"{where}: expected a list")
+        return [_value(kind[5:-1], v, f"{where}[{i}]", k8s) for i, v in enumerate(value)]
+    if kind.startswith(("dict(", "dict[")):
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected an object")
+        inner = kind[5:-1].split(", ", 1)[1]
+        return {k: _value(inner, v, f"{where}.{k}", k8s) for k, v in value.items()}
+    if kind in ("str", "int", "bool", "float", "object", "datetime"):
+        expected = {"str": str, "int": int, "bool": bool, "float": (int, float)}.get(kind)
+        if expected and not isinstance(value, expected):
+            raise ValueError(f"{where}: expected {kind}, got {type(value).__name__}")
+        return value
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: expected an object ({kind})")
+    return _load(getattr(k8s, kind), value, where, k8s)
