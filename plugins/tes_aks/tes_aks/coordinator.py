@@ -12,7 +12,9 @@ image settings) and this program's Job. The program then
 5. deletes the Jobs and the volume it made,
 
 and keeps the attempt's status document (the vocabulary of ``tes-runner``'s
-``status.json``) in the status ConfigMap, where the server reads it. It exits 0 once a
+``status.json``, plus ``waiting``: why a pod of the attempt waits, or ``null``) in the
+status ConfigMap, where the server reads it. The state is INITIALIZING until the first
+executor's container runs, then RUNNING. It exits 0 once a
 final state is recorded, 1 when it could not record one. SIGTERM (the server's cancel
 deletes this Job) stops it between two calls.
 """
@@ -66,7 +68,7 @@ class Coordinator:
         self.stopping = False
         self.plan: dict[str, Any] = {}
         self.document: dict[str, Any] = {"state": "QUEUED", "final": False, "updated": None,
-                                         "attempt": 0, "log": empty_log()}
+                                         "attempt": 0, "waiting": None, "log": empty_log()}
         self._status_created = False
         self._made: list[tuple[str, str]] = []
 
@@ -107,7 +109,6 @@ class Coordinator:
         self._create(manifests.volume_claim(self.plan))
         if task.get("inputs"):
             self._transfer(names.STAGE_IN)
-        self._update(RUNNING)
         for index, executor in enumerate(task["executors"]):
             exit_code = self._executor(index, executor)
             if exit_code != 0 and not executor.get("ignore_error"):
@@ -125,7 +126,7 @@ class Coordinator:
         logs = self.document["log"]["logs"]
         logs.append(entry)
         self._write()
-        pod, ended = self._wait(job, f"executor {index}")
+        pod, ended = self._wait(job, f"executor {index}", started=self._running)
         if ended.started:
             entry["start_time"] = rfc3339(ended.started)
         entry["end_time"] = rfc3339(ended.finished or datetime.now(UTC))
@@ -150,11 +151,29 @@ class Coordinator:
                                      f"{text.strip()[-2000:] or ended.message or '(no log)'}")
         return output_logs(text) if role == names.STAGE_OUT else []
 
-    def _wait(self, job: dict[str, Any], what: str) -> tuple[dict[str, Any], Any]:
-        """Wait until the Job's pod ends; ``(pod, Termination)``. Raises :class:`Stop`
-        for an image that cannot be pulled in time and an evicted pod."""
+    def _running(self) -> None:
+        if self.document["state"] != RUNNING:
+            self._update(RUNNING)
+
+    def _waiting(self, reason: str | None) -> None:
+        if self.document.get("waiting") != reason:
+            self.document["waiting"] = reason
+            self._write()
+
+    def _wait(self, job: dict[str, Any], what: str,
+              started: Callable[[], None] | None = None) -> tuple[dict[str, Any], Any]:
+        """Wait until the Job's pod ends; ``(pod, Termination)``. While it waits for a node
+        or an image, the status document's ``waiting`` says so; ``started`` is called once
+        its container runs. Raises :class:`Stop` for an image that cannot be pulled in
+        time and an evicted pod."""
         name = job["metadata"]["name"]
-        waited_for: str | None = None
+        try:
+            return self._wait_loop(name, what, started)
+        finally:
+            self._waiting(None)
+
+    def _wait_loop(self, name: str, what: str,
+                   started: Callable[[], None] | None) -> tuple[dict[str, Any], Any]:
         while True:
             if self.stopping:
                 raise Stop(SYSTEM_ERROR, "the coordinator was stopped (SIGTERM)")
@@ -164,9 +183,12 @@ class Coordinator:
                 if reason:
                     raise Stop(PREEMPTED, f"{what}: pod {pod['metadata']['name']} was taken "
                                           f"off its node ({reason})")
+                phase = (pod.get("status") or {}).get("phase")
+                if started is not None and phase in ("Running", "Succeeded", "Failed"):
+                    self._waiting(None)
+                    started()
                 ended = podstate.terminated(pod)
-                if ended is not None and (pod.get("status") or {}).get("phase") in (
-                        "Succeeded", "Failed"):
+                if ended is not None and phase in ("Succeeded", "Failed"):
                     return pod, ended
                 failure = podstate.pull_failure(pod)
                 if failure is not None:
@@ -175,12 +197,10 @@ class Coordinator:
                     if waited >= float(self.plan.get("image_pull_wait", 300)):
                         raise Stop(SYSTEM_ERROR, f"{what}: {failure.describe()}; gave up "
                                                  f"after {int(waited)} s")
+                    self._waiting(f"{what}: {failure.describe()}")
                 pending = podstate.unschedulable(pod)
-                if pending and pending != waited_for:
-                    waited_for = pending
-                    self.document["log"]["system_logs"].append(
-                        f"{what} waits for a node: {pending}")
-                    self._write()
+                if pending:
+                    self._waiting(f"{what} waits for a node: {pending}")
             job_now = self.kube.get("Job", self.namespace, name)
             if job_now is None:
                 raise Stop(SYSTEM_ERROR, f"{what}: its Job {name} was deleted outside TES")

@@ -47,7 +47,8 @@ def api_client(kubeconfig: str = "", context: str = "", timeout: float = 30.0) -
             config.load_incluster_config(client_configuration=configuration)
             client = ApiClient(configuration=configuration)
     except config.ConfigException as exc:
-        raise KubeError(f"no usable Kubernetes configuration ({path or 'in-cluster'}): {exc}")
+        raise KubeError(f"no usable Kubernetes configuration ({path or 'in-cluster'}): "
+                        f"{exc}") from None
     client.configuration.retries = 1
     return client
 
@@ -79,13 +80,10 @@ class Kube:
             response = method(*args, _request_timeout=self._timeout,
                               _preload_content=not raw, **kwargs)
         except self._exception as exc:
-            reason = ""
-            try:
-                reason = json.loads(exc.body or "{}").get("reason", "")
-            except ValueError:
-                pass
-            raise KubeError(f"{kind} {verb.split('_', 1)[0]}: {exc.status} {exc.reason} "
-                            f"{_message(exc.body)}".strip(), exc.status or 0, reason) from None
+            message = f"{kind} {verb.split('_', 1)[0]}: {exc.status} {exc.reason} " + _field(
+                exc.body, "message")
+            raise KubeError(message.strip(), exc.status or 0,
+                            _field(exc.body, "reason")) from None
         except Exception as exc:  # connection refused, timeout, TLS: the API is unreachable
             raise KubeError(f"{kind} {verb.split('_', 1)[0]}: the Kubernetes API is not "
                             f"reachable: {exc.__class__.__name__}: {exc}") from None
@@ -161,8 +159,9 @@ class Kube:
         return text if tail_bytes is None else text[-tail_bytes:]
 
 
-def _message(body: Any) -> str:
+def _field(body: Any, name: str) -> str:
+    """A field of the ``Status`` object an API error carries (``""`` if none)."""
     try:
-        return str(json.loads(body or "{}").get("message", ""))
+        return str(json.loads(body or "{}").get(name, ""))
     except (ValueError, AttributeError):
         return ""

@@ -77,6 +77,12 @@ def base_name(prefix: str, task_id: str, attempt: int) -> str:
     return dns_label(f"{prefix}{task_id}".lower(), room) + tail
 
 
+def attempt_of(base: str) -> int:
+    """The attempt number a :func:`base_name` ends with (1 if it has none)."""
+    head, _, number = base.rpartition("-a")
+    return int(number) if head and number.isdigit() else 1
+
+
 def object_name(base: str, role: str, index: int | None = None) -> str:
     """The name of one object of the attempt named ``base`` (see :func:`base_name`)."""
     suffixes = {COORDINATOR: "", STAGE_IN: "-in", STAGE_OUT: "-out", VOLUME: "-wd",

@@ -34,7 +34,8 @@ class PullFailure:
         return f"image {self.image!r} cannot be pulled ({self.reason}){detail}"
 
 
-def _time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
+    """An API time (``2026-12-03T06:00:00Z``) as an aware datetime; ``None`` if not one."""
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -46,7 +47,7 @@ def _time(value: Any) -> datetime | None:
 
 def created(obj: dict[str, Any]) -> datetime | None:
     """An object's creation time."""
-    return _time((obj.get("metadata") or {}).get("creationTimestamp"))
+    return parse_time((obj.get("metadata") or {}).get("creationTimestamp"))
 
 
 def _statuses(pod: dict[str, Any]) -> list[dict[str, Any]]:
@@ -113,8 +114,8 @@ def terminated(pod: dict[str, Any]) -> Termination | None:
                 exit_code=int(ended.get("exitCode", 0) or 0),
                 reason=str(ended.get("reason") or ""),
                 message=str(ended.get("message") or "")[:500],
-                started=_time(ended.get("startedAt")),
-                finished=_time(ended.get("finishedAt")),
+                started=parse_time(ended.get("startedAt")),
+                finished=parse_time(ended.get("finishedAt")),
             )
     return None
 

@@ -2,8 +2,9 @@
 
 Containers run for real on this machine where they can: each one in a bubblewrap sandbox
 with the pod's volumes bound at their mount paths and the session's temporary folder
-(where the tests' ``file://`` inputs and outputs live) at its own path (a PVC is a folder per claim, a
-``subPath`` a folder inside it, a ConfigMap volume its keys as files), the host's
+(where the tests' ``file://`` inputs and outputs live) at its own path (a PVC is a
+folder per claim, a ``subPath`` a folder inside it, a ConfigMap volume its keys as
+files), the host's
 ``/usr`` standing in for the image. So ``tes-filetransfer`` really stages and uploads and
 executors really read inputs and write outputs. The coordinator's pod runs the real
 ``tes-aks-coordinator`` with ``KUBECONFIG`` pointing at the fake.
@@ -171,7 +172,8 @@ class Kubelet:
                    "--symlink", "usr/sbin", "/sbin", "--tmpfs", "/etc",
                    *[arg for name in ETC for arg in ("--ro-bind-try", name, name)],
                    "--ro-bind", str(REPO), str(REPO),
-                   "--ro-bind", sys.base_prefix, sys.base_prefix, "--proc", "/proc", "--dev", "/dev",
+                   "--ro-bind", sys.base_prefix, sys.base_prefix,
+                   "--proc", "/proc", "--dev", "/dev",
                    "--tmpfs", "/tmp", "--bind", str(self.root.parent), str(self.root.parent),
                    "--die-with-parent", *binds,
                    "--setenv", "PATH", f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin"]

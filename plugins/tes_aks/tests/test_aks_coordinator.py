@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tes_aks import manifests, names
 from tes_aks.coordinator import Coordinator
 from tes_aks.plan import build_plan

@@ -1,0 +1,183 @@
+"""From one pass's lists of Jobs, Pods and status ConfigMaps to TES observations.
+
+coordinator Job / pods               status ConfigMap             TES
+-----------------------------------  ---------------------------  ----------------------------
+any                                  COMPLETE, EXECUTOR_ERROR,    that state, logs, outputs
+                                     SYSTEM_ERROR (final)
+any                                  PREEMPTED (a pod evicted)    new attempt, at last PREEMPTED
+a pod's image cannot be pulled       not final                    waiting reason naming the
+                                                                  image; SYSTEM_ERROR after
+                                                                  TES_AKS_IMAGE_PULL_WAIT
+a pod is Unschedulable               not final                    waiting reason with the
+                                                                  scheduler's message (QUEUED)
+Job ended, its pod evicted           not final                    new attempt, at last PREEMPTED
+Job ended otherwise                  not final                    SYSTEM_ERROR with its log tail
+Job gone                             none or not final            SYSTEM_ERROR: deleted outside
+running                              INITIALIZING, RUNNING        that state, executor logs
+running                              none yet                     INITIALIZING
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tes_core.backends.base import Observation, TaskRecord, failed
+
+from . import names, podstate
+from .coordinator import PREEMPTED
+from .manifests import STATUS_KEY
+
+_STATES = {"INITIALIZING", "RUNNING", "COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR"}
+
+
+@dataclass
+class Attempt:
+    """What one pass saw of one task attempt."""
+
+    job: dict[str, Any] | None = None
+    status: dict[str, Any] | None = None
+    pods: list[dict[str, Any]] = field(default_factory=list)
+
+
+def status_document(config_map: dict[str, Any]) -> dict[str, Any] | None:
+    """The status document a status ConfigMap holds (``None`` if unreadable)."""
+    try:
+        data = json.loads((config_map.get("data") or {}).get(STATUS_KEY) or "null")
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def index(jobs: list[dict[str, Any]], pods: list[dict[str, Any]],
+          config_maps: list[dict[str, Any]]) -> dict[str, Attempt]:
+    """Group the listed objects by attempt (the coordinator Job's name)."""
+    seen: dict[str, Attempt] = {}
+    for job in jobs:
+        seen.setdefault(job["metadata"]["name"], Attempt()).job = job
+    for config_map in config_maps:
+        name = config_map["metadata"]["name"].removesuffix("-status")
+        seen.setdefault(name, Attempt()).status = status_document(config_map)
+    by_attempt: dict[tuple[str, str], str] = {}
+    for name, attempt in seen.items():
+        if attempt.job is not None:
+            labels = attempt.job["metadata"].get("labels") or {}
+            by_attempt[(labels.get(names.TASK, ""), labels.get(names.ATTEMPT, ""))] = name
+    for pod in pods:
+        labels = pod["metadata"].get("labels") or {}
+        name = by_attempt.get((labels.get(names.TASK, ""), labels.get(names.ATTEMPT, "")))
+        if name is not None:
+            seen[name].pods.append(pod)
+    return seen
+
+
+def observe(task: TaskRecord, seen: Attempt, *, image_pull_wait: float,
+            preempt: Callable[[str], Observation], coordinator_log: Callable[[str], str],
+            now: datetime | None = None) -> Observation | None:
+    """What to report about ``task``; ``None`` when nothing changed."""
+    now = now or datetime.now(UTC)
+    status = seen.status
+    if status is not None and status.get("final"):
+        if status.get("state") == PREEMPTED:
+            return preempt(_last_line(status))
+        return _from_status(task, status)
+    if seen.job is None:
+        return failed(task.id, f"the coordinator Job {task.backend_ref} no longer exists "
+                               "(deleted outside TES) and recorded no final state")
+    for pod in seen.pods:
+        failure = podstate.pull_failure(pod)
+        if failure is not None:
+            waited = (now - (failure.since or now)).total_seconds()
+            if waited >= image_pull_wait:
+                return failed(task.id, f"pod {pod['metadata']['name']}: {failure.describe()}; "
+                                       f"gave up after {int(waited)} s "
+                                       "(TES_AKS_IMAGE_PULL_WAIT)")
+            return _waiting(task, f"pod {pod['metadata']['name']}: {failure.describe()}")
+    ended = podstate.job_finished(seen.job)
+    if ended is not None:
+        coordinators = [p for p in seen.pods
+                        if (p["metadata"].get("labels") or {}).get(names.ROLE)
+                        == names.COORDINATOR]
+        for pod in coordinators:
+            reason = podstate.evicted(pod)
+            if reason:
+                return preempt(f"the coordinator pod {pod['metadata']['name']} was taken off "
+                               f"its node ({reason})")
+        tail = coordinator_log(coordinators[0]["metadata"]["name"]) if coordinators else ""
+        return failed(task.id, f"the coordinator Job {task.backend_ref} ended ({ended}) "
+                               "without recording a final state; the end of its log: "
+                               f"{tail.strip()[-1000:] or '(empty)'}")
+    if status is None:
+        for pod in seen.pods:
+            pending = podstate.unschedulable(pod)
+            if pending:
+                return _waiting(task, f"pod {pod['metadata']['name']} waits for a node: "
+                                      f"{pending}")
+        return None
+    return from_status_if_changed(task, status)
+
+
+def _last_line(status: dict[str, Any]) -> str:
+    lines = (status.get("log") or {}).get("system_logs") or ["a pod was evicted"]
+    return str(lines[-1])
+
+
+def _from_status(task: TaskRecord, status: dict[str, Any]) -> Observation:
+    log = status.get("log") if isinstance(status.get("log"), dict) else {}
+    final = bool(status.get("final"))
+    known = set(_attempt(task).get("system_logs") or ())
+    state = status.get("state")
+    return Observation(
+        task_id=task.id,
+        state=state if state in _STATES else None,
+        start_time=podstate.parse_time(log.get("start_time")),
+        end_time=podstate.parse_time(log.get("end_time")) if final else None,
+        executor_logs=list(log.get("logs") or []),
+        outputs=list(log.get("outputs") or []) if final else None,
+        system_logs=[str(x) for x in log.get("system_logs") or () if str(x) not in known],
+        metadata={str(k): str(v) for k, v in (log.get("metadata") or {}).items()},
+    )
+
+
+def _waiting(task: TaskRecord, reason: str) -> Observation | None:
+    if (_attempt(task).get("metadata") or {}).get("waiting_reason") == reason:
+        return None
+    return Observation(task_id=task.id, waiting_reason=reason)
+
+
+def _changed(task: TaskRecord, observation: Observation) -> Observation | None:
+    attempt = _attempt(task)
+    same = (
+        observation.state in (None, task.state)
+        and not observation.system_logs
+        and observation.waiting_reason is None
+        and observation.executor_logs == (attempt.get("logs") or [])
+        and (observation.start_time is None or attempt.get("start_time"))
+        and all((attempt.get("metadata") or {}).get(k) == v
+                for k, v in (observation.metadata or {}).items())
+    )
+    return None if same else observation
+
+
+def _attempt(task: TaskRecord) -> dict[str, Any]:
+    return task.logs[-1] if task.logs else {}
+
+
+def _is_waiting(task: TaskRecord) -> bool:
+    return "waiting_reason" in (_attempt(task).get("metadata") or {})
+
+
+def from_status_if_changed(task: TaskRecord, status: dict[str, Any]) -> Observation | None:
+    """What a non-final status document says (its ``waiting`` as the waiting reason),
+    ``None`` when nothing changed."""
+    observation = _from_status(task, status)
+    waiting = status.get("waiting")
+    if waiting:
+        if (_attempt(task).get("metadata") or {}).get("waiting_reason") != waiting:
+            observation.waiting_reason = str(waiting)
+    elif _is_waiting(task):
+        observation.waiting_reason = ""
+    return _changed(task, observation)
