@@ -20,7 +20,6 @@ point is a Storage class or factory, called with no arguments).
 from __future__ import annotations
 
 import threading
-from importlib.metadata import entry_points
 from typing import Any
 
 from ..config import TransferConfig
@@ -59,6 +58,8 @@ def unregister_storage(scheme: str) -> None:
 
 
 def _from_entry_point(scheme: str) -> Storage | None:
+    from importlib.metadata import entry_points  # ~20 ms: only for a scheme not built in
+
     for ep in entry_points(group=ENTRY_POINT_GROUP, name=scheme):
         factory = ep.load()
         storage = factory()
