@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -293,3 +294,37 @@ def test_a_probe_answer_is_reused_for_a_while(backend: SlurmBackend) -> None:
     assert backend.unready_reason() is None  # within RECHECK seconds: no second probe
     assert backend.health.shell.calls - before == 1
     assert backend.shell.calls == 1  # the probes do not count as the reconcile's commands
+
+
+def test_an_apptainer_job_without_apptainer_on_the_node_is_a_system_error_saying_so(
+    tmp_path: Path,
+) -> None:
+    # Apptainer cannot be installed here: the job runs the real runner, which finds no
+    # apptainer on the node and records why (the command line it would run is tested in
+    # runner/tests/test_apptainer.py).
+    if not os.environ.get("TES_TEST_SLURM"):
+        pytest.skip("no test Slurm (scripts/slurm-services.sh)")
+    runner = Path(sys.executable).parent / "tes-runner"
+    if not runner.exists():
+        pytest.skip("tes-runner is not installed in this environment")
+    settings = Settings.from_env({
+        "TES_SLURM_WORKDIR": str(tmp_path / "tasks"), "TES_SLURM_RUNNER": str(runner),
+        "TES_SLURM_RUNTIME": "apptainer", "TES_SLURM_JOB_PREFIX": f"tesa{os.getpid()}-",
+        "TES_SLURM_PROLOGUE": "export PATH=/usr/local/bin:/usr/bin:/bin",
+    }, data_dir=tmp_path)
+    backend = SlurmBackend(BackendContext(settings, reporter=None, worker_id="w"))  # type: ignore[arg-type]
+    backend.start()
+    task = record(f"app-{os.getpid()}")
+    ref = backend.submit(task)
+    assert json.loads((backend.folder(task.id).path / "task.json").read_text())[
+        "runtime"] == "apptainer"
+    running = record(task.id, state="INITIALIZING", ref=ref)
+    deadline = time.monotonic() + 120
+    while True:
+        observation = backend.refresh(running)
+        if observation is not None and observation.state == "SYSTEM_ERROR":
+            break
+        assert time.monotonic() < deadline, "the job recorded no final state within 120 s"
+        time.sleep(0.5)
+    reason = " ".join(observation.system_logs)
+    assert "'apptainer' is not usable" in reason and "install Apptainer" in reason, reason
