@@ -413,6 +413,15 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def print_steps(label: str, steps: tuple[tuple[str, str, str], ...],
+                marks: list[dict[str, float]]) -> None:
+    """The median milliseconds of each step."""
+    print(f"  {label}, median ms per step:")
+    for name, begin, end in steps:
+        value = median([(m[end] - m[begin]) * 1000 for m in marks])
+        print(f"    {name:<66} {value:7.0f}")
+
+
 # ----------------------------------------------------------------------------- outcomes
 
 

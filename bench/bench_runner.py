@@ -6,7 +6,8 @@ What a batch job pays on a node on top of the container itself: starting Python,
 start, wait and removal. Target: the median wall time of ``tes-runner run`` (a fresh
 task folder each time, runtime docker) is at most 1.3x that of ``docker run --rm
 --network none alpine true`` run directly; measured alternately (2 warm-up runs each,
-then ``--repeat`` each). Python's own start-up (``python -c pass``) is printed too.
+then ``--repeat`` each). Python's own start-up (``python -c pass``) is printed too, and
+the median of each step of the run (from the times in its ``status.json``).
 
 Needs a Docker engine with the ``alpine`` image: ``bash scripts/test-services.sh``
 starts one; its ``env.sh`` is read when ``DOCKER_HOST`` is not set.
@@ -33,8 +34,9 @@ from bench._common import (
     bench_main,
     interleave,
     median,
+    print_steps,
 )
-from bench.bench_run import IMAGE, TIMEOUT, bare_run, check_docker, docker_environment
+from bench.bench_run import IMAGE, TIMEOUT, bare_run, check_docker, docker_environment, epoch
 
 TARGET = 1.3
 RUNNER = [sys.executable, "-m", "tes_runner", "run"]
@@ -47,23 +49,42 @@ def arguments() -> argparse.ArgumentParser:
     return parser
 
 
-def runner_run(root: Path) -> float:
-    """Seconds for ``tes-runner run`` of a fresh task folder (task ``true`` on docker)."""
+STEPS = (
+    ("process start -> INITIALIZING (Python, imports, runtime probe)", "started",
+     "initializing"),
+    ("INITIALIZING -> executor start (workspace, image inspect)", "initializing",
+     "executor start"),
+    ("executor (docker run)", "executor start", "executor end"),
+    ("executor end -> COMPLETE recorded (status.json)", "executor end", "complete"),
+    ("COMPLETE recorded -> exit (docker rm, workspace removal)", "complete", "exited"),
+)
+
+
+def runner_run(root: Path, marks: list[dict[str, float]]) -> float:
+    """Seconds for ``tes-runner run`` of a fresh task folder (task ``true`` on docker); the
+    moments of its steps (from ``status.json``) go to ``marks``."""
     folder = root / f"t{uuid.uuid4().hex[:12]}"
     folder.mkdir()
     (folder / "task.json").write_text(json.dumps({
         "task": {"id": folder.name, "executors": [{"image": IMAGE, "command": ["true"]}]},
         "attempt": 1, "runtime": "docker", "policy": {"local_dirs": [], "hosts": []},
     }))
+    wall = time.time()
     started = time.perf_counter()
     done = subprocess.run([*RUNNER, str(folder)], stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, timeout=TIMEOUT)
     seconds = time.perf_counter() - started
-    state = json.loads((folder / "status.json").read_text())["state"] if done.returncode == 0 \
-        else None
-    if state != "COMPLETE":
-        raise SystemExit(f"bench_runner: tes-runner ended {state} ({done.returncode}): "
-                         f"{done.stderr[-800:]}")
+    status = json.loads((folder / "status.json").read_text()) if done.returncode == 0 else {}
+    if status.get("state") != "COMPLETE":
+        raise SystemExit(f"bench_runner: tes-runner ended {status.get('state')} "
+                         f"({done.returncode}): {done.stderr[-800:]}")
+    log = status["log"]
+    marks.append({
+        "started": wall, "initializing": epoch(log["start_time"]),
+        "executor start": epoch(log["logs"][0]["start_time"]),
+        "executor end": epoch(log["logs"][0]["end_time"]),
+        "complete": epoch(log["end_time"]), "exited": wall + seconds,
+    })
     return seconds
 
 
@@ -81,15 +102,18 @@ def run(args: argparse.Namespace) -> list[Outcome]:
     try:
         print(f"bench_runner: tes-runner run (task 'true' on {IMAGE}, docker) vs bare docker "
               f"run; {args.warmup} warm-up + {args.repeat} runs each, interleaved")
-        interleave(args.warmup, lambda: bare_run(docker), lambda: runner_run(scratch.dir))
+        marks: list[dict[str, float]] = []
+        interleave(args.warmup, lambda: bare_run(docker), lambda: runner_run(scratch.dir, []))
         bare, via, python = interleave(
-            args.repeat, lambda: bare_run(docker), lambda: runner_run(scratch.dir), python_start,
+            args.repeat, lambda: bare_run(docker), lambda: runner_run(scratch.dir, marks),
+            python_start,
         )
     finally:
         scratch.close()
     for label, values in (("bare docker run", bare), ("tes-runner run", via),
                           ("python -c pass", python)):
         print(f"  {label:<16} ms: " + " ".join(f"{v * 1000:.0f}" for v in values))
+    print_steps("tes-runner run", STEPS, marks)
     bare_ms, runner_ms = median(bare) * 1000, median(via) * 1000
     ratio = runner_ms / bare_ms
     target, passed = at_most(ratio, TARGET)

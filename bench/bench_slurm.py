@@ -41,6 +41,7 @@ from bench._common import (
     bench_main,
     interleave,
     median,
+    print_steps,
     running,
     tes_server,
 )
@@ -222,15 +223,6 @@ def tes_marks(client: Client, finished: list[tuple[str, float, float]],
             "seen": seen,
         })
     return marks
-
-
-def print_steps(label: str, steps: tuple[tuple[str, str, str], ...],
-                marks: list[dict[str, float]]) -> None:
-    """The median milliseconds of each step."""
-    print(f"  {label}, median ms per step:")
-    for name, begin, end in steps:
-        value = median([(m[end] - m[begin]) * 1000 for m in marks])
-        print(f"    {name:<66} {value:7.0f}")
 
 
 def tes_run_timed(client: Client, finished: list[tuple[str, float, float]]) -> float:

@@ -512,3 +512,76 @@ def test_parse_engine_time() -> None:
     assert shifted == datetime(2026, 11, 25, 12, 55, 16, 500000, tzinfo=UTC)
     assert parse_engine_time("0001-01-01T00:00:00Z") is None
     assert parse_engine_time("") is None
+
+
+# ------------------------------------------------------------------ docker's quick probe
+
+
+def _socket_server(path: Path, answer: bytes) -> threading.Thread:
+    """A Unix socket at ``path`` answering every connection with ``answer``."""
+    import socket
+
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen()
+
+    def serve() -> None:
+        with server:
+            for _ in range(4):
+                conn, _ = server.accept()
+                with conn:
+                    conn.recv(4096)
+                    conn.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_docker_probe_pings_the_engine_socket() -> None:
+    from tes_runner.runtimes.docker import engine_pings, engine_socket
+
+    if _probe("docker") is not None:
+        pytest.skip(f"docker not usable here: {_probe('docker')}")
+    path = engine_socket()
+    assert path is not None and engine_pings(path)
+    assert DockerRuntime.probe() is None
+
+
+def test_docker_probe_falls_back_to_the_cli_which_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from tes_runner.runtimes.docker import engine_pings
+
+    if shutil.which("docker") is None:
+        pytest.skip("no docker CLI")
+    not_docker = tmp_path / "not-docker.sock"
+    _socket_server(not_docker, b"HTTP/1.0 404 Not Found\r\n\r\nno such thing")
+    assert not engine_pings(str(not_docker))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{not_docker}")
+    reason = DockerRuntime.probe()  # the CLI asked too: it says what is wrong
+    assert reason is not None and f"unix://{not_docker}" in reason
+    assert not engine_pings(str(tmp_path / "absent.sock"))
+
+
+def test_docker_probe_leaves_contexts_and_tcp_to_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tes_runner.runtimes.docker import DEFAULT_SOCKET, engine_socket
+
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///run/user/1000/docker.sock")
+    assert engine_socket() == "/run/user/1000/docker.sock"
+    monkeypatch.delenv("DOCKER_HOST")
+    assert engine_socket() == DEFAULT_SOCKET
+    monkeypatch.setenv("DOCKER_HOST", "tcp://10.0.0.5:2376")
+    assert engine_socket() is None
+    monkeypatch.delenv("DOCKER_HOST")
+    (tmp_path / "config.json").write_text('{"currentContext": "remote"}')
+    assert engine_socket() is None
+    (tmp_path / "config.json").write_text("{}")
+    monkeypatch.setenv("DOCKER_CONTEXT", "remote")
+    assert engine_socket() is None
