@@ -10,6 +10,7 @@ OpenAPI document.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,9 +18,17 @@ from typing import Any
 import pytest
 import requests
 from openapi_schema_validator import OAS30ReadValidator
+from tests.deployment import Deployment
 from tests.fake_keyvault import TOKEN
 from tests.oidc import IdentityProvider
-from tests.servers import ServerProcess, server_env
+from tests.servers import (
+    ServerProcess,
+    create_postgres_database,
+    drop_postgres_database,
+    server_env,
+)
+from tests.test_production import REDIS_URL
+from tests.test_production import _redis_up as redis_up
 
 from .fake_arm import FakeArm
 
@@ -56,6 +65,7 @@ def server(idp, arm, tmp_path_factory) -> Iterator[ServerProcess]:
 
 
 def call(method: str, url: str, token: str | None, **kwargs: Any) -> requests.Response:
+    """``method url`` with ``token`` as the bearer token (none when empty)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return requests.request(method, url, headers=headers, timeout=TIMEOUT, **kwargs)
 
@@ -151,3 +161,44 @@ def test_the_same_names_again_report_existing_and_another_region_is_a_409(
     assert conflict.status_code == 409
     assert "already exists in region 'westeurope'" in declared(
         document, "/provision", "post", conflict)["msg"]
+
+
+@pytest.fixture
+def deployment(tmp_path, arm) -> Iterator[Deployment]:
+    """gunicorn, Redis, PostgreSQL and ``tes-server worker`` processes (none started yet)."""
+    if not redis_up():
+        if os.environ.get("CI"):
+            pytest.fail("Redis is required in CI but does not answer on 127.0.0.1:6379")
+        pytest.skip("Redis is not running")
+    database = create_postgres_database()
+    deployment = Deployment(
+        tmp_path, database, REDIS_URL, TES_BACKEND="batch",
+        TES_BATCH_ACCOUNT_URL="https://unused.westeurope.batch.azure.com",
+        TES_BATCH_PROVISION_ARM_URL=arm.url, REQUESTS_CA_BUNDLE=str(arm.cert_file),
+        **arm.identity_env())
+    try:
+        deployment.migrate()
+        deployment.start_api()
+        yield deployment
+    finally:
+        deployment.stop()
+        drop_postgres_database(database)
+
+
+def test_in_production_a_worker_takes_over_from_one_killed_mid_way(deployment, arm) -> None:
+    """The API process only stores and sends; the worker that was running the request is
+    killed and another one, started later, finishes it."""
+    accepted = requests.post(f"{deployment.url}/provision", json=body("prod"), timeout=TIMEOUT)
+    assert accepted.status_code == 202, accepted.text
+    url = f"{deployment.url}/provision/{accepted.json()['id']}"
+    time.sleep(1)
+    assert requests.get(url, timeout=TIMEOUT).json()["state"] == "QUEUED"  # no worker yet
+    arm.hold()
+    first = deployment.start_worker()
+    wait_for(url, "", lambda report: arm.held_polls > 0 and report["state"] == "RUNNING")
+    deployment.kill_worker(first)
+    arm.release()
+    deployment.start_worker()
+    done = wait_for(url, "", lambda report: report["state"] in ("COMPLETE", "ERROR"))
+    assert done["state"] == "COMPLETE", (done, deployment.logs())
+    assert [s["state"] for s in done["progress"]["steps"]] == ["created"] * 4
