@@ -20,6 +20,9 @@ from .steps import BATCH_ACCOUNT, KEY_VAULT_SECRETS, STORAGE_ACCOUNT, plan
 
 log = logging.getLogger(__name__)
 
+LOOKUP_TIMEOUT = 10.0
+"""Seconds ``start`` waits for Azure when it looks for the resource group."""
+
 
 class BatchProvisioner:
     """Provisioning for ``TES_BACKEND=batch`` (see the package docstring)."""
@@ -37,7 +40,9 @@ class BatchProvisioner:
         checked = parse_request(request, self.vault_suffixes)
         try:
             groups = self.clients.resources(checked.subscription_id).resource_groups
-            group = groups.get(checked.resource_group, retry_total=0)
+            # In the API request: one try, briefly; the worker's steps retry as Azure says.
+            group = groups.get(checked.resource_group, retry_total=0,
+                               connection_timeout=LOOKUP_TIMEOUT, read_timeout=LOOKUP_TIMEOUT)
         except ResourceNotFoundError:
             return checked.to_dict()
         except Exception as exc:
