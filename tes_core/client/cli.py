@@ -14,6 +14,8 @@ import sys
 from typing import Any
 
 from .build import read_task, task_from_flags
+from .completion import SHELLS
+from .completion import script as completion_script
 from .config import resolve
 from .follow import FINISHED, follow, wait_for
 from .http import ClientError, TesClient, UsageError
@@ -27,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; return its exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command is _completion:
+        print(completion_script(parser, args.shell), end="")
+        return EXIT_OK
     try:
         connection = resolve(args.url, args.token, args.config)
         client = TesClient(connection.url, connection.token)
@@ -123,6 +128,11 @@ def _parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="the server's service-info")
     info.add_argument("-o", "--format", choices=FORMATS[1:], default="json")
     info.set_defaults(command=_info)
+
+    completion = commands.add_parser(
+        "completion", help="print the shell completion script: eval \"$(tes completion bash)\"")
+    completion.add_argument("shell", choices=SHELLS)
+    completion.set_defaults(command=_completion)
     return parser
 
 
@@ -149,6 +159,11 @@ def _wait_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait", action="store_true",
                         help="wait until the task finishes (exit 1 unless COMPLETE)")
     parser.add_argument("--timeout", type=float, help="seconds to --wait at most")
+
+
+def _completion(client: TesClient, args: argparse.Namespace) -> int:
+    """Printed by :func:`main` itself: completion needs no server."""
+    raise AssertionError("handled before connecting")
 
 
 def _run(client: TesClient, args: argparse.Namespace) -> int:
