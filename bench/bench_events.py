@@ -19,13 +19,16 @@ and the events client got every change.
 Then **listeners**: ``--listeners`` (100) clients hold streams open on one gunicorn
 process with enough threads (``--threads 128``, ``TES_EVENTS_MAX_CLIENTS``) while
 tasks are created as fast as 8 connections can (bench/loadgen.py) and
-``--change-rate`` tasks change state each second. Rounds with and without the
-listeners alternate. Judged: the create rate with them is at least 0.8x the rate
-without, and every listener got every change; printed: p50/p99 delivery latency
-(from the event's ``time`` to its arrival at a listener).
+``--change-rate`` tasks change state each second. ``--rounds`` windows with and
+``--rounds`` without the listeners run in ABBA order (with, without, without, with,
+...), so a drift in the machine's load hits both alike. Judged: the median create
+rate with them is at least 0.8x the median without, and every listener got every
+change; printed: every window's rate, server CPU per create, p50/p99 delivery
+latency (from the event's ``time`` to its arrival at a listener).
 
     python -m bench.bench_events [--tasks 1000] [--poll-every 5] [--seconds 15]
-        [--change-rate 5] [--listeners 100] [--rounds 1] [--database URL]
+        [--change-rate 5] [--listeners 100] [--rounds 4] [--part both|polling|listeners]
+        [--database URL]
 """
 
 from __future__ import annotations
@@ -35,18 +38,22 @@ import json
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from bench._common import (
     API,
     Client,
+    Load,
     Outcome,
     Scratch,
     at_least,
     at_most,
     bench_arguments,
     bench_main,
+    interleave,
+    machine_load,
     median,
     process_cpu,
     run_load,
@@ -70,17 +77,22 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--change-rate", type=float, default=5.0,
                         help="state changes per second during every window")
     parser.add_argument("--listeners", type=int, default=100, help="streams held open")
-    parser.add_argument("--rounds", type=int, default=1, help="create-rate rounds of each")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="create-rate rounds of each (ABBA order; medians judged)")
+    parser.add_argument("--part", choices=("both", "polling", "listeners"), default="both",
+                        help="run only one of the two parts")
     return parser
 
 
 class Changes:
     """Cancels tasks at a steady rate (one state change, one event each)."""
 
-    def __init__(self, base: str, ids: list[str], rate: float) -> None:
+    def __init__(self, base: str, ids: list[str], rate: float, pid: int | None = None) -> None:
         self.client = Client(base)
         self.ids = ids
         self.rate = rate
+        self.pid = pid
+        """The server's process (its CPU is measured during creates)."""
 
     def window(self, seconds: float) -> int:
         """Make changes for ``seconds``; return how many."""
@@ -120,7 +132,8 @@ class Follower(threading.Thread):
 
 def run(args: argparse.Namespace) -> list[Outcome]:
     """Both parts: polling against events, then the create rate with listeners."""
-    return run_polling(args) + run_listeners(args)
+    polling = run_polling(args) if args.part in ("both", "polling") else []
+    return polling + (run_listeners(args) if args.part in ("both", "listeners") else [])
 
 
 def run_polling(args: argparse.Namespace) -> list[Outcome]:
@@ -195,66 +208,96 @@ def run_listeners(args: argparse.Namespace) -> list[Outcome]:
     redis = PrivateRedis(scratch.dir / "redis").start()
     body = scratch.dir / "task.json"
     body.write_bytes(BODY)
+    threads = args.listeners + 28
     try:
         tes = tes_gunicorn(scratch.dir / "tes", scratch.database("listeners"), redis.url,
                            TES_EVENTS_MAX_CLIENTS=str(args.listeners))
         tes = GunicornServer(tes.name, "tes_core.app:create_app()", tes.env, workers="1",
-                             threads=str(args.listeners + 28))
+                             threads=str(threads))
         with running(tes):
-            ids = _create(tes.base, max(200, int(args.change_rate * args.seconds * 3
-                                                   * args.rounds)))
-            changes = Changes(tes.base, ids, args.change_rate)
+            windows = 2 * args.rounds
+            ids = _create(tes.base, int(args.change_rate * (args.seconds + 2) * windows) + 50)
+            changes = Changes(tes.base, ids, args.change_rate, tes.pid)
             print(f"bench_events: create rate with {args.listeners} listeners vs none, "
-                  f"{args.change_rate:g} changes/s; one gunicorn process, "
-                  f"{args.listeners + 28} threads")
-            alone: list[float] = []
-            crowded: list[float] = []
+                  f"{args.change_rate:g} changes/s; one gunicorn process, {threads} threads; "
+                  f"{args.rounds} rounds of each, ABBA order, {args.seconds:g} s each")
+            machine_load("before")
             groups: list[tuple[list[Follower], int]] = []
-            for _ in range(args.rounds):
-                alone.append(_creates(tes.base, body, changes, args.seconds)[0])
+
+            def alone() -> Creates:
+                return _creates(tes.base, body, changes, args.seconds)
+
+            def crowded() -> Creates:
                 group = [Follower(tes.url) for _ in range(args.listeners)]
                 for follower in group:
                     follower.start()
                 time.sleep(1.0)
-                rate, changed = _creates(tes.base, body, changes, args.seconds)
-                crowded.append(rate)
+                measured_creates = _creates(tes.base, body, changes, args.seconds)
                 time.sleep(2.0)  # the last changes' events
                 for follower in group:
                     hang_up(follower.response)
-                groups.append((group, changed))
+                groups.append((group, measured_creates.changes))
+                return measured_creates
+
+            without, with_listeners = interleave(args.rounds, alone, crowded)
+            machine_load("after")
     finally:
         redis.stop()
         scratch.close()
-    base, ours = median(alone), median(crowded)
+    base = median([r.rate for r in without])
+    ours = median([r.rate for r in with_listeners])
     ratio = ours / base if base else 0.0
     delays = sorted(d for group, _ in groups for f in group for d in f.delays)
     got_all = all(f.events == changed for group, changed in groups for f in group)
     p50 = delays[len(delays) // 2] * 1000 if delays else float("nan")
     p99 = delays[int(len(delays) * 0.99)] * 1000 if delays else float("nan")
-    print(f"  creates/s without listeners {[round(r, 1) for r in alone]}, with "
-          f"{[round(r, 1) for r in crowded]}; ratio {ratio:.2f}")
+    print(f"  creates/s without listeners {[round(r.rate, 1) for r in without]}, with "
+          f"{[round(r.rate, 1) for r in with_listeners]} (medians {base:.1f} vs {ours:.1f}, "
+          f"{sum(r.count for r in without)} and {sum(r.count for r in with_listeners)} "
+          f"creates); ratio of medians {ratio:.2f}")
+    print(f"  server CPU per create: without {_cpu_per_create(without):.0f} us, with "
+          f"{_cpu_per_create(with_listeners):.0f} us (the listeners' share included)")
     print(f"  delivery latency p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(delays)} "
           f"deliveries; every listener got every change: {got_all}")
     label, passed = at_least(ratio, CREATE_TARGET)
     return [Outcome("events", f"create rate with {args.listeners} listeners vs none",
                     base, ours, "req/s", ratio, label, passed and got_all,
-                    f"delivery p50 {p50:.1f} ms, p99 {p99:.1f} ms; every listener got every "
-                    f"change: {got_all}")]
+                    f"medians of {args.rounds} ABBA rounds; delivery p50 {p50:.1f} ms, "
+                    f"p99 {p99:.1f} ms; every listener got every change: {got_all}")]
 
 
-def _creates(base: str, body: Path, changes: Changes, seconds: float) -> tuple[float, int]:
+@dataclass(frozen=True)
+class Creates:
+    """One window of creates."""
+
+    rate: float
+    count: int
+    server_cpu_s: float
+    changes: int
+
+
+def _cpu_per_create(windows: list[Creates]) -> float:
+    count = sum(w.count for w in windows)
+    return sum(w.server_cpu_s for w in windows) / count * 1e6 if count else float("nan")
+
+
+def _creates(base: str, body: Path, changes: Changes, seconds: float) -> Creates:
     """Creates per second for ``seconds`` (8 connections) while changes go on."""
-    result: dict[str, float] = {}
+    result: dict[str, Load] = {}
 
     def load() -> None:
-        result["rps"] = run_load(base, [f"{API}/tasks"], method="POST", body_file=body,
-                                 connections=8, duration=seconds, warmup=1.0).rps
+        result["load"] = run_load(base, [f"{API}/tasks"], method="POST", body_file=body,
+                                  connections=8, duration=seconds, warmup=1.0,
+                                  server_pid=changes.pid)
 
     thread = threading.Thread(target=load)
     thread.start()
     made = changes.window(seconds + 1.0)
     thread.join()
-    return result["rps"], made
+    done = result["load"]
+    if done.errors:
+        raise SystemExit(f"bench_events: creates failed: {done.first_error}")
+    return Creates(done.rps, done.all_requests, done.server_cpu_s, made)
 
 
 def _window(pid: int, changes: Changes, seconds: float) -> tuple[float, int]:
