@@ -60,7 +60,7 @@ from bench._common import (
     running,
     tes_gunicorn,
 )
-from tes_core.client.http import TesClient, hang_up
+from tes_core.client.http import ClientError, TesClient, hang_up
 from tes_core.client.sse import read_events
 
 TARGET = 0.2
@@ -112,9 +112,19 @@ class Changes:
 class Follower(threading.Thread):
     """One events client counting the state events it receives, and how late each was."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, patience: float = 15.0) -> None:
         super().__init__(daemon=True)
-        self.response = TesClient(url).open_events()
+        # The places of the previous round's listeners free within a second or two of
+        # their hanging up: wait for one, as a client honouring Retry-After does.
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                self.response = TesClient(url).open_events()
+                break
+            except ClientError as exc:
+                if exc.status != 503 or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         self.events = 0
         self.delays: list[float] = []
 
