@@ -144,7 +144,7 @@ def _stream(
     try:
         yield f"retry: {RETRY_MS}\n\n".encode()
         if subscription.backlog:
-            yield b"".join(event.frame() for event in subscription.backlog)
+            yield b"".join(event.frame for event in subscription.backlog)
             subscription.backlog = []
         now = time.monotonic()
         deadline, quiet_since = now + max_seconds, now
@@ -154,7 +154,7 @@ def _stream(
                 break
             events = subscription.wait(min(LOOK_EVERY, deadline - now))
             if events:
-                yield b"".join(event.frame() for event in events)
+                yield b"".join(event.frame for event in events)
                 quiet_since = time.monotonic()
             elif time.monotonic() - quiet_since >= KEEPALIVE:
                 yield b": keepalive\n\n"
