@@ -249,7 +249,11 @@ def run_listeners(args: argparse.Namespace) -> list[Outcome]:
                 groups.append((group, measured_creates.changes))
                 return measured_creates
 
-            without, with_listeners = interleave(args.rounds, alone, crowded)
+            try:
+                without, with_listeners = interleave(args.rounds, alone, crowded)
+            except BaseException:
+                print(f"bench_events: failed; the server's last lines:\n{tes.log()[-4000:]}")
+                raise
             machine_load("after")
     finally:
         redis.stop()

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +26,10 @@ from .errors import ServiceUnavailable
 from .models import Base
 
 _READ_ONLY = "tes_read_only"
+SQLITE_POOL = (32, 32)
+"""SQLite's connection pool: size, overflow."""
+SERVER_POOL = (24, 16)
+"""PostgreSQL's (and any server database's) connection pool: size, overflow."""
 UNAVAILABLE = "the database is not available right now; retry in a moment"
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -106,6 +111,8 @@ class Database:
         self.metadata = Base.metadata
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self._local = threading.local()
+        self._holders: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+        self._holders_lock = threading.Lock()
         self._write_lock: contextlib.AbstractContextManager = (
             threading.RLock() if self.is_sqlite else contextlib.nullcontext()
         )
@@ -116,15 +123,17 @@ class Database:
                 self.url,
                 echo=echo,
                 connect_args={"check_same_thread": False, "timeout": 30},
-                pool_size=32,
-                max_overflow=32,
+                pool_size=SQLITE_POOL[0],
+                max_overflow=SQLITE_POOL[1],
             )
             event.listen(self.engine, "connect", _sqlite_on_connect)
             event.listen(self.engine, "begin", _sqlite_on_begin)
         else:
             self.engine = create_engine(
-                self.url, echo=echo, pool_size=24, max_overflow=16, pool_pre_ping=True
+                self.url, echo=echo, pool_size=SERVER_POOL[0], max_overflow=SERVER_POOL[1],
+                pool_pre_ping=True,
             )
+        self._max_holders = self.engine.pool.size()  # type: ignore[attr-defined]
         dbapi = self.engine.dialect.loaded_dbapi
         self._dbapi_errors = (dbapi.OperationalError, dbapi.InterfaceError)
 
@@ -133,6 +142,11 @@ class Database:
     # Each thread keeps one connection from the pool for these (autocommit; writes
     # say BEGIN themselves), which skips pool checkout, statement compilation and
     # result wrapping: on GET /tasks/{id} and POST /tasks that is most of the time.
+    # At most the pool's size of threads keep one: a process with more HTTP threads
+    # (event streams hold threads; 1,000 listeners need 1,000) would otherwise take every
+    # connection for ever, one per thread that ever served a request, and leave
+    # ``read()``/``write()`` waiting for the pool's timeout. Threads beyond that borrow a
+    # connection per call and give it back at once.
 
     def point_read(self, sql: str, params: Sequence[Any]) -> tuple | None:
         """One row by key (``GET /tasks/{id}``); ``sql`` uses ``?`` placeholders.
@@ -161,6 +175,7 @@ class Database:
                     return cursor.fetchone() if fetch else None
                 finally:
                     cursor.close()
+                    self._give_back_borrowed()
             if not attempt.retry:
                 break
         raise AssertionError("unreachable")  # pragma: no cover
@@ -184,6 +199,7 @@ class Database:
                     cursor.execute("COMMIT")
                 finally:
                     cursor.close()
+                    self._give_back_borrowed()
 
     def _begin(self) -> Any:
         """A cursor of this thread's connection inside a new transaction."""
@@ -195,6 +211,7 @@ class Database:
                     cursor.execute(begin)
                 except BaseException:
                     cursor.close()
+                    self._give_back_borrowed()
                     raise
                 return cursor
             if not attempt.retry:
@@ -202,12 +219,42 @@ class Database:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _thread_connection(self) -> Any:
+        """This thread's driver connection: kept for its next calls while fewer threads
+        than the pool's size keep one, else borrowed for this call only."""
         raw = getattr(self._local, "raw", None)
         if raw is None:
+            thread = threading.current_thread()
+            with self._holders_lock:
+                keep = thread in self._holders or len(self._holders) < self._max_holders
+                if keep:
+                    self._holders.add(thread)
             raw = self._local.raw = self.engine.raw_connection()
+            self._local.borrowed = not keep
             if not self.is_sqlite:
                 raw.driver_connection.autocommit = True  # type: ignore[union-attr]
         return raw
+
+    def _give_back_borrowed(self) -> None:
+        """Return a connection borrowed for one call to the pool, as other users expect
+        it (out of autocommit)."""
+        raw = getattr(self._local, "raw", None)
+        if raw is None or not getattr(self._local, "borrowed", False):
+            return
+        self._local.raw = None
+        try:
+            if not self.is_sqlite:
+                raw.driver_connection.autocommit = False  # type: ignore[union-attr]
+            raw.close()
+        except Exception:
+            with contextlib.suppress(Exception):
+                raw.invalidate()
+
+    @property
+    def kept_connections(self) -> int:
+        """How many threads keep a driver connection between calls (at most the pool's
+        size)."""
+        with self._holders_lock:
+            return len(self._holders)
 
     @contextlib.contextmanager
     def _driver_errors(self, *, retry: bool) -> Iterator[_Attempt]:
