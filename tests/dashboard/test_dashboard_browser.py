@@ -300,3 +300,142 @@ def test_signing_in_through_the_identity_provider(browser, oidc_tes, idp, shots)
     assert not idp.codes  # the code was used, once
     browser.save_screenshot(str(shots / "oidc-signed-in.png"))
     browser.execute_script("sessionStorage.clear()")
+
+
+def group_headings(driver: Any) -> list[tuple[str, list[str]]]:
+    """The grouped list: each heading row's text and the task ids of the rows under it."""
+    return driver.execute_script("""
+        const groups = [];
+        for (const tr of document.querySelectorAll("#task-rows tr")) {
+            if (tr.classList.contains("group-row")) groups.push([tr.textContent, []]);
+            else if (tr.dataset.taskId && groups.length) groups.at(-1)[1].push(tr.dataset.taskId);
+        }
+        return groups;""")
+
+
+def test_list_groups_tasks_by_workflow_and_stage(browser, tes, shots):
+    from selenium.webdriver.common.by import By
+
+    url = tes.url
+
+    def submitted(name: str, **tags: str) -> str:
+        return create(url, task("true", name=name, tags={f"ms-submitter-{k}": v
+                                                         for k, v in tags.items()}))
+
+    # Created oldest first: the list (newest first) shows them in reverse.
+    align = [submitted(f"grp-align-{i}", **{"workflow-id": "wf-g1", "workflow-name": "exome",
+                                             "workflow-stage": "align"}) for i in range(2)]
+    call = submitted("grp-call", **{"workflow-id": "wf-g1", "workflow-name": "exome",
+                                     "workflow-stage": "call"})
+    other = submitted("grp-other", **{"workflow-id": "wf-g2"})
+    loose = create(url, task("true", name="grp-loose"))
+    browser.get(root(tes) + "/#/?name_prefix=grp-")
+    until(lambda: len(rows(browser)) == 5, "the five tasks, ungrouped")
+    assert group_headings(browser) == []
+    # Grouping is one checkbox of the filter form (keyboard: space, then Enter on Apply).
+    box = browser.find_element(By.ID, "f-group")
+    box.send_keys(" ")
+    box.submit()
+    until(lambda: "group=workflow" in browser.current_url, "the grouped list's address")
+    groups = until(lambda: len(group_headings(browser)) == 4 and group_headings(browser),
+                   "four groups")
+    assert groups == [
+        ["Workflow wf-g2 · no stage (1 task)", [other]],
+        ["Workflow exome · stage call (1 task)", [call]],
+        ["Workflow exome · stage align (2 tasks)", list(reversed(align))],
+        ["No submitter workflow (1 task)", [loose]],
+    ]
+    link = browser.find_element(By.CSS_SELECTOR, "tr.group-row a")
+    assert link.get_attribute("href").endswith("#/workflow/wf-g2")
+    browser.save_screenshot(str(shots / "list-grouped.png"))
+
+
+CONTRAST = """
+// WCAG 2 contrast of every visible text against the background it is drawn on.
+function channels(text) {
+    const m = text.match(/rgba?\\(([^)]+)\\)/);
+    const [r, g, b, a] = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+    return [r, g, b, a === undefined ? 1 : a];
+}
+function luminance([r, g, b]) {
+    const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+}
+function over(top, bottom) {  // alpha compositing of two colours
+    const a = top[3];
+    return [0, 1, 2].map((i) => top[i] * a + bottom[i] * (1 - a)).concat([1]);
+}
+function background(node) {
+    const layers = [];
+    for (let n = node; n && n.nodeType === 1; n = n.parentElement) {
+        const bg = channels(getComputedStyle(n).backgroundColor);
+        if (bg[3] > 0) layers.push(bg);
+        if (bg[3] >= 1) break;
+    }
+    let colour = [255, 255, 255, 1];
+    for (const layer of layers.reverse()) colour = over(layer, colour);
+    return colour;
+}
+const failures = [];
+let checked = 0;
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+for (let t = walker.nextNode(); t; t = walker.nextNode()) {
+    const node = t.parentElement;
+    if (!t.textContent.trim() || !node || node.closest("option, [disabled], .skip")) continue;
+    if (!node.getClientRects().length) continue;
+    const style = getComputedStyle(node);
+    if (style.visibility === "hidden") continue;
+    const bg = background(node);
+    const fg = over(channels(style.color), bg);
+    const [hi, lo] = [luminance(fg), luminance(bg)].sort((x, y) => y - x);
+    const ratio = (hi + 0.05) / (lo + 0.05);
+    const size = parseFloat(style.fontSize), bold = Number(style.fontWeight) >= 700;
+    const needed = size >= 24 || (size >= 18.66 && bold) ? 3 : 4.5;
+    checked += 1;
+    if (ratio < needed) {
+        const text = t.textContent.trim().slice(0, 40);
+        failures.push(`${ratio.toFixed(2)} < ${needed}: "${text}" (${style.color} on ${bg})`);
+    }
+}
+return [checked, failures];
+"""
+
+
+def test_phone_width_and_contrast(browser, tes, shots):
+    url = tes.url
+    tags = {"ms-submitter-workflow-id": "wf-phone", "ms-submitter-workflow-name": "a-rather-long"
+            "-workflow-name-that-could-push-the-page-sideways", "ms-submitter-workflow-stage":
+            "stage-with-a-long-name-too"}
+    long_name = "phone-" + "x" * 120
+    done = create(url, task("sh", "-c", "echo " + "y" * 300 + "; exit 3", name=long_name,
+                            tags=tags))
+    waiting = create(url, task("sleep", "30", name="phone-running", tags=tags))
+    wait_for_state(url, done, TERMINAL)
+    pages = {"list": "/#/?name_prefix=phone-", "grouped": "/#/?name_prefix=phone-&group=workflow",
+             "task": f"/#/task/{done}", "workflow": "/#/workflow/wf-phone"}
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": 375, "height": 812, "deviceScaleFactor": 2, "mobile": True})
+    try:
+        for label, page in pages.items():
+            browser.get(root(tes) + page)
+            until(lambda: long_name in browser.find_element("id", "main").text
+                  or "wf-phone" in browser.find_element("id", "main").text, f"the {label} page")
+            until(lambda: browser.execute_script("return window.innerWidth") == 375,
+                  "the phone viewport")
+            widths = browser.execute_script(
+                "return [document.documentElement.scrollWidth, window.innerWidth]")
+            browser.save_screenshot(str(shots / f"phone-{label}.png"))
+            assert widths[0] <= widths[1], f"{label}: the page scrolls sideways at 375 px {widths}"
+            if label in ("list", "grouped"):  # the list itself is cards, not a wide table
+                until(lambda: browser.find_element("id", "list-caption").text.endswith(
+                    ": 2 on this page"), "this list's caption")
+                table = browser.execute_script(
+                    "const t = document.getElementById('tasks');"
+                    "return [t.scrollWidth, t.parentElement.clientWidth]")
+                assert table[0] <= table[1], f"{label}: the task list scrolls sideways {table}"
+            checked, failures = browser.execute_script(CONTRAST)
+            assert checked > 10, f"{label}: only {checked} texts found"
+            assert not failures, f"{label}: text below WCAG AA contrast: {failures}"
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        requests.post(f"{url}/tasks/{waiting}:cancel", timeout=30)

@@ -325,7 +325,7 @@
       tags.push(at < 0 ? [text, ""] : [text.slice(0, at).trim(), text.slice(at + 1).trim()]);
     }
     return { state: params.get("state") || "", name_prefix: params.get("name_prefix") || "",
-      tags, tagsText: params.get("tags") || "" };
+      tags, tagsText: params.get("tags") || "", group: params.get("group") === "workflow" };
   }
 
   function listHash(filters, extra) {
@@ -333,6 +333,7 @@
     if (filters.state) q.set("state", filters.state);
     if (filters.name_prefix) q.set("name_prefix", filters.name_prefix);
     if (filters.tagsText) q.set("tags", filters.tagsText);
+    if (filters.group) q.set("group", "workflow");
     for (const [key, value] of Object.entries(extra || {})) if (value) q.set(key, value);
     const text = q.toString();
     return "#/" + (text ? "?" + text : "");
@@ -350,23 +351,27 @@
       value: filters.name_prefix, autocomplete: "off" });
     const tagsInput = el("input", { id: "f-tags", name: "tags", type: "search", size: 30,
       value: filters.tagsText, autocomplete: "off", placeholder: "key=value, key2" });
+    const groupInput = el("input", { id: "f-group", name: "group", type: "checkbox",
+      checked: filters.group });
     const form = el("form", { class: "filters", role: "search", "aria-label": "Filter tasks",
       onsubmit: (event) => {
         event.preventDefault();
         location.hash = listHash({ state: stateSelect.value, name_prefix: nameInput.value.trim(),
-          tagsText: tagsInput.value.trim() });
+          tagsText: tagsInput.value.trim(), group: groupInput.checked });
       } },
     el("label", { for: "f-state" }, "State", stateSelect),
     el("label", { for: "f-name" }, "Name starts with", nameInput),
     el("label", { for: "f-tags" }, "Tags (key=value, comma separated)", tagsInput),
+    el("label", { for: "f-group", class: "check" }, groupInput, "Group by workflow and stage"),
     el("button", { type: "submit" }, "Apply"),
     el("button", { type: "button", class: "secondary",
       onclick: () => { location.hash = "#/"; } }, "Clear"));
 
     const counts = el("ul", { class: "counts", id: "counts", "aria-label": "Tasks by state" });
     const body = el("tbody", { id: "task-rows" });
+    const caption = el("caption", { class: "muted", id: "list-caption" }, "Tasks, newest first");
     const table = el("table", { id: "tasks" },
-      el("caption", { class: "muted", id: "list-caption" }, "Tasks, newest first"),
+      caption,
       el("thead", {}, el("tr", {},
         el("th", { scope: "col" }, "Name"),
         el("th", { scope: "col" }, "State"),
@@ -411,16 +416,19 @@
       if (pageToken) q.set("page_token", pageToken);
       const answer = await api("/tasks?" + q.toString());
       rows.clear();
-      const trs = (answer.tasks || []).map((task) => {
+      const rowOf = (task) => {
         const tr = taskRow(task);
         rows.set(task.id, tr);
         return tr;
-      });
+      };
+      const trs = filters.group ? groupedRows(answer.tasks || [], rowOf)
+        : (answer.tasks || []).map(rowOf);
       if (!trs.length) {
         trs.push(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No tasks match.")));
       }
       body.replaceChildren(...trs);
-      document.getElementById("list-caption").textContent =
+      caption.textContent =  // this view's own caption: a late answer of a view left behind
+        // (the address changed meanwhile) must not write into the next one's
         "Tasks, newest first: " + (answer.tasks || []).length + " on this page";
       const links = [];
       if (pageToken) {
@@ -457,10 +465,40 @@
       stage: tags["ms-submitter-workflow-stage"] || "", engine: tags["ms-submitter-name"] || "" };
   }
 
+  /** The page's rows under one heading row per submitter workflow and stage, the groups in
+   * the order of their newest task (tasks of no workflow last). */
+  function groupedRows(tasks, rowOf) {
+    const groups = new Map();
+    for (const task of tasks) {
+      const wf = workflowOf(task);
+      const key = wf.id ? JSON.stringify([wf.id, wf.stage]) : "";
+      if (!groups.has(key)) groups.set(key, { wf, tasks: [] });
+      groups.get(key).tasks.push(task);
+    }
+    const keys = [...groups.keys()].filter(Boolean);
+    if (groups.has("")) keys.push("");
+    const trs = [];
+    for (const key of keys) {
+      const { wf, tasks: members } = groups.get(key);
+      const heading = el("th", { colspan: 6, scope: "colgroup" });
+      if (wf.id) {
+        heading.append("Workflow ", el("a", { href: "#/workflow/" + encodeURIComponent(wf.id) },
+          wf.name || wf.id), wf.stage ? " · stage " + wf.stage : " · no stage");
+      } else {
+        heading.append("No submitter workflow");
+      }
+      heading.append(el("span", { class: "muted" }, " (" + members.length +
+        (members.length === 1 ? " task)" : " tasks)")));
+      trs.push(el("tr", { class: "group-row", "data-group": key }, heading));
+      trs.push(...members.map(rowOf));
+    }
+    return trs;
+  }
+
   function taskRow(task) {
     const times = taskTimes(task);
     const wf = workflowOf(task);
-    const workflowCell = el("td", {});
+    const workflowCell = el("td", { "data-label": wf.id ? "Workflow" : null });
     if (wf.id) {
       workflowCell.append(el("a", { href: "#/workflow/" + encodeURIComponent(wf.id) },
         wf.name || wf.id));
@@ -474,7 +512,8 @@
       workflowCell,
       el("td", { class: "wide" }, shownTime(task.creation_time)),
       el("td", { class: "wide" }, times.ended !== null ? shownTime(new Date(times.ended).toISOString()) : ""),
-      el("td", { class: "num" }, duration(times.took)));
+      el("td", { class: "num", "data-label": times.took !== null ? "Duration" : null },
+        duration(times.took)));
   }
 
   // ---------------------------------------------------------------- task page
