@@ -222,7 +222,8 @@ class Lifecycle:
         ``O(tasks / batch_size)`` queries, never one per task. The lock is renewed
         after every batch and expires ``lock_ttl`` seconds after the last renewal, so
         the lock of a worker that died mid-pass frees itself. Then one batch of expired
-        finished tasks is removed (:mod:`.retention`).
+        finished tasks is removed (:mod:`.retention`), and :attr:`after_pass` runs (one query
+        for unfinished provisioning requests).
         """
         if not acquire_lease(self.db, RECONCILE_LEASE, self.worker_id, ttl=self.lock_ttl):
             return
