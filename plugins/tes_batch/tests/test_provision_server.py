@@ -163,6 +163,25 @@ def test_the_same_names_again_report_existing_and_another_region_is_a_409(
         document, "/provision", "post", conflict)["msg"]
 
 
+def test_a_refused_step_leaves_the_request_in_error_saying_which_and_why(
+        server, idp, arm) -> None:
+    admin = idp.token("root", roles=["TES.Admin"])
+    document = call("GET", f"{server.url}/openapi.json", None).json()
+    arm.batch_quota = 0
+    try:
+        accepted = call("POST", f"{server.url}/provision", admin, json=body("quota"))
+        url = f"{server.url}/provision/{accepted.json()['id']}"
+        wait_for(url, admin, lambda report: report["state"] in ("COMPLETE", "ERROR"))
+    finally:
+        arm.batch_quota = 5
+    report = declared(document, "/provision/{id}", "get", call("GET", url, admin))
+    assert report["state"] == "ERROR"
+    assert report["error"].startswith("step 'batch account' failed: AccountQuotaExceeded: "
+                                      "The regional Batch account quota"), report["error"]
+    states = [step["state"] for step in report["progress"]["steps"]]
+    assert states == ["created", "created", "created", "pending"]  # what was made is shown
+
+
 @pytest.fixture
 def deployment(tmp_path, arm) -> Iterator[Deployment]:
     """gunicorn, Redis, PostgreSQL and ``tes-server worker`` processes (none started yet)."""
