@@ -194,14 +194,19 @@ def backend(tmp_path: Path) -> SlurmBackend:
 
 
 def test_a_poll_costs_at_most_two_commands_and_submit_is_idempotent(
-    backend: SlurmBackend,
+    backend: SlurmBackend, caplog: pytest.LogCaptureFixture
 ) -> None:
     closed = {"executors": [{"image": "busybox", "command": ["true"]}],
               "resources": {"backend_parameters": {"partition": "closed"}}}
     tasks = [record(f"u{n}-{os.getpid()}", closed) for n in range(3)]
+    caplog.set_level("DEBUG", logger="tes_slurm.shell")
     refs = [backend.submit(t) for t in tasks]
     try:
+        commands = [r.getMessage() for r in caplog.records if "sbatch" in r.getMessage()]
+        assert len(commands) == 3 and not any("squeue" in c for c in commands)  # no script yet
+        caplog.clear()
         assert backend.submit(tasks[0]) == refs[0]  # a repeated submit finds the job
+        assert "squeue" in caplog.records[-1].getMessage()
         records = [record(t.id, closed, ref=r) for t, r in zip(tasks, refs, strict=True)]
         records.append(record("forgotten", ref="99999999"))
         before = backend.shell.calls
