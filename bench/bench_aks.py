@@ -26,13 +26,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins" / "tes_aks" / "tests"))
 
 from fakekube import FakeKube  # noqa: E402
-from tes_core.backends.base import BackendContext, TaskRecord  # noqa: E402
-from tes_core.config import Settings  # noqa: E402
-
-from tes_aks import manifests, names  # noqa: E402
+from tes_aks import manifests  # noqa: E402
 from tes_aks.backend import AksBackend  # noqa: E402
 from tes_aks.kube import Kube, api_client  # noqa: E402
 from tes_aks.plan import build_plan  # noqa: E402
+
+from tes_core.backends.base import BackendContext, TaskRecord  # noqa: E402
+from tes_core.config import Settings  # noqa: E402
 
 COUNTS = (100, 1000)
 KINDS = ("Job", "Pod", "ConfigMap")

@@ -29,6 +29,8 @@ from .settings import AksSettings
 
 log = logging.getLogger(__name__)
 
+_TRANSIENT = frozenset({0, 408, 429, 500, 502, 503, 504})
+"""API answers after which a submit is tried again instead of failing the task."""
 _KINDS_BY_SELECTOR = (("Job", names.COORDINATOR), ("Pod", None), ("ConfigMap", names.STATUS))
 
 
@@ -107,9 +109,13 @@ class AksBackend(Backend):
             job, created = self.kube.create(manifests.coordinator_job(
                 plan, self.conf.coordinator_image, self.conf.coordinator_service_account))
         except KubeError as exc:
-            if exc.status in (400, 403, 422):
+            if exc.status not in _TRANSIENT:
                 raise BackendError(f"Kubernetes refused the task: {exc}") from None
-            raise  # unreachable or overloaded: the submit is tried again
+            # Unreachable or overloaded: the task keeps its name and waits; the next
+            # reconcile pass that reaches the API creates what is missing.
+            log.warning("task %s: the Kubernetes API did not take attempt %d yet (%s); "
+                        "the next pass tries again", task.id, attempt, exc)
+            return f"{plan['namespace']}/{plan['base']}"
         log.info("task %s: attempt %d is Job %s/%s (%s)", task.id, attempt, plan["namespace"],
                  plan["base"], "created" if created else "adopted")
         return f"{plan['namespace']}/{plan['base']}"
@@ -157,6 +163,9 @@ class AksBackend(Backend):
         def preempt(reason: str) -> Observation:
             return self._preempted(task, reason)
 
+        if seen.job is None and seen.status is None and task.state == "QUEUED":
+            self.submit_attempt(task, names.attempt_of(base))  # a submit the API missed
+            return None
         observation = observe.observe(task, seen, image_pull_wait=self.conf.image_pull_wait,
                                       preempt=preempt, coordinator_log=coordinator_log)
         if observation is not None and observation.state in ("SYSTEM_ERROR", "COMPLETE",

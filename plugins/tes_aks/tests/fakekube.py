@@ -222,7 +222,9 @@ class FakeKube:
         if method == "DELETE" and name is None:
             verb = "DELETECOLLECTION"
         with self.lock:
-            self.requests.append(Request(verb, kind, namespace, name, query, sub))
+            named = name or ((body or {}).get("metadata") or {}).get("name") if verb == "POST" \
+                else name
+            self.requests.append(Request(verb, kind, namespace, named, query, sub))
             code, answer = self._answer(verb, kind, namespace, name, sub, query, body)
         if isinstance(answer, str):
             data = answer.encode()

@@ -1,0 +1,150 @@
+"""The aks backend against the fake API, without a server: idempotent submits, an API
+that is down, placement, hostile parameters, and the manifest check itself."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tes_core.backends.base import BackendContext, TaskRecord
+from tes_core.config import Settings
+
+from tes_aks import manifests, names
+from tes_aks.backend import AksBackend
+from tes_aks.kube import Kube, api_client
+from tes_aks.plan import build_plan
+from tes_aks.settings import AksSettings
+
+
+class Reporter:
+    """A reporter that accepts everything (the backend here only reads the API)."""
+
+    def report(self, observation: Any) -> bool:
+        return True
+
+    def current_state(self, task_id: str) -> str | None:
+        return "QUEUED"
+
+    def states_of(self, task_ids: Any) -> dict[str, str]:
+        return {}
+
+
+def backend(cluster: Any, tmp_path: Path, **env: str) -> AksBackend:
+    """An :class:`AksBackend` on the fake API; its kubelet leaves coordinators alone
+    unless the test asks (their pods stay Pending)."""
+    settings = Settings.from_env({"TES_BACKEND": "aks", "TES_DATA_DIR": str(tmp_path),
+                                  "TES_AKS_NAME_PREFIX": "ut-",
+                                  "TES_AKS_COORDINATOR_IMAGE": "sim/hang", **env})
+    return AksBackend(BackendContext(settings, Reporter(), "test"),
+                      kube=Kube(api_client(str(cluster.kubeconfig))))
+
+
+def record(document: dict[str, Any] | None = None, ref: str | None = None,
+           state: str = "QUEUED") -> TaskRecord:
+    return TaskRecord(id=str(uuid.uuid4()), state=state,
+                      document=document or {"executors": [{"image": "alpine",
+                                                           "command": ["true"]}]},
+                      creation_time=datetime.now(UTC), logs=[{}], backend_ref=ref)
+
+
+def test_a_repeated_submit_adopts_the_first_job(cluster: Any, tmp_path: Path) -> None:
+    aks = backend(cluster, tmp_path)
+    task = record()
+    first = aks.submit(task)
+    again = aks.submit(task)
+    assert first == again == f"default/ut-{task.id}-a1"
+    jobs = cluster.fake.find("Job", "default", names.task_selector(task.id))
+    assert [job["metadata"]["name"] for job in jobs] == [f"ut-{task.id}-a1"]
+    posts = [r for r in cluster.fake.requests if r.method == "POST" and r.kind == "Job"
+             and r.name == f"ut-{task.id}-a1"]
+    assert len(posts) == 2, "the second submit asked to create, was answered 409, adopted"
+    aks.cancel(TaskRecord(**{**task.__dict__, "backend_ref": first, "state": "CANCELING"}))
+    for kind in ("Job", "ConfigMap", "Pod"):
+        assert cluster.fake.find(kind, "default", names.task_selector(task.id)) == []
+
+
+def test_an_unreachable_api_loses_nothing(cluster: Any, tmp_path: Path) -> None:
+    aks = backend(cluster, tmp_path)
+    task = record()
+    cluster.fake.down = True
+    try:
+        ref = aks.submit(task)  # not taken, not failed: the task keeps its name
+        assert list(aks.poll([TaskRecord(**{**task.__dict__, "backend_ref": ref})])) == []
+    finally:
+        cluster.fake.down = False
+    assert cluster.fake.find("Job", "default", names.task_selector(task.id)) == []
+    queued = TaskRecord(**{**task.__dict__, "backend_ref": ref})
+    assert list(aks.poll([queued])) == []  # the pass that reaches the API submits it
+    assert len(cluster.fake.find("Job", "default", names.task_selector(task.id))) == 1
+    aks.cancel(queued)
+
+
+def test_a_job_deleted_outside_tes_fails_the_running_task(cluster: Any,
+                                                          tmp_path: Path) -> None:
+    aks = backend(cluster, tmp_path)
+    task = record()
+    ref = aks.submit(task)
+    cluster.fake.remove("Job", "default", ref.split("/")[1])
+    [observation] = aks.poll([TaskRecord(**{**task.__dict__, "backend_ref": ref,
+                                            "state": "INITIALIZING"})])
+    assert observation.state == "SYSTEM_ERROR"
+    assert "no longer exists" in observation.system_logs[0]
+    aks.cancel(TaskRecord(**{**task.__dict__, "backend_ref": ref}))
+
+
+def test_placement_of_a_preemptible_zoned_gpu_task() -> None:
+    conf = AksSettings(namespaces=("default", "team-a"), service_accounts=("reader",))
+    document = {"executors": [{"image": "cuda", "command": ["nvidia-smi"]}],
+                "resources": {"preemptible": True, "zones": ["westeurope-1"], "cpu_cores": 2,
+                              "ram_gb": 1.5, "backend_parameters": {
+                                  "namespace": "team-a", "gpu": "1",
+                                  "node_selector": "pool=gpu", "service_account": "reader"}}}
+    plan = build_plan("t1", document, 1, conf, {})
+    spec = manifests.executor_job(plan, 0)["spec"]["template"]["spec"]
+    assert spec["nodeSelector"] == {"kubernetes.azure.com/scalesetpriority": "spot",
+                                    "pool": "gpu"}
+    assert spec["tolerations"] == [{"key": "kubernetes.azure.com/scalesetpriority",
+                                    "operator": "Equal", "value": "spot",
+                                    "effect": "NoSchedule"}]
+    term = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["nodeSelectorTerms"][0]["matchExpressions"][0] == {
+        "key": "topology.kubernetes.io/zone", "operator": "In", "values": ["westeurope-1"]}
+    resources = spec["containers"][0]["resources"]
+    assert resources["requests"] == resources["limits"] == {
+        "cpu": "2", "memory": "1536Mi", "nvidia.com/gpu": "1"}
+    assert spec["serviceAccountName"] == "reader" and "automountServiceAccountToken" not in spec
+    assert plan["namespace"] == "team-a"
+    coordinator = manifests.coordinator_job(plan, "img", "tes-coordinator")
+    assert "nodeSelector" not in coordinator["spec"]["template"]["spec"]
+    for manifest in (coordinator, manifests.executor_job(plan, 0), manifests.volume_claim(plan),
+                     manifests.transfer_job(plan, names.STAGE_IN), manifests.task_config_map(plan)):
+        manifests.check(manifest)
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("namespace", "kube-system"), ("namespace", "../default"),
+    ("service_account", "tes-server"), ("gpu", "-1"), ("gpu", "1e3"),
+    ("node_selector", "a=b\nc"), ("node_selector", "a b=c"), ("node_selector", "=x"),
+])
+def test_hostile_backend_parameters_are_refused_naming_the_key(key: str, value: str) -> None:
+    from tes_aks.params import validate
+
+    with pytest.raises(ValueError, match=f"backend_parameters.{key}"):
+        validate({key: value}, AksSettings())
+
+
+def test_the_manifest_check_fails_on_unknown_or_mistyped_fields() -> None:
+    plan = build_plan("t2", {"executors": [{"image": "a", "command": ["b"]}]}, 1,
+                      AksSettings(), {})
+    job = manifests.executor_job(plan, 0)
+    manifests.check(job)
+    job["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    with pytest.raises(ValueError, match="imagePullPolicyy"):
+        manifests.check(job)
+    job = manifests.executor_job(plan, 0)
+    job["spec"]["backoffLimit"] = "0"
+    with pytest.raises(ValueError, match="backoffLimit: expected int"):
+        manifests.check(job)
