@@ -1,8 +1,8 @@
 """The ``aks`` backend: each TES task attempt is a coordinator Job on Kubernetes.
 
-* :meth:`AksBackend.submit` writes the attempt's task ConfigMap (the plan) and its
-  coordinator Job, named from the task id and attempt; a repeated submit finds both
-  (409 AlreadyExists: the existing objects are adopted).
+* :meth:`AksBackend.submit` creates the attempt's coordinator Job, the plan in its
+  environment, named from the task id and attempt; a repeated submit finds it (409
+  AlreadyExists: the existing Job is adopted).
 * :meth:`AksBackend.poll` lists the coordinator Jobs, the pods and the status
   ConfigMaps of every task with one list call per kind and namespace, by label selector,
   and maps each attempt to an observation (:mod:`tes_aks.observe`).
@@ -94,18 +94,17 @@ class AksBackend(Backend):
     # -- tasks --------------------------------------------------------------------------
 
     def submit(self, task: TaskRecord) -> str:
-        """Write the attempt's plan and coordinator Job, or adopt the ones there."""
+        """Create the attempt's coordinator Job, or adopt the one there."""
         ref = _ref(task.backend_ref)
         return self.submit_attempt(task, names.attempt_of(ref[1]) if ref else 1)
 
     def submit_attempt(self, task: TaskRecord, attempt: int) -> str:
-        """Find-or-create the task ConfigMap and coordinator Job of ``attempt``."""
+        """Find-or-create the coordinator Job of ``attempt`` (its plan in its environment)."""
         try:
             plan = build_plan(task.id, task.document, attempt, self.conf, self._policy_data())
         except ValueError as exc:
             raise BackendError(str(exc)) from None
         try:
-            self.kube.create(manifests.task_config_map(plan))
             job, created = self.kube.create(manifests.coordinator_job(
                 plan, self.conf.coordinator_image, self.conf.coordinator_service_account))
         except KubeError as exc:

@@ -1,9 +1,10 @@
 """``tes-aks-coordinator``: runs one TES task attempt on Kubernetes, from inside its pod.
 
-The server creates the task ConfigMap (the plan: the task, its placement, volume and
-image settings) and this program's Job. The program then
+The server creates this program's Job with the plan (the task, its placement, volume
+and image settings) in its ``TES_AKS_PLAN`` variable. The program then
 
-1. creates the task's volume (a PVC sized from ``disk_gb``),
+1. writes the task ConfigMap (the TES document the staging Jobs mount) and creates the
+   task's volume (a PVC sized from ``disk_gb``),
 2. runs ``tes-filetransfer download`` as a Job to stage the inputs into it,
 3. runs one Job per executor, in order, waiting for each; a non-zero exit stops the task
    unless the executor has ``ignore_error``,
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -37,6 +39,7 @@ from tes_runner.status import empty_log
 
 from . import manifests, names, podstate
 from .kube import Kube, KubeError, api_client
+from .manifests import PLAN_ENV
 
 log = logging.getLogger("tes_aks.coordinator")
 
@@ -57,16 +60,15 @@ class Stop(Exception):
 
 
 class Coordinator:
-    """Runs the attempt described by the plan in ConfigMap ``config_map``."""
+    """Runs the attempt described by ``plan`` (see :mod:`tes_aks.plan`)."""
 
-    def __init__(self, kube: Kube, namespace: str, config_map: str,
+    def __init__(self, kube: Kube, plan: dict[str, Any],
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.kube = kube
-        self.namespace = namespace
-        self.config_map = config_map
+        self.plan = plan
+        self.namespace = plan["namespace"]
         self.sleep = sleep
         self.stopping = False
-        self.plan: dict[str, Any] = {}
         self.document: dict[str, Any] = {"state": "QUEUED", "final": False, "updated": None,
                                          "attempt": 0, "waiting": None, "log": empty_log()}
         self._status_created = False
@@ -76,12 +78,6 @@ class Coordinator:
 
     def run(self) -> int:
         """Run the attempt to a final state; the exit status (0: a final state recorded)."""
-        try:
-            self.plan = self._load_plan()
-        except (KubeError, ValueError, KeyError) as exc:
-            print(f"tes-aks-coordinator: cannot read the plan {self.config_map}: {exc}",
-                  file=sys.stderr)
-            return 1
         self.document["attempt"] = self.plan["attempt"]
         existing = self.kube.get("ConfigMap", self.namespace, self._status_name())
         if existing is not None:
@@ -106,6 +102,7 @@ class Coordinator:
         self._update(INITIALIZING, start_time=rfc3339(datetime.now(UTC)),
                      metadata={"namespace": self.namespace,
                                "coordinator": self.plan["base"]})
+        self.kube.create(manifests.task_config_map(self.plan))  # the server deletes it
         self._create(manifests.volume_claim(self.plan))
         if task.get("inputs"):
             self._transfer(names.STAGE_IN)
@@ -225,12 +222,6 @@ class Coordinator:
     def _status_name(self) -> str:
         return names.object_name(self.plan["base"], names.STATUS)
 
-    def _load_plan(self) -> dict[str, Any]:
-        config_map = self.kube.get("ConfigMap", self.namespace, self.config_map)
-        if config_map is None:
-            raise ValueError("it does not exist")
-        return json.loads(config_map["data"][manifests.PLAN_KEY])
-
     def _update(self, state: str | None = None, **fields: Any) -> None:
         log_ = self.document["log"]
         for key, value in fields.items():
@@ -279,9 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     """The ``tes-aks-coordinator`` command."""
     parser = argparse.ArgumentParser(prog="tes-aks-coordinator",
                                      description="Run one TES task attempt on Kubernetes.")
-    parser.add_argument("--namespace", required=True)
-    parser.add_argument("--config-map", required=True,
-                        help="the task ConfigMap holding the plan (plan.json)")
+    parser.add_argument("--plan-env", default=PLAN_ENV,
+                        help=f"the variable holding the plan as JSON (default {PLAN_ENV})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s tes-aks-coordinator %(levelname)s %(message)s")
@@ -290,7 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     except KubeError as exc:
         print(f"tes-aks-coordinator: {exc}", file=sys.stderr)
         return 1
-    coordinator = Coordinator(kube, args.namespace, args.config_map)
+    try:
+        plan = json.loads(os.environ[args.plan_env])
+    except (KeyError, ValueError) as exc:
+        print(f"tes-aks-coordinator: no plan in ${args.plan_env}: {exc!r}", file=sys.stderr)
+        return 2
+    coordinator = Coordinator(kube, plan)
 
     def stop(signum: int, frame: Any) -> None:
         coordinator.stopping = True

@@ -135,9 +135,11 @@ class Kube:
         return True
 
     def delete_all(self, kind: str, namespace: str, selector: str) -> None:
-        """Delete every object of ``kind`` matching ``selector`` (foreground propagation)."""
-        self._call("delete_collection_namespaced_{kind}", kind, namespace,
-                   label_selector=selector, propagation_policy=FOREGROUND)
+        """Delete every object of ``kind`` matching ``selector`` (foreground propagation):
+        one list, then one delete per object, so ``list`` and ``delete`` are the only verbs
+        it needs (no ``deletecollection``)."""
+        for obj in self.list(kind, namespace, selector):
+            self.delete(kind, namespace, obj["metadata"]["name"])
 
     def pod_log(self, namespace: str, name: str, tail_bytes: int | None = 10240) -> str:
         """The last ``tail_bytes`` of a pod's log, all of it for ``None`` (``""`` when

@@ -1,9 +1,10 @@
 """The Kubernetes objects of a task attempt, as plain dicts in the API's shapes.
 
-The server writes the coordinator's Job and the task ConfigMap (:func:`coordinator_job`,
-:func:`task_config_map`); the coordinator writes the volume, the staging Jobs, one Job per
-executor and the status ConfigMap. :func:`check` loads each into the official client's
-models, so a field the API does not know fails in the tests, not on a cluster.
+The server writes the coordinator's Job, the plan in its environment
+(:func:`coordinator_job`); the coordinator writes the task ConfigMap, the volume, the
+staging Jobs, one Job per executor and the status ConfigMap. :func:`check` loads each
+into the official client's models, so a field the API does not know fails in the tests,
+not on a cluster.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from . import names
 from .params import Placement
 
 TASK_KEY = "task.json"
-PLAN_KEY = "plan.json"
 STATUS_KEY = "status.json"
+PLAN_ENV = "TES_AKS_PLAN"
+"""The coordinator container's variable that holds the plan (JSON), set by the server."""
 TASK_MOUNT = "/etc/tes-task"
 WORKDIR_VOLUME = "tes-wd"
 SHARED_VOLUME = "shared-global"
@@ -42,12 +44,12 @@ def _meta(plan: dict[str, Any], role: str, index: int | None = None) -> dict[str
 
 
 def task_config_map(plan: dict[str, Any]) -> dict[str, Any]:
-    """The ConfigMap the server writes: the coordinator's plan and the TES task document
-    (the staging Jobs mount it as ``/etc/tes-task/task.json``)."""
+    """The ConfigMap the coordinator writes first: the TES task document, which the
+    staging Jobs mount as ``/etc/tes-task/task.json``."""
     return {
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": _meta(plan, names.TASK_FILE),
-        "data": {PLAN_KEY: json.dumps(plan), TASK_KEY: json.dumps(plan["task"])},
+        "data": {TASK_KEY: json.dumps(plan["task"])},
     }
 
 
@@ -98,7 +100,6 @@ def coordinator_job(plan: dict[str, Any], image: str, service_account: str) -> d
     nodes) but needs no node selector, zone or GPU of theirs.
     """
     meta = _meta(plan, names.COORDINATOR)
-    config_map = names.object_name(plan["base"], names.TASK_FILE)
     pod = {
         "restartPolicy": "Never",
         "serviceAccountName": service_account,
@@ -106,8 +107,8 @@ def coordinator_job(plan: dict[str, Any], image: str, service_account: str) -> d
         "containers": [{
             "name": "coordinator",
             "image": image,
-            "command": ["tes-aks-coordinator", "--namespace", plan["namespace"],
-                        "--config-map", config_map],
+            "command": ["tes-aks-coordinator"],
+            "env": [{"name": PLAN_ENV, "value": json.dumps(plan)}],
             "resources": {"requests": {"cpu": "50m", "memory": "128Mi"},
                           "limits": {"memory": "256Mi"}},
         }],

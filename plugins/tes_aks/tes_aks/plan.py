@@ -1,7 +1,7 @@
 """The plan the server hands a coordinator: one task attempt, everything it needs to run.
 
-Stored as ``plan.json`` in the attempt's task ConfigMap (see :mod:`tes_aks.manifests`);
-the coordinator reads nothing else.
+JSON in the coordinator container's ``TES_AKS_PLAN`` variable (see
+:func:`tes_aks.manifests.coordinator_job`); the coordinator reads nothing else.
 """
 
 from __future__ import annotations

@@ -148,7 +148,8 @@ class Kubelet:
                                 else "BackoffLimitExceeded"}]}})
 
     def _coordinator(self, pod: dict[str, Any], container: dict[str, Any]) -> tuple[int, str]:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig),
+               **{item["name"]: item["value"] for item in container.get("env") or ()}}
         command = [str(VENV_BIN / container["command"][0]), *container["command"][1:]]
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
         return done.returncode, done.stdout + done.stderr

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tes_aks import manifests, names
+from tes_aks import names
 from tes_aks.coordinator import Coordinator
 from tes_aks.plan import build_plan
 from tes_aks.settings import AksSettings
@@ -23,9 +23,7 @@ def run_task(kube: Any, cluster: Any, document: dict[str, Any], folder: Path,
     """Write the plan, run the coordinator in this process, return its status document."""
     task_id = str(uuid.uuid4())
     plan = build_plan(task_id, document, 1, conf, {"local_dirs": [str(folder)], "hosts": []})
-    kube.create(manifests.task_config_map(plan))
-    code = Coordinator(kube, plan["namespace"],
-                       names.object_name(plan["base"], names.TASK_FILE)).run()
+    code = Coordinator(kube, plan).run()
     status = kube.get("ConfigMap", plan["namespace"],
                       names.object_name(plan["base"], names.STATUS))
     document = json.loads(status["data"]["status.json"])
