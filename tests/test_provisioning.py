@@ -139,24 +139,19 @@ def test_bad_input_is_a_400_and_nothing_is_stored(world) -> None:
     assert sent.provisions == []
 
 
-def test_a_failing_step_is_named_in_the_error(world) -> None:
+@pytest.mark.parametrize(("fault", "error", "done"), [
+    ({"fail_at": "account"}, "step 'account' failed: quota exceeded in westeurope", ["group"]),
+    ({"crash_at": "vault"}, "RuntimeError: connection refused", ["group", "account"]),
+])
+def test_a_failing_step_ends_in_error_saying_why(world, fault, error, done) -> None:
+    """A step that cannot succeed is named; an unexpected exception gives its message."""
     service, provisioner, _, _, _ = world
-    provisioner.fail_at = "account"
+    vars(provisioner).update(fault)
     request_id = service.create({"region": "westeurope"}, ADMIN)
     service.run(request_id)
     report = service.report(request_id)
-    assert report["state"] == "ERROR"
-    assert report["error"] == "step 'account' failed: quota exceeded in westeurope"
-    assert report["progress"] == {"done": ["group"]}  # what was made is still reported
-
-
-def test_an_unexpected_exception_ends_in_error_with_its_message(world) -> None:
-    service, provisioner, _, _, _ = world
-    provisioner.crash_at = "vault"
-    request_id = service.create({"region": "westeurope"}, ADMIN)
-    service.run(request_id)
-    report = service.report(request_id)
-    assert (report["state"], report["error"]) == ("ERROR", "RuntimeError: connection refused")
+    assert (report["state"], report["error"]) == ("ERROR", error)
+    assert report["progress"] == {"done": done}  # what was made is still reported
 
 
 def test_an_unknown_id_is_a_404(world) -> None:

@@ -58,6 +58,12 @@ def _error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
+def _availability(taken: bool, message: str) -> tuple[int, Any, dict]:
+    """A ``checkNameAvailability`` answer."""
+    return 200, {"nameAvailable": not taken,
+                 **({"reason": "AlreadyExists", "message": message} if taken else {})}, {}
+
+
 class FakeArm:
     """The resources it holds, the faults to play, and every request it answered."""
 
@@ -219,11 +225,8 @@ class FakeArm:
     def _storage_names(self, method: str, p: dict[str, str], body: Any
                        ) -> tuple[int, Any, dict]:
         name = body["name"]
-        taken = name in self.storage or name in self.taken_storage_names
-        return 200, {"nameAvailable": not taken,
-                     **({"reason": "AlreadyExists",
-                         "message": f"The storage account named {name} is already taken."}
-                        if taken else {})}, {}
+        return _availability(name in self.storage or name in self.taken_storage_names,
+                             f"The storage account named {name} is already taken.")
 
     def _storage(self, method: str, p: dict[str, str], body: Any) -> tuple[int, Any, dict]:
         missing = self._missing_group(p)
@@ -284,11 +287,8 @@ class FakeArm:
 
     def _batch_names(self, method: str, p: dict[str, str], body: Any) -> tuple[int, Any, dict]:
         name = body["name"]
-        taken = name in self.batch or name in self.taken_batch_names
-        return 200, {"nameAvailable": not taken,
-                     **({"reason": "AlreadyExists",
-                         "message": f"An account named '{name}' is already in use."}
-                        if taken else {})}, {}
+        return _availability(name in self.batch or name in self.taken_batch_names,
+                             f"An account named '{name}' is already in use.")
 
     def _batch(self, method: str, p: dict[str, str], body: Any) -> tuple[int, Any, dict]:
         missing = self._missing_group(p)

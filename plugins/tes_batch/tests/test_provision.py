@@ -151,6 +151,8 @@ def test_a_resource_group_in_another_region_is_a_409(provisioner, arm) -> None:
     ("client_secret", "s3cret"),  # no secret is ever taken
     ("key_vault.url", "https://attacker.example.com"),
     ("key_vault.url", "http://myvault.vault.azure.net"),
+    ("key_vault.url", "https://myvault.vault.azure.net@attacker.example.com"),
+    ("key_vault.url", "https://myvault.vault.azure.net.attacker.example.com"),
     ("key_vault.storage_secret", "under_score"),
 ])
 def test_bad_input_is_a_400_naming_the_field(provisioner, field, value) -> None:
