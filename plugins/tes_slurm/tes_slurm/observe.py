@@ -22,10 +22,13 @@ own cancel removes the folder first): Slurm's state says why.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from tes_core.backends.base import Observation, TaskRecord, failed
+from tes_core.backends.runner_status import RUNNER_STATES, from_status
+from tes_core.backends.runner_status import current_attempt as _attempt
+from tes_core.backends.runner_status import if_changed as _changed
+from tes_core.backends.runner_status import is_waiting as _waiting
 
 from .parse import ACTIVE, ENDED, STARTING, WAITING, JobInfo
 from .snapshot import Lookup
@@ -62,7 +65,6 @@ ENDINGS = {
     "DEADLINE": "it missed its deadline (Slurm state DEADLINE)",
     "PREEMPTED": "Slurm preempted it",
 }
-_RUNNER_STATES = {"INITIALIZING", "RUNNING", "COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR"}
 
 
 def waiting_reason(job: JobInfo) -> str:
@@ -121,7 +123,7 @@ def from_folder(task: TaskRecord, folder: TaskFolder) -> Observation | None:
     ``GET``. ``None`` without a status file, when nothing changed, or for CANCELED (which
     only Slurm's state explains)."""
     status = folder.status()
-    if status is None or status.get("state") not in _RUNNER_STATES:
+    if status is None or status.get("state") not in RUNNER_STATES:
         return None
     observation = _from_status(task, status, task.backend_ref or "")
     return observation if status.get("final") else _changed(task, observation)
@@ -169,55 +171,5 @@ def _ended(
 
 
 def _from_status(task: TaskRecord, status: dict[str, Any], job_id: str) -> Observation:
-    """The observation the runner's status file makes (its state, logs and outputs)."""
-    log = status.get("log") if isinstance(status.get("log"), dict) else {}
-    state = status.get("state")
-    final = bool(status.get("final"))
-    known = set(_attempt(task).get("system_logs") or ())
-    lines = [str(line) for line in log.get("system_logs") or () if str(line) not in known]
-    metadata = {str(k): str(v) for k, v in (log.get("metadata") or {}).items()}
-    metadata["slurm_job_id"] = job_id
-    return Observation(
-        task_id=task.id,
-        state=state if state in _RUNNER_STATES else None,
-        start_time=_time(log.get("start_time")),
-        end_time=_time(log.get("end_time")) if final else None,
-        executor_logs=list(log.get("logs") or []),
-        outputs=list(log.get("outputs") or []) if final else None,
-        system_logs=lines,
-        metadata=metadata,
-    )
-
-
-def _changed(task: TaskRecord, observation: Observation) -> Observation | None:
-    """``None`` when the observation would change nothing the task shows."""
-    attempt = _attempt(task)
-    same = (
-        observation.state in (None, task.state)
-        and not observation.system_logs
-        and observation.waiting_reason is None
-        and (observation.executor_logs is None
-             or observation.executor_logs == attempt.get("logs"))
-        and (observation.start_time is None or attempt.get("start_time"))
-        and all(attempt.get("metadata", {}).get(k) == v
-                for k, v in (observation.metadata or {}).items())
-    )
-    return None if same else observation
-
-
-def _attempt(task: TaskRecord) -> dict[str, Any]:
-    return task.logs[-1] if task.logs else {}
-
-
-def _waiting(task: TaskRecord) -> bool:
-    return "waiting_reason" in (_attempt(task).get("metadata") or {})
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    """The observation the runner's status file makes, with the job's id."""
+    return from_status(task, status, {"slurm_job_id": job_id})
