@@ -17,7 +17,7 @@ from marshmallow import ValidationError
 
 from .auth.ownership import Ownership
 from .auth.principal import Principal
-from .backends.base import Backend, Observation
+from .backends.base import Backend, Observation, UnsupportedParameterValue
 from .blobstore import BlobStore
 from .config import ConfigError, Settings
 from .db import Database
@@ -197,17 +197,30 @@ class TaskService:
                     f"resources.backend_parameters.{key}": ["not supported"] for key in unknown
                 },
             )
-        try:
-            self.backend.validate_parameters(kept)
-        except ValueError as exc:
-            raise BadRequest(str(exc), field="resources.backend_parameters") from None
+        dropped = self._validate_parameters(kept, strict)
         resources["backend_parameters"] = kept
-        if not unknown:
-            return []
-        return [
-            f"backend_parameters not supported by backend '{self.backend.name}' were ignored: "
-            f"{', '.join(sorted(unknown))} (supported: {supported})"
-        ]
+        if unknown:
+            dropped.insert(0, (
+                f"backend_parameters not supported by backend '{self.backend.name}' were "
+                f"ignored: {', '.join(sorted(unknown))} (supported: {supported})"))
+        return dropped
+
+    def _validate_parameters(self, kept: dict[str, str], strict: bool) -> list[str]:
+        """Let the backend check the values; a value it does not allow is a 400 when
+        ``strict``, else dropped from ``kept`` with a note for the task's system logs."""
+        notes: list[str] = []
+        while True:
+            try:
+                self.backend.validate_parameters(kept)
+                return notes
+            except UnsupportedParameterValue as exc:
+                if strict or exc.key not in kept:
+                    raise BadRequest(
+                        str(exc), field=f"resources.backend_parameters.{exc.key}") from None
+                del kept[exc.key]
+                notes.append(f"{exc}; ignored (backend_parameters_strict is not set)")
+            except ValueError as exc:
+                raise BadRequest(str(exc), field="resources.backend_parameters") from None
 
     # -- read ---------------------------------------------------------------------
 

@@ -24,6 +24,18 @@ class BackendError(RuntimeError):
     """The backend failed in a way that ends the task in SYSTEM_ERROR; the message says why."""
 
 
+class UnsupportedParameterValue(ValueError):
+    """A well-formed backend parameter value this backend does not allow (e.g. a VM size
+    outside the allowed list), raised by :meth:`Backend.validate_parameters`: with
+    ``backend_parameters_strict`` the create is refused (400); without, the parameter is
+    dropped and the task's ``system_logs`` say so."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+        """The canonical parameter name."""
+
+
 @dataclass(frozen=True)
 class TaskRecord:
     """A stored task as a backend sees it."""
@@ -125,7 +137,9 @@ class Backend(abc.ABC):
         self.settings = context.settings
 
     def validate_parameters(self, parameters: Mapping[str, str]) -> None:
-        """Check the values of supported backend parameters; raise ``ValueError`` to reject."""
+        """Check the values of supported backend parameters; raise ``ValueError`` to reject
+        (400), :class:`UnsupportedParameterValue` for a value that is only refused when the
+        task asks for ``backend_parameters_strict`` (otherwise it is dropped, and said)."""
         return None
 
     def storage(self) -> list[str]:

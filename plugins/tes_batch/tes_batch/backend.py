@@ -1,19 +1,50 @@
 """The ``batch`` backend: each TES task attempt is one Azure Batch task running
-``tes-runner`` in a shared, autoscaled pool (see README.md for the design).
+``tes-runner run`` in a shared, autoscaled pool (see README.md for the design).
 
-This first version reads and checks the settings; submitting is not built yet, so a task
-given to it ends in SYSTEM_ERROR saying so.
+* :meth:`BatchBackend.submit` picks the VM size (:mod:`tes_batch.sizing`), makes the pool
+  and its job when this process has not seen them yet, and adds the attempt's Batch task
+  (deterministic ids: a repeated submit finds ``TaskExists`` and adopts the task). Quota
+  and capacity errors, and a Batch that does not answer, keep the task QUEUED (its
+  reference starts with ``wait:``) and the next reconcile pass tries again.
+* :meth:`BatchBackend.poll` lists each pool job's tasks and the pools once per pass
+  (:mod:`tes_batch.snapshot`), reads the runner's ``status.json`` once per finished task,
+  and turns it all into observations (:mod:`tes_batch.observe`); it also runs the sweep.
+* :meth:`BatchBackend.cancel` terminates and deletes the Batch task.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
-from tes_core.backends.base import Backend, BackendContext, BackendError, TaskRecord
+from tes_core.backends.base import Backend, BackendContext, BackendError, Observation, TaskRecord
+from tes_core.backends.runner_status import RUNNER_STATES, from_status, if_changed
+from tes_core.config import ConfigError
+from tes_core.storage_policy import access_policy
+from tes_filetransfer import TransferError
 
+from . import ids, pools, sizing
+from .client import BatchApi, BatchApiError, make_client
+from .observe import QUOTA_CODES, observe
 from .settings import BatchSettings
+from .snapshot import Snapshots
+from .sweep import Sweeper
+from .taskspec import STATUS_PATH, task_spec
 
 log = logging.getLogger(__name__)
+logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
+logging.getLogger("azure.batch._utils.model_base").setLevel(logging.ERROR)
+"""The SDK logs every request and response at INFO, and a traceback for each 404 of a file
+download (a status file not written yet); the backend logs what it did instead."""
+
+WAIT = "wait:"
+"""Prefix of the reference of an attempt Batch has not taken yet (quota, outage)."""
+RETRYABLE = set(QUOTA_CODES) | {"PoolBeingDeleted", "JobBeingDeleted", "JobNotFound",
+                                "PoolNotFound", "ServerBusy", "OperationTimedOut",
+                                "InternalError"}
+"""Batch error codes after which a submit is tried again by the next pass."""
 
 
 class BatchBackend(Backend):
@@ -21,20 +52,217 @@ class BatchBackend(Backend):
 
     name = "batch"
     runs_in_worker = False
+    backend_parameters = sizing.PARAMETERS
 
     def __init__(self, context: BackendContext) -> None:
         super().__init__(context)
         self.conf = BatchSettings.from_settings(self.settings)
+        try:
+            self._policy = access_policy(self.settings)
+        except TransferError as exc:
+            raise ConfigError(str(exc)) from None
+        self.api = BatchApi(make_client(self.conf))
+        self._ready: set[str] = set()
+        """Pools (and their jobs) this process made or found."""
+        self.snapshots = Snapshots(self.api, self.conf.pool_prefix,
+                                   ttl=max(1.0, self.settings.reconcile_interval / 2))
+        self.sweeper = Sweeper(self.api, self.conf, context.reporter,
+                               on_delete=self._ready.discard)
+        self._held: dict[str, str] = {}
+        """Why an attempt waits before Batch took it, by TES id."""
+
+    # -- set-up -------------------------------------------------------------------------
+
+    def validate_parameters(self, parameters: Mapping[str, str]) -> None:
+        """Check ``vm_size`` (against the allowed sizes) and ``gpus``."""
+        sizing.validate(parameters, self.conf.vm_sizes)
+
+    def storage(self) -> list[str]:
+        """Inputs and outputs the nodes may reach: the allowed local folders."""
+        return [f"file://{folder}" for folder in self._policy.local_dirs]
+
+    def start(self) -> None:
+        """Check that the account answers and accepts the credentials."""
+        try:
+            self.api.list_pools(f"{self.conf.pool_prefix}-")
+        except BatchApiError as exc:
+            if exc.status in (401, 403):
+                raise ConfigError(f"the Batch account refuses the credentials: {exc}") from None
+            log.warning("the Batch account did not answer at start-up: %s", exc)
 
     def describe(self) -> str | None:
         """The Batch account's endpoint and how requests are signed."""
         how = "shared key" if self.conf.shared_key else "Azure AD (DefaultAzureCredential)"
-        return f"Azure Batch at {self.conf.account_url} ({how})"
+        return (f"Azure Batch at {self.conf.account_url} ({how}), pools "
+                f"{self.conf.pool_prefix}-*, runtime {self.conf.runtime}")
 
-    def submit(self, task: TaskRecord) -> str | None:
-        """Not built yet: the task ends in SYSTEM_ERROR saying so."""
-        raise BackendError("the batch backend cannot submit tasks yet in this version")
+    # -- tasks --------------------------------------------------------------------------
+
+    def submit(self, task: TaskRecord) -> str:
+        """Add the attempt's Batch task (making its pool and job if needed), or adopt the
+        one an earlier call added; ``wait:<ref>`` when Batch cannot take it yet."""
+        attempt = max(1, len(task.logs))
+        return self.submit_attempt(task, attempt)
+
+    def submit_attempt(self, task: TaskRecord, attempt: int) -> str:
+        """Submit ``attempt`` of ``task``; see :meth:`submit`."""
+        choice = self._choice(task)
+        pool = self._pool_id(choice)
+        job = ids.job_id(pool)
+        name = ids.task_id(task.id, attempt)
+        ref = ids.ref(job, name)
+        try:
+            self._ensure_pool(pool, job, choice)
+            created = self.api.create_task(job, task_spec(name, task.id,
+                                                          self.task_file(task, attempt)))
+        except BatchApiError as exc:
+            if exc.code in RETRYABLE or exc.status is None or exc.status >= 500:
+                self._ready.discard(pool)
+                self._held[task.id] = f"Batch did not take the task yet: {exc}" + (
+                    f" ({QUOTA_CODES[exc.code]})" if exc.code in QUOTA_CODES else "")
+                log.warning("task %s: attempt %d waits: %s", task.id, attempt, exc)
+                return WAIT + ref
+            raise BackendError(f"Batch refused the task: {exc}") from None
+        self._held.pop(task.id, None)
+        self.snapshots.forget()
+        log.info("task %s: attempt %d is Batch task %s (%s)", task.id, attempt, ref,
+                 "added" if created else "adopted")
+        return ref
+
+    def _choice(self, task: TaskRecord) -> sizing.Choice:
+        try:
+            return sizing.choose(task.document, self.conf.vm_sizes)
+        except sizing.NeverFits as exc:
+            raise BackendError(str(exc)) from None
+
+    def _pool_id(self, choice: sizing.Choice) -> str:
+        return ids.pool_id(self.conf.pool_prefix, choice.size.name, choice.low_priority,
+                           pools.container_key(self.conf))
+
+    def _ensure_pool(self, pool: str, job: str, choice: sizing.Choice) -> None:
+        if pool in self._ready:
+            return
+        if self.api.create_pool(pools.pool_spec(pool, choice, self.conf)):
+            log.info("created Batch pool %s (%s, low priority: %s)", pool, choice.size.name,
+                     choice.low_priority)
+        self.api.create_job(pools.job_spec(pool, job))
+        self._ready.add(pool)
+
+    def task_file(self, task: TaskRecord, attempt: int) -> dict[str, Any]:
+        """The runner's ``task.json`` (see the runner contract)."""
+        return {
+            "task": {**task.document, "id": task.id},
+            "attempt": attempt,
+            "runtime": self.conf.runtime,
+            "policy": self._policy.portable(),
+            "transfer": {},
+            "shared_global": None,
+            "runtime_options": {},
+        }
+
+    def poll(self, tasks: Sequence[TaskRecord]) -> Iterable[Observation]:
+        """Observations of many tasks from one listing per pool job and one of the pools."""
+        observations: list[Observation] = []
+        submitted: list[tuple[TaskRecord, tuple[str, str]]] = []
+        for task in tasks:
+            if (task.backend_ref or "").startswith(WAIT):
+                observation = self._retry_submit(task)
+                if observation is not None:
+                    observations.append(observation)
+                continue
+            parsed = ids.parse_ref(task.backend_ref)
+            if parsed is not None and task.state != "CANCELING":
+                submitted.append((task, parsed))
+        if submitted:
+            snapshot = self.snapshots.get(job for _, (job, _) in submitted)
+            for task, (job, name) in submitted:
+                try:
+                    observation = self._observe(task, job, name, snapshot)
+                except Exception as exc:  # one bad task must not stop the others
+                    log.warning("task %s: could not observe Batch task %s: %r", task.id,
+                                name, exc)
+                    continue
+                if observation is not None:
+                    observations.append(observation)
+        self.sweeper.maybe_sweep()
+        return observations
+
+    def _observe(self, task: TaskRecord, job: str, name: str, snapshot: Any) -> Observation | None:
+        choice = self._choice(task)
+        pool = self._pool_id(choice)
+        batch_task = snapshot.tasks.get(job, {}).get(name)
+        if batch_task is None:
+            batch_task = self.api.get_task(job, name)  # added after the listing?
+        metadata = {"batch_job_id": job, "batch_task_id": name, "batch_pool_id": pool,
+                    **choice.metadata()}
+        return observe(
+            task, batch_task, snapshot.pools.get(pool), ids=metadata,
+            read_status=lambda: self._read_status(job, name),
+            read_stderr=lambda: (self.api.read_file(job, name, "stderr.txt") or b"").decode(
+                "utf-8", "replace"),
+            resubmit=self._resubmitter(task, job, name),
+            max_attempts=self.conf.max_attempts,
+        )
+
+    def _retry_submit(self, task: TaskRecord) -> Observation | None:
+        ref = self.submit_attempt(task, max(1, len(task.logs)))
+        choice = self._choice(task)
+        if ref.startswith(WAIT):
+            reason = self._held.get(task.id, "Batch did not take the task yet")
+            if (task.logs[-1:] or [{}])[0].get("metadata", {}).get("waiting_reason") == reason:
+                return None
+            return Observation(task_id=task.id, waiting_reason=reason, backend_ref=ref,
+                               metadata=choice.metadata())
+        return Observation(task_id=task.id, backend_ref=ref, waiting_reason="",
+                           metadata=choice.metadata())
+
+    def _read_status(self, job: str, name: str) -> dict[str, Any] | None:
+        raw = self.api.read_file(job, name, STATUS_PATH)
+        if not raw:
+            return None
+        try:
+            status = json.loads(raw)
+        except ValueError:
+            return None
+        return status if isinstance(status, dict) else None
+
+    def _resubmitter(self, task: TaskRecord, job: str, name: str) -> Callable[[int], str]:
+        def resubmit(attempt: int) -> str:
+            self.api.remove_task(job, name)  # else Batch runs the requeued task again
+            return self.submit_attempt(task, attempt)
+
+        return resubmit
+
+    def refresh(self, task: TaskRecord) -> Observation | None:
+        """For ``GET``: the runner's status file of a task on a node (one request)."""
+        parsed = ids.parse_ref(task.backend_ref)
+        if parsed is None or task.state not in ("INITIALIZING", "RUNNING"):
+            return None
+        status = self._read_status(*parsed)
+        if status is None or status.get("final") or status.get("state") not in RUNNER_STATES:
+            return None  # the reconcile pass reports the end, with Batch's word on it
+        return if_changed(task, from_status(task, status, {}))
 
     def cancel(self, task: TaskRecord) -> bool:
-        """Nothing was made on Batch for the task: it is gone."""
+        """Terminate and delete the task's Batch task."""
+        self._held.pop(task.id, None)
+        ref = (task.backend_ref or "").removeprefix(WAIT)
+        parsed = ids.parse_ref(ref)
+        if parsed is None:
+            return True
+        try:
+            self.api.remove_task(*parsed)
+        except BatchApiError as exc:
+            raise BackendError(f"could not cancel Batch task {ref}: {exc}") from None
+        self.snapshots.forget()
         return True
+
+    def remove(self, task: TaskRecord) -> None:
+        """Delete the finished task's Batch task (and its files on the node) if left."""
+        parsed = ids.parse_ref((task.backend_ref or "").removeprefix(WAIT))
+        if parsed is not None:
+            self.api.remove_task(*parsed)
+
+    def shutdown(self) -> None:
+        """Nothing runs here: Batch keeps the tasks; close the HTTP connections."""
+        self.api.client.close()

@@ -1,0 +1,160 @@
+"""The Batch requests the backend makes, on the ``azure-batch`` SDK's ``BatchClient``.
+
+Errors become :class:`BatchApiError` with Batch's error code (``TaskExists``,
+``PoolQuotaReached``, ...). 429 and 503 are retried by the SDK's retry policy, which
+waits what ``Retry-After`` says. Never log a key or token: only ids and Batch's codes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from azure.batch import BatchClient, models
+from azure.core.credentials import AzureNamedKeyCredential
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
+
+from .settings import BatchSettings
+
+log = logging.getLogger(__name__)
+
+PAGE = 1000
+"""Tasks per page of a list (Batch's maximum)."""
+TASK_FIELDS = ("id", "state", "stateTransitionTime", "executionInfo", "nodeInfo")
+POOL_FIELDS = ("id", "state", "allocationState", "resizeErrors", "vmSize",
+               "currentDedicatedNodes", "currentLowPriorityNodes", "creationTime")
+
+
+class BatchApiError(RuntimeError):
+    """A Batch request failed; ``code`` is Batch's error code (``""`` when none)."""
+
+    def __init__(self, message: str, code: str = "", status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+def _error(exc: Exception, what: str) -> BatchApiError:
+    if isinstance(exc, HttpResponseError):
+        code = ""
+        if exc.error is not None and exc.error.code:
+            code = exc.error.code
+        message = exc.message or str(exc)
+        if exc.error is not None and getattr(exc.error, "message", None):
+            message = str(exc.error.message)
+        status = exc.status_code
+        return BatchApiError(f"{what}: {code or status}: {message.splitlines()[0]}", code, status)
+    return BatchApiError(f"{what}: {exc}")
+
+
+def make_client(conf: BatchSettings) -> BatchClient:
+    """A client signing with the shared key, else with ``DefaultAzureCredential``."""
+    if conf.shared_key:
+        credential: Any = AzureNamedKeyCredential(conf.account_name, conf.account_key)
+    else:
+        from azure.identity import DefaultAzureCredential
+
+        credential = DefaultAzureCredential()
+    return BatchClient(conf.account_url, credential, connection_timeout=conf.request_timeout,
+                       read_timeout=conf.request_timeout, retry_total=6, retry_backoff_max=60)
+
+
+class BatchApi:
+    """The requests of the backend, each one Batch request (a list: one per page)."""
+
+    def __init__(self, client: BatchClient) -> None:
+        self.client = client
+
+    def _call(self, what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except (HttpResponseError, ServiceRequestError) as exc:
+            raise _error(exc, what) from None
+
+    def create_pool(self, spec: models.BatchPoolCreateOptions) -> bool:
+        """Create the pool; ``False`` when it exists already."""
+        return self._create(f"creating pool {spec.id}", self.client.create_pool, spec,
+                            "PoolExists")
+
+    def create_job(self, spec: models.BatchJobCreateOptions) -> bool:
+        """Create the job; ``False`` when it exists already."""
+        return self._create(f"creating job {spec.id}", self.client.create_job, spec,
+                            "JobExists")
+
+    def create_task(self, job: str, spec: models.BatchTaskCreateOptions) -> bool:
+        """Add the task to the job; ``False`` when a task of that id is there already."""
+        return self._create(f"adding task {spec.id} to job {job}", self.client.create_task,
+                            spec, "TaskExists", job)
+
+    def _create(self, what: str, function: Any, spec: Any, exists: str, *args: Any) -> bool:
+        try:
+            self._call(what, function, *args, spec)
+        except BatchApiError as exc:
+            if exc.code == exists:
+                return False
+            raise
+        return True
+
+    def list_tasks(self, job: str, *, filter: str | None = None,
+                   select: Sequence[str] = TASK_FIELDS) -> list[models.BatchTask]:
+        """The job's tasks (one request per page of 1,000)."""
+        pages = self.client.list_tasks(job, filter=filter, select=list(select),
+                                       max_results=PAGE)
+        return self._collect(f"listing the tasks of job {job}", pages)
+
+    def list_pools(self, prefix: str) -> list[models.BatchPool]:
+        """The pools whose id starts with ``prefix`` (one request per page)."""
+        pages = self.client.list_pools(filter=f"startswith(id,'{prefix}')",
+                                       select=list(POOL_FIELDS))
+        return self._collect("listing pools", pages)
+
+    def _collect(self, what: str, pages: Iterator[Any]) -> list[Any]:
+        try:
+            return list(pages)
+        except (HttpResponseError, ServiceRequestError) as exc:
+            raise _error(exc, what) from None
+
+    def get_task(self, job: str, task: str) -> models.BatchTask | None:
+        """One task, or ``None`` when Batch does not know it."""
+        try:
+            return self.client.get_task(job, task, select=list(TASK_FIELDS))
+        except ResourceNotFoundError:
+            return None
+        except (HttpResponseError, ServiceRequestError) as exc:
+            raise _error(exc, f"reading task {task} of job {job}") from None
+
+    def read_file(self, job: str, task: str, path: str) -> bytes | None:
+        """A file of the task's folder on its node, or ``None`` when there is none."""
+        try:
+            return b"".join(self.client.download_task_file(job, task, path))
+        except ResourceNotFoundError:
+            return None
+        except (HttpResponseError, ServiceRequestError) as exc:
+            raise _error(exc, f"reading {path} of task {task}") from None
+
+    def remove_task(self, job: str, task: str) -> None:
+        """Terminate, then delete the task; one that is gone already is fine."""
+        for what, function in (("terminating", self.client.terminate_task),
+                               ("deleting", self.client.delete_task)):
+            try:
+                function(job, task)
+            except ResourceNotFoundError:
+                return
+            except (HttpResponseError, ServiceRequestError) as exc:
+                error = _error(exc, f"{what} task {task} of job {job}")
+                if error.code in ("TaskNotFound", "JobNotFound", "TaskCompleted"):
+                    continue
+                raise error from None
+
+    def delete_pool_and_job(self, pool: str, job: str) -> None:
+        """Delete the job, then the pool; Batch goes on deleting them (the SDK's pollers
+        look every 30 s in the background, nobody waits for them)."""
+        for what, function, name in (("job", self.client.begin_delete_job, job),
+                                     ("pool", self.client.begin_delete_pool, pool)):
+            try:
+                function(name, polling_interval=30)
+            except ResourceNotFoundError:
+                continue
+            except (HttpResponseError, ServiceRequestError) as exc:
+                raise _error(exc, f"deleting {what} {name}") from None

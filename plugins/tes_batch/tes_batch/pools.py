@@ -1,0 +1,87 @@
+"""The shared pools: their Batch definition (image, container configuration, the start
+task that installs the runner, the autoscale formula) and the job that feeds each."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from azure.batch import models
+
+from .settings import BatchSettings
+from .sizing import Choice
+
+RUNNER_DIR = "$AZ_BATCH_NODE_SHARED_DIR/tes-runner"
+"""Where the start task installs the runner on each node (a virtualenv)."""
+
+START_COMMAND = (
+    "/bin/bash -c 'set -e; python3 -m venv \"" + RUNNER_DIR + "\"; \""
+    + RUNNER_DIR + "/bin/pip\" install --quiet --disable-pip-version-check "
+    "$TES_RUNNER_INSTALL'"
+)
+"""The start task: a virtualenv with the runner, from the pip arguments of
+``TES_BATCH_RUNNER_INSTALL`` (an environment setting, so no quoting reaches a shell)."""
+
+
+def autoscale_formula(low_priority: bool, max_nodes: int) -> str:
+    """Grow with the pending tasks (one task per node), shrink to zero when none wait."""
+    dedicated, spot = ("0", "$target") if low_priority else ("$target", "0")
+    return (
+        "$samples = $PendingTasks.GetSamplePercent(TimeInterval_Minute * 5);\n"
+        "$pending = $samples < 70 ? max(0, $PendingTasks.GetSample(1)) : "
+        "max($PendingTasks.GetSample(1), avg($PendingTasks.GetSample(TimeInterval_Minute * 5)));\n"
+        f"$target = min({max_nodes}, $pending);\n"
+        f"$TargetDedicatedNodes = {dedicated};\n"
+        f"$TargetLowPriorityNodes = {spot};\n"
+        "$NodeDeallocationOption = taskcompletion;"
+    )
+
+
+def container_key(conf: BatchSettings) -> str:
+    """What of the container configuration tells pools apart."""
+    return json.dumps({"type": "dockerCompatible", "runtime": conf.runtime}, sort_keys=True)
+
+
+def pool_spec(pool: str, choice: Choice, conf: BatchSettings) -> models.BatchPoolCreateOptions:
+    """The Batch pool of ``choice`` (created on demand, autoscaled)."""
+    publisher, offer, sku, *version = conf.node_image.split(":")
+    return models.BatchPoolCreateOptions(
+        id=pool,
+        vm_size=choice.size.name,
+        virtual_machine_configuration=models.VirtualMachineConfiguration(
+            image_reference=models.BatchVmImageReference(
+                publisher=publisher, offer=offer, sku=sku,
+                version=version[0] if version else "latest"),
+            node_agent_sku_id=conf.node_agent_sku,
+            container_configuration=models.BatchContainerConfiguration(type="dockerCompatible"),
+        ),
+        enable_auto_scale=True,
+        auto_scale_formula=autoscale_formula(choice.low_priority, conf.max_nodes),
+        auto_scale_evaluation_interval=timedelta(minutes=5),
+        task_slots_per_node=1,
+        start_task=models.BatchStartTask(
+            command_line=START_COMMAND,
+            environment_settings=[models.EnvironmentSetting(
+                name="TES_RUNNER_INSTALL", value=conf.runner_install)],
+            user_identity=admin(),
+            max_task_retry_count=2,
+            wait_for_success=True,
+        ),
+        metadata=[models.BatchMetadataItem(name="tes-vm-low-priority",
+                                           value=str(choice.low_priority).lower())],
+    )
+
+
+def job_spec(pool: str, job: str) -> models.BatchJobCreateOptions:
+    """The pool's long-lived job (never completes by itself)."""
+    return models.BatchJobCreateOptions(
+        id=job,
+        pool_info=models.BatchPoolInfo(pool_id=pool),
+        all_tasks_complete_mode="noaction",
+    )
+
+
+def admin() -> models.UserIdentity:
+    """The pool-wide admin auto-user: the runner drives the node's Docker."""
+    return models.UserIdentity(auto_user=models.AutoUserSpecification(
+        scope="pool", elevation_level="admin"))

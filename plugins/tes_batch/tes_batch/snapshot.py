@@ -1,0 +1,59 @@
+"""One look at Batch per reconcile pass: the tasks of each pool job involved and the
+pools, shared by the pass's several ``poll`` calls (one per state) for a short time."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from azure.batch import models
+
+from .client import BatchApi, BatchApiError
+
+
+@dataclass
+class Snapshot:
+    """The tasks of some jobs (by job, then Batch task id) and the server's pools."""
+
+    tasks: dict[str, dict[str, models.BatchTask]] = field(default_factory=dict)
+    pools: dict[str, models.BatchPool] = field(default_factory=dict)
+    taken: float = 0.0
+
+
+class Snapshots:
+    """Lists each job's tasks (one request per page) and the pools (one per page) at most
+    once per ``ttl`` seconds; a job not seen yet is listed on demand."""
+
+    def __init__(self, api: BatchApi, prefix: str, ttl: float) -> None:
+        self.api = api
+        self.prefix = prefix
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._current = Snapshot()
+
+    def get(self, jobs: Iterable[str]) -> Snapshot:
+        """A snapshot covering ``jobs``; ``BatchApiError`` when Batch does not answer."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._current.taken > self.ttl:
+                self._current = Snapshot(pools={p.id: p for p in
+                                                self.api.list_pools(f"{self.prefix}-")},
+                                         taken=now)
+            for job in sorted(set(jobs) - set(self._current.tasks)):
+                self._current.tasks[job] = self._list(job)
+            return self._current
+
+    def _list(self, job: str) -> dict[str, models.BatchTask]:
+        try:
+            return {task.id: task for task in self.api.list_tasks(job)}
+        except BatchApiError as exc:
+            if exc.code == "JobNotFound":
+                return {}
+            raise
+
+    def forget(self) -> None:
+        """Drop the snapshot (after a submit or cancel changed what Batch holds)."""
+        with self._lock:
+            self._current = Snapshot()

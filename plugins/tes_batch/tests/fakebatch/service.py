@@ -1,0 +1,552 @@
+"""The fake Batch account: HTTP handler, entities, and the simulator thread.
+
+Operations (API 2025-06-01): pools (add, list, get, delete), jobs (add, list, get,
+delete), tasks (add, list, get, terminate, delete), task files (get). Errors use Batch's
+body (``code``, ``message.value``) and codes (``PoolExists``, ``JobExists``,
+``TaskExists``, ``PoolQuotaReached``, ``ActiveJobAndScheduleQuotaReached``,
+``TaskNotFound``, ``JobNotFound``, ``PoolNotFound``, ``InvalidQueryParameterValue``,
+``AuthenticationFailed``). Faults are switched on from the test (:class:`FakeBatch`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .auth import verify
+from .odata import FilterError, compile_filter, select
+
+API_VERSION = "2025-06-01"
+PAGE_DEFAULT = 1000
+_CAP = re.compile(r"\$target\s*=\s*min\(\s*(\d+)\s*,")
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class Recorded:
+    """One request as the fake received it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    status: int = 0
+
+
+@dataclass
+class Node:
+    """A compute node of a pool."""
+
+    id: str
+    pool: str
+    low_priority: bool
+    root: Path
+    task: tuple[str, str] | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+
+@dataclass
+class ApiFault(Exception):
+    """An error answer: status, Batch code, message, extra headers."""
+
+    status: int
+    code: str
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeBatch:
+    """A fake Batch account on ``http://127.0.0.1:<port>``: start it, point
+    ``TES_BATCH_ACCOUNT_URL`` at :attr:`url`, sign with :attr:`account`/:attr:`key`."""
+
+    account = "fakebatch"
+    key = "ZmFrZS1iYXRjaC1rZXktZm9yLXRlc3RzLW9ubHk="
+
+    def __init__(self, root: Path, runner: str | None = None, tick: float = 0.05) -> None:
+        self.root = root
+        self.runner = runner or str(Path(sys.executable).with_name("tes-runner"))
+        self.tick = tick
+        self.lock = threading.RLock()
+        self.pools: dict[str, dict[str, Any]] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.tasks: dict[str, dict[str, dict[str, Any]]] = {}
+        self.nodes: dict[str, list[Node]] = {}
+        self.requests: list[Recorded] = []
+        self.quota: dict[str, str] = {}
+        """``{"pools": code, "jobs": code}``: creating one fails with that code."""
+        self.resize_errors: dict[str, tuple[str, str]] = {}
+        """Pool id (``*``: every pool) -> (code, message) reported instead of nodes."""
+        self.throttled: list[tuple[int, int]] = []
+        """(status, Retry-After seconds) answered to the next requests, one each."""
+        self.task_failures: dict[str, dict[str, Any]] = {}
+        """Batch task id -> failureInfo the task completes with, instead of running."""
+        self.paused = False
+        self._counter = itertools.count(1)
+        self._stop = threading.Event()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._threads = [threading.Thread(target=self._server.serve_forever, daemon=True),
+                         threading.Thread(target=self._simulate, daemon=True)]
+
+    @property
+    def url(self) -> str:
+        """The account's endpoint."""
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> FakeBatch:
+        """Start serving and simulating."""
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop, killing what the nodes still run."""
+        self._stop.set()
+        self._server.shutdown()
+        with self.lock:
+            for nodes in self.nodes.values():
+                for node in nodes:
+                    _kill(node)
+
+    def reset(self) -> None:
+        """Forget the requests and every fault (the entities stay)."""
+        with self.lock:
+            self.requests.clear()
+            self.quota.clear()
+            self.resize_errors.clear()
+            self.throttled.clear()
+            self.task_failures.clear()
+            self.paused = False
+
+    def recorded(self, method: str | None = None, path: str = "") -> list[Recorded]:
+        """The requests so far, filtered by method and path prefix."""
+        with self.lock:
+            return [r for r in self.requests
+                    if (method is None or r.method == method) and r.path.startswith(path)]
+
+    def find_task(self, batch_task: str) -> tuple[str, dict[str, Any]] | None:
+        """``(job, task)`` of a Batch task id in any job."""
+        with self.lock:
+            for job, tasks in self.tasks.items():
+                if batch_task in tasks:
+                    return job, tasks[batch_task]
+        return None
+
+    def preempt(self, batch_task: str) -> None:
+        """Preempt the node running ``batch_task``: its process dies, the node goes, the
+        task is requeued (active again, ``requeueCount`` + 1)."""
+        with self.lock:
+            found = self.find_task(batch_task)
+            assert found, batch_task
+            job, task = found
+            pool = self.jobs[job]["poolInfo"]["poolId"]
+            for node in list(self.nodes.get(pool, [])):
+                if node.task == (job, batch_task):
+                    _kill(node)
+                    self.nodes[pool].remove(node)
+            info = task["executionInfo"]
+            info["requeueCount"] = info.get("requeueCount", 0) + 1
+            info["lastRequeueTime"] = _now()
+            self._set_state(task, "active")
+            task.pop("nodeInfo", None)
+
+    # -- HTTP ---------------------------------------------------------------------------
+
+    def handle(self, method: str, target: str, headers: dict[str, str],
+               body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """Answer one request (status, headers, body)."""
+        parts = urlsplit(target)
+        path = unquote(parts.path)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        try:
+            payload = json.loads(body) if body else None
+        except ValueError:
+            payload = None
+        record = Recorded(method, path, {k: v for k, v in query.items()
+                                         if k != "api-version"}, payload)
+        with self.lock:
+            self.requests.append(record)
+            throttle = self.throttled.pop(0) if self.throttled else None
+        try:
+            problem = verify(method, target, headers, self.account, self.key)
+            if problem:
+                raise ApiFault(403, "AuthenticationFailed", f"Server failed to authenticate "
+                                                            f"the request: {problem}")
+            if query.get("api-version") != API_VERSION:
+                raise ApiFault(400, "InvalidQueryParameterValue",
+                               f"api-version {query.get('api-version')!r} is not supported")
+            if throttle:
+                raise ApiFault(throttle[0], "TooManyRequests" if throttle[0] == 429
+                               else "ServerBusy", "throttled by the fake",
+                               {"Retry-After": str(throttle[1])})
+            with self.lock:
+                status, answer = self._route(method, path, query, payload)
+        except ApiFault as fault:
+            record.status = fault.status
+            error = {"odata.metadata": f"{self.url}/$metadata#Microsoft.Azure.Batch.Protocol."
+                                       "Entities.Container.errors/@Element",
+                     "code": fault.code,
+                     "message": {"lang": "en-US", "value": f"{fault.message}\n"
+                                 f"RequestId:{uuid.uuid4()}\nTime:{_now()}"}}
+            return fault.status, {"Content-Type": "application/json;odata=minimalmetadata",
+                                  **fault.headers}, json.dumps(error).encode()
+        record.status = status
+        if isinstance(answer, bytes):
+            return status, {"Content-Type": "application/octet-stream"}, answer
+        if answer is None:
+            return status, {}, b""
+        return status, {"Content-Type": "application/json;odata=minimalmetadata"}, \
+            json.dumps(answer).encode()
+
+    def _route(self, method: str, path: str, query: dict[str, str],
+               payload: Any) -> tuple[int, Any]:
+        segments = [s for s in path.split("/") if s]
+        match method, segments:
+            case "POST", ["pools"]:
+                return self._add_pool(payload)
+            case "GET", ["pools"]:
+                return self._list(self.pools.values(), query, "pools")
+            case "GET", ["pools", pool]:
+                return 200, select(self._pool(pool), query.get("$select"))
+            case "DELETE", ["pools", pool]:
+                self._pool(pool)
+                for node in self.nodes.pop(pool, []):
+                    _kill(node)
+                del self.pools[pool]
+                return 202, None
+            case "POST", ["jobs"]:
+                return self._add_job(payload)
+            case "GET", ["jobs"]:
+                return self._list(self.jobs.values(), query, "jobs")
+            case "GET", ["jobs", job]:
+                return 200, select(self._job(job), query.get("$select"))
+            case "DELETE", ["jobs", job]:
+                self._job(job)
+                for task_id in list(self.tasks.get(job, {})):
+                    self._end_task(job, task_id)
+                del self.jobs[job]
+                self.tasks.pop(job, None)
+                return 202, None
+            case "POST", ["jobs", job, "tasks"]:
+                return self._add_task(job, payload)
+            case "GET", ["jobs", job, "tasks"]:
+                self._job(job)
+                return self._list(self.tasks[job].values(), query, f"jobs/{job}/tasks")
+            case "GET", ["jobs", job, "tasks", task]:
+                return 200, select(self._task(job, task), query.get("$select"))
+            case "POST", ["jobs", job, "tasks", task, "terminate"]:
+                found = self._task(job, task)
+                if found["state"] != "completed":
+                    self._end_task(job, task)
+                    found["executionInfo"].update(result="failure", endTime=_now(),
+                                                  failureInfo={"category": "UserError",
+                                                               "code": "TaskEnded",
+                                                               "message": "Task Was Ended by "
+                                                                          "User Request"})
+                    self._set_state(found, "completed")
+                return 204, None
+            case "DELETE", ["jobs", job, "tasks", task]:
+                self._task(job, task)
+                self._end_task(job, task)
+                del self.tasks[job][task]
+                return 200, None
+            case "GET", ["jobs", job, "tasks", task, "files", *rest]:
+                return 200, self._file(job, task, "/".join(rest))
+        raise ApiFault(400, "InvalidUri", f"the fake does not answer {method} {path}")
+
+    def _list(self, entities: Any, query: dict[str, str], where: str) -> tuple[int, Any]:
+        try:
+            keep = compile_filter(query.get("$filter"))
+        except FilterError as exc:
+            raise ApiFault(400, "InvalidQueryParameterValue", str(exc)) from None
+        matching = [e for e in entities if keep(e)]
+        size = int(query.get("maxresults", PAGE_DEFAULT))
+        start = int(query.get("skip", "0"))
+        page = matching[start:start + size]
+        answer: dict[str, Any] = {
+            "odata.metadata": f"{self.url}/$metadata#{where}",
+            "value": [select(e, query.get("$select")) for e in page],
+        }
+        if start + size < len(matching):
+            rest = {k: v for k, v in query.items() if k not in ("skip", "api-version")}
+            rest["skip"] = str(start + size)
+            link = "&".join(f"{k}={v}" for k, v in rest.items())
+            answer["odata.nextLink"] = f"{self.url}/{where}?{link}"
+        return 200, answer
+
+    def _entity(self, kind: str, payload: Any) -> dict[str, Any]:
+        if not isinstance(payload, dict) or not payload.get("id"):
+            raise ApiFault(400, "InvalidRequestBody", f"the {kind} has no id")
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", payload["id"]):
+            raise ApiFault(400, "InvalidPropertyValue", f"{kind} id {payload['id']!r}")
+        now = _now()
+        return {**payload, "url": f"{self.url}/{kind}s/{payload['id']}",
+                "eTag": f"0x{next(self._counter):X}", "creationTime": now,
+                "lastModified": now, "stateTransitionTime": now}
+
+    def _add_pool(self, payload: Any) -> tuple[int, Any]:
+        pool = self._entity("pool", payload)
+        if self.quota.get("pools"):
+            raise ApiFault(409, self.quota["pools"], "The specified account has reached "
+                                                     "its pool quota")
+        if _lower(pool["id"]) in {_lower(p) for p in self.pools}:
+            raise ApiFault(409, "PoolExists", "The specified pool already exists.")
+        pool.update(state="active", allocationState="steady", currentDedicatedNodes=0,
+                    currentLowPriorityNodes=0, allocationStateTransitionTime=pool["creationTime"])
+        self.pools[pool["id"]] = pool
+        self.nodes[pool["id"]] = []
+        return 201, None
+
+    def _add_job(self, payload: Any) -> tuple[int, Any]:
+        job = self._entity("job", payload)
+        if self.quota.get("jobs"):
+            raise ApiFault(409, self.quota["jobs"], "The specified account has reached its "
+                                                    "active job and job schedule quota")
+        if _lower(job["id"]) in {_lower(j) for j in self.jobs}:
+            raise ApiFault(409, "JobExists", "The specified job already exists.")
+        job["state"] = "active"
+        self.jobs[job["id"]] = job
+        self.tasks[job["id"]] = {}
+        return 201, None
+
+    def _add_task(self, job: str, payload: Any) -> tuple[int, Any]:
+        self._job(job)
+        task = self._entity("task", payload)
+        task["url"] = f"{self.url}/jobs/{job}/tasks/{task['id']}"
+        if _lower(task["id"]) in {_lower(t) for t in self.tasks[job]}:
+            raise ApiFault(409, "TaskExists", "The specified task already exists.")
+        if len(task.get("commandLine", "")) > 8191:
+            raise ApiFault(400, "InvalidPropertyValue", "commandLine is too long")
+        task.update(state="active", executionInfo={"retryCount": 0, "requeueCount": 0})
+        self.tasks[job][task["id"]] = task
+        return 201, None
+
+    def _pool(self, pool: str) -> dict[str, Any]:
+        if pool not in self.pools:
+            raise ApiFault(404, "PoolNotFound", "The specified pool does not exist.")
+        return self.pools[pool]
+
+    def _job(self, job: str) -> dict[str, Any]:
+        if job not in self.jobs:
+            raise ApiFault(404, "JobNotFound", "The specified job does not exist.")
+        return self.jobs[job]
+
+    def _task(self, job: str, task: str) -> dict[str, Any]:
+        self._job(job)
+        if task not in self.tasks[job]:
+            raise ApiFault(404, "TaskNotFound", "The specified task does not exist.")
+        return self.tasks[job][task]
+
+    def _file(self, job: str, task: str, path: str) -> bytes:
+        found = self._task(job, task)
+        node = found.get("nodeInfo", {}).get("nodeId")
+        if not node:
+            raise ApiFault(409, "TaskNotYetStarted", "The task has not started on a node")
+        base = self._task_dir(found["nodeInfo"]["poolId"], node, job, task)
+        target = (base / path).resolve()
+        if not target.is_relative_to(base.resolve()) or not target.is_file():
+            raise ApiFault(404, "FileNotFound", "The specified file does not exist.")
+        return target.read_bytes()
+
+    def _task_dir(self, pool: str, node: str, job: str, task: str) -> Path:
+        return self.root / pool / node / "tasks" / job / task
+
+    # -- simulator ----------------------------------------------------------------------
+
+    def _simulate(self) -> None:
+        while not self._stop.wait(self.tick):
+            with self.lock:
+                if self.paused:
+                    continue
+                for pool in list(self.pools.values()):
+                    self._scale(pool)
+                    self._schedule(pool)
+                self._reap()
+
+    def _pending(self, pool_id: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(job_id, task) for job_id, job in self.jobs.items()
+                if job["poolInfo"]["poolId"] == pool_id
+                for task in self.tasks[job_id].values() if task["state"] == "active"]
+
+    def _scale(self, pool: dict[str, Any]) -> None:
+        """The autoscale formula as this fake reads it: ``min(cap, pending tasks)`` nodes
+        of the kind the formula sets (the cap taken from the formula's ``min``)."""
+        nodes = self.nodes[pool["id"]]
+        formula = pool.get("autoScaleFormula", "")
+        cap = int(m.group(1)) if (m := _CAP.search(formula)) else 1
+        low_priority = "$TargetLowPriorityNodes = $target" in formula
+        busy = sum(1 for n in nodes if n.task)
+        target = min(cap, busy + len(self._pending(pool["id"])))
+        error = self.resize_errors.get(pool["id"]) or self.resize_errors.get("*")
+        if error and target > len(nodes):
+            pool["resizeErrors"] = [{"code": error[0], "message": error[1]}]
+            target = len(nodes)
+        else:
+            pool.pop("resizeErrors", None)
+        while len(nodes) < target:
+            node_id = f"tvmps_{uuid.uuid4().hex[:16]}_{'p' if low_priority else 'd'}"
+            root = self.root / pool["id"] / node_id
+            (root / "shared" / "tes-runner" / "bin").mkdir(parents=True, exist_ok=True)
+            link = root / "shared" / "tes-runner" / "bin" / "tes-runner"
+            if not link.exists():
+                link.symlink_to(self.runner)
+            nodes.append(Node(node_id, pool["id"], low_priority, root))
+        idle = [n for n in nodes if not n.task]
+        while len(nodes) > target and idle:
+            nodes.remove(idle.pop())
+        count = len(nodes)
+        pool["currentLowPriorityNodes" if low_priority else "currentDedicatedNodes"] = count
+        pool["targetLowPriorityNodes" if low_priority else "targetDedicatedNodes"] = target
+
+    def _schedule(self, pool: dict[str, Any]) -> None:
+        idle = [n for n in self.nodes[pool["id"]] if not n.task]
+        for job_id, task in self._pending(pool["id"]):
+            if not idle:
+                return
+            node = idle.pop(0)
+            node.task = (job_id, task["id"])
+            task["nodeInfo"] = {"poolId": pool["id"], "nodeId": node.id,
+                                "affinityId": f"TVM:{node.id}",
+                                "nodeUrl": f"{self.url}/pools/{pool['id']}/nodes/{node.id}"}
+            self._set_state(task, "running")
+            task["executionInfo"]["startTime"] = _now()
+            failure = self.task_failures.get(task["id"])
+            if failure is not None:
+                self._complete(task, node, None, failure)
+                continue
+            node.process = self._run(pool["id"], node, job_id, task)
+
+    def _run(self, pool: str, node: Node, job: str, task: dict[str, Any]) -> subprocess.Popen:
+        folder = self._task_dir(pool, node.id, job, task["id"])
+        work = folder / "wd"
+        work.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ,
+               "AZ_BATCH_TASK_WORKING_DIR": str(work), "AZ_BATCH_TASK_DIR": str(folder),
+               "AZ_BATCH_NODE_SHARED_DIR": str(node.root / "shared"),
+               "AZ_BATCH_NODE_ID": node.id, "AZ_BATCH_POOL_ID": pool, "AZ_BATCH_JOB_ID": job,
+               "AZ_BATCH_TASK_ID": task["id"]}
+        for setting in task.get("environmentSettings") or ():
+            env[setting["name"]] = setting.get("value", "")
+        with open(folder / "stdout.txt", "wb") as out, open(folder / "stderr.txt", "wb") as err:
+            return subprocess.Popen(["/bin/sh", "-c", task["commandLine"]], cwd=work, env=env,
+                                    stdout=out, stderr=err, start_new_session=True)
+
+    def _reap(self) -> None:
+        for nodes in self.nodes.values():
+            for node in nodes:
+                if node.process is None or node.process.poll() is None:
+                    continue
+                job, task_id = node.task  # type: ignore[misc]
+                task = self.tasks.get(job, {}).get(task_id)
+                code = node.process.returncode
+                failure = None if code == 0 else {
+                    "category": "UserError", "code": "FailureExitCode",
+                    "message": "The task process exited with an unexpected exit code",
+                    "details": [{"name": "Message", "value": f"The task process exited with "
+                                                             f"an unexpected exit code: {code}"}]}
+                if task is not None and task["state"] == "running":
+                    self._complete(task, node, code, failure)
+                else:
+                    node.task, node.process = None, None
+
+    def _complete(self, task: dict[str, Any], node: Node, code: int | None,
+                  failure: dict[str, Any] | None) -> None:
+        info = task["executionInfo"]
+        info.update(endTime=_now(), result="failure" if failure else "success")
+        if code is not None:
+            info["exitCode"] = code
+        if failure:
+            info["failureInfo"] = failure
+        self._set_state(task, "completed")
+        node.task, node.process = None, None
+
+    def _end_task(self, job: str, task_id: str) -> None:
+        for nodes in self.nodes.values():
+            for node in nodes:
+                if node.task == (job, task_id):
+                    _kill(node)
+
+    def _set_state(self, task: dict[str, Any], state: str) -> None:
+        task["previousState"] = task.get("state")
+        task["previousStateTransitionTime"] = task.get("stateTransitionTime")
+        task["state"] = state
+        task["stateTransitionTime"] = _now()
+
+    def wipe(self) -> None:
+        """Delete every entity and the nodes' folders (between tests)."""
+        with self.lock:
+            for nodes in self.nodes.values():
+                for node in nodes:
+                    _kill(node)
+            self.pools.clear()
+            self.jobs.clear()
+            self.tasks.clear()
+            self.nodes.clear()
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root.mkdir(parents=True, exist_ok=True)
+
+
+def _kill(node: Node) -> None:
+    if node.process is not None and node.process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(node.process.pid, signal.SIGKILL)
+        node.process.wait()
+    node.task, node.process = None, None
+
+
+def _lower(text: str) -> str:
+    return text.lower()
+
+
+def _handler(fake: FakeBatch) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            status, headers, data = fake.handle(self.command, self.path, dict(self.headers),
+                                                body)
+            self.send_response(status)
+            headers.setdefault("request-id", str(uuid.uuid4()))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = _answer
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            return
+
+    return Handler
+
+
+def wait_until(predicate: Any, timeout: float = 120.0, interval: float = 0.1) -> Any:
+    """Poll ``predicate`` until it returns something true; ``AssertionError`` at timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"not true within {timeout} s: {predicate}")
