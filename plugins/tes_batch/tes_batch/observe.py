@@ -5,7 +5,7 @@ Batch task                        runner's status.json     TES
 --------------------------------  -----------------------  ----------------------------------
 active, pool cannot grow          -                        QUEUED, the resize error as reason
 active, waiting for a node        -                        QUEUED, "waiting for a node"
-active with requeueCount > 0      -                        PREEMPTED, then a new attempt
+not completed, requeueCount > 0   -                        PREEMPTED, then a new attempt
 preparing, running                -                        INITIALIZING (GET reads the file)
 completed, exit 0                 final                    its state, logs, outputs
 completed with failureInfo        any                      SYSTEM_ERROR with Batch's text
@@ -76,9 +76,9 @@ def observe(
     if node is not None and node.node_id:
         metadata["batch_node_id"] = node.node_id
     state = enum_value(batch_task.state)
+    if state != "completed" and info is not None and info.requeue_count:
+        return _preempted(task, ids, resubmit, max_attempts)  # maybe rescheduled already
     if state == "active":
-        if info is not None and info.requeue_count:
-            return _preempted(task, ids, resubmit, max_attempts)
         return _waiting(task, pool_reason(pool, ids["batch_pool_id"]), metadata)
     if state in ("preparing", "running"):
         if task.state in ("INITIALIZING", "RUNNING"):

@@ -102,7 +102,7 @@ class FakeBatch:
         self.paused = False
         self._counter = itertools.count(1)
         self._stop = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server = _Server(("127.0.0.1", 0), _handler(self))
         self._threads = [threading.Thread(target=self._server.serve_forever, daemon=True),
                          threading.Thread(target=self._simulate, daemon=True)]
 
@@ -110,6 +110,12 @@ class FakeBatch:
     def url(self) -> str:
         """The account's endpoint."""
         return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def settings(self, **extra: str) -> dict[str, str]:
+        """Server settings pointing the ``batch`` backend at this account (shared key)."""
+        return {"TES_BACKEND": "batch", "TES_BATCH_ACCOUNT_URL": self.url,
+                "TES_BATCH_ACCOUNT_NAME": self.account, "TES_BATCH_ACCOUNT_KEY": self.key,
+                "TES_BATCH_SWEEP_INTERVAL": "3600", **extra}
 
     def start(self) -> FakeBatch:
         """Start serving and simulating."""
@@ -490,6 +496,18 @@ class FakeBatch:
         task["state"] = state
         task["stateTransitionTime"] = _now()
 
+    def drop(self, prefix: str) -> None:
+        """Delete the pools and jobs whose id starts with ``prefix``, with their tasks and
+        nodes (what one test made)."""
+        with self.lock:
+            for pool in [p for p in self.pools if p.startswith(prefix)]:
+                for node in self.nodes.pop(pool, []):
+                    _kill(node)
+                del self.pools[pool]
+            for job in [j for j in self.jobs if j.startswith(prefix)]:
+                del self.jobs[job]
+                self.tasks.pop(job, None)
+
     def wipe(self) -> None:
         """Delete every entity and the nodes' folders (between tests)."""
         with self.lock:
@@ -514,6 +532,15 @@ def _kill(node: Node) -> None:
 
 def _lower(text: str) -> str:
     return text.lower()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up is no error of the fake's; anything else is printed."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _handler(fake: FakeBatch) -> type[BaseHTTPRequestHandler]:

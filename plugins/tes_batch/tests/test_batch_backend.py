@@ -1,0 +1,245 @@
+"""The backend in this process on the fake Batch service: sizing and ids, adopting a task
+a repeated submit finds, Retry-After, paging, Batch's failures, a lost task, the sweep,
+and a wrong key."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakebatch import FakeBatch
+from fakebatch.service import wait_until
+from tes_core.backends.base import BackendContext, TaskRecord, UnsupportedParameterValue
+from tes_core.config import ConfigError, Settings
+
+from tes_batch import ids, sizing
+from tes_batch.backend import WAIT, BatchBackend
+from tes_batch.settings import DEFAULT_VM_SIZES, VmSize
+
+
+class Reporter:
+    """The core's side, as the sweep asks it: which TES tasks ended."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, str] = {}
+
+    def report(self, observation: Any) -> bool:
+        return True
+
+    def current_state(self, task_id: str) -> str | None:
+        return self.states.get(task_id)
+
+    def states_of(self, task_ids: Any) -> dict[str, str]:
+        return {i: self.states[i] for i in task_ids if i in self.states}
+
+
+@pytest.fixture
+def batch(batch: FakeBatch, request: pytest.FixtureRequest) -> Any:
+    """The fake; what the test made (pools ``<prefix>-*``) is deleted afterwards."""
+    yield batch
+    batch.drop(prefix_of(request.node.name))
+
+
+def prefix_of(test_name: str) -> str:
+    """A pool prefix of the test's own (Batch ids: at most 16 characters here)."""
+    return "t" + hashlib.sha256(test_name.encode()).hexdigest()[:10]
+
+
+def backend(fake: FakeBatch, tmp_path: Path, reporter: Reporter | None = None,
+            **extra: str) -> BatchBackend:
+    """The backend on the fake, its pools named after the running test."""
+    test = os.environ["PYTEST_CURRENT_TEST"].split("::")[-1].split(" ")[0]
+    env = {**fake.settings(**extra), "TES_DATA_DIR": str(tmp_path),
+           "TES_RECONCILE_INTERVAL": "1"}
+    env.setdefault("TES_BATCH_POOL_PREFIX", prefix_of(test))
+    made = BatchBackend(BackendContext(Settings.from_env(env), reporter or Reporter(), "w1"))
+    made.start()
+    return made
+
+
+def record(task_id: str, document: dict[str, Any] | None = None, *, ref: str | None = None,
+           state: str = "QUEUED", logs: list | None = None) -> TaskRecord:
+    return TaskRecord(id=task_id, state=state, creation_time=datetime.now(UTC),
+                      document=document or {"executors": [{"image": "busybox:latest",
+                                                           "command": ["true"]}]},
+                      logs=logs if logs is not None else [{}], backend_ref=ref)
+
+
+# -- sizing and ids -------------------------------------------------------------------------
+
+
+def test_the_cheapest_fitting_size_and_low_priority() -> None:
+    sizes = DEFAULT_VM_SIZES + (VmSize("Standard_NC6", 6, 56, 340, 0.9, 0.18, gpus=1),)
+    pick = sizing.choose({"resources": {"cpu_cores": 2, "ram_gb": 12}}, sizes)
+    assert (pick.size.name, pick.low_priority) == ("Standard_E2s_v3", False)
+    pick = sizing.choose({"resources": {"preemptible": True, "backend_parameters": {
+        "gpus": "1"}}}, sizes)
+    assert pick.metadata() == {"vm_size": "Standard_NC6", "vm_low_priority": "true",
+                               "vm_price_per_hour_usd": "0.18"}
+    named = sizing.choose({"resources": {"backend_parameters": {"vm_size": "standard_e8s_v3"}}},
+                          sizes)
+    assert named.size.name == "Standard_E8s_v3"
+    with pytest.raises(sizing.NeverFits, match="disk_gb=5000"):
+        sizing.choose({"resources": {"disk_gb": 5000}}, sizes)
+
+
+def test_parameter_checks_name_the_field() -> None:
+    with pytest.raises(UnsupportedParameterValue) as refused:
+        sizing.validate({"vm_size": "Standard_M416ms_v2"}, DEFAULT_VM_SIZES)
+    assert refused.value.key == "vm_size"
+    for bad in ({"vm_size": "a b"}, {"vm_size": "$(x)"}, {"gpus": "-1"}, {"gpus": "two"}):
+        with pytest.raises(ValueError, match="backend_parameters."):
+            sizing.validate(bad, DEFAULT_VM_SIZES)
+
+
+def test_ids_are_valid_for_batch_and_never_collide() -> None:
+    assert ids.task_id("abc-123", 2) == "abc-123-2"
+    dotted, underscored = ids.task_id("a.b", 1), ids.task_id("a_b", 1)
+    assert dotted != underscored and dotted.startswith("a_b-1-")
+    long = ids.task_id("x" * 80, 1)
+    assert len(long) <= 64 and long != ids.task_id("x" * 81, 1)
+    pool = ids.pool_id("tes", "Standard_D2s_v3", True, "{}")
+    assert pool.startswith("tes-standard_d2s_v3-lp-") and len(pool) <= 64
+    assert ids.parse_ref(ids.ref("j", "t")) == ("j", "t")
+    assert ids.parse_ref("a/b/c") is None and ids.parse_ref(None) is None
+
+
+# -- against the fake -----------------------------------------------------------------------
+
+
+def test_a_repeated_submit_adopts_the_task_instead_of_adding_another(batch, tmp_path):
+    batch.paused = True  # nothing runs: only the requests matter here
+    first = backend(batch, tmp_path)
+    task = record("repeat-1")
+    ref = first.submit(task)
+    # A second worker (the first died after its request) submits the same attempt.
+    again = backend(batch, tmp_path).submit(task)
+    assert again == ref
+    adds = [r.status for r in batch.recorded("POST") if r.path.endswith("/tasks")]
+    assert adds == [201, 409]
+    job, name = ids.parse_ref(ref)
+    assert list(batch.tasks[job]) == [name]
+
+
+def test_throttling_is_retried_after_retry_after(batch, tmp_path):
+    batch.paused = True
+    made = backend(batch, tmp_path)
+    made.submit(record("throttled-0"))  # the pool and job exist from here on
+    batch.reset()
+    batch.paused = True
+    batch.throttled = [(429, 1), (503, 1)]
+    started = time.monotonic()
+    made.submit(record("throttled-1"))
+    waited = time.monotonic() - started
+    statuses = [r.status for r in batch.recorded()]
+    assert statuses == [429, 503, 201], statuses
+    assert waited >= 2  # a lower bound only: Retry-After was honoured twice
+
+
+def test_listing_pages_and_one_list_per_job_whatever_the_number_of_tasks(batch, tmp_path):
+    batch.paused = True
+    made = backend(batch, tmp_path)
+    tasks = [record(f"page-{i}", ref=None) for i in range(1005)]
+    job, _ = ids.parse_ref(made.submit(tasks[0]))
+    # Add the rest straight to the fake (no request recorded): only polling is measured.
+    for task in tasks[1:]:
+        name = ids.task_id(task.id, 1)
+        batch.tasks[job][name] = {**batch.tasks[job][ids.task_id(tasks[0].id, 1)], "id": name}
+    refs = [record(t.id, ref=ids.ref(job, ids.task_id(t.id, 1))) for t in tasks]
+    batch.reset()
+    batch.paused = True
+    made.snapshots.forget()
+    made.sweeper._last = time.monotonic()  # no sweep in this pass
+    observations = list(made.poll(refs))
+    assert len(observations) == len(refs)
+    assert all("waiting for a node" in o.waiting_reason for o in observations)
+    gets = [(r.path, r.query.get("skip")) for r in batch.recorded("GET")]
+    assert gets == [("/pools", None), (f"/jobs/{job}/tasks", None),
+                    (f"/jobs/{job}/tasks", "1000")]
+
+
+def test_batch_failure_info_is_a_system_error_with_batch_text(batch, tmp_path):
+    made = backend(batch, tmp_path)
+    task = record("failing-1")
+    name = ids.task_id(task.id, 1)
+    batch.task_failures[name] = {"category": "ServerError", "code": "ContainerPoolingFailed",
+                                 "message": "Docker could not pull the image"}
+    ref = made.submit(task)
+    job, _ = ids.parse_ref(ref)
+    wait_until(lambda: batch.tasks[job][name]["state"] == "completed")
+    made.snapshots.forget()
+    [seen] = made.poll([record(task.id, ref=ref, state="INITIALIZING")])
+    assert seen.state == "SYSTEM_ERROR"
+    assert seen.system_logs == [f"Batch task {name} failed (ServerError, "
+                                "ContainerPoolingFailed): Docker could not pull the image"]
+
+
+def test_a_task_deleted_outside_tes_is_a_system_error(batch, tmp_path):
+    batch.paused = True
+    made = backend(batch, tmp_path)
+    task = record("lost-1")
+    ref = made.submit(task)
+    job, name = ids.parse_ref(ref)
+    del batch.tasks[job][name]
+    made.snapshots.forget()
+    [seen] = made.poll([record(task.id, ref=ref)])
+    assert seen.state == "SYSTEM_ERROR" and "deleted outside TES" in seen.system_logs[0]
+
+
+def test_a_pool_quota_at_submit_waits_then_goes(batch, tmp_path):
+    batch.paused = True
+    made = backend(batch, tmp_path)
+    batch.quota["pools"] = "PoolQuotaReached"
+    task = record("quota-1")
+    ref = made.submit(task)
+    assert ref.startswith(WAIT)
+    [seen] = made.poll([record(task.id, ref=ref)])
+    assert "PoolQuotaReached" in seen.waiting_reason and seen.backend_ref.startswith(WAIT)
+    assert seen.metadata["vm_size"] == "Standard_D2s_v3"
+    del batch.quota["pools"]
+    [seen] = made.poll([record(task.id, ref=ref)])
+    assert seen.backend_ref == ref.removeprefix(WAIT) and seen.waiting_reason == ""
+
+
+def test_the_sweep_deletes_finished_tasks_and_idle_pools(batch, tmp_path):
+    reporter = Reporter()
+    made = backend(batch, tmp_path, reporter, TES_BATCH_POOL_IDLE="0")
+    done, running = record("swept-1"), record("kept-1")
+    job, done_name = ids.parse_ref(made.submit(done))
+    wait_until(lambda: batch.tasks[job][done_name]["state"] == "completed")
+    reporter.states = {"swept-1": "INITIALIZING"}
+    assert made.sweeper.sweep() == []
+    assert done_name in batch.tasks[job]  # its TES task has not seen the end yet
+    reporter.states = {"swept-1": "COMPLETE"}
+    batch.paused = True
+    _, kept_name = ids.parse_ref(made.submit(running))
+    reporter.states["kept-1"] = "QUEUED"
+    assert made.sweeper.sweep() == []
+    assert list(batch.tasks[job]) == [kept_name]
+    made.cancel(record("kept-1", ref=ids.ref(job, kept_name), state="CANCELING"))
+    pool = batch.jobs[job]["poolInfo"]["poolId"]
+    for node in batch.nodes[pool]:
+        node.task = None
+    batch.nodes[pool].clear()
+    batch.pools[pool]["currentDedicatedNodes"] = 0
+    assert made.sweeper.sweep() == [pool]
+    assert pool not in batch.pools and job not in batch.jobs
+    deletes = [r.path for r in batch.recorded("DELETE")]
+    assert f"/jobs/{job}" in deletes and f"/pools/{pool}" in deletes
+    # The next submit of that kind makes the pool and job again.
+    ref = made.submit(record("after-1"))
+    assert ids.parse_ref(ref)[0] == job and pool in batch.pools
+
+
+def test_a_wrong_key_stops_the_start(batch, tmp_path):
+    env = {**batch.settings(), "TES_BATCH_ACCOUNT_KEY": "d3Jvbmcta2V5",
+           "TES_DATA_DIR": str(tmp_path)}
+    made = BatchBackend(BackendContext(Settings.from_env(env), Reporter(), "w1"))
+    with pytest.raises(ConfigError, match="refuses the credentials.*AuthenticationFailed"):
+        made.start()
+    assert "d3Jvbmcta2V5" not in repr(made.conf)
