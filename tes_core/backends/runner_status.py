@@ -1,6 +1,6 @@
-"""From the node-side runner's ``status.json`` (``tes-runner run``, see runner/README.md)
-to a TES observation: shared by the backends that run the runner on a remote node (Slurm,
-Azure Batch)."""
+"""The node-side runner's contract (``tes-runner run``, see runner/README.md) as the
+backends that run it on a remote node (Slurm, Azure Batch) share it: the ``task.json`` they
+hand it, and its ``status.json`` turned into a TES observation."""
 
 from __future__ import annotations
 
@@ -13,6 +13,21 @@ from .base import Observation, TaskRecord
 RUNNER_STATES = frozenset({"INITIALIZING", "RUNNING", "COMPLETE", "EXECUTOR_ERROR",
                            "SYSTEM_ERROR"})
 """The runner's states a backend reports as they are (CANCELED needs the platform's word)."""
+
+
+def task_file(task: TaskRecord, attempt: int, runtime: str,
+              policy: Mapping[str, Any]) -> dict[str, Any]:
+    """The runner's ``task.json`` for ``attempt`` of ``task``; ``policy`` is the server's
+    ``AccessPolicy.portable()``."""
+    return {
+        "task": {**task.document, "id": task.id},
+        "attempt": attempt,
+        "runtime": runtime,
+        "policy": dict(policy),
+        "transfer": {},
+        "shared_global": None,
+        "runtime_options": {},
+    }
 
 
 def from_status(task: TaskRecord, status: Mapping[str, Any],

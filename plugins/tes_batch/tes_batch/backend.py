@@ -21,6 +21,7 @@ from typing import Any
 
 from tes_core.backends.base import Backend, BackendContext, BackendError, Observation, TaskRecord
 from tes_core.backends.runner_status import RUNNER_STATES, from_status, if_changed
+from tes_core.backends.runner_status import task_file as runner_task_file
 from tes_core.config import ConfigError
 from tes_core.storage_policy import access_policy
 from tes_filetransfer import TransferError
@@ -150,15 +151,7 @@ class BatchBackend(Backend):
 
     def task_file(self, task: TaskRecord, attempt: int) -> dict[str, Any]:
         """The runner's ``task.json`` (see the runner contract)."""
-        return {
-            "task": {**task.document, "id": task.id},
-            "attempt": attempt,
-            "runtime": self.conf.runtime,
-            "policy": self._policy.portable(),
-            "transfer": {},
-            "shared_global": None,
-            "runtime_options": {},
-        }
+        return runner_task_file(task, attempt, self.conf.runtime, self._policy.portable())
 
     def poll(self, tasks: Sequence[TaskRecord]) -> Iterable[Observation]:
         """Observations of many tasks from one listing per pool job and one of the pools."""

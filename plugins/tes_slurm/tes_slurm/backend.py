@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tes_core.backends.base import Backend, BackendContext, BackendError, Observation, TaskRecord
+from tes_core.backends.runner_status import task_file as runner_task_file
 from tes_core.config import ConfigError
 from tes_core.storage_policy import access_policy
 from tes_filetransfer import TransferError
@@ -164,15 +165,7 @@ class SlurmBackend(Backend):
 
     def task_file(self, task: TaskRecord, attempt: int) -> dict[str, Any]:
         """The runner's ``task.json`` (see the runner contract)."""
-        return {
-            "task": {**task.document, "id": task.id},
-            "attempt": attempt,
-            "runtime": self.conf.runtime,
-            "policy": self._policy.portable(),
-            "transfer": {},
-            "shared_global": None,
-            "runtime_options": {},
-        }
+        return runner_task_file(task, attempt, self.conf.runtime, self._policy.portable())
 
     def poll(self, tasks: Sequence[TaskRecord]) -> Iterable[Observation]:
         """Observations of many tasks from one snapshot of Slurm's jobs."""
