@@ -83,9 +83,11 @@ class BatchBackend(Backend):
         return [f"file://{folder}" for folder in self._policy.local_dirs]
 
     def start(self) -> None:
-        """Check that the account answers and accepts the credentials."""
+        """Check that the account answers and accepts the credentials (one request, not
+        retried, at most 10 s: a Batch that is down now delays no start, its tasks wait)."""
         try:
-            self.api.list_pools(f"{self.conf.pool_prefix}-")
+            self.api.list_pools(f"{self.conf.pool_prefix}-", retry_total=0,
+                                connection_timeout=10, read_timeout=10)
         except BatchApiError as exc:
             if exc.status in (401, 403):
                 raise ConfigError(f"the Batch account refuses the credentials: {exc}") from None

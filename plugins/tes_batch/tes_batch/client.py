@@ -103,10 +103,11 @@ class BatchApi:
                                        max_results=PAGE)
         return self._collect(f"listing the tasks of job {job}", pages)
 
-    def list_pools(self, prefix: str) -> list[models.BatchPool]:
-        """The pools whose id starts with ``prefix`` (one request per page)."""
+    def list_pools(self, prefix: str, **options: Any) -> list[models.BatchPool]:
+        """The pools whose id starts with ``prefix`` (one request per page); ``options``
+        go to the SDK (e.g. ``retry_total=0``)."""
         pages = self.client.list_pools(filter=f"startswith(id,'{prefix}')",
-                                       select=list(POOL_FIELDS))
+                                       select=list(POOL_FIELDS), **options)
         return self._collect("listing pools", pages)
 
     def _collect(self, what: str, pages: Iterator[Any]) -> list[Any]:
