@@ -17,7 +17,8 @@ and keeps the attempt's status document (the vocabulary of ``tes-runner``'s
 status ConfigMap, where the server reads it. The state is INITIALIZING until the first
 executor's container runs, then RUNNING. It exits 0 once a
 final state is recorded, 1 when it could not record one. SIGTERM (the server's cancel
-deletes this Job) stops it between two calls.
+deletes this Job) stops it between two calls: it deletes what it made, records nothing
+more, and exits 0.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ PREEMPTED = "PREEMPTED"
 attempt was evicted (the server starts a new attempt or ends the task PREEMPTED)."""
 FINAL = frozenset({COMPLETE, EXECUTOR_ERROR, SYSTEM_ERROR, PREEMPTED})
 TAIL = 10 * 1024
+
+
+class Cancelled(Exception):
+    """SIGTERM: the server's cancel deleted this Job. Nothing more is recorded (the status
+    ConfigMap is the server's to delete); what the coordinator made is deleted."""
 
 
 class Stop(Exception):
@@ -89,12 +95,15 @@ class Coordinator:
                 return 0
         try:
             self._steps()
+        except Cancelled:
+            log.info("stopped (SIGTERM): the task was cancelled; deleting what it made")
+            self._clean_up()
+            return 0
         except Stop as stop:
             self._end(stop.state, stop.reason)
         except KubeError as exc:
             self._end(SYSTEM_ERROR, f"the coordinator could not go on: {exc}")
-        finally:
-            self._clean_up()
+        self._clean_up()
         return 0 if self.document["final"] else 1
 
     def _steps(self) -> None:
@@ -173,7 +182,7 @@ class Coordinator:
                    started: Callable[[], None] | None) -> tuple[dict[str, Any], Any]:
         while True:
             if self.stopping:
-                raise Stop(SYSTEM_ERROR, "the coordinator was stopped (SIGTERM)")
+                raise Cancelled()
             pods = self.kube.list("Pod", self.namespace, f"job-name={name}")
             for pod in pods:
                 reason = podstate.evicted(pod)
@@ -240,6 +249,8 @@ class Coordinator:
         self._update(state, end_time=rfc3339(datetime.now(UTC)))
 
     def _write(self) -> None:
+        if self.stopping:
+            raise Cancelled()
         self.document["updated"] = rfc3339(datetime.now(UTC))
         body = manifests.status_config_map(self.plan, self.document)
         if not self._status_created:

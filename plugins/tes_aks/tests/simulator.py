@@ -16,6 +16,7 @@ Images named ``sim/...`` ask for what a cluster does to a pod instead:
 ``sim/oom``                 killed: OOMKilled, exit code 137
 ``sim/evict``               evicted (a spot node taken back): DisruptionTarget
 ``sim/hang``                runs until deleted
+``sim/crash``               exits 2 at once with a Python traceback in its log
 ==========================  ======================================================
 
 and a pod asking for ``nvidia.com/gpu`` stays Pending, Unschedulable ("Insufficient
@@ -108,6 +109,9 @@ class Kubelet:
             return self._end(pod, 137, "Error", "", started, evicted=True)
         if image == "sim/oom":
             return self._end(pod, 137, "OOMKilled", "", started)
+        if image == "sim/crash":
+            return self._end(pod, 2, "Error", "Traceback (most recent call last):\n"
+                             "RuntimeError: boom\n", started)
         if role == "coordinator":
             code, output = self._coordinator(pod, container)
         else:
@@ -151,8 +155,22 @@ class Kubelet:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig),
                **{item["name"]: item["value"] for item in container.get("env") or ()}}
         command = [str(VENV_BIN / container["command"][0]), *container["command"][1:]]
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-        return done.returncode, done.stdout + done.stderr
+        meta = pod["metadata"]
+        with subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) as proc:
+            # As the kubelet does: a deleted pod's container gets SIGTERM.
+            threading.Thread(target=self._terminate_when_deleted,
+                             args=(proc, meta["namespace"], meta["name"]), daemon=True).start()
+            output, _ = proc.communicate(timeout=600)
+        return proc.returncode, output
+
+    def _terminate_when_deleted(self, proc: subprocess.Popen, namespace: str,
+                                name: str) -> None:
+        while proc.poll() is None:
+            if self.fake.get("Pod", namespace, name) is None:
+                proc.terminate()
+                return
+            time.sleep(0.05)
 
     def _sandbox(self, pod: dict[str, Any], container: dict[str, Any]) -> tuple[int, str]:
         namespace = pod["metadata"]["namespace"]

@@ -3,6 +3,7 @@ that is down, placement, hostile parameters, and the manifest check itself."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -148,3 +149,23 @@ def test_the_manifest_check_fails_on_unknown_or_mistyped_fields() -> None:
     job["spec"]["backoffLimit"] = "0"
     with pytest.raises(ValueError, match="backoffLimit: expected int"):
         manifests.check(job)
+
+
+def test_a_coordinator_that_dies_fails_the_task_with_its_log(cluster: Any,
+                                                             tmp_path: Path) -> None:
+    aks = backend(cluster, tmp_path, TES_AKS_COORDINATOR_IMAGE="sim/crash")
+    task = record()
+    ref = aks.submit(task)
+    running = TaskRecord(**{**task.__dict__, "backend_ref": ref, "state": "INITIALIZING"})
+    for _ in range(200):
+        observations = list(aks.poll([running]))
+        if observations:
+            break
+        time.sleep(0.05)
+    [observation] = observations
+    assert observation.state == "SYSTEM_ERROR"
+    assert "ended (Failed) without recording a final state" in observation.system_logs[0]
+    assert "RuntimeError: boom" in observation.system_logs[0]
+    assert cluster.fake.find("Job", "default", names.task_selector(task.id)) == []
+    aks.remove(running)
+    assert cluster.fake.find("ConfigMap", "default", names.task_selector(task.id)) == []

@@ -5,6 +5,7 @@ tes-filetransfer Jobs and the executors (in bubblewrap)."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -126,8 +127,6 @@ def test_an_unschedulable_executor_says_what_is_missing_then_cancel(server: Any,
             "waiting_reason", "")
         if "Insufficient nvidia.com/gpu" in reason:
             break
-        import time
-
         time.sleep(0.1)
     else:
         raise AssertionError(f"no waiting reason naming the GPU: {deadline_task}")
@@ -156,3 +155,21 @@ def test_an_evicted_coordinator_is_retried_then_preempted(cluster: Any, folder: 
     assert sum("attempt 2 is Job default/ev-" in line for line in lines) == 1, lines[:5]
     assert "no attempt is left (TES_AKS_MAX_ATTEMPTS=2)" in lines[-1], lines[-3:]
     assert cluster.fake.find("Job", selector=names.task_selector(task_id)) == []
+
+
+def test_cancel_of_a_running_task_stops_its_coordinator_and_leaves_nothing(
+        server: Any, cluster: Any) -> None:
+    task_id = post(server.url, {"executors": [{"image": "sim/hang", "command": ["x"]}]})
+    servers.wait_for_state(server.url, task_id, {"RUNNING"}, timeout=120)
+    assert requests.post(f"{server.url}/tasks/{task_id}:cancel", timeout=30).status_code == 200
+    servers.wait_for_state(server.url, task_id, {"CANCELED"}, timeout=60)
+    selector = names.task_selector(task_id)
+    left: list[str] = []
+    for _ in range(100):  # the coordinator, stopped by SIGTERM, deletes what it made
+        left = [f"{kind} {o['metadata']['name']}" for kind in
+                ("Job", "PersistentVolumeClaim", "ConfigMap", "Pod")
+                for o in cluster.fake.find(kind, "default", selector)]
+        if not left:
+            break
+        time.sleep(0.1)
+    assert left == []
