@@ -167,6 +167,11 @@ def _serve(args: argparse.Namespace) -> int:
         # Keep reading a connection while its request runs, so an event stream learns
         # within a second that its client left (``waitress.client_disconnected``).
         channel_request_lookahead=1,
+        # Event streams hold their connections open: accept as many connections as there
+        # are threads, and keep-alive ones besides (waitress's default cap is 100), and
+        # wait on them with poll(), which select()'s 1,024 descriptors do not limit.
+        connection_limit=max(100, settings.http_threads + 100),
+        asyncore_use_poll=True,
     )
     serve_json_errors(server, settings.max_body_bytes)  # and those refusals are JSON too
     url = f"http://{settings.host}:{server.effective_port}/ga4gh/tes/v1"

@@ -1,10 +1,12 @@
 """1,000 event streams held open at once by one API process, every one getting every event.
 
-The setting the README documents for that many listeners: a gunicorn process with
+The settings the README documents for that many listeners: a gunicorn process with
 ``--threads`` above ``TES_EVENTS_MAX_CLIENTS`` (each stream holds a thread) and
 ``--worker-connections`` above both (gunicorn's ``gthread`` accepts no more connections
-than that). The 1,000 clients are plain sockets read by one selector in this process,
-so the test measures the server, not 1,000 client threads.
+than that); or ``tes-server serve`` with ``TES_HTTP_THREADS`` above the limit (it sizes
+waitress's connection cap from the threads). The 1,000 clients are plain sockets read
+by one selector in this process, so the test measures the server, not 1,000 client
+threads.
 """
 
 from __future__ import annotations
@@ -14,32 +16,48 @@ import selectors
 import socket
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 
 from tes_core.client.sse import ServerEvent, read_events
 from tests.api.support import create, task
 from tests.deployment import Deployment
+from tests.servers import ServerProcess, server_env
 from tests.test_production import REDIS_URL, _redis_up
 
 STREAMS = 1000
 TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
 
 
-@pytest.fixture
-def crowded_api(tmp_path, postgres_url_factory) -> Iterator[Deployment]:
+@pytest.fixture(params=["gunicorn", "waitress"])
+def crowded_api(request, tmp_path, postgres_url_factory_lazy) -> Iterator[tuple[str, int]]:
+    """``(API URL, port)`` of a server set up for 1,000 streams: gunicorn (one process,
+    PostgreSQL, Redis, a separate worker) or ``tes-server serve`` (waitress, SQLite)."""
+    settings = {"TES_EVENTS_MAX_CLIENTS": str(STREAMS)}
+    if request.param == "waitress":
+        data_dir = tmp_path / "serve"
+        server = ServerProcess(data_dir, server_env(
+            data_dir, TES_HTTP_THREADS=str(STREAMS + 24), **settings)).start()
+        try:
+            yield server.url, urlsplit(server.url).port or 0
+        finally:
+            server.stop()
+        return
     if not _redis_up():
         pytest.skip("Redis is not running")
     deployment = Deployment(
-        tmp_path, postgres_url_factory(), REDIS_URL, api_workers=1,
-        api_threads=STREAMS + 24, TES_EVENTS_MAX_CLIENTS=str(STREAMS),
-        GUNICORN_CMD_ARGS=f"--worker-connections {STREAMS + 100}",
+        tmp_path, postgres_url_factory_lazy(), REDIS_URL, api_workers=1,
+        api_threads=STREAMS + 24, GUNICORN_CMD_ARGS=f"--worker-connections {STREAMS + 100}",
+        **settings,
     )
     deployment.migrate()
     deployment.start_api()
     deployment.start_worker()
-    yield deployment
-    deployment.stop()
+    try:
+        yield deployment.url, deployment.port
+    finally:
+        deployment.stop()
 
 
 class RawStream:
@@ -111,21 +129,22 @@ def finished_states(stream: RawStream, task_ids: list[str]) -> dict[str, str]:
 
 
 def test_a_thousand_listeners_each_get_every_event(crowded_api):
+    url, port = crowded_api
     streams: list[RawStream] = []
     try:
         for _ in range(STREAMS):
-            streams.append(RawStream(crowded_api.port))
+            streams.append(RawStream(port))
         pump(streams, lambda: all(s.opened or s.closed for s in streams), timeout=180)
         refused = [s.received[:200] for s in streams if not s.opened]
         assert not refused, f"{len(refused)} of {STREAMS} streams did not open: {refused[:3]}"
 
-        one_too_many = RawStream(crowded_api.port)
+        one_too_many = RawStream(port)
         pump([one_too_many], lambda: one_too_many.status is not None, timeout=60)
         assert one_too_many.status == 503, one_too_many.received[:300]
         assert b"Retry-After" in one_too_many.received
         one_too_many.sock.close()
 
-        task_ids = [create(crowded_api.url, task("sh", "-c", f"echo {n}", name=f"crowd-{n}"))
+        task_ids = [create(url, task("sh", "-c", f"echo {n}", name=f"crowd-{n}"))
                     for n in range(3)]
         pump(streams, lambda: all(len(finished_states(s, task_ids)) == len(task_ids)
                                   for s in streams), timeout=180)
