@@ -189,7 +189,12 @@ def deployment(tmp_path, arm) -> Iterator[Deployment]:
         if os.environ.get("CI"):
             pytest.fail("Redis is required in CI but does not answer on 127.0.0.1:6379")
         pytest.skip("Redis is not running")
-    database = create_postgres_database()
+    try:
+        database = create_postgres_database()
+    except Exception as exc:  # PostgreSQL down: as tests/conftest.py does
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI but not reachable: {exc}")
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
     deployment = Deployment(
         tmp_path, database, REDIS_URL, TES_BACKEND="batch",
         TES_BATCH_ACCOUNT_URL="https://unused.westeurope.batch.azure.com",
