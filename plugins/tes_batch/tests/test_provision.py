@@ -232,3 +232,15 @@ def test_a_refused_credential_is_named(arm, vault) -> None:
         provisioner.step(provisioner.start(body("denied")), {})
     assert caught.value.step == "resource group"
     assert "AuthenticationFailed" in caught.value.reason
+
+
+def test_the_plugin_module_imports_no_azure_sdk() -> None:
+    """Every server with tes-batch installed loads the hook's module, whatever its backend."""
+    import subprocess
+    import sys
+
+    code = ("import sys, tes_batch.provision.plugin; "
+            "print(sorted(m for m in sys.modules if m.startswith('azure')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=120)
+    assert done.stdout.strip() == "[]", done.stdout
