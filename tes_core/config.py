@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from .telemetry.redact import register_secret
 
@@ -322,6 +323,36 @@ _PREFIXED = frozenset({"plugin_settings", "storage_connection_strings"})
 """Fields read from a family of variables, not from ``TES_<FIELD>``."""
 _SECRET_MAPPINGS = frozenset({"storage_connection_strings"})
 """Mapping fields whose values are secrets."""
+
+
+@dataclass(frozen=True)
+class PluginSettings:
+    """One plugin's ``TES_<PREFIX>_*`` variables, read so that every error names the variable
+    (``PluginSettings(settings, "slurm").number("max_attempts", "3", int, 1)`` reads
+    ``TES_SLURM_MAX_ATTEMPTS``)."""
+
+    settings: Settings
+    prefix: str
+
+    def variable(self, name: str) -> str:
+        """The environment variable of setting ``name``."""
+        return f"TES_{self.prefix.upper()}_{name.upper()}"
+
+    def text(self, name: str, default: str = "") -> str:
+        """The setting's value, stripped; ``default`` when it is not set."""
+        return self.settings.plugin_setting(f"{self.prefix}_{name}", default).strip()
+
+    def number(self, name: str, default: str, kind: type = float, low: float = 0) -> Any:
+        """The setting as a ``kind`` (``float`` or ``int``) of at least ``low``; raises
+        :class:`ConfigError` naming the variable otherwise."""
+        raw = self.text(name, default)
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ConfigError(f"{self.variable(name)}={raw!r} is not a number") from None
+        if value < low:
+            raise ConfigError(f"{self.variable(name)}={raw!r} must be at least {low}")
+        return value
 
 
 def setting_from_env(name: str, environ: Mapping[str, str] | None = None) -> object:

@@ -26,12 +26,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tes_core.backends.base import Observation, TaskRecord, failed
+from tes_core.backends.runner_status import current_attempt, from_status, if_changed, is_waiting
 
 from . import names, podstate
 from .coordinator import PREEMPTED
 from .manifests import STATUS_KEY
-
-_STATES = {"INITIALIZING", "RUNNING", "COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR"}
 
 
 @dataclass
@@ -83,7 +82,7 @@ def observe(task: TaskRecord, seen: Attempt, *, image_pull_wait: float,
     if status is not None and status.get("final"):
         if status.get("state") == PREEMPTED:
             return preempt(_last_line(status))
-        return _from_status(task, status)
+        return from_status(task, status, {})
     if seen.job is None:
         return failed(task.id, f"the coordinator Job {task.backend_ref} no longer exists "
                                "(deleted outside TES) and recorded no final state")
@@ -125,59 +124,20 @@ def _last_line(status: dict[str, Any]) -> str:
     return str(lines[-1])
 
 
-def _from_status(task: TaskRecord, status: dict[str, Any]) -> Observation:
-    log = status.get("log") if isinstance(status.get("log"), dict) else {}
-    final = bool(status.get("final"))
-    known = set(_attempt(task).get("system_logs") or ())
-    state = status.get("state")
-    return Observation(
-        task_id=task.id,
-        state=state if state in _STATES else None,
-        start_time=podstate.parse_time(log.get("start_time")),
-        end_time=podstate.parse_time(log.get("end_time")) if final else None,
-        executor_logs=list(log.get("logs") or []),
-        outputs=list(log.get("outputs") or []) if final else None,
-        system_logs=[str(x) for x in log.get("system_logs") or () if str(x) not in known],
-        metadata={str(k): str(v) for k, v in (log.get("metadata") or {}).items()},
-    )
-
-
 def _waiting(task: TaskRecord, reason: str) -> Observation | None:
-    if (_attempt(task).get("metadata") or {}).get("waiting_reason") == reason:
+    if (current_attempt(task).get("metadata") or {}).get("waiting_reason") == reason:
         return None
     return Observation(task_id=task.id, waiting_reason=reason)
-
-
-def _changed(task: TaskRecord, observation: Observation) -> Observation | None:
-    attempt = _attempt(task)
-    same = (
-        observation.state in (None, task.state)
-        and not observation.system_logs
-        and observation.waiting_reason is None
-        and observation.executor_logs == (attempt.get("logs") or [])
-        and (observation.start_time is None or attempt.get("start_time"))
-        and all((attempt.get("metadata") or {}).get(k) == v
-                for k, v in (observation.metadata or {}).items())
-    )
-    return None if same else observation
-
-
-def _attempt(task: TaskRecord) -> dict[str, Any]:
-    return task.logs[-1] if task.logs else {}
-
-
-def _is_waiting(task: TaskRecord) -> bool:
-    return "waiting_reason" in (_attempt(task).get("metadata") or {})
 
 
 def from_status_if_changed(task: TaskRecord, status: dict[str, Any]) -> Observation | None:
     """What a non-final status document says (its ``waiting`` as the waiting reason),
     ``None`` when nothing changed."""
-    observation = _from_status(task, status)
+    observation = from_status(task, status, {})
     waiting = status.get("waiting")
     if waiting:
-        if (_attempt(task).get("metadata") or {}).get("waiting_reason") != waiting:
+        if (current_attempt(task).get("metadata") or {}).get("waiting_reason") != waiting:
             observation.waiting_reason = str(waiting)
-    elif _is_waiting(task):
+    elif is_waiting(task):
         observation.waiting_reason = ""
-    return _changed(task, observation)
+    return if_changed(task, observation)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tes_core.config import ConfigError, Settings
+from tes_core.config import ConfigError, PluginSettings, Settings
 
 from .names import is_dns_label
 
@@ -44,18 +44,8 @@ class AksSettings:
     def from_settings(cls, settings: Settings) -> AksSettings:
         """Read the ``TES_AKS_*`` variables; raise :class:`ConfigError` naming a bad one."""
 
-        def get(name: str, default: str = "") -> str:
-            return settings.plugin_setting(f"aks_{name}", default).strip()
-
-        def number(name: str, default: str, kind: type = float, low: float = 0) -> float:
-            raw = get(name, default)
-            try:
-                value = kind(raw)
-            except ValueError:
-                raise ConfigError(f"TES_AKS_{name.upper()}={raw!r} is not a number") from None
-            if value < low:
-                raise ConfigError(f"TES_AKS_{name.upper()}={raw!r} must be at least {low}")
-            return value
+        reader = PluginSettings(settings, "aks")
+        get, number = reader.text, reader.number
 
         def names(name: str, default: str = "") -> tuple[str, ...]:
             values = tuple(v.strip() for v in get(name, default).split(",") if v.strip())

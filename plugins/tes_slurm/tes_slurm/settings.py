@@ -7,7 +7,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tes_core.config import ConfigError, Settings
+from tes_core.config import ConfigError, PluginSettings, Settings
 
 from .shell import SshTarget
 
@@ -43,18 +43,8 @@ class SlurmSettings:
     def from_settings(cls, settings: Settings) -> SlurmSettings:
         """Read the ``TES_SLURM_*`` variables; raise :class:`ConfigError` naming a bad one."""
 
-        def get(name: str, default: str = "") -> str:
-            return settings.plugin_setting(f"slurm_{name}", default).strip()
-
-        def number(name: str, default: str, kind: type = float, low: float = 0) -> float:
-            raw = get(name, default)
-            try:
-                value = kind(raw)
-            except ValueError:
-                raise ConfigError(f"TES_SLURM_{name.upper()}={raw!r} is not a number") from None
-            if value < low:
-                raise ConfigError(f"TES_SLURM_{name.upper()}={raw!r} must be at least {low}")
-            return value
+        reader = PluginSettings(settings, "slurm")
+        get, number = reader.text, reader.number
 
         runtime = get("runtime", "docker").lower()
         if runtime not in RUNTIMES:
