@@ -82,19 +82,19 @@ def build_core(
     reporter = DatabaseReporter(db, hooks, states)
     events = wire_events(settings, db, hooks)
     registry = WorkerRegistry(db, settings.heartbeat_interval)
-    backend = hooks.create_backend(
-        BackendContext(
-            settings=settings,
-            reporter=reporter,
-            worker_id=registry.worker_id,
-            is_worker_alive=registry.is_alive,
-        )
+    context = BackendContext(
+        settings=settings,
+        reporter=reporter,
+        worker_id=registry.worker_id,
+        is_worker_alive=registry.is_alive,
     )
+    backend = hooks.create_backend(context)
     actors = Actors(carry_request_ids(build_broker(settings)))
     service = TaskService(
         db, hooks, backend, actors, reporter, refresh_timeout=settings.get_refresh_timeout,
         settings=settings,
     )
+    context.refresh = service.refresh
     lifecycle = Lifecycle(
         db, backend, reporter, registry, actors,
         stale_after=max(3 * settings.reconcile_interval, 5.0),

@@ -250,6 +250,11 @@ class TaskService:
             raise NotFound(f"no task with id {task_id!r}")
         return render(row, view)
 
+    def refresh(self, task_id: str) -> bool:
+        """Ask the backend about an active task now (:attr:`BackendContext.refresh`);
+        whether it changed. ``False`` when the backend has nothing to ask."""
+        return self._refreshes and self._refresh(task_id)
+
     def _refresh(self, task_id: str) -> bool:
         """Ask the backend about an active task, within the time bound; whether it changed."""
         assert self._refresh_pool is not None

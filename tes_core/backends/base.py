@@ -104,6 +104,11 @@ class BackendContext:
     worker_id: str
     is_worker_alive: Any = None
     """``is_worker_alive(worker_id) -> bool``: for backends that run tasks inside workers."""
+    refresh: Any = None
+    """``refresh(task_id) -> bool``: have the core look at an active task now, as on
+    ``GET`` (it loads the task, calls :meth:`Backend.refresh` with it and reports what that
+    returns; ``True`` if the task changed), for a backend that notices a change between
+    reconcile passes. Set once the core is built; ``None`` before."""
 
 
 def failed(task_id: str, reason: str) -> Observation:

@@ -30,11 +30,12 @@ from tes_filetransfer import TransferError
 from . import jobscript
 from .health import PROBE_TIMEOUT, SlurmHealth
 from .observe import from_folder, observe
-from .parse import parse_sbatch
+from .parse import WAITING, JobInfo, parse_sbatch
 from .settings import SlurmSettings
 from .shell import SlurmCommandError, SlurmShell
 from .snapshot import Snapshots
 from .taskdir import TASK_FILE, TaskFolder
+from .watch import FOLLOW_FOR, StatusWatch
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,11 @@ class SlurmBackend(Backend):
         self.health = SlurmHealth(
             SlurmShell(self.conf.ssh, min(self.conf.command_timeout, PROBE_TIMEOUT)), USER
         )
+        interval = self.conf.status_watch
+        self.watch = StatusWatch(
+            self.folder, self._refresh_now, interval or 1.0,
+            keep_for=FOLLOW_FOR * max(self.settings.reconcile_interval, interval),
+        ) if interval > 0 else None
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -101,6 +107,18 @@ class SlurmBackend(Backend):
             self._version = self.shell.run("sbatch --version").stdout.strip()
         except SlurmCommandError as exc:
             raise ConfigError(f"Slurm is not usable from here: {exc}") from None
+        if self.watch is not None:
+            self.watch.start()
+
+    def shutdown(self) -> None:
+        """Stop the status watch (jobs run on; the next worker follows them)."""
+        if self.watch is not None:
+            self.watch.stop()
+
+    def _refresh_now(self, task_id: str) -> None:
+        """Have the core report a task whose runner recorded its end (see :mod:`.watch`)."""
+        if self.context.refresh is not None:
+            self.context.refresh(task_id)
 
     def unready_reason(self) -> str | None:
         """Why no job can be submitted now: Slurm does not answer where its commands run
@@ -161,6 +179,8 @@ class SlurmBackend(Backend):
         except (SlurmCommandError, ValueError) as exc:
             raise BackendError(f"Slurm did not take the job: {exc}") from None
         log.info("task %s: attempt %d is Slurm job %s", task.id, attempt, job_id)
+        if self.watch is not None:
+            self.watch.follow(task.id)
         return job_id
 
     def task_file(self, task: TaskRecord, attempt: int) -> dict[str, Any]:
@@ -175,20 +195,33 @@ class SlurmBackend(Backend):
         for task in tasks:
             if not _is_job(task.backend_ref):
                 continue
+            lookup = snapshot.lookup(task.backend_ref)
             try:
                 observation = observe(
-                    task, snapshot.lookup(task.backend_ref), self.folder(task.id),
+                    task, lookup, self.folder(task.id),
                     resubmit=self._resubmitter(task), max_attempts=self.conf.max_attempts,
                 )
             except Exception as exc:  # one bad task must not stop the others
                 log.warning("task %s: could not observe its job: %r", task.id, exc)
                 continue
+            self._watch(task, lookup.job)
             if observation is not None:
                 if observation.state in ("COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR",
                                          "PREEMPTED"):
                     self.snapshots.forget(task.backend_ref)
+                    if self.watch is not None:
+                        self.watch.drop(task.id)
                 observations.append(observation)
         return observations
+
+    def _watch(self, task: TaskRecord, job: JobInfo | None) -> None:
+        """Follow the task's status file while its job may run (not while it waits)."""
+        if self.watch is None:
+            return
+        if task.state == "CANCELING" or (job is not None and job.state in WAITING):
+            self.watch.drop(task.id)
+        else:
+            self.watch.follow(task.id)
 
     def refresh(self, task: TaskRecord) -> Observation | None:
         """A look at the runner's status file only (no Slurm command), for ``GET``."""
@@ -223,6 +256,8 @@ class SlurmBackend(Backend):
             raise BackendError(f"could not cancel the task's Slurm job: {exc}") from None
         if _is_job(task.backend_ref):
             self.snapshots.forget(task.backend_ref)
+        if self.watch is not None:
+            self.watch.drop(task.id)
         self.folder(task.id).remove()
         return True
 

@@ -37,6 +37,9 @@ class SlurmSettings:
     command_timeout: float = 60.0
     cancel_wait: float = 30.0
     """Seconds ``cancel`` waits for the job to leave its node before removing its folder."""
+    status_watch: float = 1.0
+    """Seconds between two looks at the status files of running tasks (0: no looks; ends
+    are then seen at the reconcile passes and on ``GET``)."""
     ssh: SshTarget | None = None
 
     @classmethod
@@ -84,5 +87,6 @@ class SlurmSettings:
             job_prefix=prefix,
             command_timeout=number("command_timeout", "60", float, 1),
             cancel_wait=number("cancel_wait", "30", float, 0),
+            status_watch=number("status_watch", "1", float, 0),
             ssh=ssh,
         )

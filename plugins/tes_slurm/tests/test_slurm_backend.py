@@ -25,6 +25,7 @@ from tes_slurm.observe import observe  # noqa: E402
 from tes_slurm.parse import JobInfo  # noqa: E402
 from tes_slurm.snapshot import Lookup  # noqa: E402
 from tes_slurm.taskdir import TaskFolder  # noqa: E402
+from tes_slurm.watch import StatusWatch  # noqa: E402
 
 
 def record(task_id: str, document: dict[str, Any] | None = None, *, state: str = "QUEUED",
@@ -178,6 +179,46 @@ def test_a_job_slurm_forgot(tmp_path: Path) -> None:
 
 
 # -- on the real test Slurm: what a poll costs --------------------------------------------
+
+
+
+def test_the_status_watch_hands_over_a_recorded_end_once(tmp_path: Path) -> None:
+    ended: list[str] = []
+    watch = StatusWatch(lambda task_id: TaskFolder(tmp_path, task_id), ended.append,
+                        interval=1.0, keep_for=60.0)
+    for task_id in ("done", "running", "cancelled", "unwritten"):
+        watch.follow(task_id)
+    status(TaskFolder(tmp_path, "done"), "RUNNING", final=False)
+    status(TaskFolder(tmp_path, "running"), "RUNNING", final=False)
+    status(TaskFolder(tmp_path, "cancelled"), "CANCELED", final=True)
+    assert watch.look() == [] and ended == []
+
+    status(TaskFolder(tmp_path, "done"), "COMPLETE", final=True)
+    assert watch.look() == ["done"] and ended == ["done"]
+    assert watch.following() == {"running", "cancelled", "unwritten"}  # "done" is dropped
+    assert watch.look() == [] and ended == ["done"]  # handed over once
+
+    watch.keep_for = 0.0  # no pass followed them again: they are dropped
+    time.sleep(0.01)
+    watch.look()
+    assert watch.following() == set()
+
+
+def test_the_status_watch_follows_jobs_that_may_run_not_waiting_ones(
+    tmp_path: Path,
+) -> None:
+    settings = Settings.from_env({"TES_SLURM_WORKDIR": str(tmp_path)}, data_dir=tmp_path)
+    backend = SlurmBackend(BackendContext(settings, reporter=None, worker_id="w"))  # type: ignore[arg-type]
+    assert backend.watch is not None
+    backend._watch(record("r", state="RUNNING"), JobInfo("7", "RUNNING", "n", None))
+    backend._watch(record("q", state="QUEUED"), None)  # submitted, not seen by Slurm yet
+    backend._watch(record("p"), JobInfo("8", "PENDING", "n", "Priority"))
+    assert backend.watch.following() == {"r", "q"}
+    backend._watch(record("r", state="CANCELING"), JobInfo("7", "RUNNING", "n", None))
+    assert backend.watch.following() == {"q"}
+    off = Settings.from_env({"TES_SLURM_WORKDIR": str(tmp_path),
+                             "TES_SLURM_STATUS_WATCH": "0"}, data_dir=tmp_path)
+    assert SlurmBackend(BackendContext(off, reporter=None, worker_id="w")).watch is None  # type: ignore[arg-type]
 
 
 @pytest.fixture

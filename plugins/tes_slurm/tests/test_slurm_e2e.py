@@ -275,6 +275,32 @@ def test_a_worker_killed_mid_flight_loses_no_job_and_starts_none_twice(tmp_path:
 
 
 
+
+def test_an_end_is_seen_between_passes_without_a_get(tmp_path: Path) -> None:
+    # Passes every 300 s (one at start-up): the task list (which asks no backend) shows
+    # COMPLETE well before the next pass only because the status watch saw the runner's end.
+    data = tmp_path / "server"
+    env = slurm_env(data, TES_RECONCILE_INTERVAL="300",
+                    TES_SLURM_JOB_PREFIX=f"tesw{os.getpid()}-")
+    proc = servers.ServerProcess(data, env).start()
+    try:
+        task_id = post(proc.url, task(sh("echo watched")))
+        deadline = time.monotonic() + 150  # half the interval: generous, and still no pass
+        while True:
+            listed = requests.get(f"{proc.url}/tasks", params={"view": "MINIMAL"}, timeout=30)
+            states = {t["id"]: t["state"] for t in listed.json().get("tasks", [])}
+            if states.get(task_id) in servers.TERMINAL:
+                break
+            assert time.monotonic() < deadline, f"not ended before the next pass: {states}"
+            time.sleep(0.5)
+        assert states[task_id] == "COMPLETE"
+        done = requests.get(f"{proc.url}/tasks/{task_id}", params={"view": "FULL"}, timeout=30)
+        assert done.json()["logs"][-1]["logs"][0]["stdout"].strip() == "watched"
+    finally:
+        proc.stop()
+        cancel_jobs(f"tesw{os.getpid()}-")
+
+
 def readyz(proc: Any) -> requests.Response:
     root = proc.url.split("/ga4gh/", 1)[0]
     return requests.get(f"{root}/readyz", timeout=30)
