@@ -2,7 +2,7 @@
 
     python -m bench.run_all
         [--only create,get,list,run,burst,submitters,reconcile,poll,transfer,auth,dashboard,slurm,
-               runner,events,shutdown]
+               runner,events,shutdown,batch]
         [--database URL] [--json FILE] [--skip-large-transfer]
 
 Exit status: 0 when every judged figure meets its target, 1 when one misses,
@@ -18,6 +18,7 @@ import traceback
 
 from bench import (
     bench_auth,
+    bench_batch,
     bench_burst,
     bench_create,
     bench_dashboard,
@@ -51,6 +52,7 @@ BENCHES = {
     "runner": bench_runner,
     "events": bench_events,
     "shutdown": bench_shutdown,
+    "batch": bench_batch,
 }
 
 

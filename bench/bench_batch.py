@@ -1,0 +1,156 @@
+"""The batch backend's requests to Azure Batch: per reconcile pass and per submitted task.
+
+The plugin's fake Batch service (``plugins/tes_batch/tests/fakebatch``) answers over HTTP
+on loopback to the real ``BatchClient`` (SharedKey signing); its simulator is paused, so
+every task stays where the bench puts it. Tasks are spread over 10 pools (5 VM sizes,
+dedicated and low-priority).
+
+* Submitting: ``BatchBackend.submit`` of 100 and of 1,000 tasks, requests counted per
+  task (a pool and its job are made once per pool, then one task add per task). Target:
+  1,000 tasks cost no more per task than 100, and at most 2 requests per task.
+* Polling: one ``BatchBackend.poll`` over the 100 and the 1,000 active (running) tasks.
+  Target: 1,000 tasks make no more requests than 100 (one pool list, one task list per pool
+  job and page of 1,000), none per task, so never ten times as many.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench._common import Outcome, at_most, bench_arguments, bench_main
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "plugins" / "tes_batch" / "tests"))
+
+from fakebatch import FakeBatch  # noqa: E402
+from tes_batch import ids  # noqa: E402
+from tes_batch.backend import BatchBackend  # noqa: E402
+
+from tes_core.backends.base import BackendContext, TaskRecord  # noqa: E402
+from tes_core.config import Settings  # noqa: E402
+
+COUNTS = (100, 1000)
+SHAPES = [{"cpu_cores": cores, "preemptible": spot}
+          for cores in (1, 4, 8, 16) for spot in (False, True)] + [
+    {"cpu_cores": 2, "ram_gb": 12, "preemptible": spot} for spot in (False, True)]
+"""Ten kinds of task, each on a pool of its own (5 sizes, dedicated and low-priority)."""
+
+
+def arguments() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = bench_arguments(__doc__)
+    parser.add_argument("--rounds", type=int, default=3, help="passes per task count")
+    return parser
+
+
+class _Reporter:
+    def report(self, observation: Any) -> bool:
+        return True
+
+    def current_state(self, task_id: str) -> str | None:
+        return "RUNNING"
+
+    def states_of(self, task_ids: Any) -> dict[str, str]:
+        return dict.fromkeys(task_ids, "RUNNING")
+
+
+def _submit(fake: FakeBatch, backend: BatchBackend, count: int) -> tuple[list[TaskRecord], int]:
+    """Submit ``count`` tasks over the ten shapes; the requests it took."""
+    before = len(fake.requests)
+    tasks = []
+    for index in range(count):
+        document = {"executors": [{"image": "alpine", "command": ["sleep", "600"]}],
+                    "resources": SHAPES[index % len(SHAPES)]}
+        record = TaskRecord(id=str(uuid.uuid4()), state="QUEUED", document=document,
+                            creation_time=datetime.now(UTC), logs=[{}])
+        ref = backend.submit(record)
+        tasks.append(TaskRecord(**{**record.__dict__, "backend_ref": ref, "state": "RUNNING"}))
+    return tasks, len(fake.requests) - before
+
+
+def _run_all(fake: FakeBatch) -> None:
+    """Every task running on a node of its pool (what a busy account looks like)."""
+    with fake.lock:
+        for job, tasks in fake.tasks.items():
+            pool = fake.jobs[job]["poolInfo"]["poolId"]
+            for number, task in enumerate(tasks.values()):
+                task.update(state="running", nodeInfo={"poolId": pool,
+                                                       "nodeId": f"tvmps_{number}"})
+                task["executionInfo"]["startTime"] = "2026-12-03T06:00:00.000Z"
+
+
+def _pass(fake: FakeBatch, backend: BatchBackend, tasks: list[TaskRecord]) -> tuple[dict, float]:
+    backend.snapshots.forget()
+    before = len(fake.requests)
+    started = time.perf_counter()
+    observations = list(backend.poll(tasks))
+    took = time.perf_counter() - started
+    assert len(observations) == len(tasks), "each task is seen running on its node"
+    calls: dict[str, int] = {}
+    for request in fake.requests[before:]:
+        kind = "list pools" if request.path == "/pools" else (
+            "list tasks" if request.path.endswith("/tasks") else request.path)
+        key = f"{request.method} {kind}"
+        calls[key] = calls.get(key, 0) + 1
+    return calls, took
+
+
+def run(args: argparse.Namespace) -> list[Outcome]:
+    """Count the requests of submits and passes at 100 and 1,000 tasks; judge 1,000 by 100."""
+    passes: dict[int, tuple[dict, float]] = {}
+    per_task: dict[int, float] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-batch-") as scratch:
+        for count in COUNTS:
+            fake = FakeBatch(Path(scratch) / f"nodes-{count}").start()
+            fake.paused = True
+            try:
+                settings = Settings.from_env({
+                    **fake.settings(TES_BATCH_SWEEP_INTERVAL="86400"),
+                    "TES_DATA_DIR": str(Path(scratch) / f"data-{count}")})
+                backend = BatchBackend(BackendContext(settings, _Reporter(), "bench"))
+                backend.sweeper._last = time.monotonic()  # the sweep is not measured
+                tasks, submitted = _submit(fake, backend, count)
+                per_task[count] = submitted / count
+                _run_all(fake)
+                rounds = [_pass(fake, backend, tasks) for _ in range(args.rounds)]
+            finally:
+                fake.stop()
+            pools = {ids.parse_ref(t.backend_ref)[0] for t in tasks}
+            calls = rounds[-1][0]
+            if any(r[0] != calls for r in rounds):
+                calls = {"varied": 999}
+            passes[count] = (calls, sorted(r[1] for r in rounds)[len(rounds) // 2])
+            print(f"  {count:>5} tasks over {len(pools)} pools: {submitted} requests to submit "
+                  f"({per_task[count]:.2f} per task); requests per pass "
+                  f"{json.dumps(calls, sort_keys=True)}, median pass "
+                  f"{passes[count][1] * 1000:.0f} ms", flush=True)
+    small, large = (sum(passes[c][0].values()) for c in COUNTS)
+    others = sum(v for k, v in passes[COUNTS[1]][0].items() if not k.startswith("GET list"))
+    ratio = large / max(small, 1)
+    target, ok = at_most(ratio, 1.0)
+    outcomes = [Outcome("batch", "requests per reconcile pass, 1,000 vs 100 tasks (10 pools)",
+                        small, large, "requests", ratio, target, ok and others == 0,
+                        f"{others} requests other than lists; must not grow tenfold")]
+    base, ours = per_task[COUNTS[0]], per_task[COUNTS[1]]
+    target, ok = at_most(ours / base, 1.0)
+    outcomes.append(Outcome("batch", "requests per submitted task, 1,000 vs 100 tasks", base,
+                            ours, "requests/task", ours / base, target, ok and ours <= 2,
+                            "at most 2 per task"))
+    return outcomes
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; 0 if every figure meets its target."""
+    return bench_main(arguments, run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
