@@ -47,8 +47,9 @@ def _clause(match: re.Match[str]) -> Callable[[Mapping[str, Any]], bool]:
 
 
 def select(entity: Mapping[str, Any], fields: str | None) -> dict[str, Any]:
-    """The entity with only the ``$select`` fields (all without one)."""
+    """The entity with only the ``$select`` fields (all without one; never the fake's own
+    ``_``-prefixed bookkeeping)."""
     if not fields:
-        return dict(entity)
+        return {k: v for k, v in entity.items() if not k.startswith("_")}
     wanted = [f.strip() for f in fields.split(",") if f.strip()]
     return {k: entity[k] for k in wanted if k in entity}

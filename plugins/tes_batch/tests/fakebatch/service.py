@@ -81,8 +81,15 @@ class FakeBatch:
     account = "fakebatch"
     key = "ZmFrZS1iYXRjaC1rZXktZm9yLXRlc3RzLW9ubHk="
 
-    def __init__(self, root: Path, runner: str | None = None, tick: float = 0.05) -> None:
+    def __init__(self, root: Path, runner: str | None = None, tick: float = 0.05,
+                 on_node_lost: Any = None) -> None:
         self.root = root
+        self.on_node_lost = on_node_lost or (lambda task: None)
+        """Called with a task whose node died (what ran on the node, e.g. its containers,
+        dies with it: the test's callback removes them)."""
+        self.requeue_delay = 10.0
+        """Seconds a requeued task waits before it is scheduled again (a new node takes
+        minutes on Batch)."""
         self.runner = runner or str(Path(sys.executable).with_name("tes-runner"))
         self.tick = tick
         self.lock = threading.RLock()
@@ -168,6 +175,8 @@ class FakeBatch:
                 if node.task == (job, batch_task):
                     _kill(node)
                     self.nodes[pool].remove(node)
+            self.on_node_lost(task)
+            task["_not_before"] = time.monotonic() + self.requeue_delay
             info = task["executionInfo"]
             info["requeueCount"] = info.get("requeueCount", 0) + 1
             info["lastRequeueTime"] = _now()
@@ -388,9 +397,11 @@ class FakeBatch:
                 self._reap()
 
     def _pending(self, pool_id: str) -> list[tuple[str, dict[str, Any]]]:
+        now = time.monotonic()
         return [(job_id, task) for job_id, job in self.jobs.items()
                 if job["poolInfo"]["poolId"] == pool_id
-                for task in self.tasks[job_id].values() if task["state"] == "active"]
+                for task in self.tasks[job_id].values()
+                if task["state"] == "active" and task.get("_not_before", 0) <= now]
 
     def _scale(self, pool: dict[str, Any]) -> None:
         """The autoscale formula as this fake reads it: ``min(cap, pending tasks)`` nodes
