@@ -10,9 +10,8 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from tes_core.config import ConfigError, Settings
+from tes_core.config import ConfigError, PluginSettings, Settings
 
 RUNTIMES = ("docker",)
 """Container runtimes the pools' container configuration provides."""
@@ -90,18 +89,8 @@ class BatchSettings:
     def from_settings(cls, settings: Settings) -> BatchSettings:
         """Read the ``TES_BATCH_*`` variables; raise :class:`ConfigError` naming a bad one."""
 
-        def get(name: str, default: str = "") -> str:
-            return settings.plugin_setting(f"batch_{name}", default).strip()
-
-        def number(name: str, default: str, kind: type = float, low: float = 0) -> Any:
-            raw = get(name, default)
-            try:
-                value = kind(raw)
-            except ValueError:
-                raise ConfigError(f"TES_BATCH_{name.upper()}={raw!r} is not a number") from None
-            if value < low:
-                raise ConfigError(f"TES_BATCH_{name.upper()}={raw!r} must be at least {low}")
-            return value
+        plugin = PluginSettings(settings, "batch")
+        get, number = plugin.text, plugin.number
 
         url = get("account_url").rstrip("/")
         if not url:
