@@ -29,6 +29,10 @@ WORKDIR_VOLUME = "tes-wd"
 SHARED_VOLUME = "shared-global"
 TASK_VOLUME = "tes-task"
 GPU_RESOURCE = "nvidia.com/gpu"
+NO_ESCALATION = {"allowPrivilegeEscalation": False, "privileged": False,
+                 "seccompProfile": {"type": "RuntimeDefault"}}
+"""Every container the plugin makes: never privileged, no setuid gains, the runtime's
+default seccomp profile (an image's own user, root or not, is kept)."""
 _PVC_ROOT = Path("/pvc")
 _SHARED_ROOT = Path("/pvc-shared-global")
 
@@ -109,6 +113,7 @@ def coordinator_job(plan: dict[str, Any], image: str, service_account: str) -> d
             "image": image,
             "command": ["tes-aks-coordinator"],
             "env": [{"name": PLAN_ENV, "value": json.dumps(plan)}],
+            "securityContext": dict(NO_ESCALATION),
             "resources": {"requests": {"cpu": "50m", "memory": "128Mi"},
                           "limits": {"memory": "256Mi"}},
         }],
@@ -190,6 +195,7 @@ def transfer_job(plan: dict[str, Any], role: str) -> dict[str, Any]:
             "command": ["tes-filetransfer", command, "--task", f"{TASK_MOUNT}/{TASK_KEY}",
                         "--root", f"{TES_WD}/shared"],
             "env": env,
+            "securityContext": dict(NO_ESCALATION),
             "volumeMounts": [
                 {"name": WORKDIR_VOLUME, "mountPath": TES_WD, "subPath": "tes-wd"},
                 {"name": TASK_VOLUME, "mountPath": TASK_MOUNT, "readOnly": True},
@@ -236,6 +242,7 @@ def executor_job(plan: dict[str, Any], index: int) -> dict[str, Any]:
         "image": executor["image"],
         "command": executor_command(executor),
         "volumeMounts": executor_mounts(plan),
+        "securityContext": dict(NO_ESCALATION),
     }
     if executor.get("workdir"):
         container["workingDir"] = executor["workdir"]

@@ -118,6 +118,7 @@ def test_placement_of_a_preemptible_zoned_gpu_task() -> None:
         "cpu": "2", "memory": "1536Mi", "nvidia.com/gpu": "1"}
     assert spec["serviceAccountName"] == "reader" and "automountServiceAccountToken" not in spec
     assert plan["namespace"] == "team-a"
+    assert spec["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
     coordinator = manifests.coordinator_job(plan, "img", "tes-coordinator")
     assert "nodeSelector" not in coordinator["spec"]["template"]["spec"]
     for manifest in (coordinator, manifests.executor_job(plan, 0), manifests.volume_claim(plan),
