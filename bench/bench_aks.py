@@ -21,18 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import Outcome, at_most, bench_arguments, bench_main
+from tes_core.backends.base import BackendContext, TaskRecord
+from tes_core.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "plugins" / "tes_aks" / "tests"))
-
-from fakekube import FakeKube  # noqa: E402
-from tes_aks import manifests  # noqa: E402
-from tes_aks.backend import AksBackend  # noqa: E402
-from tes_aks.kube import Kube, api_client  # noqa: E402
-from tes_aks.plan import build_plan  # noqa: E402
-
-from tes_core.backends.base import BackendContext, TaskRecord  # noqa: E402
-from tes_core.config import Settings  # noqa: E402
+FAKE = REPO / "plugins" / "tes_aks" / "tests"
 
 COUNTS = (100, 1000)
 KINDS = ("Job", "Pod", "ConfigMap")
@@ -56,7 +49,10 @@ class _Reporter:
         return dict.fromkeys(task_ids, "RUNNING")
 
 
-def _populate(fake: FakeKube, backend: AksBackend, count: int) -> list[TaskRecord]:
+def _populate(fake: Any, backend: Any, count: int) -> list[TaskRecord]:
+    from tes_aks import manifests
+    from tes_aks.plan import build_plan
+
     tasks = []
     status = {"state": "RUNNING", "final": False, "attempt": 1, "waiting": None,
               "log": {"start_time": "2026-12-03T06:00:00.000Z", "end_time": None,
@@ -78,7 +74,7 @@ def _populate(fake: FakeKube, backend: AksBackend, count: int) -> list[TaskRecor
     return tasks
 
 
-def _pass(fake: FakeKube, backend: AksBackend, tasks: list[TaskRecord]) -> tuple[dict, float]:
+def _pass(fake: Any, backend: Any, tasks: list[TaskRecord]) -> tuple[dict, float]:
     before = len(fake.requests)
     started = time.perf_counter()
     observations = list(backend.poll(tasks))
@@ -93,6 +89,11 @@ def _pass(fake: FakeKube, backend: AksBackend, tasks: list[TaskRecord]) -> tuple
 
 def run(args: argparse.Namespace) -> list[Outcome]:
     """Count the calls of passes over 100 and 1,000 tasks; judge 1,000 against 100."""
+    sys.path.insert(0, str(FAKE))
+    from fakekube import FakeKube  # the plugin's fake API (its tests' own)
+    from tes_aks.backend import AksBackend
+    from tes_aks.kube import Kube, api_client
+
     figures: dict[int, tuple[dict, float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-aks-") as scratch:
         for count in COUNTS:

@@ -2,7 +2,7 @@
 
     python -m bench.run_all
         [--only create,get,list,run,burst,submitters,reconcile,poll,transfer,auth,dashboard,slurm,
-               runner,events,shutdown,batch]
+               aks,runner,events,shutdown,batch]
         [--database URL] [--json FILE] [--skip-large-transfer]
 
 Exit status: 0 when every judged figure meets its target, 1 when one misses,
@@ -17,6 +17,7 @@ import time
 import traceback
 
 from bench import (
+    bench_aks,
     bench_auth,
     bench_batch,
     bench_burst,
@@ -49,6 +50,7 @@ BENCHES = {
     "auth": bench_auth,
     "dashboard": bench_dashboard,
     "slurm": bench_slurm,
+    "aks": bench_aks,
     "runner": bench_runner,
     "events": bench_events,
     "shutdown": bench_shutdown,

@@ -53,14 +53,21 @@ def test_inputs_executors_outputs(kube: Any, cluster: Any, tmp_path: Path) -> No
              "stdout": "/outputs/copy.txt", "env": {"GREETING": "hi"}},
             {"image": "alpine", "command": ["sh", "-c", "echo $GREETING"],
              "env": {"GREETING": "hi there"}},
+            {"image": "alpine", "command": ["sh", "-c",
+                                            "cat /tes-wd/shared/data/in.txt; ls -d /scratch; "
+                                            "echo x > /tes-wd/shared-global/mark; "
+                                            "echo y > /data/in.txt || echo read-only"]},
         ],
+        "volumes": ["/scratch"],
     }
     status = run_task(kube, cluster, document, tmp_path)
     assert status["state"] == "COMPLETE", status["log"]["system_logs"]
     assert (tmp_path / "out/upper.txt").read_text() == "HELLO KUBERNETES\n"
     assert (tmp_path / "out/copy.txt").read_text() == "hello kubernetes\n"
     logs = status["log"]["logs"]
-    assert [entry["exit_code"] for entry in logs] == [0, 0, 0]
+    assert [entry["exit_code"] for entry in logs] == [0, 0, 0, 0]
+    assert logs[3]["stdout"].startswith("hello kubernetes\n/scratch\n")
+    assert "read-only" in logs[3]["stdout"], "inputs are mounted read-only"
     assert logs[0]["stdout"] == "wrote\n/outputs\n"
     assert logs[2]["stdout"] == "hi there\n"
     assert sorted(o["path"] for o in status["log"]["outputs"]) == ["/outputs/copy.txt",
