@@ -9,8 +9,9 @@ dedicated and low-priority).
   task (a pool and its job are made once per pool, then one task add per task). Target:
   1,000 tasks cost no more per task than 100, and at most 2 requests per task.
 * Polling: one ``BatchBackend.poll`` over the 100 and the 1,000 active (running) tasks.
-  Target: 1,000 tasks make no more requests than 100 (one pool list, one task list per pool
-  job and page of 1,000), none per task, so never ten times as many.
+  Target: 1,000 tasks make no more requests than 100 (one pool list, one node-count list per
+  10 pools, one task list per pool job and page of 1,000), none per task, so never ten times
+  as many.
 """
 
 from __future__ import annotations
@@ -96,8 +97,8 @@ def _pass(fake: FakeBatch, backend: BatchBackend, tasks: list[TaskRecord]) -> tu
     assert len(observations) == len(tasks), "each task is seen running on its node"
     calls: dict[str, int] = {}
     for request in fake.requests[before:]:
-        kind = "list pools" if request.path == "/pools" else (
-            "list tasks" if request.path.endswith("/tasks") else request.path)
+        kind = {"/pools": "list pools", "/nodecounts": "list node counts"}.get(
+            request.path, "list tasks" if request.path.endswith("/tasks") else request.path)
         key = f"{request.method} {kind}"
         calls[key] = calls.get(key, 0) + 1
     return calls, took

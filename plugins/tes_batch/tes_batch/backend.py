@@ -192,6 +192,7 @@ class BatchBackend(Backend):
                     **choice.metadata()}
         return observe(
             task, batch_task, snapshot.pools.get(pool), ids=metadata,
+            counts=snapshot.node_counts.get(pool),
             read_status=lambda: self._read_status(job, name),
             read_stderr=lambda: (self.api.read_file(job, name, "stderr.txt") or b"").decode(
                 "utf-8", "replace"),

@@ -110,6 +110,11 @@ class BatchApi:
                                        select=list(POOL_FIELDS), **options)
         return self._collect("listing pools", pages)
 
+    def list_node_counts(self) -> list[models.BatchPoolNodeCounts]:
+        """The node counts by state of every pool of the account (one request per page of
+        10 pools)."""
+        return self._collect("listing node counts", self.client.list_pool_node_counts())
+
     def _collect(self, what: str, pages: Iterator[Any]) -> list[Any]:
         try:
             return list(pages)

@@ -4,6 +4,7 @@ completed, the runner's ``status.json`` to a TES observation.
 Batch task                        runner's status.json     TES
 --------------------------------  -----------------------  ----------------------------------
 active, pool cannot grow          -                        QUEUED, the resize error as reason
+active, nodes failed start task   -                        QUEUED, saying so
 active, waiting for a node        -                        QUEUED, "waiting for a node"
 not completed, requeueCount > 0   -                        PREEMPTED, then a new attempt
 preparing, running                -                        INITIALIZING (GET reads the file)
@@ -41,10 +42,18 @@ def enum_value(value: Any) -> str:
     return str(getattr(value, "value", value))
 
 
-def pool_reason(pool: models.BatchPool | None, pool_id: str) -> str:
+def pool_reason(pool: models.BatchPool | None, pool_id: str,
+                counts: models.BatchPoolNodeCounts | None = None) -> str:
     """Why a task of ``pool_id`` waits for a node."""
     if pool is None:
         return f"waiting for Batch pool {pool_id} to be created"
+    failed_nodes = sum(getattr(kind, "start_task_failed", 0) or 0 for kind in (
+        counts.dedicated, counts.low_priority)) if counts is not None else 0
+    if failed_nodes:
+        return (f"Batch pool {pool_id}: {failed_nodes} node(s) failed the start task that "
+                "installs tes-runner, so no task can run there; check "
+                "TES_BATCH_RUNNER_INSTALL and TES_BATCH_NODE_IMAGE (the start task's "
+                "stderr.txt on a node says why)")
     errors = [e for e in pool.resize_errors or () if e.code]
     if errors:
         parts = [f"{e.code}: {(e.message or '').strip()}"
@@ -59,6 +68,7 @@ def observe(
     batch_task: models.BatchTask | None,
     pool: models.BatchPool | None,
     *,
+    counts: models.BatchPoolNodeCounts | None = None,
     ids: Mapping[str, str],
     read_status: Callable[[], dict[str, Any] | None],
     read_stderr: Callable[[], str],
@@ -79,7 +89,7 @@ def observe(
     if state != "completed" and info is not None and info.requeue_count:
         return _preempted(task, ids, resubmit, max_attempts)  # maybe rescheduled already
     if state == "active":
-        return _waiting(task, pool_reason(pool, ids["batch_pool_id"]), metadata)
+        return _waiting(task, pool_reason(pool, ids["batch_pool_id"], counts), metadata)
     if state in ("preparing", "running"):
         if task.state in ("INITIALIZING", "RUNNING"):
             return if_changed(task, Observation(task_id=task.id, metadata=metadata))

@@ -15,16 +15,19 @@ from .client import BatchApi, BatchApiError
 
 @dataclass
 class Snapshot:
-    """The tasks of some jobs (by job, then Batch task id) and the server's pools."""
+    """The tasks of some jobs (by job, then Batch task id), the server's pools and their
+    node counts."""
 
     tasks: dict[str, dict[str, models.BatchTask]] = field(default_factory=dict)
     pools: dict[str, models.BatchPool] = field(default_factory=dict)
+    node_counts: dict[str, models.BatchPoolNodeCounts] = field(default_factory=dict)
     taken: float = 0.0
 
 
 class Snapshots:
-    """Lists each job's tasks (one request per page) and the pools (one per page) at most
-    once per ``ttl`` seconds; a job not seen yet is listed on demand."""
+    """Lists each job's tasks (one request per page), the pools and their node counts (one
+    per page each) at most once per ``ttl`` seconds; a job not seen yet is listed on
+    demand."""
 
     def __init__(self, api: BatchApi, prefix: str, ttl: float) -> None:
         self.api = api
@@ -38,9 +41,10 @@ class Snapshots:
         with self._lock:
             now = time.monotonic()
             if now - self._current.taken > self.ttl:
-                self._current = Snapshot(pools={p.id: p for p in
-                                                self.api.list_pools(f"{self.prefix}-")},
-                                         taken=now)
+                pools = {p.id: p for p in self.api.list_pools(f"{self.prefix}-")}
+                counts = {c.pool_id: c for c in self.api.list_node_counts()
+                          if c.pool_id in pools}
+                self._current = Snapshot(pools=pools, node_counts=counts, taken=now)
             for job in sorted(set(jobs) - set(self._current.tasks)):
                 self._current.tasks[job] = self._list(job)
             return self._current

@@ -159,7 +159,7 @@ def test_listing_pages_and_one_list_per_job_whatever_the_number_of_tasks(batch, 
     assert len(observations) == len(refs)
     assert all("waiting for a node" in o.waiting_reason for o in observations)
     gets = [(r.path, r.query.get("skip")) for r in batch.recorded("GET")]
-    assert gets == [("/pools", None), (f"/jobs/{job}/tasks", None),
+    assert gets == [("/pools", None), ("/nodecounts", None), (f"/jobs/{job}/tasks", None),
                     (f"/jobs/{job}/tasks", "1000")]
 
 
@@ -177,6 +177,21 @@ def test_batch_failure_info_is_a_system_error_with_batch_text(batch, tmp_path):
     assert seen.state == "SYSTEM_ERROR"
     assert seen.system_logs == [f"Batch task {name} failed (ServerError, "
                                 "ContainerPoolingFailed): Docker could not pull the image"]
+
+
+def test_nodes_failing_their_start_task_are_the_waiting_reason(batch, tmp_path):
+    made = backend(batch, tmp_path)
+    batch.start_task_failures.add("*")
+    task = record("start-fails-1")
+    ref = made.submit(task)
+    job, name = ids.parse_ref(ref)
+    pool = batch.jobs[job]["poolInfo"]["poolId"]
+    wait_until(lambda: batch.nodes.get(pool))
+    made.snapshots.forget()
+    [seen] = made.poll([record(task.id, ref=ref)])
+    assert seen.state is None and "1 node(s) failed the start task" in seen.waiting_reason
+    assert "TES_BATCH_RUNNER_INSTALL" in seen.waiting_reason
+    assert batch.tasks[job][name]["state"] == "active"
 
 
 def test_a_task_deleted_outside_tes_is_a_system_error(batch, tmp_path):

@@ -213,10 +213,13 @@ def test_a_preempted_node_makes_a_new_attempt(server, batch):
     assert batch.find_task(first) is None  # removed, so Batch never runs it again
 
 
-def test_cancel_terminates_and_deletes_the_batch_task(server, batch):
+def test_get_shows_running_and_cancel_terminates_and_deletes_the_batch_task(server, batch):
     task_id = post(server.url, {"executors": [sh("sleep 300")]})
     name = f"{task_id}-1"
-    wait_until(lambda: (batch.find_task(name) or (0, {}))[1].get("state") == "running")
+    # A GET of a task on a node reads its status file: RUNNING, with the executor started.
+    servers.wait_for_state(server.url, task_id, {"RUNNING"}, timeout=120)
+    job, _ = batch.find_task(name)
+    assert batch.recorded("GET", f"/jobs/{job}/tasks/{name}/files/{STATUS_PATH}")
     answer = requests.post(f"{server.url}/tasks/{task_id}:cancel", timeout=60)
     assert answer.status_code == 200, answer.text
     assert servers.wait_for_state(server.url, task_id, TERMINAL)["state"] == "CANCELED"

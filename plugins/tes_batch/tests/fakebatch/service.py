@@ -62,6 +62,7 @@ class Node:
     root: Path
     task: tuple[str, str] | None = None
     process: subprocess.Popen[bytes] | None = None
+    start_task_failed: bool = False
 
 
 @dataclass
@@ -106,6 +107,8 @@ class FakeBatch:
         """(status, Retry-After seconds) answered to the next requests, one each."""
         self.task_failures: dict[str, dict[str, Any]] = {}
         """Batch task id -> failureInfo the task completes with, instead of running."""
+        self.start_task_failures: set[str] = set()
+        """Pool ids (``*``: every pool) whose new nodes fail their start task."""
         self.paused = False
         self._counter = itertools.count(1)
         self._stop = threading.Event()
@@ -147,6 +150,7 @@ class FakeBatch:
             self.resize_errors.clear()
             self.throttled.clear()
             self.task_failures.clear()
+            self.start_task_failures.clear()
             self.paused = False
 
     def recorded(self, method: str | None = None, path: str = "") -> list[Recorded]:
@@ -247,6 +251,9 @@ class FakeBatch:
                     _kill(node)
                 del self.pools[pool]
                 return 202, None
+            case "GET", ["nodecounts"]:
+                return self._list(self._node_counts(), {"maxresults": "10", **query},
+                                  "nodecounts")
             case "POST", ["jobs"]:
                 return self._add_job(payload)
             case "GET", ["jobs"]:
@@ -306,6 +313,25 @@ class FakeBatch:
             link = "&".join(f"{k}={v}" for k, v in rest.items())
             answer["odata.nextLink"] = f"{self.url}/{where}?{link}"
         return 200, answer
+
+    def _node_counts(self) -> list[dict[str, Any]]:
+        """``GET /nodecounts``: each pool's nodes by state, dedicated and low-priority."""
+        states = ("creating", "idle", "offline", "preempted", "rebooting", "reimaging",
+                  "running", "starting", "startTaskFailed", "leavingPool", "unknown",
+                  "unusable", "waitingForStartTask", "deallocated", "deallocating",
+                  "upgradingOS")
+        answer = []
+        for pool_id, nodes in self.nodes.items():
+            row: dict[str, Any] = {"poolId": pool_id}
+            for kind, low in (("dedicated", False), ("lowPriority", True)):
+                counts = dict.fromkeys(states, 0)
+                for node in (n for n in nodes if n.low_priority == low):
+                    state = ("startTaskFailed" if node.start_task_failed
+                             else "running" if node.task else "idle")
+                    counts[state] += 1
+                row[kind] = {**counts, "total": sum(counts.values())}
+            answer.append(row)
+        return answer
 
     def _entity(self, kind: str, payload: Any) -> dict[str, Any]:
         if not isinstance(payload, dict) or not payload.get("id"):
@@ -425,8 +451,10 @@ class FakeBatch:
             link = root / "shared" / "tes-runner" / "bin" / "tes-runner"
             if not link.exists():
                 link.symlink_to(self.runner)
-            nodes.append(Node(node_id, pool["id"], low_priority, root))
-        idle = [n for n in nodes if not n.task]
+            failing = bool({pool["id"], "*"} & self.start_task_failures)
+            nodes.append(Node(node_id, pool["id"], low_priority, root,
+                              start_task_failed=failing))
+        idle = [n for n in nodes if not n.task and not n.start_task_failed]
         while len(nodes) > target and idle:
             nodes.remove(idle.pop())
         count = len(nodes)
@@ -434,7 +462,7 @@ class FakeBatch:
         pool["targetLowPriorityNodes" if low_priority else "targetDedicatedNodes"] = target
 
     def _schedule(self, pool: dict[str, Any]) -> None:
-        idle = [n for n in self.nodes[pool["id"]] if not n.task]
+        idle = [n for n in self.nodes[pool["id"]] if not n.task and not n.start_task_failed]
         for job_id, task in self._pending(pool["id"]):
             if not idle:
                 return
