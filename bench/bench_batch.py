@@ -27,16 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import Outcome, at_most, bench_arguments, bench_main
+from tes_core.backends.base import BackendContext, TaskRecord
+from tes_core.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "plugins" / "tes_batch" / "tests"))
-
-from fakebatch import FakeBatch  # noqa: E402
-from tes_batch import ids  # noqa: E402
-from tes_batch.backend import BatchBackend  # noqa: E402
-
-from tes_core.backends.base import BackendContext, TaskRecord  # noqa: E402
-from tes_core.config import Settings  # noqa: E402
+FAKE = REPO / "plugins" / "tes_batch" / "tests"
 
 COUNTS = (100, 1000)
 SHAPES = [{"cpu_cores": cores, "preemptible": spot}
@@ -63,7 +58,7 @@ class _Reporter:
         return dict.fromkeys(task_ids, "RUNNING")
 
 
-def _submit(fake: FakeBatch, backend: BatchBackend, count: int) -> tuple[list[TaskRecord], int]:
+def _submit(fake: Any, backend: Any, count: int) -> tuple[list[TaskRecord], int]:
     """Submit ``count`` tasks over the ten shapes; the requests it took."""
     before = len(fake.requests)
     tasks = []
@@ -77,7 +72,7 @@ def _submit(fake: FakeBatch, backend: BatchBackend, count: int) -> tuple[list[Ta
     return tasks, len(fake.requests) - before
 
 
-def _run_all(fake: FakeBatch) -> None:
+def _run_all(fake: Any) -> None:
     """Every task running on a node of its pool (what a busy account looks like)."""
     with fake.lock:
         for job, tasks in fake.tasks.items():
@@ -88,7 +83,7 @@ def _run_all(fake: FakeBatch) -> None:
                 task["executionInfo"]["startTime"] = "2026-12-03T06:00:00.000Z"
 
 
-def _pass(fake: FakeBatch, backend: BatchBackend, tasks: list[TaskRecord]) -> tuple[dict, float]:
+def _pass(fake: Any, backend: Any, tasks: list[TaskRecord]) -> tuple[dict, float]:
     backend.snapshots.forget()
     before = len(fake.requests)
     started = time.perf_counter()
@@ -106,6 +101,11 @@ def _pass(fake: FakeBatch, backend: BatchBackend, tasks: list[TaskRecord]) -> tu
 
 def run(args: argparse.Namespace) -> list[Outcome]:
     """Count the requests of submits and passes at 100 and 1,000 tasks; judge 1,000 by 100."""
+    sys.path.insert(0, str(FAKE))
+    from fakebatch import FakeBatch  # the plugin's fake Batch service (its tests' own)
+    from tes_batch import ids
+    from tes_batch.backend import BatchBackend
+
     passes: dict[int, tuple[dict, float]] = {}
     per_task: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as scratch:
