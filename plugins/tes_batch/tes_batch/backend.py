@@ -109,7 +109,7 @@ class BatchBackend(Backend):
 
     def submit_attempt(self, task: TaskRecord, attempt: int) -> str:
         """Submit ``attempt`` of ``task``; see :meth:`submit`."""
-        choice = self._choice(task)
+        choice = self._choice(task, attempt)
         pool = self._pool_id(choice)
         job = ids.job_id(pool)
         name = ids.task_id(task.id, attempt)
@@ -132,9 +132,12 @@ class BatchBackend(Backend):
                  "added" if created else "adopted")
         return ref
 
-    def _choice(self, task: TaskRecord) -> sizing.Choice:
+    def _choice(self, task: TaskRecord, attempt: int | None = None) -> sizing.Choice:
+        """The node of ``attempt`` (default: the current one) of ``task``."""
+        attempt = attempt or max(1, len(task.logs))
+        dedicated = self.conf.preempted_dedicated and attempt > 1
         try:
-            return sizing.choose(task.document, self.conf.vm_sizes)
+            return sizing.choose(task.document, self.conf.vm_sizes, dedicated=dedicated)
         except sizing.NeverFits as exc:
             raise BackendError(str(exc)) from None
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tes_core.config import ConfigError, PluginSettings, Settings
+from tes_core.telemetry.redact import register_secret
 
 RUNTIMES = ("docker",)
 """Container runtimes the pools' container configuration provides."""
@@ -69,6 +70,8 @@ class BatchSettings:
     runtime: str = "docker"
     max_attempts: int = 3
     """Attempts of a task whose node Batch preempts (the first run included)."""
+    preempted_dedicated: bool = False
+    """Run the attempts after a preemption on dedicated nodes."""
     pool_prefix: str = "tes"
     """First part of every pool and job id this server makes (several servers may share
     an account with different prefixes)."""
@@ -100,6 +103,8 @@ class BatchSettings:
             raise ConfigError(f"TES_BATCH_ACCOUNT_URL={url!r} is not an http(s) endpoint "
                               "without a path")
         key = get("account_key")
+        if key:
+            register_secret(key)  # masked in every log line, whatever logs it
         name = get("account_name") or _account_from_url(url)
         if key and not name:
             raise ConfigError("TES_BATCH_ACCOUNT_NAME is needed with TES_BATCH_ACCOUNT_KEY "
@@ -126,12 +131,21 @@ class BatchSettings:
             node_agent_sku=get("node_agent_sku", "batch.node.ubuntu 22.04"),
             runtime=runtime,
             max_attempts=number("max_attempts", "3", int, 1),
+            preempted_dedicated=_flag(get("preempted_dedicated", "false"),
+                                      "TES_BATCH_PREEMPTED_DEDICATED"),
             pool_prefix=prefix,
             max_nodes=number("max_nodes", "10", int, 1),
             pool_idle=number("pool_idle", "1800", float, 0),
             sweep_interval=number("sweep_interval", "60", float, 0),
             request_timeout=number("request_timeout", "60", float, 1),
         )
+
+
+def _flag(raw: str, variable: str) -> bool:
+    value = raw.lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{variable}={raw!r} is not true or false")
+    return value in ("true", "1", "yes")
 
 
 def _account_from_url(url: str) -> str:

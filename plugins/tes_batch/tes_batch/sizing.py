@@ -75,11 +75,14 @@ def validate(parameters: Mapping[str, Any], sizes: Sequence[VmSize]) -> None:
                        f"(allowed: {allowed})")
 
 
-def choose(document: Mapping[str, Any], sizes: Sequence[VmSize]) -> Choice:
-    """The node for a task document; :class:`NeverFits` when no allowed size can run it."""
+def choose(document: Mapping[str, Any], sizes: Sequence[VmSize], *,
+           dedicated: bool = False) -> Choice:
+    """The node for a task document (``dedicated``: never low-priority, as after a
+    preemption with ``TES_BATCH_PREEMPTED_DEDICATED``); :class:`NeverFits` when no allowed
+    size can run it."""
     resources = document.get("resources") or {}
     parameters = resources.get("backend_parameters") or {}
-    low_priority = bool(resources.get("preemptible"))
+    low_priority = bool(resources.get("preemptible")) and not dedicated
     cores = float(resources.get("cpu_cores") or 1)
     ram = float(resources.get("ram_gb") or 0)
     disk = float(resources.get("disk_gb") or 0)

@@ -251,6 +251,52 @@ def test_the_sweep_deletes_finished_tasks_and_idle_pools(batch, tmp_path):
     assert ids.parse_ref(ref)[0] == job and pool in batch.pools
 
 
+def test_a_preempted_task_goes_on_dedicated_nodes_when_asked(batch, tmp_path):
+    made = backend(batch, tmp_path, TES_BATCH_PREEMPTED_DEDICATED="true")
+    document = {"executors": [{"image": "busybox:latest", "command": ["sleep", "30"]}],
+                "resources": {"preemptible": True}}
+    task = record("spot-1", document)
+    ref = made.submit(task)
+    job, name = ids.parse_ref(ref)
+    assert "-lp-" in job
+    wait_until(lambda: batch.tasks[job][name]["state"] == "running")
+    batch.preempt(name)
+    made.snapshots.forget()
+    running = record(task.id, document, ref=ref, state="RUNNING",
+                     logs=[{"start_time": "2026-12-03T06:00:00Z"}])
+    [seen] = made.poll([running])
+    assert seen.new_attempt and "-dd-" in seen.backend_ref, seen
+    assert name not in batch.tasks[job]  # the preempted attempt is gone
+    second = record(task.id, document, ref=seen.backend_ref, logs=[{}, {}])
+    made.snapshots.forget()
+    [waiting] = made.poll([second])
+    assert waiting.metadata["vm_low_priority"] == "false"
+    made.cancel(second)
+
+
+def test_a_batch_outage_at_submit_loses_nothing(batch, tmp_path):
+    batch.paused = True
+    made = backend(batch, tmp_path)
+    made.submit(record("outage-0"))  # pool and job exist
+    batch.throttled = [(503, 0)] * 7  # the first try and the SDK's 6 retries
+    task = record("outage-1")
+    ref = made.submit(task)
+    assert ref.startswith(WAIT)
+    assert not [r for r in batch.recorded("POST") if r.status == 201 and
+                r.body.get("displayName") == task.id]
+    [seen] = made.poll([record(task.id, ref=ref)])
+    assert seen.backend_ref == ref.removeprefix(WAIT)
+    job, name = ids.parse_ref(seen.backend_ref)
+    assert list(batch.tasks[job]).count(name) == 1
+
+
+def test_the_account_key_never_reaches_a_log_line(batch, tmp_path):
+    from tes_core.telemetry.redact import redact
+
+    backend(batch, tmp_path)
+    assert batch.key not in redact(f"signing with {batch.key}")
+
+
 def test_a_wrong_key_stops_the_start(batch, tmp_path):
     env = {**batch.settings(), "TES_BATCH_ACCOUNT_KEY": "d3Jvbmcta2V5",
            "TES_DATA_DIR": str(tmp_path)}

@@ -51,6 +51,8 @@ def test_size_table_inline_and_from_a_file(tmp_path):
     ({"account_url": "http://127.0.0.1:9", "vm_sizes": "/nonexistent/sizes.json"},
      "TES_BATCH_VM_SIZES"),
     ({"account_url": "http://127.0.0.1:9", "runtime": "podman"}, "TES_BATCH_RUNTIME"),
+    ({"account_url": "http://127.0.0.1:9", "preempted_dedicated": "maybe"},
+     "TES_BATCH_PREEMPTED_DEDICATED"),
 ])
 def test_bad_settings_are_named(env, named):
     with pytest.raises(ConfigError, match=named.replace("[", r"\[").replace("]", r"\]")):
