@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fakekube import FakeKube  # noqa: E402
+from fakekube import FakeKube, schema_check  # noqa: E402
 from simulator import Kubelet  # noqa: E402
 
 
@@ -32,6 +32,7 @@ class Cluster:
             return  # made by the fake's Job controller, not by the plugin
         try:
             check(obj)
+            schema_check(obj)
         except Exception as exc:  # noqa: BLE001 - every failure is a finding
             self.invalid.append(f"{obj['kind']} {obj['metadata'].get('name')}: {exc}")
 

@@ -293,6 +293,14 @@ class FakeKube:
         return path
 
 
+def schema_check(obj: dict[str, Any]) -> None:
+    """Validate ``obj`` strictly against the Kubernetes API's JSON schemas (generated from
+    its OpenAPI document, as PyPI's kubernetes-validate ships them)."""
+    import kubernetes_validate
+
+    kubernetes_validate.validate(obj, kubernetes_validate.latest_version(), strict=True)
+
+
 def _status(code: int, reason: str, message: str, status: str = "Failure") -> dict[str, Any]:
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": status,
             "message": message, "reason": reason, "code": code}

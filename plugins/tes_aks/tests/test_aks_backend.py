@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakekube import schema_check
 from tes_core.backends.base import BackendContext, TaskRecord
 from tes_core.config import Settings
 
@@ -124,6 +125,7 @@ def test_placement_of_a_preemptible_zoned_gpu_task() -> None:
     for manifest in (coordinator, manifests.executor_job(plan, 0), manifests.volume_claim(plan),
                      manifests.transfer_job(plan, names.STAGE_IN), manifests.task_config_map(plan)):
         manifests.check(manifest)
+        schema_check(manifest)
 
 
 @pytest.mark.parametrize(("key", "value"), [
@@ -146,6 +148,8 @@ def test_the_manifest_check_fails_on_unknown_or_mistyped_fields() -> None:
     job["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
     with pytest.raises(ValueError, match="imagePullPolicyy"):
         manifests.check(job)
+    with pytest.raises(Exception, match="imagePullPolicyy"):
+        schema_check(job)
     job = manifests.executor_job(plan, 0)
     job["spec"]["backoffLimit"] = "0"
     with pytest.raises(ValueError, match="backoffLimit: expected int"):
