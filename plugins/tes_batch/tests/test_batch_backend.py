@@ -297,6 +297,33 @@ def test_the_account_key_never_reaches_a_log_line(batch, tmp_path):
     assert batch.key not in redact(f"signing with {batch.key}")
 
 
+def test_the_key_may_be_a_key_vault_reference(batch, tmp_path, monkeypatch):
+    keyvault = pytest.importorskip("tes_azure.keyvault")
+    fake_vault = pytest.importorskip("tests.fake_keyvault")
+    vault = fake_vault.FakeKeyVault(tmp_path)
+    try:
+        monkeypatch.setattr(keyvault, "default_credential", fake_vault.StaticCredential)
+        monkeypatch.setattr(keyvault, "CLIENT_OPTIONS", vault.client_options())
+        vault.set("batch-key", batch.key)
+        reference = f"@Microsoft.KeyVault(SecretUri={vault.url}/secrets/batch-key/)"
+        made = backend(batch, tmp_path, TES_BATCH_ACCOUNT_KEY=reference)
+    finally:
+        vault.close()
+    batch.paused = True
+    assert made.conf.account_key == batch.key
+    assert made.submit(record("vault-1")).endswith("/vault-1-1")
+
+
+def test_without_a_key_requests_are_signed_by_azure_ad(batch, tmp_path):
+    from azure.identity import DefaultAzureCredential
+
+    env = {**batch.settings(), "TES_BATCH_ACCOUNT_KEY": "", "TES_DATA_DIR": str(tmp_path)}
+    made = BatchBackend(BackendContext(Settings.from_env(env), Reporter(), "w1"))
+    assert not made.conf.shared_key
+    assert isinstance(made.api.client._config.credential, DefaultAzureCredential)
+    assert "Azure AD" in made.describe()
+
+
 def test_a_wrong_key_stops_the_start(batch, tmp_path):
     env = {**batch.settings(), "TES_BATCH_ACCOUNT_KEY": "d3Jvbmcta2V5",
            "TES_DATA_DIR": str(tmp_path)}
