@@ -113,9 +113,13 @@ class Kube:
                 return None
             raise
 
-    def list(self, kind: str, namespace: str, selector: str) -> list[dict[str, Any]]:
-        """Every object of ``kind`` in ``namespace`` whose labels match ``selector``."""
-        data = self._call("list_namespaced_{kind}", kind, namespace, label_selector=selector)
+    def list(self, kind: str, namespace: str, selector: str,
+             limit: int | None = None) -> list[dict[str, Any]]:
+        """Every object of ``kind`` in ``namespace`` whose labels match ``selector`` (the
+        first ``limit`` of them when given)."""
+        extra = {} if limit is None else {"limit": limit}
+        data = self._call("list_namespaced_{kind}", kind, namespace, label_selector=selector,
+                          **extra)
         return list(data.get("items") or [])
 
     def patch(self, kind: str, namespace: str, name: str, body: dict[str, Any]) -> None:

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from tes_core.config import ConfigError, PluginSettings, Settings
 
 from .names import is_dns_label
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def own_namespace(path: Path = SERVICE_ACCOUNT_NAMESPACE) -> str:
+    """The namespace of the pod this runs in (its service account's), ``default`` outside
+    a cluster: the server deployed on a cluster runs its tasks next to itself unless told."""
+    try:
+        return path.read_text(encoding="utf-8").strip() or "default"
+    except OSError:
+        return "default"
 
 
 @dataclass(frozen=True)
@@ -55,7 +67,7 @@ class AksSettings:
                                       "label")
             return values
 
-        namespace = get("namespace", "default")
+        namespace = get("namespace", own_namespace())
         if not is_dns_label(namespace):
             raise ConfigError(f"TES_AKS_NAMESPACE={namespace!r} is not a DNS-1123 label")
         prefix = get("name_prefix", "tes-")

@@ -174,3 +174,29 @@ def test_a_coordinator_that_dies_fails_the_task_with_its_log(cluster: Any,
     assert cluster.fake.find("Job", "default", names.task_selector(task.id)) == []
     aks.remove(running)
     assert cluster.fake.find("ConfigMap", "default", names.task_selector(task.id)) == []
+
+
+def test_refresh_reads_one_status_config_map(cluster: Any, tmp_path: Path) -> None:
+    aks = backend(cluster, tmp_path)
+    task = record()
+    ref = aks.submit(task)
+    running = TaskRecord(**{**task.__dict__, "backend_ref": ref, "state": "INITIALIZING"})
+    assert aks.refresh(running) is None  # no status yet
+    plan = build_plan(task.id, task.document, 1, aks.conf, {})
+    status = {"state": "RUNNING", "final": False, "waiting": None,
+              "log": {"start_time": "2026-12-03T06:00:00Z", "logs": [{"exit_code": 0}]}}
+    aks.kube.create(manifests.status_config_map(plan, status))
+    before = len(cluster.fake.requests)
+    observation = aks.refresh(running)
+    assert observation.state == "RUNNING" and observation.executor_logs == [{"exit_code": 0}]
+    assert len(cluster.fake.requests) - before == 1
+    aks.cancel(running)
+    assert cluster.fake.find("ConfigMap", "default", names.task_selector(task.id)) == []
+
+
+def test_the_namespace_defaults_to_the_pods_own(tmp_path: Path) -> None:
+    from tes_aks.settings import own_namespace
+
+    (tmp_path / "namespace").write_text("tes\n")
+    assert own_namespace(tmp_path / "namespace") == "tes"
+    assert own_namespace(tmp_path / "missing") == "default"
