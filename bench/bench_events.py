@@ -19,12 +19,14 @@ and the events client got every change.
 Then **listeners**: ``--listeners`` (100) clients hold streams open on one gunicorn
 process with enough threads (``--threads 128``, ``TES_EVENTS_MAX_CLIENTS``) while
 tasks are created as fast as 8 connections can (bench/loadgen.py) and
-``--change-rate`` tasks change state each second. ``--rounds`` windows with and
-``--rounds`` without the listeners run in ABBA order (with, without, without, with,
-...), so a drift in the machine's load hits both alike. Judged: the median create
-rate with them is at least 0.8x the median without, and every listener got every
-change; printed: every window's rate, server CPU per create, p50/p99 delivery
-latency (from the event's ``time`` to its arrival at a listener).
+``--change-rate`` tasks change state each second (the listeners are sockets read by
+one thread of this process, so their client side takes little of the shared CPUs).
+``--rounds`` windows with and ``--rounds`` without the listeners run in ABBA order
+(without, with, with, without, ...), so a drift in the machine's load hits both
+alike. Judged: the median create rate with them is at least 0.8x the median without,
+and every listener got every change; printed: every window's rate, server CPU per
+create, p50/p99 delivery latency (from the event's ``time`` to its arrival at a
+listener).
 
     python -m bench.bench_events [--tasks 1000] [--poll-every 5] [--seconds 15]
         [--change-rate 5] [--listeners 100] [--rounds 4] [--part both|polling|listeners]
@@ -34,6 +36,7 @@ latency (from the event's ``time`` to its arrival at a listener).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import threading
@@ -41,6 +44,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from bench._common import (
     API,
@@ -140,6 +145,73 @@ class Follower(threading.Thread):
             pass
 
 
+class Crowd:
+    """``count`` listeners as bare sockets read by one thread (tests/events/rawstream.py):
+    on the shared machine their client side costs little, so the windows with them
+    measure what they cost the server, not what 100 client threads cost the CPUs."""
+
+    def __init__(self, base: str, count: int, patience: float = 30.0) -> None:
+        from tests.events.rawstream import RawStream, pump
+
+        port = urlsplit(base).port or 80
+        self.streams: list[RawStream] = []
+        # The places of the previous window's listeners free within a second or two of
+        # their hanging up: wait for them, as clients honouring Retry-After do.
+        deadline = time.monotonic() + patience
+        while len(self.streams) < count:
+            batch = [RawStream(port) for _ in range(count - len(self.streams))]
+            pump(batch, functools.partial(_answered, batch), timeout=60)
+            for stream in batch:
+                if stream.opened:
+                    self.streams.append(stream)
+                elif stream.status == 503 and time.monotonic() < deadline:
+                    stream.close()
+                else:
+                    raise SystemExit(f"bench_events: a listener was refused: {stream.head!r}")
+            if len(self.streams) < count:
+                time.sleep(0.2)
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=pump, args=(self.streams, self._stop.is_set,
+                                                           3600.0), daemon=True)
+        self._reader.start()
+
+    def counts(self) -> list[int]:
+        """How many state events each listener received."""
+        return [len(stream.events()) for stream in self.streams]
+
+    def delays(self) -> list[float]:
+        """Seconds from each state event's ``time`` to its arrival, every listener's."""
+        return [arrived - datetime.fromisoformat(json.loads(event.data)["time"]).timestamp()
+                for stream in self.streams for arrived, event in stream.frames
+                if event.event == "state"]
+
+    def close(self, base: str) -> None:
+        """Stop reading, hang up every listener, and return once the server serves a new
+        stream again (right after many listeners leave at once, gunicorn answered nothing
+        for several seconds: that wait must not fall into the next window)."""
+        from tests.events.rawstream import RawStream, pump
+
+        self._stop.set()
+        self._reader.join(5)
+        for stream in self.streams:
+            stream.close()
+        port = urlsplit(base).port or 80
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            probe = RawStream(port)
+            pump([probe], functools.partial(_answered, [probe]), timeout=30)
+            probe.close()
+            if probe.opened:
+                break
+            time.sleep(0.2)
+        time.sleep(1.0)
+
+
+def _answered(streams: list[Any]) -> bool:
+    """Whether every stream began or was answered otherwise (a 503) or closed."""
+    return all(s.opened or s.status not in (None, 200) or s.closed for s in streams)
+
+
 def run(args: argparse.Namespace) -> list[Outcome]:
     """Both parts: polling against events, then the create rate with listeners."""
     polling = run_polling(args) if args.part in ("both", "polling") else []
@@ -232,21 +304,18 @@ def run_listeners(args: argparse.Namespace) -> list[Outcome]:
                   f"{args.change_rate:g} changes/s; one gunicorn process, {threads} threads; "
                   f"{args.rounds} rounds of each, ABBA order, {args.seconds:g} s each")
             machine_load("before")
-            groups: list[tuple[list[Follower], int]] = []
+            crowds: list[tuple[Crowd, int]] = []
 
             def alone() -> Creates:
                 return _creates(tes.base, body, changes, args.seconds)
 
             def crowded() -> Creates:
-                group = [Follower(tes.url) for _ in range(args.listeners)]
-                for follower in group:
-                    follower.start()
+                crowd = Crowd(tes.base, args.listeners)
                 time.sleep(1.0)
                 measured_creates = _creates(tes.base, body, changes, args.seconds)
                 time.sleep(2.0)  # the last changes' events
-                for follower in group:
-                    hang_up(follower.response)
-                groups.append((group, measured_creates.changes))
+                crowd.close(tes.base)
+                crowds.append((crowd, measured_creates.changes))
                 return measured_creates
 
             try:
@@ -261,8 +330,8 @@ def run_listeners(args: argparse.Namespace) -> list[Outcome]:
     base = median([r.rate for r in without])
     ours = median([r.rate for r in with_listeners])
     ratio = ours / base if base else 0.0
-    delays = sorted(d for group, _ in groups for f in group for d in f.delays)
-    got_all = all(f.events == changed for group, changed in groups for f in group)
+    delays = sorted(d for crowd, _ in crowds for d in crowd.delays())
+    got_all = all(n == changed for crowd, changed in crowds for n in crowd.counts())
     p50 = delays[len(delays) // 2] * 1000 if delays else float("nan")
     p99 = delays[int(len(delays) * 0.99)] * 1000 if delays else float("nan")
     print(f"  creates/s without listeners {[round(r.rate, 1) for r in without]}, with "
