@@ -187,8 +187,7 @@ class Crowd:
 
     def close(self, base: str) -> None:
         """Stop reading, hang up every listener, and return once the server serves a new
-        stream again (right after many listeners leave at once, gunicorn answered nothing
-        for several seconds: that wait must not fall into the next window)."""
+        stream again, so that the next window starts on a settled server."""
         from tests.events.rawstream import RawStream, pump
 
         self._stop.set()

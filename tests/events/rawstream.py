@@ -42,7 +42,7 @@ class RawStream:
         except OSError:
             chunk = b""
         if not chunk:
-            self.closed = True
+            self.close()
             return
         now = time.time()
         if self.headers_done:
@@ -52,6 +52,9 @@ class RawStream:
         if b"\r\n\r\n" in self.head:
             self.head, _, rest = self.head.partition(b"\r\n\r\n")
             self.headers_done = True
+            if self.status != 200:  # refused (a 503): its head says why
+                self.close()
+                return
             self._take(rest, now)
 
     def _take(self, data: bytes, now: float) -> None:
@@ -79,7 +82,10 @@ class RawStream:
         return [event for _, event in self.frames if event.event == kind]
 
     def close(self) -> None:
-        """Hang up."""
+        """Hang up. As soon as the server ended or refused the stream too: gunicorn closes
+        a connection by waiting (up to 2 s, in its one main thread, serving no one
+        meanwhile) for the client to close its side."""
+        self.closed = True
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
@@ -98,6 +104,6 @@ def pump(streams: list[RawStream], until: Callable[[], bool], timeout: float) ->
             for key, _ in selector.select(timeout=0.5):
                 key.data.read()
                 if key.data.closed:
-                    selector.unregister(key.fileobj)
+                    selector.unregister(key.fd)
     finally:
         selector.close()
