@@ -124,7 +124,8 @@ class AksBackend(Backend):
 
     def poll(self, tasks: Sequence[TaskRecord]) -> Iterable[Observation]:
         """Observations of many tasks from one list per resource kind and namespace."""
-        mine = [t for t in tasks if _ref(t.backend_ref)]
+        # A CANCELING task is the cancel's: its objects are going, on purpose.
+        mine = [t for t in tasks if _ref(t.backend_ref) and t.state != "CANCELING"]
         observations: list[Observation] = []
         for namespace in sorted({_ref(t.backend_ref)[0] for t in mine}):  # type: ignore[index]
             try:

@@ -90,6 +90,8 @@ def test_a_job_deleted_outside_tes_fails_the_running_task(cluster: Any,
     task = record()
     ref = aks.submit(task)
     cluster.fake.remove("Job", "default", ref.split("/")[1])
+    canceling = TaskRecord(**{**task.__dict__, "backend_ref": ref, "state": "CANCELING"})
+    assert list(aks.poll([canceling])) == [], "a cancel's deletions are not a failure"
     [observation] = aks.poll([TaskRecord(**{**task.__dict__, "backend_ref": ref,
                                             "state": "INITIALIZING"})])
     assert observation.state == "SYSTEM_ERROR"
