@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -71,6 +73,9 @@ class BatchBackend(Backend):
                                on_delete=self._ready.discard)
         self._held: dict[str, str] = {}
         """Why an attempt waits before Batch took it, by TES id."""
+        self._looked: dict[str, float] = {}
+        """When :meth:`refresh` last read each task's status file."""
+        self._lock = threading.Lock()
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -233,11 +238,25 @@ class BatchBackend(Backend):
         return resubmit
 
     def refresh(self, task: TaskRecord) -> Observation | None:
-        """For ``GET``: the runner's status file of a task on a node (one request)."""
+        """For ``GET``: the runner's status file of a task on a node, at most once per task
+        every ``TES_BATCH_REFRESH_INTERVAL`` seconds in this process (clients poll far more
+        often than that; each look is a Batch request)."""
         parsed = ids.parse_ref(task.backend_ref)
         if parsed is None or task.state not in ("INITIALIZING", "RUNNING"):
             return None
-        status = self._read_status(*parsed)
+        now = time.monotonic()
+        with self._lock:
+            if now - self._looked.get(task.id, -1e9) < self.conf.refresh_interval:
+                return None
+            if len(self._looked) > 10_000:  # forget tasks not looked at lately
+                self._looked = {k: v for k, v in self._looked.items()
+                                if now - v < self.conf.refresh_interval}
+            self._looked[task.id] = now
+        try:
+            status = self._read_status(*parsed)
+        except BatchApiError as exc:  # not started on its node yet, or Batch busy
+            log.debug("task %s: no status file to read yet: %s", task.id, exc)
+            return None
         if status is None or status.get("final") or status.get("state") not in RUNNER_STATES:
             return None  # the reconcile pass reports the end, with Batch's word on it
         return if_changed(task, from_status(task, status, {}))

@@ -79,6 +79,8 @@ class BatchSettings:
     """Upper bound of each pool's autoscale formula."""
     pool_idle: float = 1800.0
     """Seconds a pool no active task uses lives before the sweep deletes it."""
+    refresh_interval: float = 5.0
+    """Seconds between two reads of one task's status file for ``GET`` (per process)."""
     sweep_interval: float = 60.0
     """Seconds between two sweeps (finished Batch tasks, idle pools)."""
     request_timeout: float = 60.0
@@ -136,6 +138,7 @@ class BatchSettings:
             pool_prefix=prefix,
             max_nodes=number("max_nodes", "10", int, 1),
             pool_idle=number("pool_idle", "1800", float, 0),
+            refresh_interval=number("refresh_interval", "5", float, 0),
             sweep_interval=number("sweep_interval", "60", float, 0),
             request_timeout=number("request_timeout", "60", float, 1),
         )

@@ -194,6 +194,20 @@ def test_nodes_failing_their_start_task_are_the_waiting_reason(batch, tmp_path):
     assert batch.tasks[job][name]["state"] == "active"
 
 
+def test_get_reads_a_running_task_status_file_at_most_once_per_interval(batch, tmp_path):
+    made = backend(batch, tmp_path, TES_BATCH_REFRESH_INTERVAL="3600")
+    task = record("refresh-1", {"executors": [{"image": "busybox:latest",
+                                               "command": ["sleep", "30"]}]})
+    ref = made.submit(task)
+    job, name = ids.parse_ref(ref)
+    path = f"/jobs/{job}/tasks/{name}/files/wd/tes/status.json"
+    wait_until(lambda: batch.tasks[job][name]["state"] == "running")
+    looks = [made.refresh(record(task.id, ref=ref, state="INITIALIZING")) for _ in range(5)]
+    assert looks[1:] == [None] * 4
+    assert len(batch.recorded("GET", path)) == 1
+    made.cancel(record(task.id, ref=ref, state="CANCELING"))
+
+
 def test_a_task_deleted_outside_tes_is_a_system_error(batch, tmp_path):
     batch.paused = True
     made = backend(batch, tmp_path)

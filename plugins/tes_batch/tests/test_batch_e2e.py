@@ -33,7 +33,8 @@ TERMINAL = servers.TERMINAL
 def server(fake_batch: FakeBatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     data = tmp_path_factory.mktemp("batch-server")
     env = servers.server_env(data, TES_RECONCILE_INTERVAL="1",
-                             **fake_batch.settings(TES_BATCH_MAX_ATTEMPTS="2"))
+                             **fake_batch.settings(TES_BATCH_MAX_ATTEMPTS="2",
+                                                  TES_BATCH_REFRESH_INTERVAL="1"))
     proc = servers.ServerProcess(data, env).start()
     try:
         yield proc
