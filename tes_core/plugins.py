@@ -24,6 +24,9 @@ from .config import ConfigError, Settings
 from .provisioning.base import Provisioner
 from .submitter import Submitter
 
+DirectCall = tuple[Callable[..., Any], tuple[str, ...]]
+"""A hook implementation's function and the names of its arguments, in order."""
+
 log = logging.getLogger(__name__)
 
 BUILTIN_PLUGINS = ("tes_core.backends.local.plugin",)
@@ -178,8 +181,15 @@ class Hooks:
     def detect_submitter(
         self, task: dict[str, Any], settings: Settings | None = None
     ) -> Submitter | None:
-        """Ask the detectors which workflow engine sent ``task``."""
-        return self.pm.hook.tes_detect_submitter(task=task, settings=settings or Settings())
+        """Ask the detectors which workflow engine sent ``task`` (the first answer wins).
+
+        Every create asks every detector, so they are called directly (see
+        :meth:`_direct_calls`), not through pluggy's per-call machinery."""
+        settings = settings or Settings()
+        calls = self._direct_calls("tes_detect_submitter")
+        if calls is None:
+            return self.pm.hook.tes_detect_submitter(task=task, settings=settings)
+        return _first_result(calls, {"task": task, "settings": settings})
 
     def rewrite_url(
         self,
@@ -213,10 +223,10 @@ class Hooks:
         that is not ``None`` wins), without pluggy's per-call work, which a task with dozens
         of URLs paid dozens of times. With a wrapper among them, every call goes through pluggy.
         """
-        impls = self.pm.hook.tes_rewrite_url.get_hookimpls()
-        if not impls:
+        if not self._has_impls("tes_rewrite_url"):
             return None
-        if any(impl.hookwrapper or impl.wrapper or impl.kwargnames for impl in impls):
+        calls = self._direct_calls("tes_rewrite_url")
+        if calls is None:
             return lambda url, direction: self.rewrite_url(
                 url, direction, task, submitter, backend, settings, storage
             )
@@ -224,17 +234,22 @@ class Hooks:
             "url": None, "direction": None, "task": task, "submitter": submitter,
             "backend": backend, "settings": settings or backend.settings, "storage": storage,
         }
-        calls = [(impl.function, tuple(impl.argnames)) for impl in reversed(impls)]
 
         def rewrite(url: str, direction: str) -> str | None:
             arguments["url"], arguments["direction"] = url, direction
-            for function, names in calls:
-                result = function(*[arguments[name] for name in names])
-                if result is not None:
-                    return result  # type: ignore[no-any-return]
-            return None
+            return _first_result(calls, arguments)  # type: ignore[no-any-return]
 
         return rewrite
+
+    def _direct_calls(self, hook_name: str) -> list[DirectCall] | None:
+        """The implementations of ``hook_name`` in the order pluggy calls them (the last
+        registered first), each with the names of its arguments, to be called without
+        pluggy's per-call work; ``None`` when one is a wrapper or takes keyword-only
+        arguments, which only pluggy calls right."""
+        impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+        if any(impl.hookwrapper or impl.wrapper or impl.kwargnames for impl in impls):
+            return None
+        return [(impl.function, tuple(impl.argnames)) for impl in reversed(impls)]
 
     def inject_inputs(
         self,
@@ -244,11 +259,14 @@ class Hooks:
         settings: Settings | None = None,
         storage: BlobStore | None = None,
     ) -> list[dict[str, Any]]:
-        """All plugins' extra inputs, concatenated."""
-        results = self.pm.hook.tes_inject_inputs(
-            task=task, submitter=submitter, backend=backend,
-            settings=settings or backend.settings, storage=storage,
-        )
+        """All plugins' extra inputs, concatenated (called directly, as the detectors)."""
+        arguments = {"task": task, "submitter": submitter, "backend": backend,
+                     "settings": settings or backend.settings, "storage": storage}
+        calls = self._direct_calls("tes_inject_inputs")
+        if calls is None:
+            results = self.pm.hook.tes_inject_inputs(**arguments)
+        else:
+            results = [function(*[arguments[name] for name in names]) for function, names in calls]
         return [item for result in results if result for item in result]
 
     def blob_storage(self, settings: Settings) -> BlobStore | None:
@@ -384,3 +402,13 @@ def _core_version() -> str:
     from . import __version__
 
     return __version__
+
+
+def _first_result(calls: list[DirectCall], arguments: dict[str, Any]) -> Any:
+    """What pluggy returns for a ``firstresult`` hook: the first result that is not ``None``
+    of ``calls`` (from :meth:`Hooks._direct_calls`) given ``arguments`` by name."""
+    for function, names in calls:
+        result = function(*[arguments[name] for name in names])
+        if result is not None:
+            return result
+    return None

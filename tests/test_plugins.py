@@ -500,6 +500,72 @@ def test_the_url_rewriter_calls_plugins_as_pluggy_does() -> None:
     assert rewrite("/mine/a", "input") == "wrapped:newer:/mine/a"
 
 
+def test_detection_and_injection_call_plugins_as_pluggy_does() -> None:
+    """``detect_submitter`` and ``inject_inputs`` (called directly) answer what pluggy's hook
+    calls answer: detection takes the newest plugin's first answer (``tryfirst`` ahead of
+    it), injection gathers every plugin's inputs newest first, each plugin gets only its
+    arguments; with a wrapper registered they go through pluggy."""
+    from types import SimpleNamespace
+    from typing import Any
+
+    import pluggy
+
+    from tes_core import hookimpl, hookspecs
+    from tes_core.config import Settings
+    from tes_core.plugins import Hooks
+    from tes_core.submitter import Submitter
+
+    class Older:
+        @hookimpl
+        def tes_detect_submitter(self, task, settings):
+            return Submitter("older", workflow_id=str(settings.backend))
+
+        @hookimpl
+        def tes_inject_inputs(self, task, storage):
+            return [{"path": f"/older/{storage}"}]
+
+    class Newer:
+        @hookimpl
+        def tes_detect_submitter(self, task):
+            return Submitter("newer") if task.get("name") == "mine" else None
+
+        @hookimpl
+        def tes_inject_inputs(self, submitter):
+            return [{"path": f"/newer/{submitter.name}"}] if submitter else None
+
+    class Eager:
+        @hookimpl(tryfirst=True)
+        def tes_detect_submitter(self, task):
+            return Submitter("eager") if task.get("name") == "eager" else None
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def tes_detect_submitter(self, task):
+            result = yield
+            return Submitter(f"wrapped-{result.name}") if result else None
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    hooks = Hooks(pm)
+    settings = Settings.from_env({})
+    backend: Any = SimpleNamespace(name="local", settings=settings)
+    assert hooks.detect_submitter({"name": "mine"}, settings) is None
+    assert hooks.inject_inputs({}, None, backend, storage="s") == []
+    for plugin, name in ((Older(), "older"), (Eager(), "eager"), (Newer(), "newer")):
+        pm.register(plugin, name=name)
+    for task in ({"name": "mine"}, {"name": "other"}, {"name": "eager"}):
+        through_pluggy = pm.hook.tes_detect_submitter(task=task, settings=settings)
+        assert hooks.detect_submitter(task, settings) == through_pluggy
+    assert hooks.detect_submitter({"name": "mine"}, settings) == Submitter("newer")
+    assert hooks.detect_submitter({"name": "eager"}, settings) == Submitter("eager")
+    assert hooks.detect_submitter({}, settings) == Submitter("older", workflow_id="local")
+    assert hooks.inject_inputs({}, Submitter("x"), backend, storage="s") == [
+        {"path": "/newer/x"}, {"path": "/older/s"}]
+    assert hooks.inject_inputs({}, None, backend, storage="s") == [{"path": "/older/s"}]
+    pm.register(Wrapper(), name="wrapper")
+    assert hooks.detect_submitter({"name": "mine"}, settings) == Submitter("wrapped-newer")
+
+
 def test_the_root_workflow_id_becomes_a_tag(hooked_server: ServerProcess) -> None:
     stored = _create(
         hooked_server.url,
