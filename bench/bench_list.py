@@ -1,12 +1,14 @@
 """List scaling: filtered ``GET /tasks`` over 100,000 stored tasks against the same over 1,000.
 
 Target: each kind of query (tag filter, state filter, name_prefix, tag plus
-state) takes at most 2x as long over 100,000 tasks as over 1,000. Both
-databases hold the same mix, written directly with
+state, a workflow's tasks by ``ms-submitter-workflow-id``) takes at most 2x as
+long over 100,000 tasks as over 1,000. Both databases hold the same mix, written directly with
 :func:`tes_core.store.insert_task` (after ``tes-server db upgrade``):
 
 * tags: ``project`` = ``alpha`` for 10% of tasks, one of nine others for the rest;
-  ``sample`` (1,000 values) and ``workflow_id`` (one per 50 tasks);
+  ``sample`` (1,000 values) and ``workflow_id`` (one per 50 tasks); the submitter tags
+  ``ms-submitter-workflow-id`` (the same) and ``ms-submitter-name`` (``toil`` for 1%,
+  ``cromwell`` for the rest), which are columns of the task row, not tag rows;
 * names ``<workflow>.<call>``: ``wgs_align.`` starts 10% of them, ``calibrate.`` 0.1%;
 * states: 70% COMPLETE, 10% EXECUTOR_ERROR, 5% SYSTEM_ERROR, 3% CANCELED,
   7% RUNNING, 5% QUEUED, spread evenly over creation order.
@@ -76,7 +78,11 @@ QUERIES: list[tuple[str, dict[str, str], bool]] = [
      {"tag_key": "project", "tag_value": "alpha", "state": "COMPLETE"}, True),
     ("tag project=alpha, view=BASIC",
      {"tag_key": "project", "tag_value": "alpha", "view": "BASIC"}, False),
+    ("tag ms-submitter-workflow-id (50 tasks)",
+     {"tag_key": "ms-submitter-workflow-id", "tag_value": "wf-000010"}, True),
     ("rare tag sample=S0042 (0.1%)", {"tag_key": "sample", "tag_value": "S0042"}, False),
+    ("tag ms-submitter-name=toil (1%)",
+     {"tag_key": "ms-submitter-name", "tag_value": "toil"}, False),
     ("rare name_prefix=calibrate. (0.1%)", {"name_prefix": "calibrate."}, False),
 ]
 
@@ -109,6 +115,9 @@ def document(i: int) -> dict[str, Any]:
             "project": "alpha" if i % 10 == 0 else PROJECTS[(i // 10) % len(PROJECTS)],
             "sample": f"S{i % 1000:04d}",
             "workflow_id": f"wf-{i // 50:06d}",
+            # What a submitter plugin records (kept in columns of the task row).
+            "ms-submitter-name": "toil" if i % 100 == 3 else "cromwell",
+            "ms-submitter-workflow-id": f"wf-{i // 50:06d}",
         },
     }
 
