@@ -13,7 +13,7 @@ from typing import Any
 
 from azure.batch import BatchClient, models
 from azure.core.credentials import AzureNamedKeyCredential
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 
 from .settings import BatchSettings
 
@@ -69,7 +69,7 @@ class BatchApi:
     def _call(self, what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
-        except (HttpResponseError, ServiceRequestError) as exc:
+        except AzureError as exc:
             raise _error(exc, what) from None
 
     def create_pool(self, spec: models.BatchPoolCreateOptions) -> bool:
@@ -118,7 +118,7 @@ class BatchApi:
     def _collect(self, what: str, pages: Iterator[Any]) -> list[Any]:
         try:
             return list(pages)
-        except (HttpResponseError, ServiceRequestError) as exc:
+        except AzureError as exc:
             raise _error(exc, what) from None
 
     def get_task(self, job: str, task: str) -> models.BatchTask | None:
@@ -127,7 +127,7 @@ class BatchApi:
             return self.client.get_task(job, task, select=list(TASK_FIELDS))
         except ResourceNotFoundError:
             return None
-        except (HttpResponseError, ServiceRequestError) as exc:
+        except AzureError as exc:
             raise _error(exc, f"reading task {task} of job {job}") from None
 
     def read_file(self, job: str, task: str, path: str) -> bytes | None:
@@ -136,7 +136,7 @@ class BatchApi:
             return b"".join(self.client.download_task_file(job, task, path))
         except ResourceNotFoundError:
             return None
-        except (HttpResponseError, ServiceRequestError) as exc:
+        except AzureError as exc:
             raise _error(exc, f"reading {path} of task {task}") from None
 
     def remove_task(self, job: str, task: str) -> None:
@@ -147,7 +147,7 @@ class BatchApi:
                 function(job, task)
             except ResourceNotFoundError:
                 return
-            except (HttpResponseError, ServiceRequestError) as exc:
+            except AzureError as exc:
                 error = _error(exc, f"{what} task {task} of job {job}")
                 if error.code in ("TaskNotFound", "JobNotFound", "TaskCompleted"):
                     continue
@@ -162,5 +162,5 @@ class BatchApi:
                 function(name, polling_interval=30)
             except ResourceNotFoundError:
                 continue
-            except (HttpResponseError, ServiceRequestError) as exc:
+            except AzureError as exc:
                 raise _error(exc, f"deleting {what} {name}") from None

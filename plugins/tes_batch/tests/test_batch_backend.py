@@ -126,6 +126,25 @@ def test_a_repeated_submit_adopts_the_task_instead_of_adding_another(batch, tmp_
     assert list(batch.tasks[job]) == [name]
 
 
+def test_an_answer_lost_after_the_add_makes_no_second_task(batch, tmp_path):
+    """A worker killed mid-submit looks the same to Batch: the add arrived, nobody heard."""
+    batch.paused = True
+    made = backend(batch, tmp_path)
+    made.submit(record("lost-answer-0"))  # pool and job exist
+    batch.lose_answers = 1
+    task = record("lost-answer-1")
+    held = made.submit(task)  # no answer: was it added? The next pass will know.
+    assert held.startswith(WAIT)
+    [seen] = made.poll([record(task.id, ref=held)])
+    ref = seen.backend_ref  # Batch said TaskExists: the task is adopted
+    assert ref == held.removeprefix(WAIT)
+    adds = [r.status for r in batch.recorded("POST") if (r.body or {}).get(
+        "displayName") == task.id]
+    assert adds == [201, 409]
+    job, name = ids.parse_ref(ref)
+    assert [t for t in batch.tasks[job] if t.startswith("lost-answer-1")] == [name]
+
+
 def test_throttling_is_retried_after_retry_after(batch, tmp_path):
     batch.paused = True
     made = backend(batch, tmp_path)

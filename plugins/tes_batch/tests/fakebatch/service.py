@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -105,6 +106,9 @@ class FakeBatch:
         """Pool id (``*``: every pool) -> (code, message) reported instead of nodes."""
         self.throttled: list[tuple[int, int]] = []
         """(status, Retry-After seconds) answered to the next requests, one each."""
+        self.lose_answers = 0
+        """The next so many task adds are carried out, then the connection is closed without
+        an answer (a network cut or a client killed after sending)."""
         self.task_failures: dict[str, dict[str, Any]] = {}
         """Batch task id -> failureInfo the task completes with, instead of running."""
         self.start_task_failures: set[str] = set()
@@ -151,7 +155,17 @@ class FakeBatch:
             self.throttled.clear()
             self.task_failures.clear()
             self.start_task_failures.clear()
+            self.lose_answers = 0
             self.paused = False
+
+    def lost_answer(self, method: str, target: str, status: int) -> bool:
+        """Whether the answer to this request is to be lost (see :attr:`lose_answers`)."""
+        with self.lock:
+            if (self.lose_answers and method == "POST" and status == 201
+                    and urlsplit(target).path.endswith("/tasks")):
+                self.lose_answers -= 1
+                return True
+        return False
 
     def recorded(self, method: str | None = None, path: str = "") -> list[Recorded]:
         """The requests so far, filtered by method and path prefix."""
@@ -591,6 +605,10 @@ def _handler(fake: FakeBatch) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             status, headers, data = fake.handle(self.command, self.path, dict(self.headers),
                                                 body)
+            if fake.lost_answer(self.command, self.path, status):
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             self.send_response(status)
             headers.setdefault("request-id", str(uuid.uuid4()))
             for name, value in headers.items():
