@@ -341,3 +341,12 @@ def dropping_proxy() -> Iterator[Callable[[str, int], DroppingProxy]]:
 def s3_endpoint_url() -> str:
     """moto_server's URL (``TES_TEST_S3_ENDPOINT``); skipped, or failed under CI, if down."""
     return require_service("moto_server", "TES_TEST_S3_ENDPOINT", "http://127.0.0.1:5000")
+
+
+def point_azure_at(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """Make ``az://`` URLs reach Azurite's account at ``url`` (e.g. a ``HangingStore``)."""
+    monkeypatch.setenv(
+        "TES_FT_AZURE_CONNECTION_STRING",
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        f"AccountKey={AZURITE_KEY};BlobEndpoint={url}/devstoreaccount1;",
+    )

@@ -20,7 +20,7 @@ from tes_filetransfer import Interrupted, TransientError, stage_inputs, upload_o
 from tes_filetransfer.retry import with_retries
 from tes_filetransfer.testing import HangingStore
 
-from .conftest import AZURITE_KEY
+from .conftest import point_azure_at
 
 ENDS_WITHIN = 8.0
 """Seconds the interrupted transfer may take to return (a read deadline is 60 s)."""
@@ -75,11 +75,7 @@ def test_azure_folder_listing_on_a_hanging_store_stops_when_interrupted(
 ) -> None:
     """The case of the issue: a DIRECTORY input from a blob store that went away."""
     with HangingStore() as store:
-        monkeypatch.setenv(
-            "TES_FT_AZURE_CONNECTION_STRING",
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-            f"AccountKey={AZURITE_KEY};BlobEndpoint={store.url}/devstoreaccount1;",
-        )
+        point_azure_at(monkeypatch, store.url)
         inputs = [{"url": "az://inputs/folder", "path": "/data/folder", "type": "DIRECTORY"}]
         _interrupted(lambda event: stage_inputs(inputs, tmp_path, interrupt=event), store)
 
@@ -106,3 +102,24 @@ def test_the_wait_before_a_retry_ends_when_interrupted() -> None:
             with_retries(flaky, label="store", attempts=5, backoff=60.0)
 
     _interrupted(run, None)
+
+
+def test_azure_blob_download_from_a_hanging_store_stops_when_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One blob (the SDK's client, not adlfs' listing)."""
+    with HangingStore() as store:
+        point_azure_at(monkeypatch, store.url)
+        inputs = [{"url": "az://inputs/blob.txt", "path": "/data/blob.txt"}]
+        _interrupted(lambda event: stage_inputs(inputs, tmp_path, interrupt=event), store)
+
+
+def test_gcs_download_from_a_hanging_store_stops_when_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("gcsfs")
+    with HangingStore() as store:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", store.url)
+        monkeypatch.setenv("TES_FT_GCS_TOKEN", "anon")
+        inputs = [{"url": "gs://bucket/key.txt", "path": "/data/key.txt"}]
+        _interrupted(lambda event: stage_inputs(inputs, tmp_path, interrupt=event), store)

@@ -237,7 +237,11 @@ def _guarded_transport(network: NetworkPolicy) -> Any:
         adapter = HTTPAdapter
     no_retries = Retry(total=False, redirect=False, raise_on_status=False)
     session = guarded_session(network, adapter, max_retries=no_retries)
-    return RequestsTransport(session=session, session_owner=False)
+    # The deadlines go here: a client given a transport passes its own
+    # connection_timeout/read_timeout options to none it did not make (azure-core's
+    # RequestsTransport then waits 300 s to connect and 300 s of silence).
+    return RequestsTransport(session=session, session_owner=False,
+                             connection_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT)
 
 
 def _retry_policy(attempts: int, backoff: float) -> ExponentialRetry:
