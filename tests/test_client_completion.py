@@ -96,11 +96,25 @@ def test_zsh_loads_the_script_and_registers_tes(tmp_path):
         pytest.skip("zsh is not installed")
     path = tmp_path / "tes.zsh"
     path.write_text(completion("zsh"))
-    done = subprocess.run([ZSH, "-f", "-c", f"source {path} && print -r -- $_comps[tes]"],
-                          capture_output=True, text=True, timeout=30, check=False,
+    # The function zsh calls (through bashcompinit, with 0-based arrays) offers the
+    # candidates; zsh itself then keeps those matching what was typed.
+    program = f"""
+source {path} || exit 1
+print -r -- "registered: $_comps[tes]"
+setopt ksharrays
+COMP_WORDS=(tes ""); COMP_CWORD=1; _tes_complete; print -r -- "commands: ${{COMPREPLY[*]}}"
+COMP_WORDS=(tes list --view ""); COMP_CWORD=3; _tes_complete
+print -r -- "views: ${{COMPREPLY[*]}}"
+"""
+    done = subprocess.run([ZSH, "-f", "-c", program], capture_output=True, text=True,
+                          timeout=30, check=False,
                           env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip(), "zsh registered no completion for tes"
+    lines = done.stdout.splitlines()
+    assert lines[0] != "registered: ", "zsh registered no completion for tes"
+    assert lines[1].split()[1:] == ["run", "submit", "list", "get", "cancel", "wait", "watch",
+                                    "logs", "info", "completion"]
+    assert lines[2] == "views: MINIMAL BASIC FULL"
 
 
 def test_an_unknown_shell_is_a_usage_error(capsys):
