@@ -87,6 +87,31 @@ def bench_arguments(doc: str | None) -> argparse.ArgumentParser:
     return common_arguments(argparse.ArgumentParser(description=(doc or "").splitlines()[0]))
 
 
+def passes_arguments(doc: str | None) -> argparse.ArgumentParser:
+    """The parser of a benchmark of a backend's reconcile passes: ``--rounds`` passes per
+    task count."""
+    parser = bench_arguments(doc)
+    parser.add_argument("--rounds", type=int, default=3, help="passes per task count")
+    return parser
+
+
+class AllRunning:
+    """The core's side as a backend benchmarked in-process sees it: every task is RUNNING
+    and every report is taken."""
+
+    def report(self, observation: Any) -> bool:
+        """Taken."""
+        return True
+
+    def current_state(self, task_id: str) -> str | None:
+        """RUNNING."""
+        return "RUNNING"
+
+    def states_of(self, task_ids: Any) -> dict[str, str]:
+        """RUNNING, each."""
+        return dict.fromkeys(task_ids, "RUNNING")
+
+
 def bench_main(
     arguments: Callable[[], argparse.ArgumentParser],
     run: Callable[[argparse.Namespace], list[Outcome]],

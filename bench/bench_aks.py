@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench._common import Outcome, at_most, bench_arguments, bench_main
+from bench._common import AllRunning, Outcome, at_most, bench_main, passes_arguments
 from tes_core.backends.base import BackendContext, TaskRecord
 from tes_core.config import Settings
 
@@ -33,20 +33,7 @@ KINDS = ("Job", "Pod", "ConfigMap")
 
 def arguments() -> argparse.ArgumentParser:
     """The command line."""
-    parser = bench_arguments(__doc__)
-    parser.add_argument("--rounds", type=int, default=3, help="passes per task count")
-    return parser
-
-
-class _Reporter:
-    def report(self, observation: Any) -> bool:
-        return True
-
-    def current_state(self, task_id: str) -> str | None:
-        return "RUNNING"
-
-    def states_of(self, task_ids: Any) -> dict[str, str]:
-        return dict.fromkeys(task_ids, "RUNNING")
+    return passes_arguments(__doc__)
 
 
 def _populate(fake: Any, backend: Any, count: int) -> list[TaskRecord]:
@@ -103,7 +90,7 @@ def run(args: argparse.Namespace) -> list[Outcome]:
                 kubeconfig = fake.kubeconfig(url, Path(scratch))
                 settings = Settings.from_env({"TES_BACKEND": "aks",
                                               "TES_DATA_DIR": str(Path(scratch) / "data")})
-                backend = AksBackend(BackendContext(settings, _Reporter(), "bench"),
+                backend = AksBackend(BackendContext(settings, AllRunning(), "bench"),
                                      kube=Kube(api_client(str(kubeconfig))))
                 tasks = _populate(fake, backend, count)
                 rounds = [_pass(fake, backend, tasks) for _ in range(args.rounds)]

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench._common import Outcome, at_most, bench_arguments, bench_main
+from bench._common import AllRunning, Outcome, at_most, bench_main, passes_arguments
 from tes_core.backends.base import BackendContext, TaskRecord
 from tes_core.config import Settings
 
@@ -42,20 +42,7 @@ SHAPES = [{"cpu_cores": cores, "preemptible": spot}
 
 def arguments() -> argparse.ArgumentParser:
     """The command line."""
-    parser = bench_arguments(__doc__)
-    parser.add_argument("--rounds", type=int, default=3, help="passes per task count")
-    return parser
-
-
-class _Reporter:
-    def report(self, observation: Any) -> bool:
-        return True
-
-    def current_state(self, task_id: str) -> str | None:
-        return "RUNNING"
-
-    def states_of(self, task_ids: Any) -> dict[str, str]:
-        return dict.fromkeys(task_ids, "RUNNING")
+    return passes_arguments(__doc__)
 
 
 def _submit(fake: Any, backend: Any, count: int) -> tuple[list[TaskRecord], int]:
@@ -116,7 +103,7 @@ def run(args: argparse.Namespace) -> list[Outcome]:
                 settings = Settings.from_env({
                     **fake.settings(TES_BATCH_SWEEP_INTERVAL="86400"),
                     "TES_DATA_DIR": str(Path(scratch) / f"data-{count}")})
-                backend = BatchBackend(BackendContext(settings, _Reporter(), "bench"))
+                backend = BatchBackend(BackendContext(settings, AllRunning(), "bench"))
                 backend.sweeper._last = time.monotonic()  # the sweep is not measured
                 tasks, submitted = _submit(fake, backend, count)
                 per_task[count] = submitted / count
