@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.conftest import KUBERNETES, KUSTOMIZATIONS
+from tests.deploy.conftest import AKS, KUBERNETES, KUSTOMIZATIONS
 from tests.deploy.kube_models import ModelError, load
 
 ROOT = KUBERNETES.parents[1]
@@ -185,21 +185,44 @@ def _grants(role: dict[str, Any]) -> dict[str, set[str]]:
     return grants
 
 
-def test_the_coordinator_role_allows_only_jobs_pods_logs_and_volumes(objects: Objects) -> None:
-    """Issue 15: create, watch and delete Jobs, Pods (logs included) and PVCs; plus the
-    ConfigMap a coordinator writes its executors' results to."""
-    grants = _grants(named(objects, "Role", "tes-coordinator"))
-    allowed = {"create", "get", "list", "watch", "delete"}
-    assert set(grants) == {"batch/jobs", "pods", "pods/log", "persistentvolumeclaims",
-                           "configmaps"}, grants
-    for resource in ("batch/jobs", "persistentvolumeclaims"):
-        assert {"create", "watch", "delete"} <= grants[resource] <= allowed, resource
-    assert {"watch", "delete"} <= grants["pods"] <= allowed
-    assert grants["pods/log"] == {"get"}
-    assert "delete" not in grants["configmaps"] and "list" not in grants["configmaps"]
+def readme_rbac() -> list[dict[str, set[str]]]:
+    """The two tables of the "RBAC" section of tes-aks' README (the server's, then the
+    coordinator's), as grants like :func:`_grants`'s."""
+    text = (ROOT / "plugins" / "tes_aks" / "README.md").read_text()
+    section = text.split("\n## RBAC\n", 1)[1].split("\n## ", 1)[0]
+    tables: list[dict[str, set[str]]] = []
+    for block in re.split(r"\n(?=\| API group)", section)[1:]:
+        grants: dict[str, set[str]] = {}
+        for row in re.findall(r"^\|([^|\n]+)\|([^|\n]+)\|([^|\n]+)\|$", block, re.M)[2:]:
+            group = re.findall(r"`([^`]*)`", row[0])[0].strip('"')
+            resource = re.findall(r"`([^`]*)`", row[1])[0]
+            grants[f"{group}/{resource}" if group else resource] = set(
+                re.findall(r"`([^`]*)`", row[2]))
+        tables.append(grants)
+    assert len(tables) == 2, tables
+    return tables
+
+
+def test_the_roles_grant_exactly_what_tes_aks_documents(objects: Objects) -> None:
+    """The server's and the coordinators' Roles are the tables of plugins/tes_aks'
+    README, no more: jobs, pods (logs included), PVCs and ConfigMaps, never a watch
+    it does not make or a wildcard."""
+    server, coordinator = readme_rbac()
+    assert _grants(named(objects, "Role", "tes-server")) == server
+    assert _grants(named(objects, "Role", "tes-coordinator")) == coordinator
+    assert set(coordinator) <= {"batch/jobs", "pods", "pods/log", "persistentvolumeclaims",
+                                "configmaps"}, coordinator
     binding = named(objects, "RoleBinding", "tes-coordinator")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "tes-coordinator",
                                     "namespace": "tes"}]
+    assert settings(objects)["TES_AKS_COORDINATOR_SERVICE_ACCOUNT"] == "tes-coordinator"
+
+
+def test_the_coordinators_run_the_deployed_image(objects: Objects) -> None:
+    """The image tes-aks starts coordinators from is the one kustomize set (it holds
+    tes-aks-coordinator when built with PLUGINS=plugins/tes_aks)."""
+    images = {c["image"] for owner in pod_owners(objects) for c in containers(owner)}
+    assert {settings(objects)["TES_AKS_COORDINATOR_IMAGE"]} == images
 
 
 def test_no_secret_value_in_any_manifest(objects: Objects) -> None:
@@ -238,10 +261,14 @@ def test_images_are_set_by_kustomize_only(name: str, rendered, renderer, tmp_pat
         "resources": [os.path.relpath(KUSTOMIZATIONS[name], overlay)],
         "images": [{"name": images.pop().rsplit(":", 1)[0], "newName": "registry.test/tes/core",
                     "newTag": "1.2.3"}],
+        # as deploy/kubernetes/README.md says an overlay that sets the image does
+        "replacements": yaml.safe_load((AKS / "kustomization.yaml").read_text())[
+            "replacements"],
     }))
     mine = renderer(overlay)
     assert {c["image"] for owner in pod_owners(mine) for c in containers(owner)} == {
         "registry.test/tes/core:1.2.3"}
+    assert settings(mine)["TES_AKS_COORDINATOR_IMAGE"] == "registry.test/tes/core:1.2.3"
 
 
 def test_termination_grace_covers_the_shutdown_grace(objects: Objects) -> None:
