@@ -5,7 +5,8 @@
   and its job when this process has not seen them yet, and adds the attempt's Batch task
   (deterministic ids: a repeated submit finds ``TaskExists`` and adopts the task). Quota
   and capacity errors, and a Batch that does not answer, keep the task QUEUED (its
-  reference starts with ``wait:``) and the next reconcile pass tries again.
+  reference starts with ``wait:``) and the next reconcile pass tries again, once per pool:
+  the pool's other waiting tasks ask nothing until then.
 * :meth:`BatchBackend.poll` lists each pool job's tasks and the pools once per pass
   (:mod:`tes_batch.snapshot`), reads the runner's ``status.json`` once per finished task,
   and turns it all into observations (:mod:`tes_batch.observe`); it also runs the sweep.
@@ -73,6 +74,10 @@ class BatchBackend(Backend):
                                on_delete=self._ready.discard)
         self._held: dict[str, str] = {}
         """Why an attempt waits before Batch took it, by TES id."""
+        self._blocked: dict[str, tuple[float, str]] = {}
+        """Pools whose last submit met a quota or an outage: until when the other tasks
+        of the pool wait without asking Batch again, and why."""
+        self._hold = max(0.5, self.settings.reconcile_interval / 2)
         self._looked: dict[str, float] = {}
         """When :meth:`refresh` last read each task's status file."""
         self._lock = threading.Lock()
@@ -119,6 +124,11 @@ class BatchBackend(Backend):
         job = ids.job_id(pool)
         name = ids.task_id(task.id, attempt)
         ref = ids.ref(job, name)
+        with self._lock:
+            until, reason = self._blocked.get(pool, (0.0, ""))
+        if time.monotonic() < until:  # another task of the pool just met it: no request
+            self._held[task.id] = reason
+            return WAIT + ref
         try:
             self._ensure_pool(pool, job, choice)
             created = self.api.create_task(job, task_spec(name, task.id,
@@ -126,8 +136,11 @@ class BatchBackend(Backend):
         except BatchApiError as exc:
             if exc.code in RETRYABLE or exc.status is None or exc.status >= 500:
                 self._ready.discard(pool)
-                self._held[task.id] = f"Batch did not take the task yet: {exc}" + (
+                reason = f"Batch did not take the task yet: {exc}" + (
                     f" ({QUOTA_CODES[exc.code]})" if exc.code in QUOTA_CODES else "")
+                self._held[task.id] = reason
+                with self._lock:
+                    self._blocked[pool] = (time.monotonic() + self._hold, reason)
                 log.warning("task %s: attempt %d waits: %s", task.id, attempt, exc)
                 return WAIT + ref
             raise BackendError(f"Batch refused the task: {exc}") from None

@@ -135,6 +135,7 @@ def test_an_answer_lost_after_the_add_makes_no_second_task(batch, tmp_path):
     task = record("lost-answer-1")
     held = made.submit(task)  # no answer: was it added? The next pass will know.
     assert held.startswith(WAIT)
+    time.sleep(0.6)  # the next pass (TES_RECONCILE_INTERVAL=1: the pool waits 0.5 s)
     [seen] = made.poll([record(task.id, ref=held)])
     ref = seen.backend_ref  # Batch said TaskExists: the task is adopted
     assert ref == held.removeprefix(WAIT)
@@ -249,7 +250,17 @@ def test_a_pool_quota_at_submit_waits_then_goes(batch, tmp_path):
     [seen] = made.poll([record(task.id, ref=ref)])
     assert "PoolQuotaReached" in seen.waiting_reason and seen.backend_ref.startswith(WAIT)
     assert seen.metadata["vm_size"] == "Standard_D2s_v3"
+    # Many tasks of the pool waiting: a pass asks Batch once for the pool, not once each.
+    others = [record(f"quota-{i}") for i in range(2, 52)]
+    refs = [made.submit(other) for other in others]
+    assert all(r.startswith(WAIT) for r in refs)
+    time.sleep(0.6)
+    before = len(batch.recorded("POST", "/pools"))
+    seen_all = made.poll([record(o.id, ref=r) for o, r in zip(others, refs, strict=True)])
+    assert len(batch.recorded("POST", "/pools")) == before + 1
+    assert all("PoolQuotaReached" in o.waiting_reason for o in seen_all)
     del batch.quota["pools"]
+    time.sleep(0.6)
     [seen] = made.poll([record(task.id, ref=ref)])
     assert seen.backend_ref == ref.removeprefix(WAIT) and seen.waiting_reason == ""
 
@@ -317,6 +328,7 @@ def test_a_batch_outage_at_submit_loses_nothing(batch, tmp_path):
     assert ref.startswith(WAIT)
     assert not [r for r in batch.recorded("POST") if r.status == 201 and
                 r.body.get("displayName") == task.id]
+    time.sleep(0.6)
     [seen] = made.poll([record(task.id, ref=ref)])
     assert seen.backend_ref == ref.removeprefix(WAIT)
     job, name = ids.parse_ref(seen.backend_ref)
