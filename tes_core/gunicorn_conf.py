@@ -14,7 +14,8 @@ or ``0.0.0.0:$PORT`` when ``PORT`` is set). Why each value (see also the README,
 * ``workers`` = the CPUs (at least 2, so one busy or restarting process never
   leaves the API with none). Each process holds up to ``threads`` database
   connections for the fast paths plus its pool's, so size PostgreSQL's
-  ``max_connections`` for ``workers x threads x 2`` per API machine, plus workers.
+  ``max_connections`` for ``workers x threads x 2`` per API machine, plus workers;
+  with many threads (event listeners), at most its pool's 40 per process.
 * No ``preload_app``: ``create_app()`` opens a connection pool, a Redis connection
   pool and helper threads, none of which survive ``fork()``; each process builds
   its own app after the fork. Starting takes a second longer and a little more
