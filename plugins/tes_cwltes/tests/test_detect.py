@@ -13,6 +13,8 @@ DOCUMENTS = plugin_documents(__file__)
 CLAIMED = {
     "cwl-tes-0.2-1": {"ms-submitter-name": "cwl-tes", "ms-submitter-workflow-stage": "sort"},
     "cwl-tes-0.3-1": {"ms-submitter-name": "cwl-tes", "ms-submitter-workflow-stage": "md5_2"},
+    "cwl-tes-0.3-2": {"ms-submitter-name": "cwl-tes", "ms-submitter-workflow-stage": "greet"},
+    "cwl-tes-0.3-3": {"ms-submitter-name": "cwl-tes", "ms-submitter-workflow-stage": "shout"},
 }
 
 TestDetector = detector_tests(tes_detect_submitter, "cwl-tes", CLAIMED, DOCUMENTS)

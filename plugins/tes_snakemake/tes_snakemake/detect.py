@@ -16,6 +16,12 @@ Snakemake 8) sends one task per job, built the same way in every version:
 * ``name`` ``snakejob.<rule or group>.<job id>.sh`` (the default ``--jobname``), and the
   rule's ``message`` as ``description``.
 
+``snakemake-executor-plugin-tes`` 0.1.3 (Snakemake 9; run against tes-core, see the README)
+assumes no shared file system: every file is in a storage (``--default-storage-provider``),
+so the task has no ``file://`` URL and no inline sources, only the job script, which
+deploys the sources from the storage (``python -m snakemake --deploy-sources ...``) and
+names the run's ``--default-storage-prefix``.
+
 All of the executor, the script input and the ``python -m snakemake --snakefile`` line
 must be there: a task that mentions Snakemake anywhere else is not claimed.
 """
@@ -50,6 +56,9 @@ _PROPERTIES_HEAD = re.compile(
 )
 _JOBID = re.compile(r'"jobid": "?(?P<id>[\w-]+)"?(?:, "cluster": \{.*\})?\}$')
 _JOB_NAME = re.compile(r"snakejob\.(?P<rule>.+)\.(?P<jobid>[^.]+)\.sh")
+# Where the run keeps its files when the executor assumes no shared file system
+# (snakemake-executor-plugin-tes 0.1.3 and later): quoted as Snakemake writes it, or bare.
+_STORAGE_PREFIX = re.compile(r"--default-storage-prefix (?:'(?P<quoted>[^']+)'|(?P<bare>[^\s']+))")
 
 
 @dataclass(frozen=True)
@@ -63,8 +72,10 @@ class SnakemakeJob:
     jobid: str | None
     """Snakemake's job id within its run."""
     workdir: str | None
-    """The workflow's working directory on the submitting host, as a ``file://`` URL
-    (the URL of a local file of the job minus its path relative to that directory)."""
+    """Where the run keeps its files: the workflow's working directory on the submitting
+    host as a ``file://`` URL (the URL of a local file of the job minus its path relative to
+    that directory), else the storage prefix the job script passes to Snakemake
+    (``--default-storage-prefix 's3://bucket/run'``) when every file is in a storage."""
 
 
 def detect(task: Mapping[str, Any]) -> SnakemakeJob | None:
@@ -85,7 +96,7 @@ def detect(task: Mapping[str, Any]) -> SnakemakeJob | None:
         rule=_short(rule),
         group=group,
         jobid=_short(jobid),
-        workdir=_short(_working_directory(task)),
+        workdir=_short(_working_directory(task) or _storage_prefix(script)),
     )
 
 
@@ -161,6 +172,12 @@ def _working_directory(task: Mapping[str, Any]) -> str | None:
                 if len(url) > len(relative) + len("file://") and url.endswith(relative):
                     return url[: -len(relative)]
     return None
+
+
+def _storage_prefix(script: str) -> str | None:
+    """The ``--default-storage-prefix`` the job script gives Snakemake, if any."""
+    found = _STORAGE_PREFIX.search(script)
+    return (found["quoted"] or found["bare"]) if found else None
 
 
 def _short(value: str | None) -> str | None:

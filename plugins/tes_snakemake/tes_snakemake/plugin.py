@@ -16,7 +16,8 @@ NAME = "snakemake"
 @hookimpl
 def tes_detect_submitter(task: dict[str, Any]) -> Submitter | None:
     """Claim tasks sent by Snakemake's TES executor; the stage is the job's rule (its group
-    for a group job), the workflow id the working directory the workflow runs in."""
+    for a group job), the workflow id the working directory the workflow runs in (or, when
+    every file is in a storage, the run's storage prefix)."""
     job = detect(task)
     if job is None:
         return None

@@ -33,6 +33,16 @@ CLAIMED = {
         "ms-submitter-workflow-id": "file:///data/projects/variant-calling",
         "ms-submitter-workflow-stage": "bwa_map",
     },
+    "snakemake-9-1": {
+        "ms-submitter-name": "snakemake",
+        "ms-submitter-workflow-id": "s3://eng-smk-bucket/run3",
+        "ms-submitter-workflow-stage": "greet",
+    },
+    "snakemake-9-2": {
+        "ms-submitter-name": "snakemake",
+        "ms-submitter-workflow-id": "s3://eng-smk-bucket/run3",
+        "ms-submitter-workflow-stage": "shout",
+    },
 }
 
 TestDetector = detector_tests(tes_detect_submitter, "snakemake", CLAIMED, DOCUMENTS)
@@ -79,6 +89,31 @@ def test_no_local_files_no_workflow_id(document: Loader) -> None:
     assert submitter is not None
     assert submitter.tags() == {"ms-submitter-name": "snakemake",
                                 "ms-submitter-workflow-stage": "plot_quals"}
+
+
+@pytest.mark.parametrize(("prefix", "workflow_id"), [
+    ("'s3://bucket/runs/a'", "s3://bucket/runs/a"),
+    ("gs://bucket/b", "gs://bucket/b"),
+    ("''", None),
+])
+def test_without_local_files_the_storage_prefix_is_the_workflow_id(
+    prefix: str, workflow_id: str | None, document: Loader
+) -> None:
+    task = document("snakemake-9-1")
+    script = task["inputs"][-1]["content"]
+    assert script.count("--default-storage-prefix 's3://eng-smk-bucket/run3'") == 2
+    task["inputs"][-1]["content"] = script.replace(
+        "--default-storage-prefix 's3://eng-smk-bucket/run3'", f"--default-storage-prefix {prefix}"
+    )
+    job = detect(task)
+    assert job is not None and job.workdir == workflow_id
+
+
+def test_a_local_file_wins_over_the_storage_prefix(document: Loader) -> None:
+    task = document("snakemake-9-1")
+    task["outputs"] = [{"url": "file:///home/dan/wf/out/hello.txt", "path": "/tmp/out/hello.txt"}]
+    job = detect(task)
+    assert job is not None and job.workdir == "file:///home/dan/wf"
 
 
 def test_overlong_values_are_not_tags(document: Loader) -> None:
