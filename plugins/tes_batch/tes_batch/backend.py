@@ -209,6 +209,9 @@ class BatchBackend(Backend):
         batch_task = snapshot.tasks.get(job, {}).get(name)
         if batch_task is None:
             batch_task = self.api.get_task(job, name)  # added after the listing?
+        node = batch_task.node_info if batch_task is not None else None
+        if node is not None and node.pool_id:
+            pool = node.pool_id  # where it runs, whatever the size table says now
         metadata = {"batch_job_id": job, "batch_task_id": name, "batch_pool_id": pool,
                     **choice.metadata()}
         return observe(
