@@ -5,6 +5,11 @@ Snakemake's TES executor and older cwl-tes; Funnel serves both forms), so a user
 types the server's plain address would get 404s. Requests under ``/v1`` are served as
 if they were under the API prefix: authentication, CORS, metrics and errors apply
 exactly as there.
+
+py-tes 0.4 also asks for the service info at ``/v1/tasks/service-info`` (TES 0.3's path;
+Toil's TES batch system does so at start-up and stops on a 404), so that one path is
+served as ``<prefix>/service-info``. Task ids are the server's UUIDs: none is
+``service-info``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from flask import Flask
 from werkzeug.routing import BaseConverter
 
 ALIAS = "/v1"
+LEGACY_SERVICE_INFO = ALIAS + "/tasks/service-info"
+"""Where py-tes 0.4's ``get_service_info`` asks (TES 0.3), answered as ``/service-info``."""
 
 
 class SegmentConverter(BaseConverter):
@@ -31,7 +38,9 @@ def serve_alias(app: Flask, prefix: str) -> None:
 
     def aliased(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path == ALIAS or path.startswith(ALIAS + "/"):
+        if path == LEGACY_SERVICE_INFO:
+            environ["PATH_INFO"] = prefix + "/service-info"
+        elif path == ALIAS or path.startswith(ALIAS + "/"):
             environ["PATH_INFO"] = prefix + path[len(ALIAS):]
         return inner(environ, start_response)
 
