@@ -7,9 +7,10 @@ if they were under the API prefix: authentication, CORS, metrics and errors appl
 exactly as there.
 
 py-tes 0.4 also asks for the service info at ``/v1/tasks/service-info`` (TES 0.3's path;
-Toil's TES batch system does so at start-up and stops on a 404), so that one path is
-served as ``<prefix>/service-info``. Task ids are the server's UUIDs: none is
-``service-info``.
+Toil's TES batch system does so at start-up and stops on a 404) and reads it as TES 0.3's
+``{name, doc, storage}``, refusing any other field. So that one path is served by
+``<prefix>/service-info`` marked with :data:`LEGACY_MARK`, which answers in that shape.
+Task ids are the server's UUIDs: none is ``service-info``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from werkzeug.routing import BaseConverter
 
 ALIAS = "/v1"
 LEGACY_SERVICE_INFO = ALIAS + "/tasks/service-info"
-"""Where py-tes 0.4's ``get_service_info`` asks (TES 0.3), answered as ``/service-info``."""
+"""Where py-tes 0.4's ``get_service_info`` asks (TES 0.3)."""
+LEGACY_MARK = "tes_core.legacy_service_info"
+"""WSGI environ key set on a request that came in at :data:`LEGACY_SERVICE_INFO`."""
 
 
 class SegmentConverter(BaseConverter):
@@ -40,6 +43,7 @@ def serve_alias(app: Flask, prefix: str) -> None:
         path = environ.get("PATH_INFO", "")
         if path == LEGACY_SERVICE_INFO:
             environ["PATH_INFO"] = prefix + "/service-info"
+            environ[LEGACY_MARK] = True
         elif path == ALIAS or path.startswith(ALIAS + "/"):
             environ["PATH_INFO"] = prefix + path[len(ALIAS):]
         return inner(environ, start_response)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, request
 
 from .. import TES_API_VERSION, __version__
 from .responses import json_response
+from .routing import LEGACY_MARK
 
 blueprint = Blueprint("service_info", __name__)
 
@@ -41,8 +42,17 @@ def build_service_info(core: Any) -> dict[str, Any]:
     return info
 
 
+def legacy_service_info(info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` as TES 0.3's service info (``name``, ``doc``, ``storage``), the only shape
+    py-tes 0.4 reads (see api/routing.py)."""
+    return {"name": info["name"], "doc": info["description"], "storage": info["storage"]}
+
+
 @blueprint.get("/service-info")
 def service_info() -> Response:
-    """``tesServiceInfo``."""
+    """``tesServiceInfo`` (TES 0.3's shape when asked at py-tes 0.4's path)."""
     core = current_app.extensions["tes"]
-    return json_response(build_service_info(core))
+    info = build_service_info(core)
+    if request.environ.get(LEGACY_MARK):
+        info = legacy_service_info(info)
+    return json_response(info)

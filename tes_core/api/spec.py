@@ -330,7 +330,7 @@ def build(document: dict[str, Any]) -> dict[str, Any]:
         {"url": ALIAS, "description": f"The same API under `{ALIAS}`, for clients that append "
          f"`{ALIAS}/tasks` to the address they are given (py-tes 0.4, Snakemake's TES "
          "executor, older cwl-tes, Toil's TES batch system), as Funnel serves it; py-tes "
-         f"0.4's `{ALIAS}/tasks/service-info` answers as `{ALIAS}/service-info`."},
+         f"0.4's `{ALIAS}/tasks/service-info` answers TES 0.3's `{{name, doc, storage}}`."},
     ]
     return document
 
