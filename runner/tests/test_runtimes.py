@@ -278,6 +278,19 @@ def test_read_write_mount_visible_on_host(rt: Harness, tmp_path: Path) -> None:
     assert (outputs / "result.txt").read_text() == "abc\ndef\n"
 
 
+def test_a_mount_below_tmp_is_reachable(rt: Harness, tmp_path: Path) -> None:
+    """bubblewrap made the missing folders between its private /tmp and a mount 0700 (root's),
+    so its sandbox user could not reach an input at /tmp/<folder>/<name> (Toil's job store)."""
+    tmp_path.chmod(0o755)
+    (tmp_path / "f.txt").write_text("deep\n")
+    result = rt.run(
+        ["sh", "-c", "cat /tmp/deep/er/f.txt && touch /tmp/mine"],
+        mounts=[Mount(tmp_path, "/tmp/deep/er", read_only=True)],
+    )
+    assert result.exit_code == 0, result.stderr_tail
+    assert result.stdout_tail == "deep\n"
+
+
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path

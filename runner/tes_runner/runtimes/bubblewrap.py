@@ -85,6 +85,9 @@ alternatives, time zone, shells, language runtimes). Everything else in ``/etc``
 (``shadow``, ``ssl/private``, ``ssh``, ``sudoers``, service credentials) stays out;
 ``/etc/mtab`` is a link to ``/proc/self/mounts``."""
 
+PRIVATE_TMP = "/tmp"
+"""The sandbox's own writable ``/tmp`` (a tmpfs, world-writable and sticky)."""
+
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 _SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -226,12 +229,19 @@ class BubblewrapRuntime(ContainerRuntime):
         etc = [e for e in ETC_ENTRIES if (self.root / "etc" / e).exists()]
         points = ["/etc/mtab", *(f"/etc/{e}" for e in etc)]
         points += [m.container_path for m in spec.mounts]
-        for folder in _tmpfs_parents(points, spec.mounts):
-            args += ["--perms", "0755", "--dir", folder]
+        parents = _tmpfs_parents(points, spec.mounts)
+        below_tmp = [f for f in parents if f.startswith(PRIVATE_TMP + "/")]
+        for folder in parents:
+            if folder not in below_tmp:
+                args += ["--perms", "0755", "--dir", folder]
         for entry in etc:
             args += ["--ro-bind", str(self.root / "etc" / entry), f"/etc/{entry}"]
         args += ["--symlink", "../proc/self/mounts", "/etc/mtab"]
-        args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+        args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", PRIVATE_TMP]
+        # The private /tmp hides what was made before it: the parents below it come now
+        # (an input at /tmp/<folder>/<name>, as Toil mounts its file job store).
+        for folder in below_tmp:
+            args += ["--perms", "0755", "--dir", folder]
         # Parents before children, so a child's mount point is made inside its parent.
         for mount in sorted(spec.mounts, key=lambda m: len(PurePosixPath(m.container_path).parts)):
             if not mount.host_path.exists():
