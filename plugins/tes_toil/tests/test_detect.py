@@ -27,6 +27,11 @@ CLAIMED = {
         "ms-submitter-workflow-id": "aws:us-west-2:cwl-run-42",
         "ms-submitter-workflow-stage": "sort",
     },
+    "toil-7.0-2": {
+        "ms-submitter-name": "toil",
+        "ms-submitter-workflow-id": "file:/tmp/eng-toil/js",
+        "ms-submitter-workflow-stage": "greet",
+    },
 }
 
 TestDetector = detector_tests(tes_detect_submitter, "toil", CLAIMED, DOCUMENTS)
