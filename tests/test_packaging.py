@@ -127,7 +127,8 @@ def test_clean_venv_with_only_the_core_wheels(dist: Path, tmp_path: Path) -> Non
                                                            "/data/out.txt"]}],
         })
         done = wait_for_state(server.url, task_id, TERMINAL, timeout=120)
-        assert done["state"] == "COMPLETE", (get_task(server.url, task_id, "FULL")["logs"][-1].get("system_logs"), server.log())
+        full = get_task(server.url, task_id, "FULL")
+        assert done["state"] == "COMPLETE", (full["logs"][-1].get("system_logs"), server.log())
         assert (tmp_path / "out.txt").read_text() == "hello from a local input\n"
 
         s3_task = {"inputs": [{"url": "s3://bucket/in.txt", "path": "/data/in.txt"}],

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import os
 import stat
@@ -9,7 +10,6 @@ from urllib.parse import quote
 
 import pytest
 
-import tes_filetransfer.storage as storage_mod
 from tes_filetransfer import TransferError, register_storage, stage_inputs, upload_outputs
 from tes_filetransfer.storage import unregister_storage
 
@@ -243,7 +243,8 @@ def test_entry_point_plugin_is_loaded(root: Path, monkeypatch: pytest.MonkeyPatc
         assert group == "tes_filetransfer.storage"
         return [FakeEntryPoint()] if name == "mem" else []
 
-    monkeypatch.setattr(storage_mod, "entry_points", fake_entry_points)
+    # The storage module imports importlib.metadata only when it looks a scheme up.
+    monkeypatch.setattr(importlib.metadata, "entry_points", fake_entry_points)
     try:
         stage_inputs([{"url": "mem://b/in.txt", "path": "/in.txt"}], root)
     finally:

@@ -188,12 +188,13 @@ class Kubelet:
             binds += [flag, str(source), mount["mountPath"]]
         command = ["bwrap", "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin",
                    "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-                   "--symlink", "usr/sbin", "/sbin", "--tmpfs", "/etc",
+                   "--symlink", "usr/sbin", "/sbin", "--tmpfs", "/etc", "--tmpfs", "/tmp",
                    *[arg for name in ETC for arg in ("--ro-bind-try", name, name)],
                    "--ro-bind", str(REPO), str(REPO),
                    "--ro-bind", sys.base_prefix, sys.base_prefix,
                    "--proc", "/proc", "--dev", "/dev",
-                   "--tmpfs", "/tmp", "--bind", str(self.root.parent), str(self.root.parent),
+                   # /tmp's tmpfs comes first: the checkout or the test's folders may be in /tmp
+                   "--bind", str(self.root.parent), str(self.root.parent),
                    "--die-with-parent", *binds,
                    "--setenv", "PATH", f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin"]
         for item in container.get("env") or ():
