@@ -205,7 +205,7 @@ def test_a_preempted_node_makes_a_new_attempt(server, batch):
     assert batch.find_task(first)[1]["state"] == "running"
     batch.preempt(first)
     task = finished(server.url, task_id)
-    assert task["state"] == "COMPLETE", task
+    assert task["state"] == "COMPLETE", [log.get("system_logs") for log in task["logs"]]
     assert len(task["logs"]) == 2
     assert any(f"preempted the node of task {first} (attempt 1)" in line
                for line in task["logs"][1]["system_logs"])
