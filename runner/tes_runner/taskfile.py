@@ -13,6 +13,7 @@ first one that is wrong.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -30,6 +31,8 @@ WORK_FOLDER = "work"
 
 RUNTIME_NAMES = ("auto", *RUNTIMES)
 _TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_LEADING_VARIABLE = re.compile(r"\$([A-Z][A-Z0-9_]*)(?=/|$)")
+"""``$NAME`` at the start of ``shared_global``: read from the node's environment."""
 """Task ids become container and folder names: nothing else is accepted."""
 _TRANSFER_FIELDS = {f.name for f in fields(TransferConfig)} - {"policy"}
 _KNOWN = {"task", "attempt", "runtime", "policy", "transfer", "shared_global", "runtime_options",
@@ -147,6 +150,13 @@ def _transfer(data: dict[str, Any], task_dir: Path) -> TransferConfig:
 def _shared_global(value: Any) -> Path | None:
     if value is None:
         return None
+    if isinstance(value, str) and (leading := _LEADING_VARIABLE.match(value)):
+        # A folder the platform names on each node, e.g. $AZ_BATCH_NODE_MOUNTS_DIR/x
+        name = leading.group(1)
+        if not os.environ.get(name):
+            raise BadTaskFile(f"task.json: 'shared_global' names ${name}, which is not set "
+                              "on this node")
+        value = os.environ[name] + value[leading.end():]
     if not isinstance(value, str) or not Path(value).is_absolute():
         raise BadTaskFile("task.json: 'shared_global' must be an absolute path or null")
     return Path(value)

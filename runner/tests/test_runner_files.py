@@ -64,6 +64,20 @@ def test_good_task_file_denies_the_task_folder(tmp_path: Path) -> None:
         policy.check_local(tmp_path / "task" / "status.json")
 
 
+def test_shared_global_may_start_with_a_node_variable(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TES_TEST_MOUNTS_DIR", str(tmp_path / "mounts"))
+    parsed = parse_task_file({**GOOD, "shared_global": "$TES_TEST_MOUNTS_DIR/share"},
+                             tmp_path / "task")
+    assert parsed.shared_global == tmp_path / "mounts" / "share"
+    monkeypatch.delenv("TES_TEST_MOUNTS_DIR")
+    with pytest.raises(BadTaskFile, match=r"\$TES_TEST_MOUNTS_DIR, which is not set"):
+        parse_task_file({**GOOD, "shared_global": "$TES_TEST_MOUNTS_DIR/share"},
+                        tmp_path / "task")
+    monkeypatch.setenv("TES_TEST_RELATIVE", "relative")
+    with pytest.raises(BadTaskFile, match="absolute path"):
+        parse_task_file({**GOOD, "shared_global": "$TES_TEST_RELATIVE/share"}, tmp_path / "t")
+
+
 def test_missing_or_broken_task_file(tmp_path: Path) -> None:
     with pytest.raises(BadTaskFile, match="does not exist"):
         load_task_file(tmp_path)
