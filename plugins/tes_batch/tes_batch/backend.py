@@ -29,7 +29,7 @@ from tes_core.config import ConfigError
 from tes_core.storage_policy import access_policy
 from tes_filetransfer import TransferError
 
-from . import ids, pools, sizing
+from . import ids, pools, sharedglobal, sizing
 from .client import BatchApi, BatchApiError, make_client
 from .observe import QUOTA_CODES, observe
 from .settings import BatchSettings
@@ -174,7 +174,10 @@ class BatchBackend(Backend):
 
     def task_file(self, task: TaskRecord, attempt: int) -> dict[str, Any]:
         """The runner's ``task.json`` (see the runner contract)."""
-        return runner_task_file(task, attempt, self.conf.runtime, self._policy.portable())
+        document = runner_task_file(task, attempt, self.conf.runtime, self._policy.portable())
+        if self.conf.shared_global:
+            document["shared_global"] = sharedglobal.RUNNER_PATH
+        return document
 
     def poll(self, tasks: Sequence[TaskRecord]) -> Iterable[Observation]:
         """Observations of many tasks from one listing per pool job and one of the pools."""

@@ -38,8 +38,21 @@ def autoscale_formula(low_priority: bool, max_nodes: int) -> str:
 
 
 def container_key(conf: BatchSettings) -> str:
-    """What of the container configuration tells pools apart."""
-    return json.dumps({"type": "dockerCompatible", "runtime": conf.runtime}, sort_keys=True)
+    """What of the container configuration and mounts tells pools apart (the registry's
+    server and login name or identity, the shared share's URL; never a password or key)."""
+    key: dict[str, object] = {"type": "dockerCompatible", "runtime": conf.runtime}
+    if conf.registry:
+        key["registry"] = conf.registry.key()
+    if conf.shared_global:
+        key["shared_global"] = conf.shared_global.key()
+    return json.dumps(key, sort_keys=True)
+
+
+def container_configuration(conf: BatchSettings) -> models.BatchContainerConfiguration:
+    """Docker on the nodes, logged in to the private registry when one is configured."""
+    return models.BatchContainerConfiguration(
+        type="dockerCompatible",
+        container_registries=[conf.registry.reference()] if conf.registry else None)
 
 
 def pool_spec(pool: str, choice: Choice, conf: BatchSettings) -> models.BatchPoolCreateOptions:
@@ -53,8 +66,9 @@ def pool_spec(pool: str, choice: Choice, conf: BatchSettings) -> models.BatchPoo
                 publisher=publisher, offer=offer, sku=sku,
                 version=version[0] if version else "latest"),
             node_agent_sku_id=conf.node_agent_sku,
-            container_configuration=models.BatchContainerConfiguration(type="dockerCompatible"),
+            container_configuration=container_configuration(conf),
         ),
+        mount_configuration=[conf.shared_global.mount()] if conf.shared_global else None,
         enable_auto_scale=True,
         auto_scale_formula=autoscale_formula(choice.low_priority, conf.max_nodes),
         auto_scale_evaluation_interval=timedelta(minutes=5),

@@ -14,6 +14,9 @@ from pathlib import Path
 from tes_core.config import ConfigError, PluginSettings, Settings
 from tes_core.telemetry.redact import register_secret
 
+from .registry import RegistryLogin, registry_from_settings
+from .sharedglobal import SharedGlobalShare, share_from_settings
+
 RUNTIMES = ("docker",)
 """Container runtimes the pools' container configuration provides."""
 
@@ -84,6 +87,10 @@ class BatchSettings:
     sweep_interval: float = 60.0
     """Seconds between two sweeps (finished Batch tasks, idle pools)."""
     request_timeout: float = 60.0
+    registry: RegistryLogin | None = None
+    """The private container registry the pools log in to, if any."""
+    shared_global: SharedGlobalShare | None = None
+    """The Azure Files share behind ``/tes-wd/shared-global``; none: private per task."""
 
     @property
     def shared_key(self) -> bool:
@@ -141,6 +148,8 @@ class BatchSettings:
             refresh_interval=number("refresh_interval", "5", float, 0),
             sweep_interval=number("sweep_interval", "60", float, 0),
             request_timeout=number("request_timeout", "60", float, 1),
+            registry=registry_from_settings(plugin),
+            shared_global=share_from_settings(plugin),
         )
 
 

@@ -5,6 +5,7 @@ and a wrong key."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from datetime import UTC, datetime
@@ -48,6 +49,9 @@ def batch(batch: FakeBatch, request: pytest.FixtureRequest) -> Any:
 def prefix_of(test_name: str) -> str:
     """A pool prefix of the test's own (Batch ids: at most 16 characters here)."""
     return "t" + hashlib.sha256(test_name.encode()).hexdigest()[:10]
+
+
+IMAGE = "busybox:latest"
 
 
 def backend(fake: FakeBatch, tmp_path: Path, reporter: Reporter | None = None,
@@ -124,6 +128,48 @@ def test_a_repeated_submit_adopts_the_task_instead_of_adding_another(batch, tmp_
     assert adds == [201, 409]
     job, name = ids.parse_ref(ref)
     assert list(batch.tasks[job]) == [name]
+
+
+def test_pools_log_in_to_the_private_registry_and_never_log_its_password(batch, tmp_path,
+                                                                        caplog):
+    batch.paused = True  # only the requests matter here
+    caplog.set_level("DEBUG")
+    made = backend(batch, tmp_path, TES_BATCH_REGISTRY_SERVER="acr7.azurecr.io",
+                   TES_BATCH_REGISTRY_USERNAME="acr7", TES_BATCH_REGISTRY_PASSWORD="pw-7f3e9")
+    ref = made.submit(record("registry-1"))
+    job, _ = ids.parse_ref(ref)
+    [pool_add] = batch.recorded("POST", "/pools")
+    assert pool_add.body["virtualMachineConfiguration"]["containerConfiguration"] == {
+        "type": "dockerCompatible",
+        "containerRegistries": [{"registryServer": "acr7.azurecr.io", "username": "acr7",
+                                 "password": "pw-7f3e9"}]}
+    assert batch.jobs[job]["poolInfo"]["poolId"] == pool_add.body["id"]
+    assert "pw-7f3e9" not in caplog.text and "pw-7f3e9" not in pool_add.body["id"]
+    # The same size without the registry is another pool (its nodes are not logged in).
+    plain = backend(batch, tmp_path).submit(record("registry-2"))
+    assert ids.parse_ref(plain)[0] != job
+
+
+def test_shared_global_is_the_pools_azure_files_mount(batch, tmp_path, caplog):
+    caplog.set_level("DEBUG")
+    url = "https://stone.file.core.windows.net/shared-global"
+    made = backend(batch, tmp_path, TES_BATCH_SHARED_GLOBAL_URL=url,
+                   TES_BATCH_SHARED_GLOBAL_ACCOUNT_KEY="c2hhcmUta2V5LTQy")
+    task = record("shared-global-1", {"executors": [{
+        "image": IMAGE, "command": ["sh", "-c", "echo kept > /tes-wd/shared-global/kept.txt"]}]})
+    ref = made.submit(task)
+    job, name = ids.parse_ref(ref)
+    [pool_add] = batch.recorded("POST", "/pools")
+    assert pool_add.body["mountConfiguration"] == [{"azureFileShareConfiguration": {
+        "accountName": "stone", "azureFileUrl": url, "accountKey": "c2hhcmUta2V5LTQy",
+        "relativeMountPath": "tes-shared-global",
+        "mountOptions": "-o vers=3.0,dir_mode=0777,file_mode=0777,sec=ntlmssp"}}]
+    [add] = [r for r in batch.recorded("POST", f"/jobs/{job}/tasks")]
+    document = json.loads(add.body["environmentSettings"][0]["value"])
+    assert document["shared_global"] == "$AZ_BATCH_NODE_MOUNTS_DIR/tes-shared-global"
+    wait_until(lambda: batch.tasks[job][name]["state"] == "completed", timeout=180)
+    assert (batch.share_dir(url) / "kept.txt").read_text() == "kept\n"
+    assert "c2hhcmUta2V5LTQy" not in caplog.text
 
 
 def test_an_answer_lost_after_the_add_makes_no_second_task(batch, tmp_path):

@@ -115,6 +115,7 @@ def test_everything_is_created_linked_and_reported_without_a_secret(
         "TES_BATCH_ACCOUNT_NAME": "baone",
         "TES_BATCH_ACCOUNT_KEY":
             f"@Microsoft.KeyVault(SecretUri={vault.url}/secrets/tes-batch-account-key)",
+        "TES_BATCH_SHARED_GLOBAL_URL": "https://stone.file.core.windows.net/shared-global",
     }
     assert report["shared_global"] == "https://stone.file.core.windows.net/shared-global"
 
@@ -128,6 +129,7 @@ def test_the_same_names_again_report_the_existing_resources(provisioner, arm) ->
         "resource group", "storage account", "file share", "batch account"]
     assert all(method == "GET" for method, _ in arm.requests[before:]), arm.requests[before:]
     assert "TES_BATCH_ACCOUNT_KEY" not in report["settings"]  # no vault: nothing to refer to
+    assert "TES_BATCH_SHARED_GLOBAL_URL" not in report["settings"]  # nor a key to mount with
 
 
 def test_a_resource_group_in_another_region_is_a_409(provisioner, arm) -> None:

@@ -16,7 +16,7 @@ from tes_core.provisioning.base import ProvisioningFailed
 
 from .clients import AzureClients
 from .request import VAULT_SUFFIXES, BatchProvisionRequest, parse_request
-from .steps import BATCH_ACCOUNT, KEY_VAULT_SECRETS, STORAGE_ACCOUNT, plan
+from .steps import BATCH_ACCOUNT, FILE_SHARE, KEY_VAULT_SECRETS, STORAGE_ACCOUNT, plan
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,10 @@ def server_settings(request: BatchProvisionRequest, done: dict[str, Any]) -> dic
             secrets["secrets"][vault.storage_secret])
         settings["TES_BATCH_ACCOUNT_NAME"] = request.batch_account
         settings["TES_BATCH_ACCOUNT_KEY"] = _reference(secrets["secrets"][vault.batch_secret])
+        share = shared_global_url(request, done)
+        if share and done.get(FILE_SHARE):
+            # The share's key comes from the storage connection string (same account).
+            settings["TES_BATCH_SHARED_GLOBAL_URL"] = share
     return settings
 
 

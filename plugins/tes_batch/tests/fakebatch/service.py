@@ -11,6 +11,7 @@ body (``code``, ``message.value``) and codes (``PoolExists``, ``JobExists``,
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import json
 import os
@@ -465,6 +466,7 @@ class FakeBatch:
             link = root / "shared" / "tes-runner" / "bin" / "tes-runner"
             if not link.exists():
                 link.symlink_to(self.runner)
+            self._mount(pool, root / "fsmounts")
             failing = bool({pool["id"], "*"} & self.start_task_failures)
             nodes.append(Node(node_id, pool["id"], low_priority, root,
                               start_task_failed=failing))
@@ -474,6 +476,25 @@ class FakeBatch:
         count = len(nodes)
         pool["currentLowPriorityNodes" if low_priority else "currentDedicatedNodes"] = count
         pool["targetLowPriorityNodes" if low_priority else "targetDedicatedNodes"] = target
+
+    def share_dir(self, azure_file_url: str) -> Path:
+        """The folder standing for an Azure Files share (one per URL, for every pool)."""
+        digest = hashlib.sha256(azure_file_url.encode()).hexdigest()[:12]
+        return self.root / "azure-files" / digest
+
+    def _mount(self, pool: dict[str, Any], mounts: Path) -> None:
+        """The pool's Azure Files mounts on a new node: ``<mounts>/<relativeMountPath>``
+        (a link to the share's folder; Batch mounts it with CIFS)."""
+        for mount in pool.get("mountConfiguration") or ():
+            share = mount.get("azureFileShareConfiguration")
+            if not share:
+                continue
+            target = self.share_dir(share["azureFileUrl"])
+            target.mkdir(parents=True, exist_ok=True)
+            mounts.mkdir(parents=True, exist_ok=True)
+            link = mounts / share["relativeMountPath"]
+            if not link.exists():
+                link.symlink_to(target, target_is_directory=True)
 
     def _schedule(self, pool: dict[str, Any]) -> None:
         idle = [n for n in self.nodes[pool["id"]] if not n.task and not n.start_task_failed]
@@ -500,6 +521,7 @@ class FakeBatch:
         env = {**os.environ,
                "AZ_BATCH_TASK_WORKING_DIR": str(work), "AZ_BATCH_TASK_DIR": str(folder),
                "AZ_BATCH_NODE_SHARED_DIR": str(node.root / "shared"),
+               "AZ_BATCH_NODE_MOUNTS_DIR": str(node.root / "fsmounts"),
                "AZ_BATCH_NODE_ID": node.id, "AZ_BATCH_POOL_ID": pool, "AZ_BATCH_JOB_ID": job,
                "AZ_BATCH_TASK_ID": task["id"]}
         for setting in task.get("environmentSettings") or ():
