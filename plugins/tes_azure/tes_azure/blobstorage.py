@@ -48,6 +48,9 @@ _CLIENT_OPTIONS: dict[str, Any] = {
     "read_timeout": 30,
 }
 
+_MAX_CONTAINER_TOKENS = 1024
+"""Container tokens kept for one window at most (a window lasts a second)."""
+
 # Azurite's documented development account, used by "UseDevelopmentStorage=true".
 _DEV_ACCOUNT = "devstoreaccount1"
 _DEV_KEY = (
@@ -89,6 +92,9 @@ class BlobStorage:
         self._delegation_key: UserDelegationKey | None = None
         self._delegation_expiry: datetime | None = None
         self._last_window: tuple[int, timedelta, tuple[datetime, datetime]] | None = None
+        self._container_tokens: tuple[tuple[datetime, datetime] | None, dict[
+            tuple[str, str], str]] = (None, {})
+        """A SAS window and the container tokens signed for it, by container and permission."""
         parts = urlsplit(self.account_url)
         self._origin = f"{parts.scheme.lower()}://{parts.netloc.lower()}"
         self._base_path = parts.path.rstrip("/") + "/"
@@ -193,8 +199,7 @@ class BlobStorage:
         """A folder's URL (``prefix`` in ``container``) with a container SAS, for inputs and
         outputs whose files are reached by appending their names to the URL (DIRECTORY
         items, wildcard outputs): a blob SAS would be valid for one blob only."""
-        token = self.container_sas_url(container, write=write, lifetime=lifetime).partition(
-            "?")[2]
+        token = self._token(container, None, "rcwal" if write else "rl", lifetime)
         url = self.blob_url(container, prefix)
         return f"{url}?{token}" if token else url
 
@@ -242,12 +247,32 @@ class BlobStorage:
     ) -> str:
         """``url`` with a SAS for ``blob`` (the container when ``None``); with a SAS
         connection string, the configured SAS as it is."""
+        return f"{url}?{self._token(container, blob, permission, lifetime)}"
+
+    def _token(
+        self, container: str, blob: str | None, permission: str, lifetime: timedelta
+    ) -> str:
+        """A SAS for ``blob`` (the container when ``None``) issued now for ``lifetime``, or
+        the configured SAS. A container's token is signed once per window: every folder of
+        a task in that container, and of the tasks created in the same second, shares it."""
         if self._secrets.sas_token:
-            return f"{url}?{self._secrets.sas_token}"
+            return self._secrets.sas_token
         start, expiry = self._window(lifetime)
-        token = blob_sas(self.account_name, container, blob, permission=permission,
-                         start=start, expiry=expiry, **self._signer(expiry))
-        return f"{url}?{token}"
+        if blob is not None:
+            return blob_sas(self.account_name, container, blob, permission=permission,
+                            start=start, expiry=expiry, **self._signer(expiry))
+        window, tokens = self._container_tokens
+        if window != (start, expiry):
+            # A new window: the old one's tokens are never asked for again.
+            tokens = {}
+            self._container_tokens = ((start, expiry), tokens)
+        token = tokens.get((container, permission))
+        if token is None:
+            token = blob_sas(self.account_name, container, None, permission=permission,
+                             start=start, expiry=expiry, **self._signer(expiry))
+            if len(tokens) < _MAX_CONTAINER_TOKENS:
+                tokens[(container, permission)] = token
+        return token
 
     def _window(self, lifetime: timedelta) -> tuple[datetime, datetime]:
         """The validity of a SAS issued now for ``lifetime``; the same for every token of

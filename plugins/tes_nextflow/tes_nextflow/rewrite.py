@@ -103,12 +103,37 @@ def _account(url: str, location: BlobLocation, accounts: StorageAccounts) -> Blo
 
 
 def _is_folder(url: str, direction: str, task: Mapping[str, Any]) -> bool:
-    """Whether some input (output) with this URL is a folder or a wildcard output."""
-    for item in task.get("inputs" if direction == "input" else "outputs") or ():
-        if item.get("url") != url:
-            continue
-        if item.get("type") == "DIRECTORY" or item.get("path_prefix"):
-            return True
-        if direction == "output" and _WILDCARDS.intersection(item.get("path") or ""):
-            return True
-    return False
+    """Whether some input (output) with this URL is a folder or a wildcard output.
+
+    The URLs are compared as they are now: the task service writes each rewritten URL
+    back before asking about the next, so an item already rewritten no longer counts."""
+    folders = _folder_items(task, direction)
+    return bool(folders) and url in [item.get("url") for item in folders]
+
+
+_folders: tuple[Mapping[str, Any], str, Any, int, tuple[Mapping[str, Any], ...]] | None = None
+"""The last task asked about, a direction, its items, their count and which are folders."""
+
+
+def _folder_items(task: Mapping[str, Any], direction: str) -> tuple[Mapping[str, Any], ...]:
+    """The task's inputs (outputs) that are folders or wildcard outputs.
+
+    Every URL of a task asks, so they are picked out once per task and direction, not
+    once per URL; only the URLs change meanwhile, never an item's type or path."""
+    global _folders
+    items = task.get("inputs" if direction == "input" else "outputs") or ()
+    cached = _folders
+    if (cached is not None and cached[0] is task and cached[1] == direction
+            and cached[2] is items and cached[3] == len(items)):
+        return cached[4]
+    found = tuple(item for item in items if _folder_like(item, direction))
+    _folders = (task, direction, items, len(items), found)
+    return found
+
+
+def _folder_like(item: Mapping[str, Any], direction: str) -> bool:
+    """A DIRECTORY item, one with a ``path_prefix``, or an output whose path has a
+    wildcard: its files are reached by appending their names to its URL."""
+    if item.get("type") == "DIRECTORY" or item.get("path_prefix"):
+        return True
+    return direction == "output" and bool(_WILDCARDS.intersection(item.get("path") or ""))

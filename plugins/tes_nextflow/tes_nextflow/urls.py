@@ -13,7 +13,7 @@ Pure parsing, no storage access. Nextflow writes Azure locations three ways:
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .detect import BUILTIN
 
@@ -24,9 +24,9 @@ class UrlFormError(ValueError):
     """An ``az://`` URL too short to name a container."""
 
 
-@dataclass(frozen=True)
-class BlobLocation:
-    """A container and blob (``""``: the container itself) in some storage account."""
+class BlobLocation(NamedTuple):
+    """A container and blob (``""``: the container itself) in some storage account (a
+    named tuple: made for every URL of every task, it is cheaper than a dataclass)."""
 
     container: str
     blob: str
@@ -45,7 +45,7 @@ def blob_location(url: str, form: str, accounts: Collection[str]) -> BlobLocatio
     :raises UrlFormError: an ``az://`` URL with no container in it.
     """
     if url.startswith(AZ_SCHEME):
-        parts = [part for part in url[len(AZ_SCHEME):].split("/") if part]
+        parts = _parts(url[len(AZ_SCHEME):])
         if form == BUILTIN:
             if not parts:
                 raise UrlFormError(f"{url!r} names no container (az://<container>/<path>)")
@@ -56,7 +56,15 @@ def blob_location(url: str, form: str, accounts: Collection[str]) -> BlobLocatio
             )
         return BlobLocation(parts[1], "/".join(parts[2:]), parts[0])
     if form != BUILTIN and url.startswith("/") and url[1:].partition("/")[0] in accounts:
-        parts = [part for part in url.split("/") if part]
+        parts = _parts(url[1:])
         if len(parts) >= 2:
             return BlobLocation(parts[1], "/".join(parts[2:]), parts[0])
     return None
+
+
+def _parts(path: str) -> list[str]:
+    """The non-empty ``/``-separated parts of ``path``; a plain split for the usual path
+    with no empty part (no ``//``, no ``/`` at either end), which needs no filtering."""
+    if path and "//" not in path and path[0] != "/" and path[-1] != "/":
+        return path.split("/")
+    return [part for part in path.split("/") if part]
