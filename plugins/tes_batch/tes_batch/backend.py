@@ -32,6 +32,7 @@ from tes_filetransfer import TransferError
 from . import ids, pools, sharedglobal, sizing
 from .client import BatchApi, BatchApiError, make_client
 from .observe import QUOTA_CODES, observe
+from .prices import RetailPrices
 from .settings import BatchSettings
 from .snapshot import Snapshots
 from .sweep import Sweeper
@@ -81,6 +82,9 @@ class BatchBackend(Backend):
         self._looked: dict[str, float] = {}
         """When :meth:`refresh` last read each task's status file."""
         self._lock = threading.Lock()
+        self.prices = (RetailPrices(self.conf.prices_url, self.conf.region, self.conf.prices_ttl)
+                       if self.conf.prices_url and self.conf.region else None)
+        """The retail prices API, when configured and the region is known."""
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -216,7 +220,7 @@ class BatchBackend(Backend):
         if node is not None and node.pool_id:
             pool = node.pool_id  # where it runs, whatever the size table says now
         metadata = {"batch_job_id": job, "batch_task_id": name, "batch_pool_id": pool,
-                    **choice.metadata()}
+                    **self._metadata(choice)}
         return observe(
             task, batch_task, snapshot.pools.get(pool), ids=metadata,
             counts=snapshot.node_counts.get(pool),
@@ -227,6 +231,9 @@ class BatchBackend(Backend):
             max_attempts=self.conf.max_attempts,
         )
 
+    def _metadata(self, choice: sizing.Choice) -> dict[str, str]:
+        return self.prices.metadata(choice) if self.prices else choice.metadata()
+
     def _retry_submit(self, task: TaskRecord) -> Observation | None:
         ref = self.submit_attempt(task, max(1, len(task.logs)))
         choice = self._choice(task)
@@ -235,9 +242,9 @@ class BatchBackend(Backend):
             if (task.logs[-1:] or [{}])[0].get("metadata", {}).get("waiting_reason") == reason:
                 return None
             return Observation(task_id=task.id, waiting_reason=reason, backend_ref=ref,
-                               metadata=choice.metadata())
+                               metadata=self._metadata(choice))
         return Observation(task_id=task.id, backend_ref=ref, waiting_reason="",
-                           metadata=choice.metadata())
+                           metadata=self._metadata(choice))
 
     def _read_status(self, job: str, name: str) -> dict[str, Any] | None:
         raw = self.api.read_file(job, name, STATUS_PATH)

@@ -14,6 +14,8 @@ from pathlib import Path
 from tes_core.config import ConfigError, PluginSettings, Settings
 from tes_core.telemetry.redact import register_secret
 
+from .prices import DEFAULT_URL as DEFAULT_PRICES_URL
+from .prices import region_of
 from .registry import RegistryLogin, registry_from_settings
 from .sharedglobal import SharedGlobalShare, share_from_settings
 
@@ -91,6 +93,12 @@ class BatchSettings:
     """The private container registry the pools log in to, if any."""
     shared_global: SharedGlobalShare | None = None
     """The Azure Files share behind ``/tes-wd/shared-global``; none: private per task."""
+    prices_url: str = ""
+    """The retail prices API; empty: the size table's prices only."""
+    region: str = ""
+    """The account's Azure region (``armRegionName``) the prices are asked for."""
+    prices_ttl: float = 86400.0
+    """Seconds a price from the API is kept."""
 
     @property
     def shared_key(self) -> bool:
@@ -150,7 +158,26 @@ class BatchSettings:
             request_timeout=number("request_timeout", "60", float, 1),
             registry=registry_from_settings(plugin),
             shared_global=share_from_settings(plugin),
+            prices_url=_prices_url(get("prices_url", DEFAULT_PRICES_URL)),
+            region=_region(get("region").lower() or region_of(url)),
+            prices_ttl=number("prices_ttl", "86400", float, 1),
         )
+
+
+def _region(region: str) -> str:
+    if not re.fullmatch(r"[a-z0-9]*", region):
+        raise ConfigError(f"TES_BATCH_REGION={region!r} is not an Azure region name "
+                          "(armRegionName, e.g. westeurope)")
+    return region
+
+
+def _prices_url(raw: str) -> str:
+    if raw.lower() in ("", "off"):
+        return ""
+    if not re.fullmatch(r"https?://[^\s?#]+", raw):
+        raise ConfigError(f"TES_BATCH_PRICES_URL={raw!r} is not an http(s) URL without a "
+                          "query (or off)")
+    return raw
 
 
 def _flag(raw: str, variable: str) -> bool:

@@ -172,6 +172,24 @@ def test_shared_global_is_the_pools_azure_files_mount(batch, tmp_path, caplog):
     assert "c2hhcmUta2V5LTQy" not in caplog.text
 
 
+def test_the_price_in_metadata_comes_from_the_retail_prices_api(batch, tmp_path):
+    from fakeprices import FakePrices, row
+
+    prices = FakePrices().start()
+    try:
+        prices.pages = [[row("D2s v3", "Virtual Machines DSv3 Series", 0.123)]]
+        batch.paused = True
+        made = backend(batch, tmp_path, TES_BATCH_PRICES_URL=prices.url,
+                       TES_BATCH_REGION="WestEurope")
+        task = record("priced-1")
+        ref = made.submit(task)
+        [seen] = made.poll([record(task.id, ref=ref)])
+        assert seen.metadata["vm_price_per_hour_usd"] == "0.123"  # not the table's 0.096
+        assert "armRegionName eq 'westeurope'" in prices.queries[0]["$filter"][0]
+    finally:
+        prices.stop()
+
+
 def test_an_answer_lost_after_the_add_makes_no_second_task(batch, tmp_path):
     """A worker killed mid-submit looks the same to Batch: the add arrived, nobody heard."""
     batch.paused = True

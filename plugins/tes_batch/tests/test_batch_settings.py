@@ -52,6 +52,9 @@ def test_defaults_and_account_from_the_url():
     assert conf.vm_sizes == DEFAULT_VM_SIZES
     assert conf.max_attempts == 3
     assert "a2V5" not in repr(conf)
+    assert conf.region == "westeurope"  # the retail prices are asked for this region
+    assert conf.prices_url == "https://prices.azure.com/api/retail/prices"
+    assert settings(account_url="http://127.0.0.1:9", prices_url="off").prices_url == ""
 
 
 def test_size_table_inline_and_from_a_file(tmp_path):
@@ -100,6 +103,10 @@ def test_registry_login_by_password_or_identity_and_what_keys_the_pools():
     ({"account_url": "http://127.0.0.1:9", "runtime": "podman"}, "TES_BATCH_RUNTIME"),
     ({"account_url": "http://127.0.0.1:9", "preempted_dedicated": "maybe"},
      "TES_BATCH_PREEMPTED_DEDICATED"),
+    ({"account_url": "http://127.0.0.1:9", "prices_url": "file:///etc/passwd"},
+     "TES_BATCH_PRICES_URL"),
+    ({"account_url": "http://127.0.0.1:9", "prices_ttl": "0"}, "TES_BATCH_PRICES_TTL"),
+    ({"account_url": "http://127.0.0.1:9", "region": "west' or 1 eq 1"}, "TES_BATCH_REGION"),
     ({"account_url": "http://127.0.0.1:9", "registry_username": "u"},
      "TES_BATCH_REGISTRY_SERVER is needed"),
     ({"account_url": "http://127.0.0.1:9", "registry_server": "https://r.io/x"},

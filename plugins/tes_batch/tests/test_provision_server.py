@@ -57,6 +57,7 @@ def server(idp, arm, tmp_path_factory) -> Iterator[ServerProcess]:
     env = server_env(
         data_dir, TES_BACKEND="batch",
         TES_BATCH_ACCOUNT_URL="https://unused.westeurope.batch.azure.com",
+        TES_BATCH_PRICES_URL="off",
         TES_BATCH_PROVISION_ARM_URL=arm.url, REQUESTS_CA_BUNDLE=str(arm.cert_file),
         **arm.identity_env(), **idp.settings())
     proc = ServerProcess(data_dir, env).start()
@@ -198,6 +199,7 @@ def deployment(tmp_path, arm) -> Iterator[Deployment]:
     deployment = Deployment(
         tmp_path, database, REDIS_URL, TES_BACKEND="batch",
         TES_BATCH_ACCOUNT_URL="https://unused.westeurope.batch.azure.com",
+        TES_BATCH_PRICES_URL="off",
         TES_BATCH_PROVISION_ARM_URL=arm.url, REQUESTS_CA_BUNDLE=str(arm.cert_file),
         **arm.identity_env())
     try:

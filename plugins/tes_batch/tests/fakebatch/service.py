@@ -130,7 +130,8 @@ class FakeBatch:
         """Server settings pointing the ``batch`` backend at this account (shared key)."""
         return {"TES_BACKEND": "batch", "TES_BATCH_ACCOUNT_URL": self.url,
                 "TES_BATCH_ACCOUNT_NAME": self.account, "TES_BATCH_ACCOUNT_KEY": self.key,
-                "TES_BATCH_SWEEP_INTERVAL": "3600", **extra}
+                "TES_BATCH_SWEEP_INTERVAL": "3600",
+                "TES_BATCH_PRICES_URL": "off", **extra}  # never the real prices API
 
     def start(self) -> FakeBatch:
         """Start serving and simulating."""
