@@ -106,6 +106,9 @@ class Settings:
     """``GET /task-counts`` counts up to this many tasks of each state (with a name or tag
     filter: this many matching tasks), then says "at least", so the dashboard's counts cost
     the same over any number of tasks."""
+    output_tail_max: int = 64 * 1024
+    """Most bytes ``GET /tasks/{id}/executors/{index}/stdout`` (and ``stderr``) answers: a
+    larger ``tail`` is cut to this."""
     # -- end of request bounds -----------------------------------------------------------
     dashboard: bool = True
     """Serve the web dashboard at ``/`` (off: ``/`` leads to the API explorer)."""

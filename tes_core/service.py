@@ -17,7 +17,7 @@ from marshmallow import ValidationError
 
 from .auth.ownership import Ownership
 from .auth.principal import Principal
-from .backends.base import Backend, Observation, UnsupportedParameterValue
+from .backends.base import Backend, NoLiveOutput, Observation, UnsupportedParameterValue
 from .blobstore import BlobStore
 from .config import ConfigError, Settings
 from .db import Database
@@ -273,6 +273,32 @@ class TaskService:
             log.warning("refreshing task %s from the backend failed", task_id, exc_info=True)
             return False
         return observation is not None and self.reporter.report(observation)
+
+    def output_tail(
+        self, task_id: str, index: int, stream: str, limit: int,
+        principal: Principal | None = None,
+    ) -> str:
+        """The last ``limit`` bytes (at most ``TES_OUTPUT_TAIL_MAX``) of what executor
+        ``index`` wrote to ``stream``: from the stored executor log once it ended (or the
+        task did), else live from the backend. 404 if the task is unknown or not
+        ``principal``'s, has no such executor, or the backend serves no live output."""
+        self.ownership.check(task_id, principal)
+        with self.db.read() as conn:
+            record = load_record(conn, task_id)
+        if record is None:
+            raise NotFound(f"no task with id {task_id!r}")
+        count = len(record.document.get("executors") or [])
+        if not 0 <= index < count:
+            raise NotFound(f"task {task_id} has no executor {index} (it has {count})")
+        limit = min(limit, self.settings.output_tail_max)
+        ended = list((record.logs or [{}])[-1].get("logs") or [])
+        if index < len(ended) or is_terminal(record.state):
+            text = (ended[index].get(stream) if index < len(ended) else None) or ""
+            return text.encode()[-limit:].decode("utf-8", errors="replace")
+        try:
+            return self.backend.output_tail(record, index, stream, limit)
+        except NoLiveOutput as exc:
+            raise NotFound(str(exc)) from None
 
     def list(self, query: ListQuery, principal: Principal | None = None) -> dict[str, Any]:
         """One page of tasks, newest first (only ``principal``'s own unless an admin)."""

@@ -382,8 +382,18 @@ class TaskRunner:
             opened.callback(os.close, fd)
             return beneath.pinned(fd)
 
-        stdout = pinned(executor.get("stdout"), write=True)
-        stderr = pinned(executor.get("stderr"), write=True)
+        def output(stream: str) -> Path:
+            """The executor's own file, else its file in the task's logs folder (which
+            the server reads for a live tail while it runs)."""
+            own = pinned(executor.get(stream), write=True)
+            if own is not None:
+                return own
+            fd = self.workspace.open_output(index, stream, write=True)
+            opened.callback(os.close, fd)
+            return beneath.pinned(fd)
+
+        stdout = output("stdout")
+        stderr = output("stderr")
         try:
             stdin = pinned(executor.get("stdin"), write=False)
         except FileNotFoundError:

@@ -39,6 +39,10 @@ SHARED_GLOBAL = "/tes-wd/shared-global"
 OWNERS_FOLDER = "shared-global-owners"
 
 
+OUTPUT_STREAMS = ("stdout", "stderr")
+"""Executor output streams a task's ``logs`` folder keeps (:meth:`Workspace.open_output`)."""
+
+
 class PlantedLink(RuntimeError):
     """A path of the task is a symlink (or a special file) where the server expects a
     plain folder or file: an executor replaced it. The message names the container path."""
@@ -141,6 +145,20 @@ class Workspace:
         with self._opened(folder) as fd:
             return self._beneath(
                 folder, rel, beneath.open_file, fd, write=write, create_parents=write
+            )
+
+    def open_output(self, index: int, stream: str, *, write: bool = False) -> int:
+        """A descriptor of the file in the task's ``logs`` folder that holds what executor
+        ``index`` wrote to ``stream`` (``stdout`` or ``stderr``) when its task gave it no
+        file of its own, reached without following links (for writing: created and
+        emptied). Raises :class:`PlantedLink`, or :class:`FileNotFoundError` when reading
+        a missing file. Close it with :func:`os.close`."""
+        if stream not in OUTPUT_STREAMS:
+            raise ValueError(f"stream must be one of {', '.join(OUTPUT_STREAMS)}")
+        rel = f"logs/executor-{int(index)}.{stream}"
+        with self._opened(self.base) as fd:
+            return self._beneath(
+                self.base, rel, beneath.open_file, fd, write=write, create_parents=write
             )
 
     def verified_root(self, folder: Path) -> Path:

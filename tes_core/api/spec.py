@@ -129,6 +129,8 @@ OPERATION_ERRORS: dict[tuple[str, str], tuple[str, ...]] = {
     ("/tasks/{id}:cancel", "post"): ("400", "403", "404", "413", "415", *_TASK_CALL),
     ("/events", "get"): ("400", *_TASK_CALL),
     ("/task-counts", "get"): ("400", *_TASK_CALL),
+    ("/tasks/{id}/executors/{index}/stdout", "get"): ("400", "404", *_TASK_CALL),
+    ("/tasks/{id}/executors/{index}/stderr", "get"): ("400", "404", *_TASK_CALL),
     ("/provision", "post"): ("400", "403", "404", "409", "413", "415", *_TASK_CALL),
     ("/provision/{id}", "get"): ("403", "404", *_TASK_CALL),
 }
@@ -266,6 +268,40 @@ PROVISION_PATHS: dict[str, dict[str, Any]] = {
 }
 """The provisioning operations, added to the served document's ``paths``."""
 
+def _output_path(stream: str) -> dict[str, Any]:
+    """``GET /tasks/{id}/executors/{index}/<stream>``."""
+    return {"get": {
+        "tags": ["TaskService"],
+        "summary": f"GetExecutorOutput ({stream})",
+        "description": f"The end of what one executor wrote to its {stream} so far, as "
+        "text: while it runs, read live by the backend (the local backend does, for an "
+        f"executor whose task names no {stream} file of its own; other backends answer "
+        "404); once it ended, its stored executor log. With tokens, only the caller's "
+        "tasks (an admin's: all). Not part of TES: a tes-core addition.",
+        "operationId": f"GetExecutor{stream.capitalize()}",
+        "parameters": [
+            {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+            {"name": "index", "in": "path", "required": True,
+             "description": "The executor's position in the task, from 0.",
+             "schema": {"type": "integer", "minimum": 0}},
+            {"name": "tail", "in": "query", "required": False,
+             "description": "How many bytes of the end to answer (at most and by default "
+             "`TES_OUTPUT_TAIL_MAX`).", "schema": {"type": "integer", "minimum": 1}},
+        ],
+        "responses": {"200": {
+            "description": f"The end of the executor's {stream} (UTF-8; empty when it "
+            "wrote nothing yet).",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }},
+    }}
+
+
+OUTPUT_PATHS: dict[str, dict[str, Any]] = {
+    f"/tasks/{{id}}/executors/{{index}}/{stream}": _output_path(stream)
+    for stream in ("stdout", "stderr")
+}
+"""The executor output operations, added to the served document's ``paths``."""
+
 COUNT_FILTERS = ("name_prefix", "tag_key", "tag_value")
 """ListTasks' parameters that ``GET /task-counts`` takes (a ``state`` is checked, then
 ignored: every state is counted)."""
@@ -312,6 +348,7 @@ def build(document: dict[str, Any]) -> dict[str, Any]:
     components.setdefault("securitySchemes", {})["bearerAuth"] = dict(BEARER_SCHEME)
     _add_path(document, "/events", EVENTS_PATH, EVENT_FILTERS)
     _add_path(document, "/task-counts", TASK_COUNTS_PATH, COUNT_FILTERS)
+    document["paths"].update(copy.deepcopy(OUTPUT_PATHS))
     document["paths"].update(copy.deepcopy(PROVISION_PATHS))
     for path, item in document.get("paths", {}).items():
         for method in METHODS:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 from flask import Blueprint, Response, request
 from flask.views import MethodView
 
-from ..errors import NotFound
+from ..errors import BadRequest, NotFound
 from ..schemas import parse_list_query, parse_view
 from .auth import current_principal
 from .body import read_json_body, refuse_non_json_body, require_json_type
@@ -72,6 +74,36 @@ class TaskCancel(MethodView):
         return json_response({})
 
 
+class ExecutorOutput(MethodView):
+    """``GET /tasks/{id}/executors/{index}/stdout`` (and ``stderr``): the end of what one
+    executor wrote so far, as text (an addition of this server, for the dashboard and
+    ``tes logs --follow``)."""
+
+    init_every_request = False
+
+    def get(self, task_id: str, index: str, stream: str) -> Response:
+        """The last ``tail`` bytes (``TES_OUTPUT_TAIL_MAX`` at most and by default)."""
+        if not index.isdigit():
+            raise BadRequest(f"index must be an executor's number (0, 1, ...), not {index!r}",
+                             field="index")
+        limit = _tail_bytes(request.args.get("tail"))
+        text = task_service().output_tail(
+            _known(task_id), int(index), stream, limit, current_principal()
+        )
+        response = Response(text, mimetype="text/plain")
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+
+def _tail_bytes(raw: str | None) -> int:
+    """``?tail=`` as a positive number of bytes; without it, as many as the server allows."""
+    if raw is None:
+        return sys.maxsize
+    if not raw.isdigit() or int(raw) < 1:
+        raise BadRequest(f"tail must be a positive number of bytes, not {raw!r}", field="tail")
+    return int(raw)
+
+
 def _known(task_id: str) -> str:
     """404 at once for an id no task can have (PostgreSQL rejects NUL in a query)."""
     if "\x00" in task_id:
@@ -85,3 +117,7 @@ blueprint.add_url_rule("/task-counts", view_func=TaskCounts.as_view("task_counts
 # ``/tasks/x:cancel`` matches only the cancel route and OPTIONS there answers POST alone.
 blueprint.add_url_rule("/tasks/<task_id>", view_func=TaskItem.as_view("task_item"))
 blueprint.add_url_rule("/tasks/<task_id>:cancel", view_func=TaskCancel.as_view("task_cancel"))
+blueprint.add_url_rule(
+    "/tasks/<task_id>/executors/<index>/<any(stdout, stderr):stream>",
+    view_func=ExecutorOutput.as_view("executor_output"),
+)

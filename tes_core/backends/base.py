@@ -127,6 +127,10 @@ def worker_lost(task: TaskRecord, what_happened: str) -> Observation:
     )
 
 
+class NoLiveOutput(Exception):
+    """An executor's live output cannot be served; the message says why (answered as 404)."""
+
+
 class Backend(abc.ABC):
     """One compute platform. Subclass it, register it with ``tes_register_backends``."""
 
@@ -213,6 +217,15 @@ class Backend(abc.ABC):
     def refresh(self, task: TaskRecord) -> Observation | None:
         """A quick look at one active task for ``GET /tasks/{id}``; ``None`` when not useful."""
         return None
+
+    def output_tail(self, task: TaskRecord, index: int, stream: str, limit: int) -> str:
+        """The last ``limit`` bytes (at most) that executor ``index`` of a running task has
+        written to ``stream`` (``"stdout"`` or ``"stderr"``) so far, as text; ``""`` when
+        it wrote nothing yet. For ``GET /tasks/{id}/executors/{index}/stdout``, called in
+        an API process. Never open a path the task document names. Raise
+        :class:`NoLiveOutput` with the reason when it cannot be read (the default: this
+        backend does not serve live output)."""
+        raise NoLiveOutput("this backend does not serve live output")
 
     def remove(self, task: TaskRecord) -> None:
         """Delete what this backend keeps of a finished task (retention, ``TES_RETENTION``).

@@ -147,7 +147,9 @@ def test_openapi_json_is_the_tes_1_1_document(url):
     assert [server["url"] for server in document["servers"]] == ["/ga4gh/tes/v1", "/v1"]
     assert set(document["paths"]) == {"/service-info", "/tasks", "/tasks/{id}",
                                       "/tasks/{id}:cancel", "/events", "/task-counts",
-                                      "/provision", "/provision/{id}"}
+                                      "/provision", "/provision/{id}",
+                                      "/tasks/{id}/executors/{index}/stdout",
+                                      "/tasks/{id}/executors/{index}/stderr"}
     assert document == spec()
     example = document["components"]["schemas"]["tesTask"]["properties"]["creation_time"]
     assert example["example"] == "2020-10-02T10:00:00-05:00"  # was a 500: YAML made a datetime

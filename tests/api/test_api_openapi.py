@@ -87,7 +87,8 @@ def test_served_document_is_ga4ghs_with_additions_only(document):
     ga4gh = json.loads(json.dumps(load_yaml(ga4gh_text())))  # keys as JSON has them
     assert document["info"] == ga4gh["info"]
     assert set(document["paths"]) == set(ga4gh["paths"]) | {
-        "/events", "/task-counts", "/provision", "/provision/{id}"}
+        "/events", "/task-counts", "/provision", "/provision/{id}",
+        "/tasks/{id}/executors/{index}/stdout", "/tasks/{id}/executors/{index}/stderr"}
     for path, item in ga4gh["paths"].items():
         for method, operation in item.items():
             served = document["paths"][path][method]
@@ -225,6 +226,12 @@ def _unavailable_cases(task_id: str) -> list[Case]:
         Case("keys unreachable: cancel", "POST", f"/tasks/{task_id}:cancel", 503),
         Case("keys unreachable: events", "GET", "/events", 503),
         Case("keys unreachable: counts", "GET", "/task-counts", 503),
+        Case("output: no such executor", "GET", f"/tasks/{task_id}/executors/1/stdout", 404),
+        Case("output: bad index", "GET", f"/tasks/{task_id}/executors/first/stdout", 400),
+        Case("output: bad tail", "GET", f"/tasks/{task_id}/executors/0/stdout?tail=-1", 400),
+        Case("no token: output", "GET", f"/tasks/{task_id}/executors/0/stdout", 401,
+             token=False),
+        Case("POST output", "POST", f"/tasks/{task_id}/executors/0/stdout", 405),
         Case("keys unreachable: provision", "POST", "/provision", 503, kwargs=_json({})),
         Case("keys unreachable: provision status", "GET", "/provision/abc", 503),
     ]

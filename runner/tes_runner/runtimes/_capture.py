@@ -52,6 +52,7 @@ def _drain(
             tail.add(chunk)
             if sink is not None:
                 sink.write(chunk)
+                sink.flush()  # readable at once: the server serves a running executor's end
     except BaseException as exc:  # reported by the caller, never lost in a thread
         errors.append(exc)
         # Keep reading so the child never blocks on a full pipe.

@@ -1,0 +1,147 @@
+"""``GET /tasks/{id}/executors/{index}/stdout|stderr``: the live end of a running
+executor's output, on a real server running real tasks under bubblewrap, with tokens on.
+
+Hostile cases: a link planted where the runner keeps the output (the server never
+follows it), another user's task, an executor the task does not have, bad numbers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from tests.local.support import require_runtime, sh, start_server, wait_until
+from tests.oidc import IdentityProvider
+from tests.servers import TERMINAL, ServerProcess
+
+TIMEOUT = 30
+COUNTING = ("i=0; while [ $i -lt 3000 ]; do i=$((i+1)); echo line-$i; echo err-$i >&2; "
+            "sleep 0.1; done")
+"""An executor that prints a numbered line on each stream ten times a second."""
+
+
+@pytest.fixture(scope="module")
+def server(
+    idp: IdentityProvider, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A server with tokens on whose local backend runs bubblewrap."""
+    require_runtime("bubblewrap")
+    data_dir = tmp_path_factory.mktemp("tes-output")
+    proc = start_server(data_dir, "bubblewrap", TES_OUTPUT_TAIL_MAX="4096", **idp.settings())
+    yield proc
+    proc.stop()
+
+
+def _as(idp: IdentityProvider, user: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {idp.token(user)}"}
+
+
+def _submit(server: ServerProcess, headers: dict[str, str], *executors: dict[str, Any]) -> str:
+    response = requests.post(f"{server.url}/tasks", json={"executors": list(executors)},
+                             headers=headers, timeout=TIMEOUT)
+    assert response.status_code == 200, response.text
+    return response.json()["id"]
+
+
+def _state(server: ServerProcess, task_id: str, headers: dict[str, str]) -> str:
+    response = requests.get(f"{server.url}/tasks/{task_id}", headers=headers, timeout=TIMEOUT)
+    assert response.status_code == 200, response.text
+    return response.json()["state"]
+
+
+def _output(server: ServerProcess, task_id: str, headers: dict[str, str], path: str = "0/stdout",
+            **params: str) -> requests.Response:
+    return requests.get(f"{server.url}/tasks/{task_id}/executors/{path}", params=params,
+                        headers=headers, timeout=TIMEOUT)
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(("line-", "err-"))]
+
+
+def _last(text: str) -> int:
+    """The number of the last complete ``line-N`` in ``text`` (0: none)."""
+    numbers = [int(line[5:]) for line in text.split("\n")[:-1]  # the last one may be cut
+               if line.startswith("line-") and line[5:].isdigit()]
+    return numbers[-1] if numbers else 0
+
+
+def test_a_running_executors_output_grows_and_a_planted_link_is_not_followed(server, idp):
+    alice = _as(idp, "alice")
+    task_id = _submit(server, alice, {**sh(COUNTING), "image": "alpine"})
+    seen: dict[str, str] = {}
+
+    def printed(after: int) -> bool:
+        """Whether stdout's last line is numbered above ``after`` (keeps it in ``seen``)."""
+        response = _output(server, task_id, alice, tail="100000")
+        assert response.status_code == 200, response.text
+        assert response.headers["Content-Type"].startswith("text/plain")
+        assert len(response.content) <= 4096  # cut to TES_OUTPUT_TAIL_MAX
+        seen["stdout"] = response.text
+        return _last(response.text) > after
+
+    wait_until(lambda: printed(0), 120, "the first line of a running executor")
+    first = _last(seen["stdout"])
+    if first < 400:  # all of it fits in 4096 bytes
+        assert _lines(seen["stdout"])[0] == "line-1", seen["stdout"]
+    wait_until(lambda: printed(first + 3), 120, "more lines while it runs")
+    assert _state(server, task_id, alice) == "RUNNING"
+
+    stderr = _output(server, task_id, alice, "0/stderr")
+    assert stderr.status_code == 200 and "err-1\n" in stderr.text, stderr.text
+    end = _output(server, task_id, alice, tail="6")
+    assert end.status_code == 200 and 0 < len(end.text.encode()) <= 6, end.text
+    assert end.text.endswith("\n"), end.text
+
+    # Another user sees nothing of it; numbers are checked.
+    other = _output(server, task_id, _as(idp, "bob"))
+    assert other.status_code == 404 and "line-" not in other.text, other.text
+    missing = _output(server, task_id, alice, "1/stdout")
+    assert missing.status_code == 404 and "no executor 1" in missing.json()["msg"]
+    bad = _output(server, task_id, alice, "one/stdout")
+    assert bad.status_code == 400 and "index" in bad.json()["errors"], bad.text
+    bad = _output(server, task_id, alice, tail="0")
+    assert bad.status_code == 400 and "tail" in bad.json()["errors"], bad.text
+
+    # A link where the runner keeps the output: refused, never followed.
+    live = server.data_dir / "tasks" / task_id / "logs" / "executor-0.stdout"
+    assert live.is_file()
+    live.unlink()
+    os.symlink("/etc/passwd", live)
+    planted = _output(server, task_id, alice)
+    assert planted.status_code == 404, planted.text
+    assert "root:" not in planted.text and "link" in planted.json()["msg"], planted.text
+
+    response = requests.post(f"{server.url}/tasks/{task_id}:cancel", headers=alice,
+                             timeout=TIMEOUT)
+    assert response.status_code == 200, response.text
+    wait_until(lambda: _state(server, task_id, alice) in TERMINAL, 120, "the cancel")
+
+
+def test_an_ended_executor_answers_from_its_stored_log(server, idp):
+    alice = _as(idp, "alice")
+    task_id = _submit(server, alice, sh("echo first-done"),
+                      sh("echo to-file; echo second-done >&2", stdout="/out/file.txt"))
+    wait_until(lambda: _state(server, task_id, alice) in TERMINAL, 120, "the task to end")
+    assert _state(server, task_id, alice) == "COMPLETE"
+    assert not (server.data_dir / "tasks" / task_id).exists()  # only the stored logs are left
+    first = _output(server, task_id, alice)
+    assert first.status_code == 200 and first.text == "first-done\n", first.text
+    second = _output(server, task_id, alice, "1/stderr")
+    assert second.status_code == 200 and second.text == "second-done\n", second.text
+    assert _output(server, task_id, alice, "0/stdout", tail="5").text == "done\n"
+
+
+def test_an_executor_with_its_own_stdout_file_has_no_live_output(server, idp):
+    alice = _as(idp, "alice")
+    task_id = _submit(server, alice, sh(COUNTING, stdout="/out/log.txt"))
+    wait_until(lambda: _state(server, task_id, alice) == "RUNNING", 120, "the executor to run")
+    response = _output(server, task_id, alice)
+    assert response.status_code == 404, response.text
+    assert "/out/log.txt" in response.json()["msg"], response.text
+    requests.post(f"{server.url}/tasks/{task_id}:cancel", headers=alice, timeout=TIMEOUT)
+    wait_until(lambda: _state(server, task_id, alice) in TERMINAL, 120, "the cancel")
