@@ -177,6 +177,30 @@ def test_task_page_shows_logs_and_cancel_works(browser, tes, shots):
     browser.save_screenshot(str(shots / "task-canceled.png"))
 
 
+def test_task_page_shows_a_running_executors_output_as_it_grows(browser, tes, shots):
+    from selenium.webdriver.common.by import By
+
+    url = tes.url
+    counting = ("i=0; while [ $i -lt 3000 ]; do i=$((i+1)); echo live-line-$i; "
+                "echo live-err-$i >&2; sleep 0.2; done")
+    running = create(url, task("sh", "-c", counting, name="dash-live"))
+    wait_for_state(url, running, {"RUNNING"})
+    browser.get(f"{root(tes)}/#/task/{running}")
+
+    def last_line() -> int:
+        lines = browser.find_element(By.ID, "live-stdout").text.split()
+        return int(lines[-1].removeprefix("live-line-")) if lines else 0
+
+    first = until(last_line, "the running executor's stdout on the page")
+    assert "live-line-1" in browser.find_element(By.ID, "live-stdout").text
+    until(lambda: last_line() > first, "the page to show more lines while it runs")
+    assert "live-err-" in browser.find_element(By.ID, "live-stderr").text
+    assert "(running)" in browser.find_element(By.ID, "executor-logs").text
+    browser.save_screenshot(str(shots / "task-live-output.png"))
+    requests.post(f"{url}/tasks/{running}:cancel", timeout=WAIT)
+    wait_for_state(url, running, TERMINAL)
+
+
 def test_a_hostile_task_stays_text(browser, tes, shots):
     from selenium.webdriver.common.by import By
 

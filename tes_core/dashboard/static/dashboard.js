@@ -111,17 +111,31 @@
     constructor(status, message) { super(message); this.status = status; }
   }
 
-  async function api(path, options) {
-    const headers = { Accept: "application/json" };
+  function send(path, options, accept) {
+    const headers = { Accept: accept };
     if (token()) headers.Authorization = "Bearer " + token();
-    const response = await fetch(config.api + path, Object.assign({ headers }, options || {}));
+    return fetch(config.api + path, Object.assign({ headers }, options || {}));
+  }
+
+  async function errorOf(response) {
     let body = null;
     try { body = await response.json(); } catch (e) { body = null; }
-    if (!response.ok) {
-      const message = (body && body.msg) || ("HTTP " + response.status);
-      throw new ApiError(response.status, message);
-    }
-    return body;
+    return new ApiError(response.status, (body && body.msg) || ("HTTP " + response.status));
+  }
+
+  async function api(path, options) {
+    const response = await send(path, options, "application/json");
+    if (!response.ok) throw await errorOf(response);
+    return response.json().catch(() => null);
+  }
+
+  // A running executor's output: {text} or, when the server has none to give, {note} (why).
+  async function apiText(path) {
+    const response = await send(path, {}, "text/plain");
+    if (response.ok) return { text: await response.text() };
+    const error = await errorOf(response);
+    if (error.status === 401) throw error;
+    return { note: error.message };
   }
 
   function failed(error) {
@@ -554,7 +568,27 @@
     return list;
   }
 
-  function taskView(task, onCancel) {
+  const LIVE_TAIL_BYTES = 10240;
+
+  // The output so far of the executor a RUNNING task is running (the first one without
+  // an executor log in the last attempt), or null.
+  async function liveOutput(task) {
+    if (task.state !== "RUNNING") return null;
+    const attempts = task.logs || [];
+    const index = ((attempts[attempts.length - 1] || {}).logs || []).length;
+    if (index >= (task.executors || []).length) return null;
+    const base = "/tasks/" + encodeURIComponent(task.id) + "/executors/" + index + "/";
+    const [stdout, stderr] = await Promise.all(["stdout", "stderr"].map((stream) =>
+      apiText(base + stream + "?tail=" + LIVE_TAIL_BYTES)));
+    return { index, stdout, stderr };
+  }
+
+  function liveText(answer, id) {
+    return answer.note !== undefined ? el("p", { class: "muted", id }, answer.note)
+      : el("pre", { class: "live", id }, answer.text);
+  }
+
+  function taskView(task, onCancel, running) {
     const times = taskTimes(task);
     const cancel = el("button", { type: "button", class: "danger", id: "cancel",
       disabled: ENDED.has(task.state) || task.state === "CANCELING", onclick: onCancel },
@@ -594,7 +628,12 @@
       for (const line of attempt.system_logs || []) systemLines.push(prefix + line);
       for (const [k, v] of Object.entries(attempt.metadata || {})) metadata.push([prefix + k, String(v)]);
     });
-    if (logsSection.childElementCount === 1) logsSection.append(el("p", { class: "muted" }, "No executor has run yet."));
+    if (logsSection.childElementCount === 1 && !running) logsSection.append(el("p", { class: "muted" }, "No executor has run yet."));
+    if (running) {
+      logsSection.append(el("h3", {}, "Executor " + running.index + " (running)"),
+        el("h4", {}, "stdout (so far)"), liveText(running.stdout, "live-stdout"),
+        el("h4", {}, "stderr (so far)"), liveText(running.stderr, "live-stderr"));
+    }
     const res = task.resources || {};
     const wf = workflowOf(task);
     return [
@@ -645,9 +684,10 @@
     async function load() {
       try {
         const task = await api("/tasks/" + encodeURIComponent(taskId) + "?view=FULL");
+        const running = await liveOutput(task);
         current = task;
         const focused = document.activeElement && document.activeElement.id;
-        show(...taskView(task, cancel));
+        show(...taskView(task, cancel, running));
         if (focused) { const again = document.getElementById(focused); if (again) again.focus(); }
         document.title = "Task " + (task.name || task.id) + " · TES dashboard";
         if (ENDED.has(task.state)) stopPolling();
