@@ -107,28 +107,38 @@ def _is_folder(url: str, direction: str, task: Mapping[str, Any]) -> bool:
 
     The URLs are compared as they are now: the task service writes each rewritten URL
     back before asking about the next, so an item already rewritten no longer counts."""
-    folders = _folder_items(task, direction)
-    return bool(folders) and url in [item.get("url") for item in folders]
+    items = task.get("inputs" if direction == "input" else "outputs") or ()
+    if len(items) > _SCAN_LIMIT:
+        items = _folder_items(items, direction)
+    for item in items:
+        if item.get("url") != url:
+            continue
+        if _folder_like(item, direction):
+            return True
+    return False
 
 
-_folders: tuple[Mapping[str, Any], str, Any, int, tuple[Mapping[str, Any], ...]] | None = None
-"""The last task asked about, a direction, its items, their count and which are folders."""
+_SCAN_LIMIT = 16
+"""Up to this many items, scanning them all for each URL is cheaper than looking up the
+folder items; beyond, it grows with the square of the task's URLs."""
+
+_folders: tuple[Any, str, int, list[Mapping[str, Any]]] | None = None
+"""The items last asked about (a task's inputs or outputs), the direction, their count
+and which of them are folders."""
 
 
-def _folder_items(task: Mapping[str, Any], direction: str) -> tuple[Mapping[str, Any], ...]:
-    """The task's inputs (outputs) that are folders or wildcard outputs.
+def _folder_items(items: Any, direction: str) -> list[Mapping[str, Any]]:
+    """Which of ``items`` (a task's inputs or outputs) are folders or wildcard outputs.
 
     Every URL of a task asks, so they are picked out once per task and direction, not
     once per URL; only the URLs change meanwhile, never an item's type or path."""
     global _folders
-    items = task.get("inputs" if direction == "input" else "outputs") or ()
     cached = _folders
-    if (cached is not None and cached[0] is task and cached[1] == direction
-            and cached[2] is items and cached[3] == len(items)):
-        return cached[4]
-    found = tuple(item for item in items if _folder_like(item, direction))
-    _folders = (task, direction, items, len(items), found)
-    return found
+    if (cached is None or cached[0] is not items or cached[1] != direction
+            or cached[2] != len(items)):
+        cached = _folders = (items, direction, len(items),
+                             [item for item in items if _folder_like(item, direction)])
+    return cached[3]
 
 
 def _folder_like(item: Mapping[str, Any], direction: str) -> bool:

@@ -53,12 +53,23 @@ def with_repeated_url(task: dict[str, Any], folder_first: bool) -> dict[str, Any
     return task
 
 
+def with_more_inputs(task: dict[str, Any], count: int) -> dict[str, Any]:
+    """``task`` with ``count`` more FILE inputs first: more than the rewriter scans item
+    by item for each URL (it picks the folders out once for such a task)."""
+    first = task["inputs"][0]
+    task["inputs"][:0] = [{**first, "url": f"{first['url']}.{index}",
+                           "path": f"{first['path']}.{index}"} for index in range(count)]
+    return task
+
+
 def cases(document: Loader) -> dict[str, dict[str, Any]]:
     """Each pinned case's task, rewritten."""
     found = {name: rewrite_in_place(document(name)) for name in AZURE_DOCUMENTS}
     for folder_first in (True, False):
         name = f"nextflow-2-repeated-url-{'folder-first' if folder_first else 'file-first'}"
         found[name] = rewrite_in_place(with_repeated_url(document("nextflow-2"), folder_first))
+        found[f"{name}-many-inputs"] = rewrite_in_place(
+            with_more_inputs(with_repeated_url(document("nextflow-2"), folder_first), 40))
     return found
 
 
