@@ -414,6 +414,22 @@ class Client:
         self.conn.close()
 
 
+def create_tasks(base: str, body: bytes, count: int, who: str) -> list[str]:
+    """POST ``body`` ``count`` times over one connection; the new task ids. A failed
+    create stops the benchmark ``who`` with the server's answer."""
+    client = Client(base)
+    ids = []
+    try:
+        for _ in range(count):
+            status, data, _seconds = client.request("POST", f"{API}/tasks", body)
+            if status != 200:
+                raise SystemExit(f"{who}: create failed: {status} {data[:300]!r}")
+            ids.append(json.loads(data)["id"])
+    finally:
+        client.close()
+    return ids
+
+
 def interleave(rounds: int, *measures: Callable[[], Any]) -> list[list[Any]]:
     """Run each measure ``rounds`` times, alternating the order each round (ABBA)."""
     results: list[list[Any]] = [[] for _ in measures]

@@ -57,6 +57,7 @@ from bench._common import (
     at_most,
     bench_arguments,
     bench_main,
+    create_tasks,
     interleave,
     machine_load,
     median,
@@ -226,7 +227,7 @@ def run_polling(args: argparse.Namespace) -> list[Outcome]:
     try:
         tes = tes_gunicorn(scratch.dir / "tes", scratch.database("events"), redis.url)
         with running(tes):
-            ids = _create(tes.base, args.tasks)
+            ids = create_tasks(tes.base, BODY, args.tasks, "bench_events")
             to_change = list(ids)
             changes = Changes(tes.base, to_change, args.change_rate)
             rate = args.tasks / args.poll_every
@@ -297,7 +298,8 @@ def run_listeners(args: argparse.Namespace) -> list[Outcome]:
                              threads=str(threads))
         with running(tes):
             windows = 2 * args.rounds
-            ids = _create(tes.base, int(args.change_rate * (args.seconds + 2) * windows) + 50)
+            count = int(args.change_rate * (args.seconds + 2) * windows) + 50
+            ids = create_tasks(tes.base, BODY, count, "bench_events")
             changes = Changes(tes.base, ids, args.change_rate, tes.pid)
             print(f"bench_events: create rate with {args.listeners} listeners vs none, "
                   f"{args.change_rate:g} changes/s; one gunicorn process, {threads} threads; "
@@ -387,20 +389,6 @@ def _window(pid: int, changes: Changes, seconds: float) -> tuple[float, int]:
     before = process_cpu(pid)
     made = changes.window(seconds)
     return process_cpu(pid) - before, made
-
-
-def _create(base: str, count: int) -> list[str]:
-    client = Client(base)
-    ids = []
-    try:
-        for _ in range(count):
-            status, data, _seconds = client.request("POST", f"{API}/tasks", BODY)
-            if status != 200:
-                raise SystemExit(f"bench_events: create failed: {status} {data[:300]!r}")
-            ids.append(json.loads(data)["id"])
-    finally:
-        client.close()
-    return ids
 
 
 def main(argv: list[str] | None = None) -> int:

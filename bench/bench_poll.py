@@ -22,7 +22,6 @@ const`` under the same gunicorn configuration: its p99 is what the machine itsel
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import threading
 from pathlib import Path
@@ -30,7 +29,6 @@ from pathlib import Path
 from bench._common import (
     API,
     DATA,
-    Client,
     Load,
     Outcome,
     Scratch,
@@ -39,6 +37,7 @@ from bench._common import (
     baseline_gunicorn,
     bench_arguments,
     bench_main,
+    create_tasks,
     run_load,
     running,
     tes_gunicorn,
@@ -76,7 +75,7 @@ def run(args: argparse.Namespace) -> list[Outcome]:
                              connections=args.connections, duration=min(args.seconds, 15.0),
                              warmup=2.0, rate=TASKS / POLL_EVERY, max_requests=10**7)
         with running(tes):
-            ids = _create(tes.base, TASKS)
+            ids = create_tasks(tes.base, Path(DOCUMENT).read_bytes(), TASKS, "bench_poll")
             rate = TASKS / POLL_EVERY
             print(f"bench_poll: {TASKS} tasks polled every {POLL_EVERY:g} s ({rate:g} GET/s, "
                   f"MINIMAL) for {args.seconds:g} s while creating {args.create_rate:g} tasks/s; "
@@ -119,21 +118,6 @@ def run(args: argparse.Namespace) -> list[Outcome]:
     outcomes.append(Outcome("poll", "GET MINIMAL rate achieved (asked req/s)", rate, poll.rps,
                             "req/s", achieved, label, passed and not poll.errors))
     return outcomes
-
-
-def _create(base: str, count: int) -> list[str]:
-    client = Client(base)
-    body = Path(DOCUMENT).read_bytes()
-    ids = []
-    try:
-        for _ in range(count):
-            status, data, _seconds = client.request("POST", f"{API}/tasks", body)
-            if status != 200:
-                raise SystemExit(f"bench_poll: create failed: {status} {data[:300]!r}")
-            ids.append(json.loads(data)["id"])
-    finally:
-        client.close()
-    return ids
 
 
 def main(argv: list[str] | None = None) -> int:
