@@ -306,6 +306,9 @@ class Settings:
             and not name.startswith(_MORE_CONNECTION_STRINGS)
         }
         settings = replace(cls(), **values)
+        for name, value in settings.plugin_settings.items():
+            if _SECRET_NAME.search(name) and not value.startswith("/"):
+                register_secret(value)  # a plugin's key or password (a file path is not)
         for f in fields(cls):
             value = getattr(settings, f.name)
             if f.repr:
@@ -326,6 +329,9 @@ _PREFIXED = frozenset({"plugin_settings", "storage_connection_strings"})
 """Fields read from a family of variables, not from ``TES_<FIELD>``."""
 _SECRET_MAPPINGS = frozenset({"storage_connection_strings"})
 """Mapping fields whose values are secrets."""
+_SECRET_NAME = re.compile(r"_(?:key|password|passwd|secret|token|credentials?|connection_string)$")
+"""Plugin settings (``TES_<PLUGIN>_...``) whose names end in a secret's name: their values
+(but a file path) are masked in every log line, whether or not the plugin registers them."""
 
 
 @dataclass(frozen=True)

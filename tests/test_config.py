@@ -208,3 +208,21 @@ def test_a_malformed_retention_stops_start_up_saying_how_to_write_it(raw, tmp_pa
             "write a number with a unit, e.g. 30d, 12h, 90m, 45s or 1d12h (leave it empty "
             "to keep finished tasks forever)"
         ], result.stderr
+
+
+def test_plugin_settings_named_as_secrets_are_masked_in_logs() -> None:
+    from tes_core.telemetry.redact import redact
+
+    Settings.from_env(
+        {
+            "TES_ACME_ACCOUNT_KEY": "acme-account-key-7c1d",
+            "TES_ACME_REGISTRY_PASSWORD": "hunter2-but-longer",
+            "TES_ACME_API_TOKEN": "tok-0a9b8c7d6e",
+            "TES_ACME_SSH_KEY": "/etc/acme/id_ed25519",
+            "TES_ACME_POOL_NAME": "shared-pool-name",
+        }
+    )
+    line = "acme-account-key-7c1d hunter2-but-longer tok-0a9b8c7d6e"
+    assert redact(line) == "*** *** ***"
+    kept = "/etc/acme/id_ed25519 shared-pool-name"
+    assert redact(kept) == kept, "a file path and ordinary settings stay readable"
