@@ -228,9 +228,9 @@ def _worker(args: argparse.Namespace) -> int:
     graceful.begin = stop.set
     graceful.install()
     if settings.worker_metrics_port:
-        from .telemetry.metrics import serve_metrics
+        from .worker.probes import serve_probes
 
-        serve_metrics(settings.worker_metrics_port)
+        serve_probes(settings.worker_metrics_port, core)
     print(f"TES worker {core.registry.worker_id} running (backend {core.backend.name})",
           flush=True)
     if core.backend.describe():

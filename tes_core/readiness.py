@@ -36,6 +36,17 @@ def check_readiness(core: Any) -> dict[str, str]:
     return problems
 
 
+def describe_problems(problems: dict[str, str]) -> dict[str, Any]:
+    """The body of a 503 from ``/readyz``: one message naming what does not work, and each
+    part's reason under ``errors``."""
+    backend = problems.get("backend")
+    unreachable = " and ".join(f"the {name}" for name in problems if name != "backend")
+    what = [f"{unreachable} cannot be reached"] if unreachable else []
+    what += [f"the backend cannot run tasks: {backend}"] if backend else []
+    return {"msg": f"not ready: {'; '.join(what)}", "status_code": 503,
+            "errors": {name: [reason] for name, reason in problems.items()}}
+
+
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
 

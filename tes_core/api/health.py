@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
 
-from ..readiness import check_readiness
+from ..readiness import check_readiness, describe_problems
 from .responses import json_response
 
 blueprint = Blueprint("health", __name__)
@@ -28,15 +28,7 @@ def readyz() -> Response:
     core = current_app.extensions["tes"]
     problems = check_readiness(core)
     if problems:
-        backend = problems.get("backend")
-        unreachable = " and ".join(f"the {name}" for name in problems if name != "backend")
-        what = [f"{unreachable} cannot be reached"] if unreachable else []
-        what += [f"the backend cannot run tasks: {backend}"] if backend else []
-        return json_response(
-            {"msg": f"not ready: {'; '.join(what)}", "status_code": 503,
-             "errors": {name: [reason] for name, reason in problems.items()}},
-            503,
-        )
+        return json_response(describe_problems(problems), 503)
     body = {"status": "ready", "database": "ok", "broker": "ok"}
     if core.worker.running:
         body["backend"] = "ok"

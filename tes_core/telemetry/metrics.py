@@ -205,16 +205,6 @@ def process_registry() -> CollectorRegistry:
     return shared
 
 
-def serve_metrics(port: int) -> None:
-    """Serve :func:`process_registry` at ``http://0.0.0.0:port/metrics`` from a daemon thread
-    (``tes-server worker``, whose backend calls and reconcile passes the API's ``/metrics``
-    cannot see when it runs on another host)."""
-    from prometheus_client import start_http_server
-
-    start_http_server(port, registry=process_registry())
-    log.info("metrics served on port %d", port)
-
-
 def exposition(core: Any) -> bytes:
     """The text Prometheus scrapes: this process's (or all processes') metrics, then the
     gauges counted now."""

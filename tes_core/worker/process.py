@@ -91,6 +91,25 @@ class WorkerProcess:
                 log.warning("could not schedule a reconcile pass", exc_info=True)
             self._stop.wait(self.reconcile_interval)
 
+    def stalled_reason(self) -> str | None:
+        """Why this worker can no longer do its work by itself (a thread it needs has
+        died), or ``None``; ``tes-server worker``'s ``/healthz`` answers 503 with it, so
+        that an orchestrator restarts the process. An unreachable database or broker is
+        not a stall (``/readyz`` says so): the threads wait for them to come back."""
+        if not self.running:
+            return None
+        threads = {"the reconcile clock": self._clock, "the heartbeat": self.registry.thread}
+        if self._worker is not None:
+            threads |= {f"the message consumer of {queue}": consumer
+                        for queue, consumer in self._worker.consumers.items()}
+            dead_workers = sum(not thread.is_alive() for thread in self._worker.workers)
+            if dead_workers:
+                return f"{dead_workers} of {len(self._worker.workers)} worker threads have died"
+        for name, thread in threads.items():
+            if thread is not None and not thread.is_alive():
+                return f"{name} thread has died"
+        return None
+
     def stop(self) -> None:
         """Hand this worker's work over, then stop; meant to take well under :attr:`grace`.
 

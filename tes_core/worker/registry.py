@@ -78,6 +78,11 @@ class WorkerRegistry:
                 self._beating_since = None
                 log.warning("worker heartbeat failed", exc_info=True)
 
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The heartbeat thread (``None`` before :meth:`register`)."""
+        return self._thread
+
     def unregister(self) -> None:
         """Stop the heartbeat and remove this worker's row."""
         self._stop.set()

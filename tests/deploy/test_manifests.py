@@ -118,6 +118,8 @@ def test_the_api_probes_ask_the_health_routes_and_run_the_production_gunicorn(
     port = next(p["containerPort"] for p in worker["ports"] if p["name"] == "metrics")
     env = {e["name"]: e.get("value") for e in worker["env"]}
     assert env["TES_WORKER_METRICS_PORT"] == str(port), "the probes ask the metrics server"
+    assert worker["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert worker["readinessProbe"]["httpGet"]["path"] == "/readyz"
 
 
 def test_migrations_then_api_then_workers(objects: Objects) -> None:
