@@ -22,7 +22,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from tes_core.backends.base import Backend, BackendContext, BackendError, Observation, TaskRecord
+from tes_core.backends.base import (
+    Backend,
+    BackendContext,
+    BackendError,
+    Observation,
+    TaskRecord,
+    failed,
+)
 from tes_core.backends.runner_status import RUNNER_STATES, from_status, if_changed
 from tes_core.backends.runner_status import task_file as runner_task_file
 from tes_core.config import ConfigError
@@ -33,6 +40,7 @@ from . import ids, pools, sharedglobal, sizing
 from .client import BatchApi, BatchApiError, make_client
 from .observe import QUOTA_CODES, observe
 from .prices import RetailPrices
+from .quota import QuotaReader, arm_fetcher
 from .settings import BatchSettings
 from .snapshot import Snapshots
 from .sweep import Sweeper
@@ -85,6 +93,10 @@ class BatchBackend(Backend):
         self.prices = (RetailPrices(self.conf.prices_url, self.conf.region, self.conf.prices_ttl)
                        if self.conf.prices_url and self.conf.region else None)
         """The retail prices API, when configured and the region is known."""
+        self.quotas = (QuotaReader(self.conf.account_resource_id,
+                                   arm_fetcher(self.conf.arm_url, 10.0), self.conf.quota_ttl)
+                       if self.conf.account_resource_id else None)
+        """The account's quotas from Resource Manager, when its resource id is set."""
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -124,6 +136,8 @@ class BatchBackend(Backend):
     def submit_attempt(self, task: TaskRecord, attempt: int) -> str:
         """Submit ``attempt`` of ``task``; see :meth:`submit`."""
         choice = self._choice(task, attempt)
+        if self.quotas is not None and (never := self.quotas.never_fits(choice)):
+            raise BackendError(never)
         pool = self._pool_id(choice)
         job = ids.job_id(pool)
         name = ids.task_id(task.id, attempt)
@@ -189,7 +203,10 @@ class BatchBackend(Backend):
         submitted: list[tuple[TaskRecord, tuple[str, str]]] = []
         for task in tasks:
             if (task.backend_ref or "").startswith(WAIT):
-                observation = self._retry_submit(task)
+                try:
+                    observation = self._retry_submit(task)
+                except BackendError as exc:  # e.g. the account's quota went down since
+                    observation = failed(task.id, str(exc))
                 if observation is not None:
                     observations.append(observation)
                 continue

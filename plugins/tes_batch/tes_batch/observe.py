@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from azure.batch import models
-from tes_core.backends.base import Observation, TaskRecord, failed
+from tes_core.backends.base import BackendError, Observation, TaskRecord, failed
 from tes_core.backends.runner_status import current_attempt, from_status, if_changed, is_waiting
 
 QUOTA_CODES = {
@@ -138,7 +138,11 @@ def _preempted(task: TaskRecord, ids: Mapping[str, str], resubmit: Callable[[int
     attempt = max(1, len(task.logs))
     name = ids["batch_task_id"]
     if attempt < max_attempts:
-        new_ref = resubmit(attempt + 1)
+        try:
+            new_ref = resubmit(attempt + 1)
+        except BackendError as exc:  # the next attempt can never run (quota, size)
+            return failed(task.id, f"Batch preempted the node of task {name} (attempt "
+                                   f"{attempt}); no new attempt: {exc}")
         return Observation(
             task_id=task.id, new_attempt=True, backend_ref=new_ref,
             system_logs=[f"Batch preempted the node of task {name} (attempt {attempt}); "

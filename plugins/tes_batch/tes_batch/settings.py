@@ -16,9 +16,16 @@ from tes_core.telemetry.redact import register_secret
 
 from .prices import DEFAULT_URL as DEFAULT_PRICES_URL
 from .prices import region_of
+from .provision.clients import DEFAULT_ARM_URL
+from .quota import AccountId, parse_resource_id
 from .registry import RegistryLogin, registry_from_settings
 from .sharedglobal import SharedGlobalShare, share_from_settings
 
+POOL_MODES = ("shared", "per-task")
+"""``shared``: pools shared by size and node kind; ``per-task``: an auto-pool per attempt."""
+DEFAULT_GPU_IMAGE = "microsoft-dsvm:ubuntu-hpc:2204"
+"""The HPC image of the Data Science VM family: NVIDIA drivers, Docker and the NVIDIA
+container toolkit installed."""
 RUNTIMES = ("docker",)
 """Container runtimes the pools' container configuration provides."""
 
@@ -36,6 +43,9 @@ class VmSize:
     price_per_hour_usd: float
     low_priority_price_per_hour_usd: float
     gpus: int = 0
+    family: str = ""
+    """The VM family its dedicated core quota is counted in (e.g. ``standardDSv3Family``);
+    empty: derived from the name (:func:`tes_batch.quota.vm_family`)."""
 
     def price(self, low_priority: bool) -> float:
         """The price per hour of one node of this size."""
@@ -99,6 +109,16 @@ class BatchSettings:
     """The account's Azure region (``armRegionName``) the prices are asked for."""
     prices_ttl: float = 86400.0
     """Seconds a price from the API is kept."""
+    account_resource_id: AccountId | None = None
+    """The Batch account in Resource Manager, whose quotas are read; none: not checked."""
+    arm_url: str = DEFAULT_ARM_URL
+    quota_ttl: float = 3600.0
+    """Seconds the account's quotas are kept."""
+    pool_mode: str = "shared"
+    """``shared`` pools, or ``per-task``: an auto-pool per attempt that goes with its job."""
+    gpu_image: str = DEFAULT_GPU_IMAGE
+    """``publisher:offer:sku[:version]`` of the pools of sizes with GPUs."""
+    gpu_node_agent_sku: str = "batch.node.ubuntu 22.04"
 
     @property
     def shared_key(self) -> bool:
@@ -134,10 +154,12 @@ class BatchSettings:
         if not _PREFIX.fullmatch(prefix):
             raise ConfigError(f"TES_BATCH_POOL_PREFIX={prefix!r}: 1-16 lower-case letters, "
                               "digits and '-', starting with a letter or digit")
-        image = get("node_image", "microsoft-dsvm:ubuntu-hpc:2204")
-        if len(image.split(":")) not in (3, 4):
-            raise ConfigError(f"TES_BATCH_NODE_IMAGE={image!r} is not publisher:offer:sku"
-                              "[:version]")
+        image = _image(get("node_image", "microsoft-dsvm:ubuntu-hpc:2204"),
+                       "TES_BATCH_NODE_IMAGE")
+        mode = get("pool_mode", "shared").lower()
+        if mode not in POOL_MODES:
+            raise ConfigError(f"TES_BATCH_POOL_MODE={mode!r} is not one of "
+                              f"{', '.join(POOL_MODES)}")
         return cls(
             account_url=url,
             account_name=name,
@@ -161,7 +183,25 @@ class BatchSettings:
             prices_url=_prices_url(get("prices_url", DEFAULT_PRICES_URL)),
             region=_region(get("region").lower() or region_of(url)),
             prices_ttl=number("prices_ttl", "86400", float, 1),
+            account_resource_id=parse_resource_id(get("account_resource_id")),
+            arm_url=_http_url(get("arm_url", DEFAULT_ARM_URL).rstrip("/"), "TES_BATCH_ARM_URL"),
+            quota_ttl=number("quota_ttl", "3600", float, 1),
+            pool_mode=mode,
+            gpu_image=_image(get("gpu_image", DEFAULT_GPU_IMAGE), "TES_BATCH_GPU_IMAGE"),
+            gpu_node_agent_sku=get("gpu_node_agent_sku", "batch.node.ubuntu 22.04"),
         )
+
+
+def _image(image: str, variable: str) -> str:
+    if len(image.split(":")) not in (3, 4) or not all(image.split(":")):
+        raise ConfigError(f"{variable}={image!r} is not publisher:offer:sku[:version]")
+    return image
+
+
+def _http_url(raw: str, variable: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/?#]+", raw):
+        raise ConfigError(f"{variable}={raw!r} is not an http(s) endpoint without a path")
+    return raw
 
 
 def _region(region: str) -> str:
@@ -229,6 +269,7 @@ def parse_vm_sizes(raw: str) -> tuple[VmSize, ...]:
                 low_priority_price_per_hour_usd=float(
                     row.get("low_priority_price_per_hour_usd", price)),
                 gpus=int(row.get("gpus", 0)),
+                family=str(row.get("family", "")),
             )
         except KeyError as exc:
             raise ConfigError(f"{where} lacks {exc.args[0]!r}") from None

@@ -54,6 +54,16 @@ ROUTES = [
 ]
 
 
+ACCOUNT_QUOTAS: dict[str, Any] = {
+    "dedicatedCoreQuota": 20, "lowPriorityCoreQuota": 100,
+    "dedicatedCoreQuotaPerVMFamilyEnforced": True,
+    "dedicatedCoreQuotaPerVMFamily": [{"name": "standardDSv3Family", "coreQuota": 20},
+                                      {"name": "standardESv3Family", "coreQuota": 8}],
+    "poolQuota": 100, "activeJobAndJobScheduleQuota": 300}
+"""A Batch account's quota properties (Batch service mode), as ``GET`` of the account
+returns them (BatchManagement.json, ``BatchAccountProperties``)."""
+
+
 def _error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
@@ -79,6 +89,8 @@ class FakeArm:
         self.taken_batch_names: set[str] = set()
         self.batch_quota = 5
         """Batch accounts per region and subscription."""
+        self.account_quotas: dict[str, Any] = dict(ACCOUNT_QUOTAS)
+        """The quota properties of Batch accounts made from now on."""
         self.throttle = 0
         """How many of the next requests get 429 with ``Retry-After: 1``."""
         self.throttled = 0
@@ -132,6 +144,26 @@ class FakeArm:
     def release(self) -> None:
         """Let held operations end."""
         self.held.clear()
+
+    def add_batch_account(self, subscription: str, group: str, name: str,
+                          location: str = "westeurope", **quotas: Any) -> str:
+        """Put a Batch account (and its group) in place, with ``quotas`` over
+        :attr:`account_quotas` (``dedicatedCoreQuota=...``); returns its resource id."""
+        self.groups.setdefault(group.lower(), {
+            "id": self._base(subscription, group), "name": group, "location": location,
+            "type": "Microsoft.Resources/resourceGroups",
+            "properties": {"provisioningState": "Succeeded"}})
+        resource_id = (f"{self._base(subscription, group)}/providers/Microsoft.Batch/"
+                       f"batchAccounts/{name}")
+        self.batch[name] = {"rg": group.lower(), "keys": (uuid.uuid4().hex, uuid.uuid4().hex),
+                            "body": {"id": resource_id, "name": name, "location": location,
+                                     "type": "Microsoft.Batch/batchAccounts",
+                                     "properties": {
+                                         "accountEndpoint": f"{name}.{location}.batch.azure.com",
+                                         "provisioningState": "Succeeded",
+                                         "poolAllocationMode": "BatchService",
+                                         **self.account_quotas, **quotas}}}
+        return resource_id
 
     def identity_env(self) -> dict[str, str]:
         """What makes ``DefaultAzureCredential`` ask this fake's managed identity."""
@@ -318,6 +350,7 @@ class FakeArm:
             "properties": {"accountEndpoint": f"{name}.{location}.batch.azure.com",
                            "provisioningState": "Creating",
                            "poolAllocationMode": body["properties"].get("poolAllocationMode"),
+                           **self.account_quotas,
                            "autoStorage": {"storageAccountId": storage_id,
                                            "lastKeySync": "2026-12-03T06:00:00Z"}},
         }

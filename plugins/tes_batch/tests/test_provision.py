@@ -109,6 +109,7 @@ def test_everything_is_created_linked_and_reported_without_a_secret(
     assert report["settings"] == {
         "TES_BACKEND": "batch",
         "TES_BATCH_ACCOUNT_URL": "https://baone.westeurope.batch.azure.com",
+        "TES_BATCH_ACCOUNT_RESOURCE_ID": arm.batch["baone"]["body"]["id"],
         "TES_STORAGE_ACCOUNT_URL": "https://stone.blob.core.windows.net",
         "TES_STORAGE_CONNECTION_STRING":
             f"@Microsoft.KeyVault(SecretUri={vault.url}/secrets/tes-storage-connection-string)",

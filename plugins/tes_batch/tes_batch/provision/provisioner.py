@@ -120,6 +120,8 @@ def server_settings(request: BatchProvisionRequest, done: dict[str, Any]) -> dic
     storage = done.get(STORAGE_ACCOUNT)
     if batch:
         settings["TES_BATCH_ACCOUNT_URL"] = batch["endpoint"]
+        if batch.get("id"):  # the backend reads the account's quotas there
+            settings["TES_BATCH_ACCOUNT_RESOURCE_ID"] = batch["id"]
     if storage and storage.get("blob_endpoint"):
         settings["TES_STORAGE_ACCOUNT_URL"] = storage["blob_endpoint"].rstrip("/")
     secrets = done.get(KEY_VAULT_SECRETS)
