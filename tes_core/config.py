@@ -109,6 +109,10 @@ class Settings:
     output_tail_max: int = 64 * 1024
     """Most bytes ``GET /tasks/{id}/executors/{index}/stdout`` (and ``stderr``) answers: a
     larger ``tail`` is cut to this."""
+    output_live_max: int = 4 * 1024 * 1024
+    """Most bytes kept on disk of the live copy of each executor output stream the task
+    names no file for (its end, in two files of half this; at least 2). A file the task
+    names gets every byte."""
     # -- end of request bounds -----------------------------------------------------------
     dashboard: bool = True
     """Serve the web dashboard at ``/`` (off: ``/`` leads to the API explorer)."""

@@ -125,6 +125,7 @@ def _run_locked(task_dir: Path, spec: TaskFile, keep_work: bool) -> int:
         events=status,
         transfer_config=spec.transfer,
         network=spec.network,
+        live_output_max=spec.live_output_max,
         resume=resume,
         attempt=spec.attempt,
         keep_workspace=keep_work,

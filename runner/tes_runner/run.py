@@ -51,8 +51,10 @@ from .runtimes.base import (
     ContainerResult,
     ContainerRuntime,
     ContainerSpec,
+    OutputTarget,
 )
-from .workspace import PlantedLink, Workspace, file_mounts, plan_mounts
+from .runtimes.rolling import DEFAULT_MAX_BYTES, RollingFile
+from .workspace import PlantedLink, Workspace, file_mounts, output_name, plan_mounts
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,9 @@ class TaskRunner:
     waited for (never started twice). ``attempt`` goes into the container names
     (:func:`container_name`). ``keep_workspace`` leaves the task's folder after the run.
     ``who`` names what runs the task in its system logs ("the local backend").
+    ``live_output_max`` caps the live copy of each executor output stream the task names no
+    file for (:class:`~tes_runner.runtimes.rolling.RollingFile`); a file it names gets
+    every byte.
     """
 
     def __init__(
@@ -120,6 +125,7 @@ class TaskRunner:
         events: Events,
         transfer_config: TransferConfig,
         network: str | None = "none",
+        live_output_max: int = DEFAULT_MAX_BYTES,
         resume: Resume | None = None,
         attempt: int | None = None,
         keep_workspace: bool = False,
@@ -132,6 +138,7 @@ class TaskRunner:
         self.events = events
         self.transfer_config = transfer_config
         self.network = network
+        self.live_output_max = live_output_max
         self.resume = resume
         self.attempt = attempt
         self.keep_workspace = keep_workspace
@@ -382,15 +389,15 @@ class TaskRunner:
             opened.callback(os.close, fd)
             return beneath.pinned(fd)
 
-        def output(stream: str) -> Path:
-            """The executor's own file, else its file in the task's logs folder (which
-            the server reads for a live tail while it runs)."""
+        def output(stream: str) -> OutputTarget:
+            """The executor's own file (every byte is the task's), else a capped copy in
+            the task's logs folder (whose end the server reads while it runs)."""
             own = pinned(executor.get(stream), write=True)
             if own is not None:
                 return own
-            fd = self.workspace.open_output(index, stream, write=True)
+            fd = self.workspace.open_logs(create=True)
             opened.callback(os.close, fd)
-            return beneath.pinned(fd)
+            return RollingFile(fd, output_name(index, stream), self.live_output_max)
 
         stdout = output("stdout")
         stderr = output("stderr")

@@ -4,7 +4,7 @@ The server (a Slurm backend, a Kubernetes coordinator) writes it before the job 
 
     {"task": {...TES task, "id" included...}, "attempt": 1, "runtime": "docker",
      "policy": {...AccessPolicy.portable()...}, "transfer": {...}, "shared_global": null,
-     "runtime_options": {...}}
+     "runtime_options": {...}, "network": "none", "live_output_max": 4194304}
 
 :func:`load_task_file` checks every field and raises :class:`BadTaskFile` naming the
 first one that is wrong.
@@ -23,6 +23,7 @@ from tes_filetransfer import TransferConfig, TransferError
 from tes_filetransfer.policy import AccessPolicy
 
 from .runtimes import RUNTIMES, RuntimeOptions
+from .runtimes.rolling import DEFAULT_MAX_BYTES, MIN_BYTES
 
 TASK_FILE = "task.json"
 STATUS_FILE = "status.json"
@@ -36,7 +37,7 @@ _LEADING_VARIABLE = re.compile(r"\$([A-Z][A-Z0-9_]*)(?=/|$)")
 """Task ids become container and folder names: nothing else is accepted."""
 _TRANSFER_FIELDS = {f.name for f in fields(TransferConfig)} - {"policy"}
 _KNOWN = {"task", "attempt", "runtime", "policy", "transfer", "shared_global", "runtime_options",
-          "network"}
+          "network", "live_output_max"}
 
 
 class BadTaskFile(ValueError):
@@ -56,6 +57,9 @@ class TaskFile:
     runtime_options: RuntimeOptions
     network: str | None = "none"
     """Container network of the executors (``none`` unless the server allowed another)."""
+    live_output_max: int = DEFAULT_MAX_BYTES
+    """Most bytes kept of the live copy of each executor output stream the task names no
+    file for (the end of it; a file the task names gets every byte)."""
 
     @property
     def task_id(self) -> str:
@@ -109,6 +113,13 @@ def parse_task_file(data: dict[str, Any], task_dir: Path) -> TaskFile:
     network = data.get("network", "none")
     if network is not None and not isinstance(network, str):
         raise BadTaskFile("task.json: 'network' must be a string or null")
+    live_output_max = data.get("live_output_max", DEFAULT_MAX_BYTES)
+    if not isinstance(live_output_max, int) or isinstance(live_output_max, bool) or (
+        live_output_max < MIN_BYTES
+    ):
+        raise BadTaskFile(
+            f"task.json: 'live_output_max' must be a number of bytes of at least {MIN_BYTES}"
+        )
     return TaskFile(
         task=task,
         attempt=attempt,
@@ -117,6 +128,7 @@ def parse_task_file(data: dict[str, Any], task_dir: Path) -> TaskFile:
         shared_global=_shared_global(data.get("shared_global")),
         runtime_options=_runtime_options(data.get("runtime_options")),
         network=network,
+        live_output_max=live_output_max,
     )
 
 

@@ -4,7 +4,8 @@ Layout under ``<data_dir>/tasks/<task id>/``::
 
     tes-wd/            mounted at /tes-wd in every executor
       shared/          inputs staged once; container path /a/b lives at shared/a/b
-    logs/              full stdout/stderr of each executor
+    logs/              the end of each executor's stdout/stderr (``executor-N.stdout``
+                       and ``.K``) when the task names no file for it
 
 ``/tes-wd/shared-global`` is ``<data_dir>/shared-global`` for tasks created without
 authentication (one user), and ``<data_dir>/shared-global-owners/<key>`` for tasks
@@ -32,6 +33,7 @@ from typing import Any
 from tes_filetransfer import beneath
 from tes_filetransfer.outputs import has_wildcards
 
+from .runtimes import rolling
 from .runtimes.base import Mount
 
 TES_WD = "/tes-wd"
@@ -40,7 +42,27 @@ OWNERS_FOLDER = "shared-global-owners"
 
 
 OUTPUT_STREAMS = ("stdout", "stderr")
-"""Executor output streams a task's ``logs`` folder keeps (:meth:`Workspace.open_output`)."""
+"""Executor output streams whose live copy a task's ``logs`` folder keeps."""
+LOGS = "logs"
+"""The folder in the task folder with the executors' live output (:func:`output_name`)."""
+
+
+def output_name(index: int, stream: str) -> str:
+    """The name, in the task's ``logs`` folder, of the live copy of what executor ``index``
+    wrote to ``stream`` (``stdout`` or ``stderr``) when its task named no file for it: a
+    :class:`~tes_runner.runtimes.rolling.RollingFile` (this name and this name + ``.K``)."""
+    if stream not in OUTPUT_STREAMS:
+        raise ValueError(f"stream must be one of {', '.join(OUTPUT_STREAMS)}")
+    return f"executor-{int(index)}.{stream}"
+
+
+def _read(folder_fd: int, name: str, limit: int, offset: int | None) -> tuple[int, bytes]:
+    """:func:`rolling.read` with an :class:`~tes_filetransfer.beneath.UnsafePath` naming
+    the path beneath the task folder (for :meth:`Workspace._beneath`)."""
+    try:
+        return rolling.read(folder_fd, name, limit, offset)
+    except beneath.UnsafePath as exc:
+        raise beneath.UnsafePath(f"{LOGS}/{exc.rel}", exc.problem) from None
 
 
 class PlantedLink(RuntimeError):
@@ -147,19 +169,30 @@ class Workspace:
                 folder, rel, beneath.open_file, fd, write=write, create_parents=write
             )
 
-    def open_output(self, index: int, stream: str, *, write: bool = False) -> int:
-        """A descriptor of the file in the task's ``logs`` folder that holds what executor
-        ``index`` wrote to ``stream`` (``stdout`` or ``stderr``) when its task gave it no
-        file of its own, reached without following links (for writing: created and
-        emptied). Raises :class:`PlantedLink`, or :class:`FileNotFoundError` when reading
-        a missing file. Close it with :func:`os.close`."""
-        if stream not in OUTPUT_STREAMS:
-            raise ValueError(f"stream must be one of {', '.join(OUTPUT_STREAMS)}")
-        rel = f"logs/executor-{int(index)}.{stream}"
+    def open_logs(self, *, create: bool = False) -> int:
+        """A descriptor of the task's ``logs`` folder (which no executor can reach), reached
+        without following links and made if ``create``. Raises :class:`PlantedLink`, or
+        :class:`FileNotFoundError` when it is missing. Close it with :func:`os.close`."""
         with self._opened(self.base) as fd:
-            return self._beneath(
-                self.base, rel, beneath.open_file, fd, write=write, create_parents=write
-            )
+            return self._beneath(self.base, LOGS, beneath.open_dir, fd, create=create)
+
+    def read_output(
+        self, index: int, stream: str, limit: int, offset: int | None = None
+    ) -> tuple[int, bytes]:
+        """``(first, data)``: at most ``limit`` bytes of the live copy of executor
+        ``index``'s ``stream`` (:func:`output_name`), from byte ``offset`` of the stream
+        (or the earliest still kept), or its end without ``offset``; ``first`` is where
+        ``data`` starts in the stream. ``(0, b"")`` when there is none. Raises
+        :class:`PlantedLink` if a link or special file is in the way."""
+        try:
+            fd = self.open_logs()
+        except FileNotFoundError:
+            return 0, b""
+        try:
+            name = output_name(index, stream)
+            return self._beneath(self.base, name, _read, fd, limit, offset)
+        finally:
+            os.close(fd)
 
     def verified_root(self, folder: Path) -> Path:
         """``folder`` (one of the roots :meth:`locate` gives) after checking that no part of

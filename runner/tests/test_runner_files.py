@@ -39,6 +39,8 @@ GOOD = {"task": {"id": "t1", "executors": [sh("true")]}, "attempt": 1, "runtime"
         ({"runtime_options": {"pids_limit": -1}}, "runtime_options.pids_limit"),
         ({"runtime_options": {"sandbox": 1}}, "runtime_options: unknown field 'sandbox'"),
         ({"network": 5}, "'network'"),
+        ({"live_output_max": 1}, "'live_output_max'"),
+        ({"live_output_max": "4MiB"}, "'live_output_max'"),
         ({"extra": 1}, "unknown field 'extra'"),
     ],
 )
@@ -52,9 +54,10 @@ def test_good_task_file_denies_the_task_folder(tmp_path: Path) -> None:
     parsed = parse_task_file(
         {**GOOD, "policy": {"local_dirs": [str(tmp_path)], "hosts": []},
          "transfer": {"parallel": 2, "cache_dir": str(tmp_path / "cache")},
-         "runtime_options": {"pids_limit": 10}},
+         "runtime_options": {"pids_limit": 10}, "live_output_max": 1000},
         tmp_path / "task",
     )
+    assert parsed.live_output_max == 1000
     assert parsed.task_id == "t1" and parsed.attempt == 1 and parsed.runtime == "docker"
     assert parsed.transfer.parallel == 2 and parsed.transfer.cache_dir == tmp_path / "cache"
     assert parsed.runtime_options.pids_limit == 10

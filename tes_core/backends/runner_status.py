@@ -16,10 +16,11 @@ RUNNER_STATES = frozenset({"INITIALIZING", "RUNNING", "COMPLETE", "EXECUTOR_ERRO
 
 
 def task_file(task: TaskRecord, attempt: int, runtime: str,
-              policy: Mapping[str, Any]) -> dict[str, Any]:
+              policy: Mapping[str, Any], live_output_max: int | None = None) -> dict[str, Any]:
     """The runner's ``task.json`` for ``attempt`` of ``task``; ``policy`` is the server's
-    ``AccessPolicy.portable()``."""
-    return {
+    ``AccessPolicy.portable()``; ``live_output_max`` the cap of the executors' live
+    output copies (``TES_OUTPUT_LIVE_MAX``; the runner's default when ``None``)."""
+    document = {
         "task": {**task.document, "id": task.id},
         "attempt": attempt,
         "runtime": runtime,
@@ -28,6 +29,9 @@ def task_file(task: TaskRecord, attempt: int, runtime: str,
         "shared_global": None,
         "runtime_options": {},
     }
+    if live_output_max is not None:
+        document["live_output_max"] = live_output_max
+    return document
 
 
 def from_status(task: TaskRecord, status: Mapping[str, Any],

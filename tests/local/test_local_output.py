@@ -128,7 +128,8 @@ def test_an_ended_executor_answers_from_its_stored_log(server, idp):
                       sh("echo to-file; echo second-done >&2", stdout="/out/file.txt"))
     wait_until(lambda: _state(server, task_id, alice) in TERMINAL, 120, "the task to end")
     assert _state(server, task_id, alice) == "COMPLETE"
-    assert not (server.data_dir / "tasks" / task_id).exists()  # only the stored logs are left
+    folder = server.data_dir / "tasks" / task_id  # removed right after the end is recorded
+    wait_until(lambda: not folder.exists(), 60, "the task folder's removal")
     first = _output(server, task_id, alice)
     assert first.status_code == 200 and first.text == "first-done\n", first.text
     second = _output(server, task_id, alice, "1/stderr")
@@ -145,3 +146,58 @@ def test_an_executor_with_its_own_stdout_file_has_no_live_output(server, idp):
     assert "/out/log.txt" in response.json()["msg"], response.text
     requests.post(f"{server.url}/tasks/{task_id}:cancel", headers=alice, timeout=TIMEOUT)
     wait_until(lambda: _state(server, task_id, alice) in TERMINAL, 120, "the cancel")
+
+
+LIVE_MAX = 64 * 1024
+BIG = "seq 1 200000"
+"""1,288,895 bytes: twenty times the live copy's cap in the ``capped`` server."""
+
+
+@pytest.fixture(scope="module")
+def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server keeping 64 KiB of each live output (and the task folders, to look at)."""
+    require_runtime("bubblewrap")
+    data_dir = tmp_path_factory.mktemp("tes-output-capped")
+    proc = start_server(data_dir, "bubblewrap", TES_OUTPUT_LIVE_MAX=str(LIVE_MAX),
+                        TES_LOCAL_KEEP_WORKDIRS="true")
+    yield proc
+    proc.stop()
+
+
+def test_live_output_is_capped_on_disk_and_keeps_its_end(capped):
+    """An executor printing 20 times the cap: the live copy on disk stays within the cap,
+    the endpoint and the executor log answer its real last bytes, and an executor's own
+    ``stdout`` file (the task's data) keeps every byte."""
+    expected = "".join(f"{i}\n" for i in range(1, 200_001))
+    task_id = _submit(
+        capped, {},
+        sh(f"{BIG}; echo printed >&2; while [ ! -e /tes-wd/go ]; do sleep 0.1; done"),
+        sh(BIG, stdout="/tes-wd/full.txt"),
+    )
+    logs = capped.data_dir / "tasks" / task_id / "logs"
+
+    def printed() -> bool:
+        response = _output(capped, task_id, {}, "0/stderr")
+        assert response.status_code == 200, response.text
+        return response.text == "printed\n"
+
+    wait_until(printed, 120, "executor 0 to print everything")
+    assert _state(capped, task_id, {}) == "RUNNING"
+    on_disk = sorted(path.name for path in logs.iterdir())
+    assert on_disk[:2] == ["executor-0.stderr", "executor-0.stdout"], on_disk
+    assert len(on_disk) == 3 and on_disk[2].startswith("executor-0.stdout."), on_disk
+    assert sum(path.stat().st_size for path in logs.glob("executor-0.stdout*")) <= LIVE_MAX
+    for tail in (10, 4096, LIVE_MAX // 2):  # across the two files, cut at any byte
+        response = _output(capped, task_id, {}, tail=str(tail))
+        assert response.status_code == 200, response.text
+        assert response.text == expected[-tail:], (tail, response.text[-100:])
+
+    (capped.data_dir / "tasks" / task_id / "tes-wd" / "go").touch()
+    wait_until(lambda: _state(capped, task_id, {}) in TERMINAL, 120, "the task to end")
+    task = requests.get(f"{capped.url}/tasks/{task_id}", params={"view": "FULL"},
+                        timeout=TIMEOUT).json()
+    assert task["state"] == "COMPLETE", task
+    stored = task["logs"][-1]["logs"][0]["stdout"]
+    assert stored and expected.endswith(stored), stored[-100:]
+    assert (capped.data_dir / "tasks" / task_id / "tes-wd" / "full.txt").read_text() == expected
+    assert sum(path.stat().st_size for path in logs.glob("executor-*")) <= 2 * LIVE_MAX

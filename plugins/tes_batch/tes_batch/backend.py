@@ -192,7 +192,8 @@ class BatchBackend(Backend):
 
     def task_file(self, task: TaskRecord, attempt: int) -> dict[str, Any]:
         """The runner's ``task.json`` (see the runner contract)."""
-        document = runner_task_file(task, attempt, self.conf.runtime, self._policy.portable())
+        document = runner_task_file(task, attempt, self.conf.runtime, self._policy.portable(),
+                                    self.settings.output_live_max)
         if self.conf.shared_global:
             document["shared_global"] = sharedglobal.RUNNER_PATH
         return document

@@ -185,7 +185,8 @@ class SlurmBackend(Backend):
 
     def task_file(self, task: TaskRecord, attempt: int) -> dict[str, Any]:
         """The runner's ``task.json`` (see the runner contract)."""
-        return runner_task_file(task, attempt, self.conf.runtime, self._policy.portable())
+        return runner_task_file(task, attempt, self.conf.runtime, self._policy.portable(),
+                                self.settings.output_live_max)
 
     def poll(self, tasks: Sequence[TaskRecord]) -> Iterable[Observation]:
         """Observations of many tasks from one snapshot of Slurm's jobs."""

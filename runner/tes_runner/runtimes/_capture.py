@@ -16,7 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from .base import ContainerError, ContainerResult
+from tes_filetransfer.beneath import UnsafePath
+
+from .base import ContainerError, ContainerResult, OutputSink, OutputTarget, open_target
 
 TAIL_BYTES = 10 * 1024
 """How much of the end of each stream is kept for the task's logs."""
@@ -44,8 +46,13 @@ class _Tail:
         return bytes(self._buf[-TAIL_BYTES:]).decode("utf-8", errors="replace")
 
 
+def _open_sink(target: OutputTarget | None, stack: contextlib.ExitStack) -> OutputSink | None:
+    """``target`` opened for writing from its start (closed with ``stack``)."""
+    return None if target is None else stack.enter_context(open_target(target))
+
+
 def _drain(
-    pipe: IO[bytes], sink: IO[bytes] | None, tail: _Tail, errors: list[BaseException]
+    pipe: IO[bytes], sink: OutputSink | None, tail: _Tail, errors: list[BaseException]
 ) -> None:
     try:
         while chunk := pipe.read1(_CHUNK):  # type: ignore[attr-defined]
@@ -88,14 +95,15 @@ def run_captured(
     argv: Sequence[str],
     *,
     stdin_path: Path | None = None,
-    stdout_path: Path | None = None,
-    stderr_path: Path | None = None,
+    stdout_path: OutputTarget | None = None,
+    stderr_path: OutputTarget | None = None,
     env: Mapping[str, str] | None = None,
     new_session: bool = False,
     on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
     popen_options: Mapping[str, Any] | None = None,
 ) -> Captured:
-    """Run ``argv`` to completion, streaming its output to the given files.
+    """Run ``argv`` to completion, streaming its output to the given files (a
+    :class:`RollingFile` keeps only the end of its stream).
 
     ``on_start`` is called with the ``Popen`` as soon as the child runs (so that
     another thread can stop it); ``popen_options`` are further ``Popen`` arguments
@@ -110,13 +118,9 @@ def run_captured(
                 if stdin_path is not None
                 else subprocess.DEVNULL
             )
-            out_file = (
-                stack.enter_context(open(stdout_path, "wb")) if stdout_path is not None else None
-            )
-            err_file = (
-                stack.enter_context(open(stderr_path, "wb")) if stderr_path is not None else None
-            )
-        except OSError as exc:
+            out_file = _open_sink(stdout_path, stack)
+            err_file = _open_sink(stderr_path, stack)
+        except (OSError, UnsafePath) as exc:
             raise ContainerError(
                 f"cannot open an executor's stdin/stdout/stderr file: {exc}"
             ) from exc

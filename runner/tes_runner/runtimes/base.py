@@ -12,9 +12,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol
+
+from tes_filetransfer.beneath import UnsafePath
 
 from ..images import image_reference_problem
+from .rolling import RollingFile, RollingWriter
 
 DEFAULT_PIDS_LIMIT = 4096
 """Most processes one executor may run unless configured (``RuntimeOptions.pids_limit``)."""
@@ -97,6 +100,30 @@ class Mount:
     read_only: bool = False
 
 
+OutputTarget = Path | RollingFile
+"""Where an executor's stdout or stderr is written: a file that gets every byte (the one
+the executor names), or a :class:`RollingFile` that keeps only the end (the live copy in
+the task's ``logs`` folder)."""
+
+
+class OutputSink(Protocol):
+    """An :data:`OutputTarget` open for writing."""
+
+    def write(self, data: bytes, /) -> int:
+        """Append ``data``."""
+
+    def flush(self) -> None:
+        """Make what was written readable by others."""
+
+
+def open_target(target: OutputTarget) -> IO[bytes] | RollingWriter:
+    """``target`` opened for writing from its start (use it in a ``with`` block). Raises
+    :class:`OSError` or :class:`~tes_filetransfer.beneath.UnsafePath`."""
+    if isinstance(target, RollingFile):
+        return target.open()
+    return open(target, "wb")
+
+
 @dataclass
 class ContainerSpec:
     """Everything needed to run one TES executor as one container."""
@@ -109,9 +136,10 @@ class ContainerSpec:
     env: dict[str, str] = field(default_factory=dict)
     stdin_path: Path | None = None
     """Host file fed to the container's standard input, if any."""
-    stdout_path: Path | None = None
-    """Host file that receives the full standard output, if the executor asked for it."""
-    stderr_path: Path | None = None
+    stdout_path: OutputTarget | None = None
+    """Where the standard output goes: the host file the executor asked for (every
+    byte), else a capped live copy."""
+    stderr_path: OutputTarget | None = None
     cpu_cores: int | None = None
     ram_gb: float | None = None
     labels: dict[str, str] = field(default_factory=dict)
@@ -142,7 +170,7 @@ COMMAND_NOT_EXECUTABLE = 126
 
 def command_not_started(
     exit_code: int, message: str, start_time: datetime, end_time: datetime,
-    stderr_path: Path | None = None,
+    stderr_path: OutputTarget | None = None,
 ) -> ContainerResult:
     """The result of an executor whose command could not be started.
 
@@ -152,9 +180,9 @@ def command_not_started(
     text = message.strip() + "\n"
     if stderr_path is not None:
         try:
-            with open(stderr_path, "w", encoding="utf-8") as handle:
-                handle.write(text)
-        except OSError as exc:
+            with open_target(stderr_path) as handle:
+                handle.write(text.encode())
+        except (OSError, UnsafePath) as exc:
             raise ContainerError(f"cannot write the executor's stderr file: {exc}") from exc
     return ContainerResult(
         exit_code=exit_code, start_time=start_time, end_time=end_time,
@@ -210,7 +238,11 @@ class ContainerRuntime(abc.ABC):
     """Whether :meth:`attach` can pick up a container started by a process that died."""
 
     def attach(
-        self, name: str, *, stdout_path: Path | None = None, stderr_path: Path | None = None
+        self,
+        name: str,
+        *,
+        stdout_path: OutputTarget | None = None,
+        stderr_path: OutputTarget | None = None,
     ) -> ContainerResult | None:
         """Wait for an already started container ``name`` (e.g. after a server restart).
 

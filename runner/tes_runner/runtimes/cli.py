@@ -36,6 +36,7 @@ from .base import (
     ContainerResult,
     ContainerRuntime,
     ContainerSpec,
+    OutputTarget,
     RuntimeOptions,
     checked_image,
     command_not_started,
@@ -358,8 +359,8 @@ class CliRuntime(ContainerRuntime):
         self,
         name: str,
         *,
-        stdout_path: Path | None = None,
-        stderr_path: Path | None = None,
+        stdout_path: OutputTarget | None = None,
+        stderr_path: OutputTarget | None = None,
     ) -> ContainerResult | None:
         """Wait for the existing container ``name`` and return its result from the engine.
 

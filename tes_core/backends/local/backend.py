@@ -8,14 +8,13 @@ the reconcile loop calls :meth:`LocalBackend.recover` from another worker.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from tes_filetransfer import TransferError
-from tes_runner import PlantedLink, Workspace, container_name
+from tes_runner import Workspace, container_name
 from tes_runner.runtimes import (
     ContainerRuntime,
     RuntimeChoice,
@@ -29,11 +28,11 @@ from ...storage_policy import access_policy
 from ..base import (
     Backend,
     BackendContext,
-    NoLiveOutput,
     Observation,
     TaskRecord,
     worker_lost,
 )
+from ..live_output import read_live_output
 from .runner import TaskRun, may_run_executor, runtime_options
 from .waiting import EXPLAIN_TICK, slot_reason
 
@@ -323,26 +322,10 @@ class LocalBackend(Backend):
         )
 
     def output_tail(self, task: TaskRecord, index: int, stream: str, limit: int) -> str:
-        """The end of the file the runner writes executor ``index``'s ``stream`` to in the
-        task's ``logs`` folder (reached beneath the task folder without following links);
-        an executor whose task names its own file for the stream has no live output."""
-        own = (task.document.get("executors") or [{}])[index].get(stream)
-        if own:
-            raise NoLiveOutput(
-                f"executor {index} writes its {stream} to its own file {own}; its end is "
-                "shown when the executor ends"
-            )
+        """The end of the live copy the runner keeps of executor ``index``'s ``stream`` in
+        the task's ``logs`` folder (see :func:`~tes_core.backends.live_output.read_live_output`)."""
         workspace = Workspace.for_task(self.settings.workdirs, self.settings.data_dir, task.id)
-        try:
-            fd = workspace.open_output(index, stream)
-        except FileNotFoundError:
-            return ""  # not started yet (or its folder was removed)
-        except PlantedLink as exc:
-            raise NoLiveOutput(f"executor {index}'s {stream} is not readable: {exc}") from None
-        try:
-            return read_end(fd, limit)
-        finally:
-            os.close(fd)
+        return read_live_output(workspace, task, index, stream, limit)
 
     def remove(self, task: TaskRecord) -> None:
         """Delete a finished task's folder (kept with ``TES_LOCAL_KEEP_WORKDIRS``)."""
@@ -359,9 +342,3 @@ class LocalBackend(Backend):
             if remove:
                 runtime.remove(name)
 
-
-def read_end(fd: int, limit: int) -> str:
-    """The last ``limit`` bytes of the open file ``fd``, decoded as UTF-8 (a character cut
-    at the start, or any invalid byte, becomes U+FFFD)."""
-    size = os.fstat(fd).st_size
-    return os.pread(fd, limit, max(0, size - limit)).decode("utf-8", errors="replace")

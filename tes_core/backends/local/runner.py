@@ -109,6 +109,7 @@ class TaskRun:
             events=StoreEvents(task.id, reporter, self.waits),
             transfer_config=transfer_config(settings),
             network=network,
+            live_output_max=settings.output_live_max,
             resume=_resume_point(task) if resume else None,
             keep_workspace=settings.local_keep_workdirs,
             who="the local backend",
