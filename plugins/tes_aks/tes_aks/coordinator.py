@@ -48,7 +48,11 @@ PREEMPTED = "PREEMPTED"
 """A final state of the status document only the coordinator writes: a pod of the
 attempt was evicted (the server starts a new attempt or ends the task PREEMPTED)."""
 FINAL = frozenset({COMPLETE, EXECUTOR_ERROR, SYSTEM_ERROR, PREEMPTED})
-TAIL = 10 * 1024
+TAIL = manifests.TAIL_BYTES
+EXECUTOR = manifests.EXECUTOR_CONTAINER
+SETTLE = 10
+"""Seconds the ``stderr`` container of an executor pod may take to end after the
+executor."""
 
 
 class Cancelled(Exception):
@@ -69,8 +73,9 @@ class Coordinator:
     """Runs the attempt described by ``plan`` (see :mod:`tes_aks.plan`)."""
 
     def __init__(self, kube: Kube, plan: dict[str, Any],
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, settle: float = SETTLE) -> None:
         self.kube = kube
+        self.settle = settle
         self.plan = plan
         self.namespace = plan["namespace"]
         self.sleep = sleep
@@ -132,12 +137,37 @@ class Coordinator:
         logs = self.document["log"]["logs"]
         logs.append(entry)
         self._write()
-        pod, ended = self._wait(job, f"executor {index}", started=self._running)
+        what = f"executor {index}"
+        pod, ended = self._wait(job, what, started=self._running, container=EXECUTOR)
+        capture = True
+        no_shell = podstate.cannot_start(pod, EXECUTOR, "/bin/sh")
+        if no_shell and not any(executor.get(k) for k in ("stdin", "stdout", "stderr")):
+            # The wrapper that keeps stderr apart needs /bin/sh; the executor never ran.
+            self.document["log"]["system_logs"].append(
+                f"{what} ({executor['image']}) has no /bin/sh ({no_shell}); it ran again "
+                "without the wrapper that keeps stderr apart: its stdout log holds both "
+                "streams")
+            self.kube.delete("Job", self.namespace, job["metadata"]["name"])
+            job = self._create(manifests.executor_job(self.plan, index, capture=False))
+            pod, ended = self._wait(job, what, started=self._running, container=EXECUTOR)
+            capture = False
+        elif no_shell:
+            self.document["log"]["system_logs"].append(
+                f"{what} ({executor['image']}) could not start: {no_shell}; its stdin, stdout "
+                "and stderr files need /bin/sh in the image")
+            capture = False  # nothing ran: no stderr to wait for
         if ended.started:
             entry["start_time"] = rfc3339(ended.started)
         entry["end_time"] = rfc3339(ended.finished or datetime.now(UTC))
         entry["exit_code"] = ended.exit_code
-        entry["stdout"] = self.kube.pod_log(self.namespace, pod["metadata"]["name"], TAIL)
+        name = pod["metadata"]["name"]
+        entry["stdout"] = self.kube.pod_log(self.namespace, name, TAIL, container=EXECUTOR)
+        if capture:
+            settled = self._settle(job, manifests.STDERR_CONTAINER)
+            entry["stderr"] = self.kube.pod_log(self.namespace, name, TAIL,
+                                                container=manifests.STDERR_CONTAINER)
+            if not settled:  # its stderr container waits for a mark that never comes
+                self.kube.delete("Job", self.namespace, job["metadata"]["name"])
         if ended.oom_killed:
             self.document["log"]["system_logs"].append(
                 f"executor {index} ({executor['image']}) was killed: out of memory "
@@ -145,6 +175,24 @@ class Coordinator:
                 "resources.ram_gb")
         self._write()
         return ended.exit_code
+
+    def _settle(self, job: dict[str, Any], container: str) -> bool:
+        """Give ``container`` of the Job's pod up to ``settle`` seconds to end (the
+        ``stderr`` container ends once it copied everything; an executor killed before its
+        wrapper marked its end leaves it running, and its log is read as it is); whether
+        it ended."""
+        name = job["metadata"]["name"]
+        deadline = time.monotonic() + self.settle
+        while time.monotonic() < deadline:
+            if self.stopping:
+                raise Cancelled()
+            pods = self.kube.list("Pod", self.namespace, f"job-name={name}")
+            if not pods or any(podstate.terminated(pod, container) for pod in pods):
+                return True
+            self.sleep(float(self.plan.get("poll_interval", 2)))
+        log.warning("container %s of Job %s did not end within %s s; reading its log as it "
+                    "is", container, name, self.settle)
+        return False
 
     def _transfer(self, role: str) -> list[dict[str, Any]]:
         what = "staging the inputs" if role == names.STAGE_IN else "uploading the outputs"
@@ -166,20 +214,20 @@ class Coordinator:
             self.document["waiting"] = reason
             self._write()
 
-    def _wait(self, job: dict[str, Any], what: str,
-              started: Callable[[], None] | None = None) -> tuple[dict[str, Any], Any]:
-        """Wait until the Job's pod ends; ``(pod, Termination)``. While it waits for a node
-        or an image, the status document's ``waiting`` says so; ``started`` is called once
-        its container runs. Raises :class:`Stop` for an image that cannot be pulled in
-        time and an evicted pod."""
+    def _wait(self, job: dict[str, Any], what: str, started: Callable[[], None] | None = None,
+              container: str | None = None) -> tuple[dict[str, Any], Any]:
+        """Wait until ``container`` (else the first) of the Job's pod ends; ``(pod,
+        Termination)``. While it waits for a node or an image, the status document's
+        ``waiting`` says so; ``started`` is called once the pod runs. Raises :class:`Stop`
+        for an image that cannot be pulled in time and an evicted pod."""
         name = job["metadata"]["name"]
         try:
-            return self._wait_loop(name, what, started)
+            return self._wait_loop(name, what, started, container)
         finally:
             self._waiting(None)
 
-    def _wait_loop(self, name: str, what: str,
-                   started: Callable[[], None] | None) -> tuple[dict[str, Any], Any]:
+    def _wait_loop(self, name: str, what: str, started: Callable[[], None] | None,
+                   container: str | None) -> tuple[dict[str, Any], Any]:
         while True:
             if self.stopping:
                 raise Cancelled()
@@ -193,8 +241,8 @@ class Coordinator:
                 if started is not None and phase in ("Running", "Succeeded", "Failed"):
                     self._waiting(None)
                     started()
-                ended = podstate.terminated(pod)
-                if ended is not None and phase in ("Succeeded", "Failed"):
+                ended = podstate.terminated(pod, container)
+                if ended is not None:
                     return pod, ended
                 failure = podstate.pull_failure(pod)
                 if failure is not None:

@@ -145,12 +145,15 @@ class Kube:
         for obj in self.list(kind, namespace, selector):
             self.delete(kind, namespace, obj["metadata"]["name"])
 
-    def pod_log(self, namespace: str, name: str, tail_bytes: int | None = 10240) -> str:
-        """The last ``tail_bytes`` of a pod's log, all of it for ``None`` (``""`` when
-        there is none)."""
+    def pod_log(self, namespace: str, name: str, tail_bytes: int | None = 10240,
+                container: str | None = None) -> str:
+        """The last ``tail_bytes`` of the log of a pod (of its ``container``: needed when it
+        has several), all of it for ``None`` (``""`` when there is none)."""
         self.calls[("log", "Pod")] += 1
         api = self._apis["CoreV1Api"]
-        extra = {} if tail_bytes is None else {"tail_lines": 1000}
+        extra: dict[str, Any] = {} if tail_bytes is None else {"tail_lines": 1000}
+        if container:
+            extra["container"] = container
         try:
             response = api.read_namespaced_pod_log(
                 name, namespace, _preload_content=False, _request_timeout=self._timeout,

@@ -17,7 +17,7 @@ from typing import Any
 
 from tes_runner.workspace import TES_WD, Workspace, plan_mounts
 
-from . import names
+from . import follow, names
 from .params import Placement
 
 TASK_KEY = "task.json"
@@ -29,6 +29,17 @@ WORKDIR_VOLUME = "tes-wd"
 SHARED_VOLUME = "shared-global"
 TASK_VOLUME = "tes-task"
 GPU_RESOURCE = "nvidia.com/gpu"
+EXECUTOR_CONTAINER = "executor"
+STDERR_CONTAINER = "stderr"
+LOG_VOLUME = "tes-log"
+LOG_MOUNT = "/.tes-aks"
+"""Where an executor pod's ``emptyDir`` is mounted: its stderr file and ``done`` marker."""
+STDERR_FILE = "stderr"
+DONE_FILE = "done"
+TAIL_BYTES = 10 * 1024
+"""How much of each stream an executor log keeps (as the runner)."""
+_FOLLOW_SOURCE = Path(follow.__file__).read_text(encoding="utf-8")
+_FOLLOW_RESOURCES = {"cpu": "10m", "memory": "64Mi"}
 NO_ESCALATION = {"allowPrivilegeEscalation": False, "privileged": False,
                  "seccompProfile": {"type": "RuntimeDefault"}}
 """Every container the plugin makes: never privileged, no setuid gains, the runtime's
@@ -207,17 +218,57 @@ def transfer_job(plan: dict[str, Any], role: str) -> dict[str, Any]:
     return _job(_meta(plan, role), pod)
 
 
-def executor_command(executor: dict[str, Any]) -> list[str]:
-    """The container's command: the executor's argv, wrapped in ``/bin/sh`` only when it
-    names stdin, stdout or stderr files (Kubernetes has no redirection of its own)."""
+def executor_command(executor: dict[str, Any], capture: bool = True) -> list[str]:
+    """The container's command: the executor's argv under a ``/bin/sh`` wrapper.
+
+    With ``capture`` (the default) the wrapper sends stderr to the executor's own file,
+    else to ``/.tes-aks/stderr`` (the pod's ``emptyDir``, copied to the pod log of the
+    ``stderr`` container by :mod:`tes_aks.follow`), forwards SIGTERM to the executor,
+    creates ``/.tes-aks/done`` once it ended and exits with its exit status. Without
+    ``capture`` (an image without ``/bin/sh``) the argv runs as it is, wrapped only for
+    stdin/stdout/stderr files, which then need the shell anyway (Kubernetes has no
+    redirection of its own).
+    """
     command = [str(part) for part in executor["command"]]
+    stderr = executor.get("stderr") or (f"{LOG_MOUNT}/{STDERR_FILE}" if capture else None)
     redirects = []
-    for key, operator in (("stdin", "<"), ("stdout", ">"), ("stderr", "2>")):
-        if executor.get(key):
-            redirects.append(f"{operator}{shlex.quote(str(executor[key]))}")
-    if not redirects:
-        return command
-    return ["/bin/sh", "-c", f'exec "$@" {" ".join(redirects)}', "tes-executor", *command]
+    for operator, path in (("<", executor.get("stdin")), (">", executor.get("stdout")),
+                           ("2>", stderr)):
+        if path:
+            redirects.append(f"{operator}{shlex.quote(str(path))}")
+    if not capture:
+        if not redirects:
+            return command
+        return ["/bin/sh", "-c", f'exec "$@" {" ".join(redirects)}', "tes-executor", *command]
+    script = (f'"$@" {" ".join(redirects)} & c=$!; '
+              "trap 'kill -TERM \"$c\" 2>/dev/null' TERM INT; "
+              'while :; do wait "$c"; s=$?; kill -0 "$c" 2>/dev/null || break; done; '
+              f': >{LOG_MOUNT}/{DONE_FILE}; exit "$s"')
+    return ["/bin/sh", "-c", script, "tes-executor", *command]
+
+
+def stderr_container(plan: dict[str, Any], index: int) -> dict[str, Any]:
+    """The executor pod's second container (:mod:`tes_aks.follow` in the filetransfer
+    image): the executor's stderr as its log. It follows ``/.tes-aks/stderr`` live, or
+    prints the end of the executor's own stderr file once it ended; the task's mounts are
+    read-only here."""
+    executor = plan["task"]["executors"][index]
+    done = f"{LOG_MOUNT}/{DONE_FILE}"
+    if executor.get("stderr"):
+        args = [str(executor["stderr"]), done, "--at-end", str(TAIL_BYTES)]
+        mounts = [{**mount, "readOnly": True} for mount in executor_mounts(plan)]
+    else:
+        args = [f"{LOG_MOUNT}/{STDERR_FILE}", done]
+        mounts = []
+    return {
+        "name": STDERR_CONTAINER,
+        "image": plan["filetransfer_image"],
+        "command": ["python3", "-c", _FOLLOW_SOURCE, *args],
+        "volumeMounts": [*mounts, {"name": LOG_VOLUME, "mountPath": LOG_MOUNT,
+                                   "readOnly": True}],
+        "securityContext": dict(NO_ESCALATION),
+        "resources": {"requests": dict(_FOLLOW_RESOURCES), "limits": dict(_FOLLOW_RESOURCES)},
+    }
 
 
 def _quantities(resources: dict[str, Any], gpus: int) -> dict[str, dict[str, str]]:
@@ -231,16 +282,19 @@ def _quantities(resources: dict[str, Any], gpus: int) -> dict[str, dict[str, str
     return {"requests": dict(amounts), "limits": dict(amounts)} if amounts else {}
 
 
-def executor_job(plan: dict[str, Any], index: int) -> dict[str, Any]:
+def executor_job(plan: dict[str, Any], index: int, capture: bool = True) -> dict[str, Any]:
     """The Job of executor ``index``: its image, command, env and workdir, the task's
-    resources as requests and limits, the task volume mounted as in the runner."""
+    resources as requests and limits, the task volume mounted as in the runner. With
+    ``capture``, its stderr goes to the pod's second container (:func:`stderr_container`);
+    without (the image has no ``/bin/sh``), the Job is named ``<base>-e<index>m`` and its
+    pod log holds both streams."""
     task = plan["task"]
     executor = task["executors"][index]
     place = placement_of(plan)
     container: dict[str, Any] = {
-        "name": "executor",
+        "name": EXECUTOR_CONTAINER,
         "image": executor["image"],
-        "command": executor_command(executor),
+        "command": executor_command(executor, capture),
         "volumeMounts": executor_mounts(plan),
         "securityContext": dict(NO_ESCALATION),
     }
@@ -259,11 +313,17 @@ def executor_job(plan: dict[str, Any], index: int) -> dict[str, Any]:
         "volumes": _volumes(plan),
         **_placement_spec(place),
     }
+    if capture:
+        container["volumeMounts"] = [*container["volumeMounts"],
+                                     {"name": LOG_VOLUME, "mountPath": LOG_MOUNT}]
+        pod["containers"].append(stderr_container(plan, index))
+        pod["volumes"].append({"name": LOG_VOLUME, "emptyDir": {}})
     if place.service_account:
         pod["serviceAccountName"] = place.service_account
     else:
         pod["automountServiceAccountToken"] = False
-    return _job(_meta(plan, names.EXECUTOR_ROLE, index), pod)
+    role = names.EXECUTOR_ROLE if capture else names.EXECUTOR_MERGED
+    return _job(_meta(plan, role, index), pod)
 
 
 _MODELS = {"Job": "V1Job", "ConfigMap": "V1ConfigMap",

@@ -25,6 +25,8 @@ COORDINATOR = "coordinator"
 STAGE_IN = "stage-in"
 STAGE_OUT = "stage-out"
 EXECUTOR_ROLE = "executor"
+EXECUTOR_MERGED = "executor-merged"
+"""An executor run again without the stderr wrapper (its image has no ``/bin/sh``)."""
 VOLUME = "volume"
 TASK_FILE = "task"
 STATUS = "status"
@@ -86,7 +88,8 @@ def attempt_of(base: str) -> int:
 def object_name(base: str, role: str, index: int | None = None) -> str:
     """The name of one object of the attempt named ``base`` (see :func:`base_name`)."""
     suffixes = {COORDINATOR: "", STAGE_IN: "-in", STAGE_OUT: "-out", VOLUME: "-wd",
-                TASK_FILE: "-task", STATUS: "-status", EXECUTOR_ROLE: f"-e{index}"}
+                TASK_FILE: "-task", STATUS: "-status", EXECUTOR_ROLE: f"-e{index}",
+                EXECUTOR_MERGED: f"-e{index}m"}
     return base + suffixes[role]
 
 

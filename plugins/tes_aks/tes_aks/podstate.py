@@ -105,19 +105,27 @@ class Termination:
         return self.reason == "OOMKilled"
 
 
-def terminated(pod: dict[str, Any]) -> Termination | None:
-    """How the pod's first container ended, ``None`` while it has not."""
-    for container in (pod.get("status") or {}).get("containerStatuses") or ():
-        ended = (container.get("state") or {}).get("terminated")
-        if ended:
-            return Termination(
-                exit_code=int(ended.get("exitCode", 0) or 0),
-                reason=str(ended.get("reason") or ""),
-                message=str(ended.get("message") or "")[:500],
-                started=parse_time(ended.get("startedAt")),
-                finished=parse_time(ended.get("finishedAt")),
-            )
-    return None
+def _container_status(pod: dict[str, Any], name: str | None) -> dict[str, Any]:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or ()
+    for container in statuses:
+        if name is None or container.get("name") == name:
+            return dict(container)
+    return {}
+
+
+def terminated(pod: dict[str, Any], container: str | None = None) -> Termination | None:
+    """How the pod's container named ``container`` (else its first) ended, ``None`` while
+    it has not."""
+    ended = (_container_status(pod, container).get("state") or {}).get("terminated")
+    if not ended:
+        return None
+    return Termination(
+        exit_code=int(ended.get("exitCode", 0) or 0),
+        reason=str(ended.get("reason") or ""),
+        message=str(ended.get("message") or "")[:500],
+        started=parse_time(ended.get("startedAt")),
+        finished=parse_time(ended.get("finishedAt")),
+    )
 
 
 def job_finished(job: dict[str, Any]) -> str | None:
@@ -130,4 +138,21 @@ def job_finished(job: dict[str, Any]) -> str | None:
         return "Complete"
     if status.get("failed"):
         return "Failed"
+    return None
+
+
+START_FAILURES = frozenset({"StartError", "ContainerCannotRun", "CreateContainerError",
+                            "RunContainerError"})
+
+
+def cannot_start(pod: dict[str, Any], container: str, program: str) -> str | None:
+    """The runtime's message when ``container`` could not start because its image has no
+    ``program`` (containerd: ``StartError``, Docker: ``ContainerCannotRun``, CRI-O:
+    ``CreateContainerError``), else ``None``."""
+    state = _container_status(pod, container).get("state") or {}
+    for phase in ("terminated", "waiting"):
+        detail = state.get(phase) or {}
+        message = str(detail.get("message") or "")
+        if detail.get("reason") in START_FAILURES and program in message:
+            return message[:300]
     return None

@@ -89,7 +89,8 @@ class FakeKube:
     """The fake API's state; :meth:`start` serves it."""
 
     objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
-    logs: dict[tuple[str, str], str] = field(default_factory=dict)
+    logs: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    """Container logs by (namespace, pod, container)."""
     requests: list[Request] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
     down: bool = False
@@ -264,7 +265,7 @@ class FakeKube:
         if obj is None:
             return 404, _status(404, "NotFound", f'{kind.lower()}s "{name}" not found')
         if verb == "GET" and sub == "log":
-            return 200, self.logs.get((namespace, name or ""), "")
+            return self._log(obj, query)
         if verb == "GET":
             return 200, obj
         if verb == "PATCH":
@@ -280,6 +281,27 @@ class FakeKube:
             self.remove(kind, namespace, name or "")
             return 200, _status(200, "", "", "Success")
         return 405, _status(405, "MethodNotAllowed", verb)
+
+    def _log(self, pod: dict[str, Any], query: dict[str, str]) -> tuple[int, Any]:
+        """``pods/{name}/log`` as documented: ``container`` (required when the pod has
+        more than one), ``tailLines`` (the last lines), ``limitBytes`` (at most this many
+        bytes from the start of what is selected)."""
+        containers = [c["name"] for c in pod["spec"]["containers"]]
+        container = query.get("container") or (containers[0] if len(containers) == 1 else "")
+        meta = pod["metadata"]
+        if not container:
+            return 400, _status(400, "BadRequest", "a container name must be specified for "
+                                f"pod {meta['name']}, choose one of: {containers}")
+        if container not in containers:
+            return 400, _status(400, "BadRequest", f"container {container} is not valid for "
+                                f"pod {meta['name']}")
+        text = self.logs.get((meta["namespace"], meta["name"], container), "")
+        if query.get("tailLines"):
+            lines = text.splitlines(keepends=True)
+            text = "".join(lines[-int(query["tailLines"]):]) if int(query["tailLines"]) else ""
+        if query.get("limitBytes"):
+            text = text.encode()[:int(query["limitBytes"])].decode("utf-8", "replace")
+        return 200, text
 
     def kubeconfig(self, url: str, folder: Path) -> Path:
         """A kubeconfig file pointing the client at ``url``."""

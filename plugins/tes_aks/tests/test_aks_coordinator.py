@@ -19,11 +19,11 @@ CONF = AksSettings(poll_interval=0.05, image_pull_wait=0.0)
 
 
 def run_task(kube: Any, cluster: Any, document: dict[str, Any], folder: Path,
-             conf: AksSettings = CONF) -> dict[str, Any]:
+             conf: AksSettings = CONF, settle: float = 10) -> dict[str, Any]:
     """Write the plan, run the coordinator in this process, return its status document."""
     task_id = str(uuid.uuid4())
     plan = build_plan(task_id, document, 1, conf, {"local_dirs": [str(folder)], "hosts": []})
-    code = Coordinator(kube, plan).run()
+    code = Coordinator(kube, plan, settle=settle).run()
     status = kube.get("ConfigMap", plan["namespace"],
                       names.object_name(plan["base"], names.STATUS))
     document = json.loads(status["data"]["status.json"])
@@ -75,6 +75,49 @@ def test_inputs_executors_outputs(kube: Any, cluster: Any, tmp_path: Path) -> No
     assert {o["size_bytes"] for o in status["log"]["outputs"]} == {"17"}
 
 
+def test_stdout_and_stderr_are_kept_apart(kube: Any, cluster: Any, tmp_path: Path) -> None:
+    noisy = "import sys\nfor i in range(3000): print(f'err line {i}', file=sys.stderr)\n"
+    document = {
+        "outputs": [{"url": f"file://{tmp_path}/err.txt", "path": "/outputs/err.txt",
+                     "type": "FILE"}],
+        "executors": [
+            {"image": "alpine", "command": ["sh", "-c", "echo out; echo err >&2; echo out2; "
+                                                        "echo err2 >&2; exit 4"],
+             "ignore_error": True},
+            {"image": "python", "command": ["python3", "-c", noisy]},
+            {"image": "alpine", "command": ["sh", "-c", "echo to-file >&2; echo shown"],
+             "stderr": "/outputs/err.txt"},
+        ]}
+    status = run_task(kube, cluster, document, tmp_path)
+    assert status["state"] == "COMPLETE", status["log"]["system_logs"]
+    first, second, third = status["log"]["logs"]
+    assert (first["stdout"], first["stderr"], first["exit_code"]) == ("out\nout2\n",
+                                                                      "err\nerr2\n", 4)
+    assert second["stdout"] == ""
+    assert len(second["stderr"].encode()) == 10 * 1024
+    assert second["stderr"].endswith("err line 2999\n")
+    assert (third["stdout"], third["stderr"]) == ("shown\n", "to-file\n")
+    assert (tmp_path / "err.txt").read_text() == "to-file\n"
+
+
+def test_an_image_without_a_shell_runs_with_merged_streams(kube: Any, cluster: Any,
+                                                           tmp_path: Path) -> None:
+    document = {"executors": [
+        {"image": "sim/noshell", "command": ["sh", "-c", "echo out; echo err >&2"]},
+        {"image": "sim/noshell", "command": ["echo", "x"], "stdout": "/tmp/x"},
+    ]}
+    status = run_task(kube, cluster, document, tmp_path)
+    first, second = status["log"]["logs"]
+    assert first["exit_code"] == 0
+    assert sorted(first["stdout"].splitlines()) == ["err", "out"] and first["stderr"] == ""
+    lines = status["log"]["system_logs"]
+    assert any("executor 0 (sim/noshell) has no /bin/sh" in line
+               and "holds both streams" in line for line in lines), lines
+    assert second["exit_code"] == 128 and status["state"] == "EXECUTOR_ERROR"
+    assert any("executor 1 (sim/noshell) could not start" in line
+               and "need /bin/sh" in line for line in lines), lines
+
+
 def test_failing_executor_stops_unless_ignore_error(kube: Any, cluster: Any,
                                                     tmp_path: Path) -> None:
     document = {"executors": [
@@ -89,8 +132,10 @@ def test_failing_executor_stops_unless_ignore_error(kube: Any, cluster: Any,
 
 
 def test_oom_killed_executor_says_so(kube: Any, cluster: Any, tmp_path: Path) -> None:
+    # Killed with its wrapper, it never marks its end: its stderr container is given
+    # ``settle`` seconds, then its log is read as it is.
     status = run_task(kube, cluster, {"executors": [{"image": "sim/oom", "command": ["x"]}]},
-                      tmp_path)
+                      tmp_path, settle=0.5)
     assert status["state"] == "EXECUTOR_ERROR"
     assert status["log"]["logs"][0]["exit_code"] == 137
     assert any("out of memory (OOMKilled" in line for line in status["log"]["system_logs"])
