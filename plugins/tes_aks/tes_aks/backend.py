@@ -209,7 +209,7 @@ class AksBackend(Backend):
         except KubeError:
             return None
         status = observe.status_document(config_map) if config_map else None
-        if status is None or status.get("state") not in ("INITIALIZING", "RUNNING"):
+        if status is None or status.get("state") not in ("QUEUED", "INITIALIZING", "RUNNING"):
             return None  # final states and their clean-up belong to the reconcile pass
         return observe.from_status_if_changed(task, status)
 

@@ -15,7 +15,8 @@ and image settings) in its ``TES_AKS_PLAN`` variable. The program then
 and keeps the attempt's status document (the vocabulary of ``tes-runner``'s
 ``status.json``, plus ``waiting``: why a pod of the attempt waits, or ``null``) in the
 status ConfigMap, where the server reads it. The state is INITIALIZING until the first
-executor's container runs, then RUNNING. It exits 0 once a
+executor's container runs (QUEUED while a pod of the attempt waits for a node the
+scheduler cannot find), then RUNNING. It exits 0 once a
 final state is recorded, 1 when it could not record one. SIGTERM (the server's cancel
 deletes this Job) stops it between two calls: it deletes what it made, records nothing
 more, and exits 0.
@@ -44,6 +45,9 @@ from .manifests import PLAN_ENV
 
 log = logging.getLogger("tes_aks.coordinator")
 
+QUEUED = "QUEUED"
+"""The state of the status document while a pod waits for a node before the first
+executor ran (the scheduler said Unschedulable)."""
 PREEMPTED = "PREEMPTED"
 """A final state of the status document only the coordinator writes: a pod of the
 attempt was evicted (the server starts a new attempt or ends the task PREEMPTED)."""
@@ -80,7 +84,7 @@ class Coordinator:
         self.namespace = plan["namespace"]
         self.sleep = sleep
         self.stopping = False
-        self.document: dict[str, Any] = {"state": "QUEUED", "final": False, "updated": None,
+        self.document: dict[str, Any] = {"state": QUEUED, "final": False, "updated": None,
                                          "attempt": 0, "waiting": None, "log": empty_log()}
         self._status_created = False
         self._made: list[tuple[str, str]] = []
@@ -209,6 +213,15 @@ class Coordinator:
         if self.document["state"] != RUNNING:
             self._update(RUNNING)
 
+    def _queued(self, waits_for_node: bool) -> None:
+        """QUEUED while a pod waits for a node before the first executor ran (back to
+        INITIALIZING once it has one); once RUNNING the state stays (TES has no way back)."""
+        state = self.document["state"]
+        if waits_for_node and state == INITIALIZING:
+            self._update(QUEUED)
+        elif not waits_for_node and state == QUEUED:
+            self._update(INITIALIZING)
+
     def _waiting(self, reason: str | None) -> None:
         if self.document.get("waiting") != reason:
             self.document["waiting"] = reason
@@ -225,6 +238,7 @@ class Coordinator:
             return self._wait_loop(name, what, started, container)
         finally:
             self._waiting(None)
+            self._queued(False)
 
     def _wait_loop(self, name: str, what: str, started: Callable[[], None] | None,
                    container: str | None) -> tuple[dict[str, Any], Any]:
@@ -232,6 +246,7 @@ class Coordinator:
             if self.stopping:
                 raise Cancelled()
             pods = self.kube.list("Pod", self.namespace, f"job-name={name}")
+            self._queued(any(podstate.unschedulable(pod) for pod in pods))
             for pod in pods:
                 reason = podstate.evicted(pod)
                 if reason:

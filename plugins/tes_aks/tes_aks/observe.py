@@ -8,8 +8,9 @@ any                                  PREEMPTED (a pod evicted)    new attempt, a
 a pod's image cannot be pulled       not final                    waiting reason naming the
                                                                   image; SYSTEM_ERROR after
                                                                   TES_AKS_IMAGE_PULL_WAIT
-a pod is Unschedulable               not final                    waiting reason with the
-                                                                  scheduler's message (QUEUED)
+a pod is Unschedulable               none, QUEUED, INITIALIZING   QUEUED, waiting reason with
+                                                                  the scheduler's message
+a pod is Unschedulable               RUNNING                      RUNNING, the same reason
 Job ended, its pod evicted           not final                    new attempt, at last PREEMPTED
 Job ended otherwise                  not final                    SYSTEM_ERROR with its log tail
 Job gone                             none or not final            SYSTEM_ERROR: deleted outside
@@ -27,9 +28,10 @@ from typing import Any
 
 from tes_core.backends.base import Observation, TaskRecord, failed
 from tes_core.backends.runner_status import current_attempt, from_status, if_changed, is_waiting
+from tes_runner.events import INITIALIZING
 
 from . import names, podstate
-from .coordinator import PREEMPTED
+from .coordinator import PREEMPTED, QUEUED
 from .manifests import STATUS_KEY
 
 
@@ -109,14 +111,11 @@ def observe(task: TaskRecord, seen: Attempt, *, image_pull_wait: float,
         return failed(task.id, f"the coordinator Job {task.backend_ref} ended ({ended}) "
                                "without recording a final state; the end of its log: "
                                f"{tail.strip()[-1000:] or '(empty)'}")
+    pending = next((f"pod {pod['metadata']['name']} waits for a node: {message}"
+                    for pod in seen.pods if (message := podstate.unschedulable(pod))), None)
     if status is None:
-        for pod in seen.pods:
-            pending = podstate.unschedulable(pod)
-            if pending:
-                return _waiting(task, f"pod {pod['metadata']['name']} waits for a node: "
-                                      f"{pending}")
-        return None
-    return from_status_if_changed(task, status)
+        return _waiting(task, pending, queued=True) if pending else None
+    return from_status_if_changed(task, status, pending)
 
 
 def _last_line(status: dict[str, Any]) -> str:
@@ -124,17 +123,28 @@ def _last_line(status: dict[str, Any]) -> str:
     return str(lines[-1])
 
 
-def _waiting(task: TaskRecord, reason: str) -> Observation | None:
-    if (current_attempt(task).get("metadata") or {}).get("waiting_reason") == reason:
+def _waiting(task: TaskRecord, reason: str, queued: bool = False) -> Observation | None:
+    """A pod of the attempt waits (for an image; for a node: ``queued``, and an
+    INITIALIZING task goes back to QUEUED); ``None`` when nothing changed."""
+    state = QUEUED if queued and task.state == INITIALIZING else None
+    if state is None and (current_attempt(task).get("metadata") or {}).get(
+            "waiting_reason") == reason:
         return None
-    return Observation(task_id=task.id, waiting_reason=reason)
+    return Observation(task_id=task.id, state=state, waiting_reason=reason)
 
 
-def from_status_if_changed(task: TaskRecord, status: dict[str, Any]) -> Observation | None:
+def from_status_if_changed(task: TaskRecord, status: dict[str, Any],
+                           pending: str | None = None) -> Observation | None:
     """What a non-final status document says (its ``waiting`` as the waiting reason),
-    ``None`` when nothing changed."""
+    ``None`` when nothing changed. ``pending`` says a pod of the attempt waits for a
+    node: before the first executor ran (the status QUEUED or INITIALIZING) the task is
+    QUEUED with that reason; once RUNNING it stays RUNNING (TES has no way back) and
+    only the reason says so."""
     observation = from_status(task, status, {})
-    waiting = status.get("waiting")
+    waiting = status.get("waiting") or pending
+    if task.state in (QUEUED, INITIALIZING) and (
+            status.get("state") == QUEUED or (pending and status.get("state") == INITIALIZING)):
+        observation.state = QUEUED
     if waiting:
         if (current_attempt(task).get("metadata") or {}).get("waiting_reason") != waiting:
             observation.waiting_reason = str(waiting)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from tes_core.backends.base import Observation, TaskRecord
 
 from tes_aks import names
@@ -51,6 +53,43 @@ def test_an_unschedulable_coordinator_keeps_the_task_queued_saying_what_is_missi
     assert result.waiting_reason == f"pod tes-t1-a1-coordinator-x waits for a node: {message}"
     again, _ = look(seen, task(metadata={"waiting_reason": result.waiting_reason}))
     assert again is None, "the same reason is not reported twice"
+
+
+GPU = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+UNSCHEDULABLE = {"phase": "Pending", "conditions": [
+    {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": GPU}]}
+
+
+@pytest.mark.parametrize("role", [names.EXECUTOR_ROLE, names.STAGE_IN])
+def test_an_unschedulable_executor_or_staging_pod_puts_the_task_back_in_queue(role: str) -> None:
+    status = {"state": "INITIALIZING", "final": False, "waiting": None,
+              "log": {"start_time": "2026-12-03T06:59:00.000Z", "logs": [], "system_logs": []}}
+    seen = Attempt(job=JOB, status=status, pods=[pod(names.COORDINATOR, {"phase": "Running"}),
+                                                 pod(role, UNSCHEDULABLE)])
+    result, _ = look(seen, task("INITIALIZING"))
+    assert result.state == "QUEUED"
+    assert result.waiting_reason == f"pod tes-t1-a1-{role}-x waits for a node: {GPU}"
+    # The coordinator's own word (its status QUEUED) keeps it there between two passes
+    # (GET reads only the status), with the coordinator's reason.
+    queued = {**status, "state": "QUEUED", "waiting": f"executor 0 waits for a node: {GPU}"}
+    result, _ = look(Attempt(job=JOB, status=queued), task("QUEUED"))
+    assert result.state == "QUEUED" and result.waiting_reason.endswith(GPU)
+    # Once an executor ran, RUNNING -> QUEUED is not a TES transition: only the reason.
+    running = {**status, "state": "RUNNING"}
+    result, _ = look(Attempt(job=JOB, status=running, pods=[pod(role, UNSCHEDULABLE)]),
+                     task("RUNNING"))
+    assert result.state == "RUNNING" and result.waiting_reason.endswith(GPU)
+    # Scheduled at last: INITIALIZING again, the reason goes.
+    waited = task("QUEUED", metadata={"waiting_reason": "x"})
+    result, _ = look(Attempt(job=JOB, status=status, pods=[pod(role, {"phase": "Running"})]),
+                     waited)
+    assert result.state == "INITIALIZING" and result.waiting_reason == ""
+
+
+def test_an_unschedulable_coordinator_of_a_later_attempt_is_queued_again() -> None:
+    seen = Attempt(job=JOB, pods=[pod(names.COORDINATOR, UNSCHEDULABLE)])
+    result, _ = look(seen, task("INITIALIZING"))
+    assert result.state == "QUEUED" and result.waiting_reason.endswith(GPU)
 
 
 def test_an_image_pull_failure_waits_then_fails_naming_the_image() -> None:
