@@ -36,7 +36,7 @@ from tes_core.config import ConfigError
 from tes_core.storage_policy import access_policy
 from tes_filetransfer import TransferError
 
-from . import ids, pools, sharedglobal, sizing
+from . import autopool, ids, pools, sharedglobal, sizing
 from .client import BatchApi, BatchApiError, make_client
 from .observe import QUOTA_CODES, observe
 from .prices import RetailPrices
@@ -77,8 +77,12 @@ class BatchBackend(Backend):
         self.api = BatchApi(make_client(self.conf))
         self._ready: set[str] = set()
         """Pools (and their jobs) this process made or found."""
-        self.snapshots = Snapshots(self.api, self.conf.pool_prefix,
-                                   ttl=max(1.0, self.settings.reconcile_interval / 2))
+        self.per_task = self.conf.pool_mode == "per-task"
+        """An auto-pool per attempt (the seed's pool per task) instead of shared pools."""
+        self.snapshots = Snapshots(
+            self.api, self.conf.pool_prefix, ttl=max(1.0, self.settings.reconcile_interval / 2),
+            job_prefix=ids.auto_pool_prefix(self.conf.pool_prefix) + "-" if self.per_task
+            else "")
         self.sweeper = Sweeper(self.api, self.conf, context.reporter,
                                on_delete=self._ready.discard)
         self._held: dict[str, str] = {}
@@ -139,7 +143,8 @@ class BatchBackend(Backend):
         if self.quotas is not None and (never := self.quotas.never_fits(choice)):
             raise BackendError(never)
         pool = self._pool_id(choice)
-        job = ids.job_id(pool)
+        job = (ids.auto_job_id(self.conf.pool_prefix, task.id, attempt) if self.per_task
+               else ids.job_id(pool))
         name = ids.task_id(task.id, attempt)
         ref = ids.ref(job, name)
         with self._lock:
@@ -148,7 +153,10 @@ class BatchBackend(Backend):
             self._held[task.id] = reason
             return WAIT + ref
         try:
-            self._ensure_pool(pool, job, choice)
+            if self.per_task:  # Batch makes the job's own pool; JobExists: adopted
+                self.api.create_job(pools.auto_pool_job_spec(job, task.id, choice, self.conf))
+            else:
+                self._ensure_pool(pool, job, choice)
             created = self.api.create_task(job, task_spec(name, task.id,
                                                           self.task_file(task, attempt)))
         except BatchApiError as exc:
@@ -178,6 +186,7 @@ class BatchBackend(Backend):
             raise BackendError(str(exc)) from None
 
     def _pool_id(self, choice: sizing.Choice) -> str:
+        """The shared pool of ``choice`` (in ``per-task`` mode: the key of its waits)."""
         return ids.pool_id(self.conf.pool_prefix, choice.size.name, choice.low_priority,
                            pools.container_key(self.conf))
 
@@ -230,10 +239,13 @@ class BatchBackend(Backend):
 
     def _observe(self, task: TaskRecord, job: str, name: str, snapshot: Any) -> Observation | None:
         choice = self._choice(task)
-        pool = self._pool_id(choice)
-        batch_task = snapshot.tasks.get(job, {}).get(name)
-        if batch_task is None:
-            batch_task = self.api.get_task(job, name)  # added after the listing?
+        if self.per_task:
+            pool, batch_task = autopool.look(self.api, snapshot, job, name)
+        else:
+            pool = self._pool_id(choice)
+            batch_task = snapshot.tasks.get(job, {}).get(name)
+            if batch_task is None:
+                batch_task = self.api.get_task(job, name)  # added after the listing?
         node = batch_task.node_info if batch_task is not None else None
         if node is not None and node.pool_id:
             pool = node.pool_id  # where it runs, whatever the size table says now
@@ -276,7 +288,7 @@ class BatchBackend(Backend):
 
     def _resubmitter(self, task: TaskRecord, job: str, name: str) -> Callable[[int], str]:
         def resubmit(attempt: int) -> str:
-            self.api.remove_task(job, name)  # else Batch runs the requeued task again
+            self._remove(job, name)  # else Batch runs the requeued task again
             return self.submit_attempt(task, attempt)
 
         return resubmit
@@ -313,7 +325,7 @@ class BatchBackend(Backend):
         if parsed is None:
             return True
         try:
-            self.api.remove_task(*parsed)
+            self._remove(*parsed)
         except BatchApiError as exc:
             raise BackendError(f"could not cancel Batch task {ref}: {exc}") from None
         self.snapshots.forget()
@@ -323,7 +335,14 @@ class BatchBackend(Backend):
         """Delete the finished task's Batch task (and its files on the node) if left."""
         parsed = ids.parse_ref((task.backend_ref or "").removeprefix(WAIT))
         if parsed is not None:
-            self.api.remove_task(*parsed)
+            self._remove(*parsed)
+
+    def _remove(self, job: str, name: str) -> None:
+        """Terminate and delete an attempt's Batch task; in ``per-task`` mode also its job
+        (and so its pool)."""
+        self.api.remove_task(job, name)
+        if self.per_task:
+            self.api.delete_job(job)
 
     def shutdown(self) -> None:
         """Nothing runs here: Batch keeps the tasks; close the HTTP connections."""

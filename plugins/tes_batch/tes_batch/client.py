@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 PAGE = 1000
 """Tasks per page of a list (Batch's maximum)."""
 TASK_FIELDS = ("id", "state", "stateTransitionTime", "executionInfo", "nodeInfo")
+JOB_FIELDS = ("id", "state", "executionInfo", "displayName")
+"""What a reconcile pass reads of each auto-pool job (its pool's id is in executionInfo)."""
 POOL_FIELDS = ("id", "state", "allocationState", "resizeErrors", "vmSize",
                "currentDedicatedNodes", "currentLowPriorityNodes", "creationTime")
 
@@ -110,6 +112,17 @@ class BatchApi:
                                        select=list(POOL_FIELDS), **options)
         return self._collect("listing pools", pages)
 
+    def list_jobs(self, prefix: str, select: Sequence[str] = JOB_FIELDS) -> list[models.BatchJob]:
+        """The jobs whose id starts with ``prefix`` (one request per page of 1,000)."""
+        pages = self.client.list_jobs(filter=f"startswith(id,'{prefix}')", select=list(select),
+                                      max_results=PAGE)
+        return self._collect("listing jobs", pages)
+
+    def delete_job(self, job: str) -> None:
+        """Delete the job (its tasks end, an auto-pool of the job goes with it); one that is
+        gone already is fine. Batch goes on deleting it: nobody waits."""
+        self._delete("job", self.client.begin_delete_job, job)
+
     def list_node_counts(self) -> list[models.BatchPoolNodeCounts]:
         """The node counts by state of every pool of the account (one request per page of
         10 pools)."""
@@ -156,11 +169,17 @@ class BatchApi:
     def delete_pool_and_job(self, pool: str, job: str) -> None:
         """Delete the job, then the pool; Batch goes on deleting them (the SDK's pollers
         look every 30 s in the background, nobody waits for them)."""
-        for what, function, name in (("job", self.client.begin_delete_job, job),
-                                     ("pool", self.client.begin_delete_pool, pool)):
-            try:
-                function(name, polling_interval=30)
-            except ResourceNotFoundError:
-                continue
-            except AzureError as exc:
-                raise _error(exc, f"deleting {what} {name}") from None
+        self._delete("job", self.client.begin_delete_job, job)
+        self._delete("pool", self.client.begin_delete_pool, pool)
+
+    def _delete(self, what: str, function: Any, name: str) -> None:
+        try:
+            function(name, polling_interval=30)
+        except ResourceNotFoundError:
+            return
+        except AzureError as exc:
+            error = _error(exc, f"deleting {what} {name}")
+            if error.code in ("JobNotFound", "PoolNotFound", "JobBeingDeleted",
+                              "PoolBeingDeleted"):
+                return
+            raise error from None

@@ -39,6 +39,17 @@ def job_id(pool: str) -> str:
     return batch_id(f"{pool}-job")
 
 
+def auto_pool_prefix(prefix: str) -> str:
+    """``autoPoolIdPrefix`` of the auto-pools (Batch names each ``<this>_<guid>``; at most
+    20 characters: the server's prefix has at most 16)."""
+    return f"{prefix}-ap"
+
+
+def auto_job_id(prefix: str, tes_id: str, attempt: int) -> str:
+    """The job of one attempt in ``per-task`` pool mode (its auto-pool goes with it)."""
+    return batch_id(f"{auto_pool_prefix(prefix)}-{tes_id}-{attempt}")
+
+
 def task_id(tes_id: str, attempt: int) -> str:
     """The Batch task of one attempt of a TES task."""
     return batch_id(f"{tes_id}-{attempt}")

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 from azure.batch import models
 
+from .ids import auto_pool_prefix
 from .settings import BatchSettings
 from .sizing import Choice
 
@@ -55,23 +57,28 @@ def container_configuration(conf: BatchSettings) -> models.BatchContainerConfigu
         container_registries=[conf.registry.reference()] if conf.registry else None)
 
 
-def pool_spec(pool: str, choice: Choice, conf: BatchSettings) -> models.BatchPoolCreateOptions:
-    """The Batch pool of ``choice`` (created on demand, autoscaled)."""
-    publisher, offer, sku, *version = conf.node_image.split(":")
-    return models.BatchPoolCreateOptions(
-        id=pool,
+def image(choice: Choice, conf: BatchSettings) -> tuple[models.BatchVmImageReference, str]:
+    """The marketplace image and node agent SKU of ``choice``'s nodes: the GPU image
+    (``TES_BATCH_GPU_IMAGE``: NVIDIA drivers and container toolkit) for a size with GPUs."""
+    gpu = choice.size.gpus > 0
+    publisher, offer, sku, *version = (conf.gpu_image if gpu else conf.node_image).split(":")
+    return (models.BatchVmImageReference(publisher=publisher, offer=offer, sku=sku,
+                                         version=version[0] if version else "latest"),
+            conf.gpu_node_agent_sku if gpu else conf.node_agent_sku)
+
+
+def _pool_fields(choice: Choice, conf: BatchSettings) -> dict[str, Any]:
+    """What a shared pool and an auto-pool have in common: size, image, containers,
+    mounts, one task per node, the start task that installs the runner."""
+    reference, agent = image(choice, conf)
+    return dict(
         vm_size=choice.size.name,
         virtual_machine_configuration=models.VirtualMachineConfiguration(
-            image_reference=models.BatchVmImageReference(
-                publisher=publisher, offer=offer, sku=sku,
-                version=version[0] if version else "latest"),
-            node_agent_sku_id=conf.node_agent_sku,
+            image_reference=reference,
+            node_agent_sku_id=agent,
             container_configuration=container_configuration(conf),
         ),
         mount_configuration=[conf.shared_global.mount()] if conf.shared_global else None,
-        enable_auto_scale=True,
-        auto_scale_formula=autoscale_formula(choice.low_priority, conf.max_nodes),
-        auto_scale_evaluation_interval=timedelta(minutes=5),
         task_slots_per_node=1,
         start_task=models.BatchStartTask(
             command_line=START_COMMAND,
@@ -83,6 +90,38 @@ def pool_spec(pool: str, choice: Choice, conf: BatchSettings) -> models.BatchPoo
         ),
         metadata=[models.BatchMetadataItem(name="tes-vm-low-priority",
                                            value=str(choice.low_priority).lower())],
+    )
+
+
+def pool_spec(pool: str, choice: Choice, conf: BatchSettings) -> models.BatchPoolCreateOptions:
+    """The shared Batch pool of ``choice`` (created on demand, autoscaled)."""
+    return models.BatchPoolCreateOptions(
+        id=pool,
+        enable_auto_scale=True,
+        auto_scale_formula=autoscale_formula(choice.low_priority, conf.max_nodes),
+        auto_scale_evaluation_interval=timedelta(minutes=5),
+        **_pool_fields(choice, conf),
+    )
+
+
+def auto_pool_job_spec(job: str, tes_id: str, choice: Choice,
+                       conf: BatchSettings) -> models.BatchJobCreateOptions:
+    """The job of one attempt in ``per-task`` mode: its own pool of one node, made by Batch
+    when the job is added and deleted when the job ends (``poolLifetimeOption: job``,
+    ``keepAlive: false``); the display name is the TES id (the sweep reads it)."""
+    one = 1 if choice.low_priority else 0
+    return models.BatchJobCreateOptions(
+        id=job,
+        display_name=tes_id,
+        pool_info=models.BatchPoolInfo(auto_pool_specification=models.BatchAutoPoolSpecification(
+            auto_pool_id_prefix=auto_pool_prefix(conf.pool_prefix),
+            pool_lifetime_option="job",
+            keep_alive=False,
+            pool=models.BatchPoolSpecification(
+                target_dedicated_nodes=1 - one, target_low_priority_nodes=one,
+                **_pool_fields(choice, conf)),
+        )),
+        all_tasks_complete_mode="noaction",
     )
 
 

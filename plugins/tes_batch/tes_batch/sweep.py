@@ -50,9 +50,12 @@ class Sweeper:
             log.warning("the Batch sweep stopped: %s", exc)
 
     def sweep(self) -> list[str]:
-        """One sweep; returns the ids of the pools it deleted."""
-        deleted = []
+        """One sweep; returns the ids of the pools (and auto-pool jobs) it deleted."""
+        auto = ids.auto_pool_prefix(self.conf.pool_prefix)
+        deleted = self._remove_finished_jobs(auto + "-")
         for pool in self.api.list_pools(f"{self.conf.pool_prefix}-"):
+            if pool.id.startswith(auto + "_"):
+                continue  # an auto-pool: it goes with its job
             job = ids.job_id(pool.id)
             left = self._remove_finished(job)
             nodes = (pool.current_dedicated_nodes or 0) + (pool.current_low_priority_nodes or 0)
@@ -67,6 +70,21 @@ class Sweeper:
                 self.api.delete_pool_and_job(pool.id, job)
                 self._idle_since.pop(pool.id, None)
                 deleted.append(pool.id)
+        return deleted
+
+    def _remove_finished_jobs(self, prefix: str) -> list[str]:
+        """Delete the auto-pool jobs (``per-task`` mode) whose TES task ended or is gone:
+        Batch deletes each one's pool with it. One listing per page of 1,000 jobs."""
+        jobs = self.api.list_jobs(prefix, select=SWEEP_FIELDS)
+        states = self.reporter.states_of({j.display_name for j in jobs if j.display_name})
+        deleted = []
+        for job in jobs:
+            state = states.get(job.display_name or "")
+            if state is None or is_terminal(state):
+                log.info("deleting Batch job %s and its auto-pool: its TES task %s", job.id,
+                         "ended" if state else "is gone")
+                self.api.delete_job(job.id)
+                deleted.append(job.id)
         return deleted
 
     def _remove_finished(self, job: str) -> int:

@@ -1,8 +1,11 @@
 """The fake Batch account: HTTP handler, entities, and the simulator thread.
 
 Operations (API 2025-06-01): pools (add, list, get, delete), jobs (add, list, get,
-delete), tasks (add, list, get, terminate, delete), task files (get). Errors use Batch's
-body (``code``, ``message.value``) and codes (``PoolExists``, ``JobExists``,
+delete, terminate; a job with ``poolInfo.autoPoolSpecification`` of lifetime ``job`` gets
+its pool, ``<autoPoolIdPrefix>_<guid>`` in ``executionInfo.poolId``, when it is added, and
+loses it when it is terminated or deleted, as the REST reference says), tasks (add, list,
+get, terminate, delete), task files (get). Errors use Batch's body (``code``,
+``message.value``) and codes (``PoolExists``, ``JobExists``,
 ``TaskExists``, ``PoolQuotaReached``, ``ActiveJobAndScheduleQuotaReached``,
 ``TaskNotFound``, ``JobNotFound``, ``PoolNotFound``, ``InvalidQueryParameterValue``,
 ``AuthenticationFailed``). Faults are switched on from the test (:class:`FakeBatch`).
@@ -183,6 +186,13 @@ class FakeBatch:
                     return job, tasks[batch_task]
         return None
 
+    def job_pool(self, job: str) -> str:
+        """The pool a job's tasks run on: its ``poolInfo.poolId``, or the auto-pool Batch
+        made for it (``executionInfo.poolId``)."""
+        found = self.jobs[job]
+        return (found["poolInfo"].get("poolId")
+                or found.get("executionInfo", {}).get("poolId", ""))
+
     def preempt(self, batch_task: str) -> None:
         """Preempt the node running ``batch_task``: its process dies, the node goes, the
         task is requeued (active again, ``requeueCount`` + 1)."""
@@ -190,7 +200,7 @@ class FakeBatch:
             found = self.find_task(batch_task)
             assert found, batch_task
             job, task = found
-            pool = self.jobs[job]["poolInfo"]["poolId"]
+            pool = self.job_pool(job)
             for node in list(self.nodes.get(pool, [])):
                 if node.task == (job, batch_task):
                     _kill(node)
@@ -278,10 +288,18 @@ class FakeBatch:
                 return 200, select(self._job(job), query.get("$select"))
             case "DELETE", ["jobs", job]:
                 self._job(job)
-                for task_id in list(self.tasks.get(job, {})):
-                    self._end_task(job, task_id)
+                self._end_job(job)
                 del self.jobs[job]
                 self.tasks.pop(job, None)
+                return 202, None
+            case "POST", ["jobs", job, "terminate"]:
+                found = self._job(job)
+                if found["state"] in ("completed", "terminating"):
+                    raise ApiFault(409, "JobCompleted", "The specified job is already in a "
+                                                        "completed state.")
+                self._end_job(job)
+                found["executionInfo"].update(endTime=_now(), terminateReason="UserTerminate")
+                self._set_state(found, "completed")
                 return 202, None
             case "POST", ["jobs", job, "tasks"]:
                 return self._add_task(job, payload)
@@ -380,9 +398,39 @@ class FakeBatch:
         if _lower(job["id"]) in {_lower(j) for j in self.jobs}:
             raise ApiFault(409, "JobExists", "The specified job already exists.")
         job["state"] = "active"
+        job["executionInfo"] = {"startTime": job["creationTime"]}
+        auto = (job.get("poolInfo") or {}).get("autoPoolSpecification")
+        if auto is not None:  # Batch makes the job's pool now (lifetime job)
+            if auto.get("poolLifetimeOption") != "job":
+                raise ApiFault(400, "InvalidPropertyValue", "the fake makes auto-pools of "
+                                                            "lifetime job only")
+            if self.quota.get("pools"):
+                raise ApiFault(409, self.quota["pools"], "The specified account has reached "
+                                                         "its pool quota")
+            pool_id = f"{auto.get('autoPoolIdPrefix', '')}_{uuid.uuid4()}"
+            pool = self._entity("pool", {**auto["pool"], "id": pool_id})
+            pool.update(state="active", allocationState="steady", currentDedicatedNodes=0,
+                        currentLowPriorityNodes=0,
+                        allocationStateTransitionTime=pool["creationTime"])
+            self.pools[pool_id] = pool
+            self.nodes[pool_id] = []
+            job["executionInfo"]["poolId"] = pool_id
         self.jobs[job["id"]] = job
         self.tasks[job["id"]] = {}
         return 201, None
+
+    def _end_job(self, job: str) -> None:
+        """A job ends (terminated or deleted): its running tasks die, and an auto-pool of
+        lifetime ``job`` is deleted with it (``keepAlive`` false)."""
+        for task_id in list(self.tasks.get(job, {})):
+            self._end_task(job, task_id)
+        auto = self.jobs[job]["poolInfo"].get("autoPoolSpecification")
+        pool = self.jobs[job].get("executionInfo", {}).get("poolId")
+        if auto and auto.get("poolLifetimeOption") == "job" and not auto.get("keepAlive") \
+                and pool in self.pools:
+            for node in self.nodes.pop(pool, []):
+                _kill(node)
+            del self.pools[pool]
 
     def _add_task(self, job: str, payload: Any) -> tuple[int, Any]:
         self._job(job)
@@ -441,7 +489,7 @@ class FakeBatch:
     def _pending(self, pool_id: str) -> list[tuple[str, dict[str, Any]]]:
         now = time.monotonic()
         return [(job_id, task) for job_id, job in self.jobs.items()
-                if job["poolInfo"]["poolId"] == pool_id
+                if self.job_pool(job_id) == pool_id
                 for task in self.tasks[job_id].values()
                 if task["state"] == "active" and task.get("_not_before", 0) <= now]
 
@@ -450,10 +498,15 @@ class FakeBatch:
         of the kind the formula sets (the cap taken from the formula's ``min``)."""
         nodes = self.nodes[pool["id"]]
         formula = pool.get("autoScaleFormula", "")
-        cap = int(m.group(1)) if (m := _CAP.search(formula)) else 1
-        low_priority = "$TargetLowPriorityNodes = $target" in formula
-        busy = sum(1 for n in nodes if n.task)
-        target = min(cap, busy + len(self._pending(pool["id"])))
+        if pool.get("enableAutoScale"):
+            cap = int(m.group(1)) if (m := _CAP.search(formula)) else 1
+            low_priority = "$TargetLowPriorityNodes = $target" in formula
+            busy = sum(1 for n in nodes if n.task)
+            target = min(cap, busy + len(self._pending(pool["id"])))
+        else:  # a fixed size (auto-pools): the nodes stay, idle or not
+            low_priority = bool(pool.get("targetLowPriorityNodes"))
+            target = (pool.get("targetLowPriorityNodes") or 0) + (
+                pool.get("targetDedicatedNodes") or 0)
         error = self.resize_errors.get(pool["id"]) or self.resize_errors.get("*")
         if error and target > len(nodes):
             pool["resizeErrors"] = [{"code": error[0], "message": error[1]}]
