@@ -18,6 +18,7 @@ from marshmallow import ValidationError
 from .auth.ownership import Ownership
 from .auth.principal import Principal
 from .backends.base import Backend, NoLiveOutput, Observation, UnsupportedParameterValue
+from .backends.live_output import ExecutorOutput
 from .blobstore import BlobStore
 from .config import ConfigError, Settings
 from .db import Database
@@ -274,14 +275,17 @@ class TaskService:
             return False
         return observation is not None and self.reporter.report(observation)
 
-    def output_tail(
-        self, task_id: str, index: int, stream: str, limit: int,
+    def output(
+        self, task_id: str, index: int, stream: str, limit: int, offset: int | None = None,
         principal: Principal | None = None,
-    ) -> str:
-        """The last ``limit`` bytes (at most ``TES_OUTPUT_TAIL_MAX``) of what executor
-        ``index`` wrote to ``stream``: from the stored executor log once it ended (or the
-        task did), else live from the backend. 404 if the task is unknown or not
-        ``principal``'s, has no such executor, or the backend serves no live output."""
+    ) -> ExecutorOutput:
+        """At most ``limit`` bytes (and ``TES_OUTPUT_TAIL_MAX``) of what executor ``index``
+        wrote to ``stream``. Without ``offset``: its end, from the stored executor log once
+        it ended (or the task did), else live from the backend. With ``offset`` (a byte of
+        the stream): from there, live from the backend while the task runs (the live copy
+        outlasts the executor), else from the stored log (its end, offsets unknown). 404
+        if the task is unknown or not ``principal``'s, has no such executor, or the backend
+        serves no live output for a running one."""
         self.ownership.check(task_id, principal)
         with self.db.read() as conn:
             record = load_record(conn, task_id)
@@ -292,13 +296,16 @@ class TaskService:
             raise NotFound(f"task {task_id} has no executor {index} (it has {count})")
         limit = min(limit, self.settings.output_tail_max)
         ended = list((record.logs or [{}])[-1].get("logs") or [])
-        if index < len(ended) or is_terminal(record.state):
-            text = (ended[index].get(stream) if index < len(ended) else None) or ""
-            return text.encode()[-limit:].decode("utf-8", errors="replace")
+        stored = (ended[index].get(stream) if index < len(ended) else None) or ""
+        if is_terminal(record.state) or (index < len(ended) and offset is None):
+            return ExecutorOutput(stored.encode()[-limit:].decode("utf-8", errors="replace"))
         try:
-            return self.backend.output_tail(record, index, stream, limit)
+            piece = self.backend.read_output(record, index, stream, limit, offset)
         except NoLiveOutput as exc:
+            if index < len(ended):
+                return ExecutorOutput(stored.encode()[-limit:].decode("utf-8", errors="replace"))
             raise NotFound(str(exc)) from None
+        return ExecutorOutput.of(piece, whole=offset is not None)
 
     def list(self, query: ListQuery, principal: Principal | None = None) -> dict[str, Any]:
         """One page of tasks, newest first (only ``principal``'s own unless an admin)."""

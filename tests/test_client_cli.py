@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import pytest
 import yaml
 
 from tes_core.client.http import ClientError
-from tests.api.support import create, task
+from tests.api.support import create, executor, task
 from tests.events.support import Listener
 from tests.servers import TERMINAL, ServerProcess, server_env, wait_for_state
 
@@ -151,14 +153,50 @@ def _take_every_stream(url: str) -> list[Listener]:
         assert len(holders) <= 3, "TES_EVENTS_MAX_CLIENTS=3 let a fourth stream open"
 
 
-def test_logs_follow_prints_lines_as_they_come_then_the_tails(server):
-    task_id = create(server.url, task("sh", "-c", "sleep 2; echo late; exit 0"))
-    followed = tes("logs", task_id, "--follow", url=server.url)
-    assert followed.returncode == 0, followed
-    out = followed.stdout
-    assert "executor 0 ended, exit code 0" in out, out
-    assert out.index("executor 0 ended") < out.index("late"), out
-    assert wait_for_state(server.url, task_id, TERMINAL)["state"] == "COMPLETE"
+PAD = "x" * 400
+PRINT = ('i={first}; while [ $i -le {last} ]; do echo "line-$i-{pad}"; echo "err-$i" >&2; '
+         "i=$((i+1)); done")
+"""Numbered lines: 20 of them are 8 KiB, so 40 are more than the stored 10 KiB tail."""
+
+
+def test_logs_follow_prints_the_output_as_it_comes_each_line_once(server):
+    """Half the lines, then the executor waits for the test: they must be printed while
+    it waits (read live, not from the tails at the end); then the rest, each line once and
+    in order, an executor with its own stdout file from its stored tail, and exit code 1
+    for the task's EXECUTOR_ERROR."""
+    script = (PRINT.format(first=1, last=20, pad=PAD)
+              + "; while [ ! -e /tes-wd/go ]; do sleep 0.1; done; "
+              + PRINT.format(first=21, last=40, pad=PAD))
+    task_id = create(server.url, {"executors": [
+        executor("sh", "-c", script),
+        executor("sh", "-c", "echo own-file-line; exit 3", stdout="/tes-wd/own.txt"),
+    ]})
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("TES_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tes_core.client.cli", "--url", server.url, "logs", task_id,
+         "--follow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ,
+    )
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.extend(iter(proc.stdout.readline, "")))
+    reader.start()
+    try:
+        deadline = time.monotonic() + 120  # a guard against a hang, not a timed assertion
+        while not any(line.startswith("line-20-") for line in out):
+            assert proc.poll() is None and time.monotonic() < deadline, (out, proc.poll())
+            time.sleep(0.1)
+        assert wait_for_state(server.url, task_id, {"RUNNING"})["state"] == "RUNNING"
+        (server.data_dir / "tasks" / task_id / "tes-wd" / "go").touch()
+        err = proc.stderr.read()
+        proc.wait(120)
+    finally:
+        proc.kill()
+        reader.join(10)
+    assert proc.returncode == 1, (proc.returncode, err)
+    assert out == [f"line-{i}-{PAD}\n" for i in range(1, 41)] + ["own-file-line\n"], out
+    errs = [line for line in err.splitlines() if line.startswith("err-")]
+    assert errs == [f"err-{i}" for i in range(1, 41)], err
+    assert "executor 0 ended, exit code 0" in err and "executor 1 stdout (its end)" in err, err
+    assert wait_for_state(server.url, task_id, TERMINAL)["state"] == "EXECUTOR_ERROR"
 
 
 def test_url_and_token_from_the_config_file_flags_win(server, tmp_path):

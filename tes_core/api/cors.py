@@ -25,8 +25,9 @@ from flask import Flask, Response, current_app, request
 from ..errors import ApiError
 
 ALLOWED_METHODS = "GET, POST, OPTIONS"
-EXPOSED_HEADERS = "WWW-Authenticate, X-Request-ID"
-"""Response headers a browser app may read: why a token was refused, the request id."""
+EXPOSED_HEADERS = "WWW-Authenticate, X-Request-ID, X-Output-Offset, X-Output-Next"
+"""Response headers a browser app may read: why a token was refused, the request id, where
+an executor output answer lies in its stream."""
 PREFLIGHT_MAX_AGE = "86400"
 _EXTENSION = "tes_cors"
 

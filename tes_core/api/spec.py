@@ -285,12 +285,28 @@ def _output_path(stream: str) -> dict[str, Any]:
              "description": "The executor's position in the task, from 0.",
              "schema": {"type": "integer", "minimum": 0}},
             {"name": "tail", "in": "query", "required": False,
-             "description": "How many bytes of the end to answer (at most and by default "
-             "`TES_OUTPUT_TAIL_MAX`).", "schema": {"type": "integer", "minimum": 1}},
+             "description": "How many bytes to answer (at most and by default "
+             "`TES_OUTPUT_TAIL_MAX`): the last ones, or from `offset`.",
+             "schema": {"type": "integer", "minimum": 1}},
+            {"name": "offset", "in": "query", "required": False,
+             "description": "Answer the bytes from this byte of the stream on (or from the "
+             "earliest still kept, if later: see `X-Output-Offset`), for following it: ask "
+             "next from `X-Output-Next`. While the task runs, read live even after the "
+             "executor ended; once the task ended, the stored log's end, without the "
+             "headers. A character cut at the end is left for the next read.",
+             "schema": {"type": "integer", "minimum": 0}},
         ],
         "responses": {"200": {
-            "description": f"The end of the executor's {stream} (UTF-8; empty when it "
-            "wrote nothing yet).",
+            "description": f"The end of the executor's {stream}, or its bytes from "
+            "`offset` (UTF-8; empty when it wrote nothing yet).",
+            "headers": {
+                "X-Output-Offset": {
+                    "description": "The stream byte the answer starts at (read live only).",
+                    "schema": {"type": "integer"}},
+                "X-Output-Next": {
+                    "description": "The stream byte after the answer: the next `offset` "
+                    "(read live only).", "schema": {"type": "integer"}},
+            },
             "content": {"text/plain": {"schema": {"type": "string"}}},
         }},
     }}

@@ -82,25 +82,35 @@ class ExecutorOutput(MethodView):
     init_every_request = False
 
     def get(self, task_id: str, index: str, stream: str) -> Response:
-        """The last ``tail`` bytes (``TES_OUTPUT_TAIL_MAX`` at most and by default)."""
-        if not index.isdigit():
+        """The last ``tail`` bytes (``TES_OUTPUT_TAIL_MAX`` at most and by default), or
+        with ``offset`` the bytes from there; ``X-Output-Offset`` and ``X-Output-Next``
+        say where they lie in the stream when it was read live."""
+        if not (index.isascii() and index.isdigit() and len(index) <= 9):
             raise BadRequest(f"index must be an executor's number (0, 1, ...), not {index!r}",
                              field="index")
-        limit = _tail_bytes(request.args.get("tail"))
-        text = task_service().output_tail(
-            _known(task_id), int(index), stream, limit, current_principal()
+        limit = _bytes(request.args.get("tail"), "tail", 1, sys.maxsize)
+        offset = request.args.get("offset")
+        answer = task_service().output(
+            _known(task_id), int(index), stream, limit,
+            None if offset is None else _bytes(offset, "offset", 0, 0),
+            current_principal(),
         )
-        response = Response(text, mimetype="text/plain")
+        response = Response(answer.text, mimetype="text/plain")
         response.headers["Cache-Control"] = "no-store"
+        if answer.first is not None:
+            response.headers["X-Output-Offset"] = str(answer.first)
+            response.headers["X-Output-Next"] = str(answer.next)
         return response
 
 
-def _tail_bytes(raw: str | None) -> int:
-    """``?tail=`` as a positive number of bytes; without it, as many as the server allows."""
+def _bytes(raw: str | None, name: str, low: int, default: int) -> int:
+    """The query parameter ``name`` as a number of bytes of at least ``low`` (``default``
+    when absent); a 400 naming it otherwise."""
     if raw is None:
-        return sys.maxsize
-    if not raw.isdigit() or int(raw) < 1:
-        raise BadRequest(f"tail must be a positive number of bytes, not {raw!r}", field="tail")
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18) or int(raw) < low:
+        what = "a positive" if low else "a non-negative"
+        raise BadRequest(f"{name} must be {what} number of bytes, not {raw!r}", field=name)
     return int(raw)
 
 

@@ -131,6 +131,14 @@ class NoLiveOutput(Exception):
     """An executor's live output cannot be served; the message says why (answered as 404)."""
 
 
+@dataclass(frozen=True)
+class OutputPiece:
+    """Bytes of an executor's live output: ``data`` starts at byte ``first`` of its stream."""
+
+    first: int
+    data: bytes
+
+
 class Backend(abc.ABC):
     """One compute platform. Subclass it, register it with ``tes_register_backends``."""
 
@@ -218,13 +226,16 @@ class Backend(abc.ABC):
         """A quick look at one active task for ``GET /tasks/{id}``; ``None`` when not useful."""
         return None
 
-    def output_tail(self, task: TaskRecord, index: int, stream: str, limit: int) -> str:
-        """The last ``limit`` bytes (at most) that executor ``index`` of a running task has
-        written to ``stream`` (``"stdout"`` or ``"stderr"``) so far, as text; ``""`` when
-        it wrote nothing yet. For ``GET /tasks/{id}/executors/{index}/stdout``, called in
-        an API process. Never open a path the task document names. Raise
-        :class:`NoLiveOutput` with the reason when it cannot be read (the default: this
-        backend does not serve live output)."""
+    def read_output(
+        self, task: TaskRecord, index: int, stream: str, limit: int, offset: int | None = None
+    ) -> OutputPiece:
+        """At most ``limit`` bytes that executor ``index`` of a running task has written to
+        ``stream`` (``"stdout"`` or ``"stderr"``) so far: from byte ``offset`` of the stream
+        (or the earliest byte still kept, if later), or its last bytes when ``offset`` is
+        ``None``; ``OutputPiece(0, b"")`` when it wrote nothing yet. For
+        ``GET /tasks/{id}/executors/{index}/stdout``, called in an API process. Never open
+        a path the task document names. Raise :class:`NoLiveOutput` with the reason when
+        it cannot be read (the default: this backend does not serve live output)."""
         raise NoLiveOutput("this backend does not serve live output")
 
     def remove(self, task: TaskRecord) -> None:

@@ -1,10 +1,10 @@
 """``tes``: submit, list, inspect, cancel, wait for and watch TES tasks.
 
 Exit codes a script can use: 0 done; 1 a task ended in a state other than COMPLETE
-(``wait``, ``run --wait``, ``submit --wait``); 2 a usage mistake (a flag, the task file, the
-config file); 3 the server refused
-the request (the message says why: a bad task, an unknown id, a missing token); 4 the
-server could not be reached; 5 ``--timeout`` passed first.
+(``wait``, ``run --wait``, ``submit --wait``, ``logs --follow``); 2 a usage mistake (a
+flag, the task file, the config file); 3 the server refused the request (the message says
+why: a bad task, an unknown id, a missing token); 4 the server could not be reached; 5
+``--timeout`` passed first.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from .completion import script as completion_script
 from .config import resolve
 from .follow import FINISHED, follow, wait_for
 from .http import ClientError, TesClient, UsageError
+from .logs import OutputFollower
 from .output import FORMATS, dump, executor_logs, task_table
 
 EXIT_OK, EXIT_TASK_FAILED, EXIT_USAGE, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_TIMEOUT = range(6)
@@ -121,8 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("id")
     logs.add_argument("--stream", choices=("stdout", "stderr", "both"), default="both")
     logs.add_argument("-f", "--follow", action="store_true",
-                      help="print system log lines and executor ends as they come, then the "
-                           "tails once the task finished")
+                      help="print the executors' output as they write it (stdout to stdout, "
+                           "stderr and system log lines to stderr) until the task ends; "
+                           "exit 1 unless it ended COMPLETE")
     logs.set_defaults(command=_logs)
 
     info = commands.add_parser("info", help="the server's service-info")
@@ -236,35 +238,19 @@ def _watch(client: TesClient, args: argparse.Namespace) -> int:
 
 def _logs(client: TesClient, args: argparse.Namespace) -> int:
     streams = ("stdout", "stderr") if args.stream == "both" else (args.stream,)
-    response = None
-    if args.follow:  # opened before the task is read: nothing falls in between
-        try:
-            response = client.open_events()
-        except ClientError:
-            response = None
     task = client.get(args.id, "FULL")
+    if not args.follow:
+        for line in _system_logs(task):
+            print(line, flush=True)
+        executor_logs(task, streams)
+        return EXIT_OK
     for line in _system_logs(task):
-        print(line, flush=True)
-    if args.follow and task.get("state") not in FINISHED:
-        if response is not None:
-            _print_logs_until_finished(client, args.id, response)
-        else:
-            wait_for(client, [args.id], lambda _task_id, _state: None)
-        task = client.get(args.id, "FULL")
-    if response is not None:
-        response.close()
-    executor_logs(task, streams)
-    return EXIT_OK
-
-
-def _print_logs_until_finished(client: TesClient, task_id: str, response: Any) -> None:
-    for kind, data in follow(client, None, response):
-        if data.get("task_id") != task_id:
-            continue
-        if kind == "log":
-            print(_describe(kind, data), flush=True)
-        elif kind == "state" and data.get("state") in FINISHED:
-            return
+        print(line, file=sys.stderr, flush=True)
+    follower = OutputFollower(client, args.id, streams)
+    if task.get("state") in FINISHED:
+        follower.finish(task)
+        return _finished({args.id: task["state"]})
+    return _finished({args.id: follower.run(task)})
 
 
 def _info(client: TesClient, args: argparse.Namespace) -> int:

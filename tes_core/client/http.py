@@ -67,6 +67,23 @@ class TesClient:
         """``POST /tasks/{id}:cancel``."""
         self._json("POST", f"/tasks/{_quote(task_id)}:cancel", body={})
 
+    def executor_output(
+        self, task_id: str, index: int, stream: str, offset: int | None = None
+    ) -> tuple[str, int | None, int | None]:
+        """``GET /tasks/{id}/executors/{index}/{stream}`` (a tes-core addition):
+        ``(text, first, next)``, the bytes from ``offset`` (else the end) of what the
+        executor wrote; ``first``/``next`` are where they lie in the stream, ``None`` when
+        the server answered from the stored executor log (the task ended)."""
+        params = None if offset is None else {"offset": str(offset)}
+        path = f"/tasks/{_quote(task_id)}/executors/{int(index)}/{stream}"
+        with self._open("GET", path, params, None, {"Accept": "text/plain"},
+                        self.timeout) as response:
+            text = response.read().decode("utf-8", errors="replace")
+            first, after = (response.headers.get(h) for h in ("X-Output-Offset", "X-Output-Next"))
+        if first is None or after is None or not (first.isdigit() and after.isdigit()):
+            return text, None, None
+        return text, int(first), int(after)
+
     def open_events(
         self, params: list[tuple[str, str]] | None = None, last_event_id: str | None = None,
         timeout: float = 60.0,

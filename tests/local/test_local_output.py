@@ -191,6 +191,16 @@ def test_live_output_is_capped_on_disk_and_keeps_its_end(capped):
         response = _output(capped, task_id, {}, tail=str(tail))
         assert response.status_code == 200, response.text
         assert response.text == expected[-tail:], (tail, response.text[-100:])
+    # Following by offsets: from 0, the earliest byte kept; at the end, nothing more.
+    response = _output(capped, task_id, {}, offset="0", tail="1000")
+    first, after = (int(response.headers[h]) for h in ("X-Output-Offset", "X-Output-Next"))
+    assert len(expected) - LIVE_MAX <= first < len(expected) - LIVE_MAX // 2, first
+    assert response.text == expected[first:after] and after - first == 1000
+    response = _output(capped, task_id, {}, offset=str(len(expected)))
+    assert response.text == "" and response.headers["X-Output-Next"] == str(len(expected))
+    for bad in ("-1", "x", "1" * 30):
+        response = _output(capped, task_id, {}, offset=bad)
+        assert response.status_code == 400 and "offset" in response.json()["errors"], bad
 
     (capped.data_dir / "tasks" / task_id / "tes-wd" / "go").touch()
     wait_until(lambda: _state(capped, task_id, {}) in TERMINAL, 120, "the task to end")

@@ -29,6 +29,7 @@ from ..base import (
     Backend,
     BackendContext,
     Observation,
+    OutputPiece,
     TaskRecord,
     worker_lost,
 )
@@ -321,11 +322,13 @@ class LocalBackend(Backend):
             "stopped rather than run again (it could have run twice)",
         )
 
-    def output_tail(self, task: TaskRecord, index: int, stream: str, limit: int) -> str:
-        """The end of the live copy the runner keeps of executor ``index``'s ``stream`` in
-        the task's ``logs`` folder (see :func:`~tes_core.backends.live_output.read_live_output`)."""
+    def read_output(
+        self, task: TaskRecord, index: int, stream: str, limit: int, offset: int | None = None
+    ) -> OutputPiece:
+        """From the live copy the runner keeps of executor ``index``'s ``stream`` in the
+        task's ``logs`` folder (see :func:`~tes_core.backends.live_output.read_live_output`)."""
         workspace = Workspace.for_task(self.settings.workdirs, self.settings.data_dir, task.id)
-        return read_live_output(workspace, task, index, stream, limit)
+        return read_live_output(workspace, task, index, stream, limit, offset)
 
     def remove(self, task: TaskRecord) -> None:
         """Delete a finished task's folder (kept with ``TES_LOCAL_KEEP_WORKDIRS``)."""
