@@ -275,7 +275,8 @@ def _output_path(stream: str) -> dict[str, Any]:
         "summary": f"GetExecutorOutput ({stream})",
         "description": f"The end of what one executor wrote to its {stream} so far, as "
         "text: while it runs, read live by the backend (the local backend does, for an "
-        f"executor whose task names no {stream} file of its own; other backends answer "
+        f"executor whose task names no {stream} file of its own, as does Slurm's; other "
+        "backends answer "
         "404); once it ended, its stored executor log. With tokens, only the caller's "
         "tasks (an admin's: all). Not part of TES: a tes-core addition.",
         "operationId": f"GetExecutor{stream.capitalize()}",

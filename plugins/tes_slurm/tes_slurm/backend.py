@@ -21,7 +21,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tes_core.backends.base import Backend, BackendContext, BackendError, Observation, TaskRecord
+from tes_core.backends.base import (
+    Backend,
+    BackendContext,
+    BackendError,
+    Observation,
+    OutputPiece,
+    TaskRecord,
+)
+from tes_core.backends.live_output import read_live_output
 from tes_core.backends.runner_status import task_file as runner_task_file
 from tes_core.config import ConfigError
 from tes_core.storage_policy import access_policy
@@ -187,6 +195,14 @@ class SlurmBackend(Backend):
         """The runner's ``task.json`` (see the runner contract)."""
         return runner_task_file(task, attempt, self.conf.runtime, self._policy.portable(),
                                 self.settings.output_live_max)
+
+    def read_output(
+        self, task: TaskRecord, index: int, stream: str, limit: int, offset: int | None = None
+    ) -> OutputPiece:
+        """From the live copy the runner keeps in the task's shared folder (``work/logs``),
+        read beneath it without following links, as the local backend does."""
+        workspace = self.folder(task.id).workspace()
+        return read_live_output(workspace, task, index, stream, limit, offset)
 
     def poll(self, tasks: Sequence[TaskRecord]) -> Iterable[Observation]:
         """Observations of many tasks from one snapshot of Slurm's jobs."""

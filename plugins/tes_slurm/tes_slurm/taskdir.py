@@ -2,7 +2,9 @@
 
 ``<TES_SLURM_WORKDIR>/<task id>/`` holds ``task.json`` (the runner's input, see the runner
 contract), ``job-<attempt>.sh`` (the batch script), ``status.json`` (the runner's
-progress, replaced atomically) and ``slurm-<job id>.out`` (the job's own output).
+progress, replaced atomically), ``slurm-<job id>.out`` (the job's own output) and
+``work/`` (the runner's workspace: ``work/logs`` keeps the end of each executor's output
+while it runs, which the server reads for the live output endpoint).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from tes_runner import Workspace
+from tes_runner.taskfile import WORK_FOLDER
 
 TASK_FILE = "task.json"
 STATUS_FILE = "status.json"
@@ -28,6 +33,12 @@ class TaskFolder:
         if not _TASK_ID.fullmatch(task_id) or task_id in (".", ".."):
             raise ValueError(f"unexpected task id {task_id!r}")
         self.path = root / task_id
+
+    def workspace(self) -> Workspace:
+        """The runner's workspace in this folder (as ``tes-runner run`` lays it out), for
+        reading the executors' live output beneath it."""
+        base = self.path / WORK_FOLDER
+        return Workspace(base=base, shared_global=base / "shared-global")
 
     def script(self, attempt: int) -> Path:
         """The batch script of one attempt."""

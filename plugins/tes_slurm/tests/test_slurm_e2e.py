@@ -367,3 +367,57 @@ def test_the_ssh_login_node_path(tmp_path: Path) -> None:
     finally:
         proc.stop()
         cancel_jobs(env["TES_SLURM_JOB_PREFIX"])
+
+
+LIVE_MAX = 64 * 1024
+
+
+def test_live_output_is_read_from_the_shared_folder_capped_and_never_through_a_link(
+    tmp_path: Path,
+) -> None:
+    """``GET /tasks/{id}/executors/0/stdout`` of a running Slurm job: the end of what it
+    printed (20 times ``TES_OUTPUT_LIVE_MAX``, which reaches the runner in task.json), the
+    copy in ``work/logs`` within the cap; a link planted there is refused, never followed;
+    an executor writing its own stdout file has no live output."""
+    proc = servers.ServerProcess(
+        tmp_path, slurm_env(tmp_path, TES_OUTPUT_LIVE_MAX=str(LIVE_MAX))
+    ).start()
+    expected = "".join(f"{i}\n" for i in range(1, 200_001))
+    try:
+        task_id = post(proc.url, task(
+            sh("seq 1 200000; echo printed >&2; "
+               "while [ ! -e /tes-wd/go ]; do sleep 0.1; done"),
+            sh("echo own", stdout="/tes-wd/own.txt"),
+        ))
+        base = f"{proc.url}/tasks/{task_id}/executors/0"
+        deadline = time.monotonic() + 180  # a guard against a hang, not a timed assertion
+        while (got := requests.get(f"{base}/stderr", timeout=30)).text != "printed\n":
+            assert got.status_code == 200, got.text
+            assert time.monotonic() < deadline, got.text
+            time.sleep(0.5)
+        assert got.headers["X-Output-Next"] == str(len("printed\n"))
+        end = requests.get(f"{base}/stdout", params={"tail": "5000"}, timeout=30)
+        assert end.status_code == 200 and end.text == expected[-5000:], end.text[-100:]
+        assert int(end.headers["X-Output-Next"]) == len(expected)
+        logs = tmp_path / "slurm-tasks" / task_id / "work" / "logs"
+        assert sum(p.stat().st_size for p in logs.glob("executor-0.stdout*")) <= LIVE_MAX
+
+        secret = logs / "executor-0.stderr"
+        secret.unlink()
+        secret.symlink_to("/etc/passwd")
+        planted = requests.get(f"{base}/stderr", timeout=30)
+        assert planted.status_code == 404 and "root:" not in planted.text, planted.text
+        assert "link" in planted.json()["msg"], planted.text
+
+        own = requests.get(f"{proc.url}/tasks/{task_id}/executors/1/stdout",
+                           params={"offset": "0"}, timeout=30)
+        assert own.status_code == 404 and "/tes-wd/own.txt" in own.json()["msg"], own.text
+
+        (tmp_path / "slurm-tasks" / task_id / "work" / "tes-wd" / "go").touch()
+        done = servers.wait_for_state(proc.url, task_id, servers.TERMINAL, timeout=180,
+                                      view="FULL")
+        assert done["state"] == "COMPLETE", done
+        assert expected.endswith(done["logs"][-1]["logs"][0]["stdout"])
+    finally:
+        proc.stop()
+        cancel_jobs(f"tes{os.getpid()}-")
