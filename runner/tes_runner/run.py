@@ -52,6 +52,7 @@ from .runtimes.base import (
     ContainerRuntime,
     ContainerSpec,
     OutputTarget,
+    requested_gpus,
 )
 from .runtimes.rolling import DEFAULT_MAX_BYTES, RollingFile
 from .workspace import PlantedLink, Workspace, file_mounts, output_name, plan_mounts
@@ -300,6 +301,12 @@ class TaskRunner:
                 f"cpu_cores={resources['cpu_cores']} is more than this machine has; executors "
                 f"are limited to its {machine_cpus()} CPUs"
             )
+        gpus = requested_gpus(document)
+        if gpus and not self.runtime.gpu_args:
+            notes.append(
+                f"backend_parameters.gpus={gpus}: the {self.runtime.name} runtime "
+                "cannot give GPUs to containers; executors run without them"
+            )
         return notes
 
     def _run_executors(self, document: dict[str, Any], first: int = 0) -> str | None:
@@ -422,6 +429,7 @@ class TaskRunner:
             ram_gb=resources.get("ram_gb") or None,
             labels={"org.ga4gh.tes.task": self.task_id, "org.ga4gh.tes.executor": str(index)},
             network=self.network,
+            gpus=requested_gpus({"resources": resources}) > 0,
         )
 
     def _upload_outputs(

@@ -440,3 +440,30 @@ def test_a_wrong_key_stops_the_start(batch, tmp_path):
     with pytest.raises(ConfigError, match="refuses the credentials.*AuthenticationFailed"):
         made.start()
     assert "d3Jvbmcta2V5" not in repr(made.conf)
+
+
+def test_a_gpu_size_gets_the_gpu_image_and_the_runner_its_gpus(batch, tmp_path):
+    batch.paused = True  # only the requests matter here
+    sizes = [{"name": "Standard_D2s_v3", "cores": 2, "ram_gb": 8, "disk_gb": 16,
+              "price_per_hour_usd": 0.1},
+             {"name": "Standard_NC4as_T4_v3", "cores": 4, "ram_gb": 28, "disk_gb": 180,
+              "price_per_hour_usd": 0.526, "gpus": 1}]
+    made = backend(batch, tmp_path, TES_BATCH_VM_SIZES=json.dumps(sizes),
+                   TES_BATCH_GPU_IMAGE="microsoft-dsvm:ubuntu-hpc:2204:22.04.2025",
+                   TES_BATCH_GPU_NODE_AGENT_SKU="batch.node.ubuntu 22.04",
+                   TES_BATCH_NODE_IMAGE="canonical:0001-com-ubuntu-server-jammy:22_04-lts")
+    gpu = record("gpu-1", {"executors": [{"image": "nvidia/cuda", "command": ["nvidia-smi"]}],
+                           "resources": {"backend_parameters": {"gpus": "1"}}})
+    job, _ = ids.parse_ref(made.submit(gpu))
+    made.submit(record("cpu-1"))
+    pools = {r.body["vmSize"]: r.body["virtualMachineConfiguration"]
+             for r in batch.recorded("POST", "/pools")}
+    assert pools["Standard_NC4as_T4_v3"]["imageReference"] == {
+        "publisher": "microsoft-dsvm", "offer": "ubuntu-hpc", "sku": "2204",
+        "version": "22.04.2025"}
+    assert pools["Standard_NC4as_T4_v3"]["nodeAgentSKUId"] == "batch.node.ubuntu 22.04"
+    assert pools["Standard_D2s_v3"]["imageReference"]["publisher"] == "canonical"
+    # The runner reads the GPUs asked for from the task document it gets (docker --gpus all).
+    [add] = [r for r in batch.recorded("POST", f"/jobs/{job}/tasks")]
+    document = json.loads(add.body["environmentSettings"][0]["value"])
+    assert document["task"]["resources"]["backend_parameters"] == {"gpus": "1"}

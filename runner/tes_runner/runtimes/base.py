@@ -145,6 +145,19 @@ class ContainerSpec:
     labels: dict[str, str] = field(default_factory=dict)
     network: str | None = "none"
     """Network mode ("none" isolates the container); ``None`` leaves the engine's default."""
+    gpus: bool = False
+    """Give the container the machine's GPUs (the task asked for some, see
+    :func:`requested_gpus`); only runtimes with :attr:`ContainerRuntime.gpu_args` can."""
+
+
+def requested_gpus(document: Mapping[str, Any]) -> int:
+    """The GPUs a task asks for: ``resources.backend_parameters.gpus`` (TES 1.1 has no GPU
+    field; the Batch backend takes this parameter and picks a size with that many), 0 when
+    absent or not a whole number."""
+    resources = document.get("resources") or {}
+    parameters = resources.get("backend_parameters") or {}
+    raw = str(parameters.get("gpus") or "0").strip() if isinstance(parameters, Mapping) else "0"
+    return int(raw) if raw.isdigit() else 0
 
 
 @dataclass
@@ -196,6 +209,9 @@ class ContainerRuntime(abc.ABC):
     name: str = ""
     limits_note: str | None = None
     """Set when the runtime cannot apply ``cpu_cores``/``ram_gb``: a line for the task's logs."""
+    gpu_args: tuple[str, ...] = ()
+    """Engine options that give a container the machine's GPUs; empty: this runtime cannot
+    (a task asking for GPUs gets a line in its logs saying so)."""
 
     @classmethod
     @abc.abstractmethod

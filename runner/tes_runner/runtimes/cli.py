@@ -271,6 +271,8 @@ class CliRuntime(ContainerRuntime):
         if spec.ram_gb:
             mib = max(6, round(spec.ram_gb * 1024))  # engines refuse less than 6 MiB
             args += ["--memory", f"{mib}m"]
+        if spec.gpus and self.gpu_args:
+            args += list(self.gpu_args)
         for key, value in spec.labels.items():
             args += ["--label", f"{key}={value}"]
         args += extra

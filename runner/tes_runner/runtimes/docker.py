@@ -56,6 +56,8 @@ class DockerRuntime(CliRuntime):
     """Runs executors with ``docker run``; the engine is ``$DOCKER_HOST`` or the default socket."""
 
     name = "docker"
+    gpu_args = ("--gpus", "all")
+    """Every GPU of the node (the NVIDIA container toolkit; a GPU task gets a node of its own)."""
 
     @classmethod
     def probe(cls) -> str | None:

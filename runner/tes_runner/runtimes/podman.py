@@ -28,6 +28,8 @@ class PodmanRuntime(CliRuntime):
     """Runs executors with ``podman run``; containers live on under conmon, so attach works."""
 
     name = "podman"
+    gpu_args = ("--device", "nvidia.com/gpu=all")
+    """Every NVIDIA GPU, through the CDI specification ``nvidia-ctk cdi generate`` writes."""
     rm_options = ("--ignore",)
     """podman 4.3 ``rm -f`` with a name it does not know removes none of the others."""
 
