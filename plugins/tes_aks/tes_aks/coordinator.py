@@ -27,11 +27,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,6 +81,7 @@ class Coordinator:
                  sleep: Callable[[float], None] = time.sleep, settle: float = SETTLE) -> None:
         self.kube = kube
         self.settle = settle
+        self.watch_timeout = float(plan.get("watch_timeout", 30))
         self.plan = plan
         self.namespace = plan["namespace"]
         self.sleep = sleep
@@ -187,13 +189,13 @@ class Coordinator:
         it ended."""
         name = job["metadata"]["name"]
         deadline = time.monotonic() + self.settle
-        while time.monotonic() < deadline:
+        for pods in self._pod_changes(name, lambda: deadline - time.monotonic()):
             if self.stopping:
                 raise Cancelled()
-            pods = self.kube.list("Pod", self.namespace, f"job-name={name}")
             if not pods or any(podstate.terminated(pod, container) for pod in pods):
                 return True
-            self.sleep(float(self.plan.get("poll_interval", 2)))
+            if time.monotonic() >= deadline:
+                break
         log.warning("container %s of Job %s did not end within %s s; reading its log as it "
                     "is", container, name, self.settle)
         return False
@@ -242,10 +244,15 @@ class Coordinator:
 
     def _wait_loop(self, name: str, what: str, started: Callable[[], None] | None,
                    container: str | None) -> tuple[dict[str, Any], Any]:
-        while True:
+        pull_left: list[float] = []  # seconds left to an image that cannot be pulled yet
+
+        def within() -> float:
+            return min([self.watch_timeout, *pull_left])
+
+        for pods in self._pod_changes(name, within):
             if self.stopping:
                 raise Cancelled()
-            pods = self.kube.list("Pod", self.namespace, f"job-name={name}")
+            pull_left.clear()
             self._queued(any(podstate.unschedulable(pod) for pod in pods))
             for pod in pods:
                 reason = podstate.evicted(pod)
@@ -263,17 +270,54 @@ class Coordinator:
                 if failure is not None:
                     since = failure.since or datetime.now(UTC)
                     waited = (datetime.now(UTC) - since).total_seconds()
-                    if waited >= float(self.plan.get("image_pull_wait", 300)):
+                    limit = float(self.plan.get("image_pull_wait", 300))
+                    if waited >= limit:
                         raise Stop(SYSTEM_ERROR, f"{what}: {failure.describe()}; gave up "
                                                  f"after {int(waited)} s")
+                    pull_left.append(limit - waited)
                     self._waiting(f"{what}: {failure.describe()}")
                 pending = podstate.unschedulable(pod)
                 if pending:
                     self._waiting(f"{what} waits for a node: {pending}")
-            job_now = self.kube.get("Job", self.namespace, name)
-            if job_now is None:
-                raise Stop(SYSTEM_ERROR, f"{what}: its Job {name} was deleted outside TES")
-            self.sleep(float(self.plan.get("poll_interval", 2)))
+        raise AssertionError("the pod changes never end")  # pragma: no cover
+
+    def _pod_changes(self, name: str,
+                     within: Callable[[], float]) -> Iterator[list[dict[str, Any]]]:
+        """The pods of Job ``name`` now, then again after each change the API reports (a
+        watch from the list's ``resourceVersion``) and at least every ``within()``
+        seconds. A watch that expired (410 Gone: its version was compacted away) or broke
+        is followed by a list and a new watch. :class:`Stop` once the Job is gone."""
+        selector = f"job-name={name}"
+        while True:
+            items, version = self.kube.list_versioned("Pod", self.namespace, selector)
+            pods = {pod["metadata"]["name"]: pod for pod in items}
+            try:
+                while True:
+                    self._job_left(name)
+                    yield list(pods.values())
+                    for kind, obj in self.kube.watch("Pod", self.namespace, selector, version,
+                                                     max(1, math.ceil(within()))):
+                        version = (obj.get("metadata") or {}).get("resourceVersion") or version
+                        if kind == "BOOKMARK":
+                            continue
+                        if kind == "DELETED":
+                            pods.pop(obj["metadata"]["name"], None)
+                            self._job_left(name)
+                        else:
+                            pods[obj["metadata"]["name"]] = obj
+                        yield list(pods.values())
+            except KubeError as exc:
+                if exc.status == 410:
+                    log.info("the watch of Job %s's pods expired (%s); listing again", name, exc)
+                else:
+                    log.warning("the watch of Job %s's pods broke (%s); listing again", name,
+                                exc)
+                    self.sleep(float(self.plan.get("poll_interval", 2)))
+
+    def _job_left(self, name: str) -> None:
+        """:class:`Stop` if the Job ``name`` no longer exists (deleted outside TES)."""
+        if self.kube.get("Job", self.namespace, name) is None:
+            raise Stop(SYSTEM_ERROR, f"the Job {name} was deleted outside TES")
 
     # -- objects and status --------------------------------------------------------
 

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,10 +118,44 @@ class Kube:
              limit: int | None = None) -> list[dict[str, Any]]:
         """Every object of ``kind`` in ``namespace`` whose labels match ``selector`` (the
         first ``limit`` of them when given)."""
+        return self.list_versioned(kind, namespace, selector, limit)[0]
+
+    def list_versioned(self, kind: str, namespace: str, selector: str,
+                       limit: int | None = None) -> tuple[list[dict[str, Any]], str]:
+        """:meth:`list`, and the list's ``resourceVersion`` (where a watch starts)."""
         extra = {} if limit is None else {"limit": limit}
         data = self._call("list_namespaced_{kind}", kind, namespace, label_selector=selector,
                           **extra)
-        return list(data.get("items") or [])
+        version = str((data.get("metadata") or {}).get("resourceVersion") or "")
+        return list(data.get("items") or []), version
+
+    def watch(self, kind: str, namespace: str, selector: str, resource_version: str,
+              timeout: int) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The changes (``ADDED``, ``MODIFIED``, ``DELETED``, ``BOOKMARK``; the object as a
+        dict) of the objects of ``kind`` in ``namespace`` matching ``selector`` after
+        ``resource_version``, for up to ``timeout`` seconds (the API ends the watch then).
+        :class:`KubeError` with status 410 when that version is too old (list again)."""
+        from kubernetes import watch
+
+        api_name, suffix = _KINDS[kind]
+        method = getattr(self._apis[api_name], f"list_namespaced_{suffix}")
+        self.calls[("watch", kind)] += 1
+        # return_type "object": the events' objects stay dicts (no model to validate)
+        stream = watch.Watch(return_type="object").stream(
+            method, namespace, label_selector=selector, resource_version=resource_version,
+            timeout_seconds=max(1, int(timeout)), allow_watch_bookmarks=True,
+            _request_timeout=(self._timeout, timeout + self._timeout))
+        try:
+            for event in stream:  # raw_object: the dict (the client's ERROR handling needs it)
+                yield str(event.get("type")), dict(event.get("raw_object") or {})
+        except self._exception as exc:
+            raise KubeError(f"{kind} watch: {exc.status} {exc.reason}", exc.status or 0,
+                            _field(exc.body, "reason")) from None
+        except Exception as exc:  # a broken connection or a read timeout
+            raise KubeError(f"{kind} watch: the Kubernetes API is not reachable: "
+                            f"{exc.__class__.__name__}: {exc}") from None
+        finally:
+            stream.close()
 
     def patch(self, kind: str, namespace: str, name: str, body: dict[str, Any]) -> None:
         """Merge ``body`` into the object."""

@@ -33,4 +33,5 @@ def build_plan(task_id: str, document: dict[str, Any], attempt: int, conf: AksSe
         "policy": policy,
         "image_pull_wait": conf.image_pull_wait,
         "poll_interval": conf.poll_interval,
+        "watch_timeout": conf.watch_timeout,
     }

@@ -50,7 +50,9 @@ class AksSettings:
     max_gpus: int = 8
     request_timeout: float = 30.0
     poll_interval: float = 2.0
-    """Seconds between two looks of the coordinator at the Job it waits for."""
+    """Seconds the coordinator waits before it lists again after a broken watch."""
+    watch_timeout: float = 30.0
+    """Seconds one watch of the coordinator lasts (it then looks again and watches on)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AksSettings:
@@ -97,4 +99,5 @@ class AksSettings:
             max_gpus=int(number("max_gpus", "8", int, 0)),
             request_timeout=number("request_timeout", "30", float, 1),
             poll_interval=number("poll_interval", "2", float, 0.05),
+            watch_timeout=number("watch_timeout", "30", float, 1),
         )

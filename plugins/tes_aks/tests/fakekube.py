@@ -2,12 +2,13 @@
 
 It follows the API's documented shapes for what this plugin uses: create (409
 AlreadyExists), get (404 NotFound as a ``Status``), list with equality-based label
-selectors, merge patch, delete with propagation (dependents found by ownerReferences),
-deletecollection, and ``pods/{name}/log``. It plays the Job controller too: a new Job
-gets one Pod (``<job>-<5 letters>``, the template's labels plus ``job-name``, owned by
-the Job). Nothing moves by itself: a :class:`Kubelet` (the simulator) moves Pods and Jobs
-through their lifecycles, by rules the tests give. Every request is recorded, so tests
-and the benchmark count calls.
+selectors, watch (``?watch=true``: chunked JSON lines from a ``resourceVersion``, 410 Gone
+once it is compacted away), merge patch, delete with propagation (dependents found by
+ownerReferences), deletecollection, and ``pods/{name}/log`` per container. It plays the
+Job controller too: a new Job gets one Pod (``<job>-<5 letters>``, the template's labels
+plus ``job-name``, owned by the Job). Nothing moves by itself: a :class:`Kubelet` (the
+simulator) moves Pods and Jobs through their lifecycles, by rules the tests give. Every
+request is recorded, so tests and the benchmark count calls.
 
 Why not PyPI's kmock 0.8: it ignores label selectors, has no ``pods/log`` and no Job
 controller, and runs on aiohttp in its own event loop; a hundred lines of our own follow
@@ -21,6 +22,7 @@ import json
 import random
 import string
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -96,6 +98,16 @@ class FakeKube:
     down: bool = False
     """While true every request gets 503 (the API server unreachable, as the client sees it)."""
     on_create: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
+    version: int = 0
+    """The last resourceVersion given (one counter for every kind, as etcd's revision)."""
+    history: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
+    """Changes as watch events ``(resourceVersion, type, object)``, the newest last; a watch
+    from before the oldest kept gets 410 Gone (:meth:`compact` drops them all)."""
+    history_size: int = 10_000
+    changed: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.changed = threading.Condition(self.lock)
 
     # -- store -----------------------------------------------------------------------
 
@@ -104,10 +116,28 @@ class FakeKube:
         meta = obj.setdefault("metadata", {})
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("creationTimestamp", now())
-        meta["resourceVersion"] = str(len(self.requests) + 1)
         obj.setdefault("apiVersion", API_VERSIONS[obj["kind"]])
-        self.objects[(obj["kind"], meta["namespace"], meta["name"])] = obj
+        with self.lock:
+            event = "MODIFIED" if (obj["kind"], meta["namespace"], meta["name"]) in \
+                self.objects else "ADDED"
+            self.objects[(obj["kind"], meta["namespace"], meta["name"])] = obj
+            self._changed(event, obj)
         return obj
+
+    def _changed(self, event: str, obj: dict[str, Any]) -> None:
+        """Give ``obj`` the next resourceVersion and keep the change for watches."""
+        with self.lock:
+            self.version += 1
+            obj["metadata"]["resourceVersion"] = str(self.version)
+            self.history.append((self.version, event, copy.deepcopy(obj)))
+            del self.history[:-self.history_size]
+            self.changed.notify_all()
+
+    def compact(self) -> None:
+        """Forget every change so far (as etcd's compaction): a watch from an older
+        resourceVersion then gets 410 Gone and must list again."""
+        with self.lock:
+            self.history.clear()
 
     def find(self, kind: str, namespace: str | None = None,
              selector: str = "") -> list[dict[str, Any]]:
@@ -129,6 +159,7 @@ class FakeKube:
             obj = self.objects.get((kind, namespace, name))
             if obj is not None:
                 merge(obj, patch)
+                self._changed("MODIFIED", obj)
 
     def remove(self, kind: str, namespace: str, name: str) -> bool:
         """Delete an object and, as the garbage collector, everything it owns."""
@@ -136,6 +167,7 @@ class FakeKube:
             obj = self.objects.pop((kind, namespace, name), None)
             if obj is None:
                 return False
+            self._changed("DELETED", obj)
             uid = obj["metadata"]["uid"]
             owned = [key for key, o in self.objects.items()
                      if any(ref.get("uid") == uid
@@ -222,6 +254,11 @@ class FakeKube:
         verb = "LIST" if method == "GET" and name is None else method
         if method == "DELETE" and name is None:
             verb = "DELETECOLLECTION"
+        # The API parses booleans as Go's strconv.ParseBool (the client sends "True").
+        if verb == "LIST" and query.get("watch") in ("1", "t", "T", "true", "True", "TRUE"):
+            with self.lock:
+                self.requests.append(Request("WATCH", kind, namespace, None, query))
+            return self._watch(handler, kind, namespace, query)
         with self.lock:
             named = name or ((body or {}).get("metadata") or {}).get("name") if verb == "POST" \
                 else name
@@ -243,7 +280,7 @@ class FakeKube:
         if verb == "LIST":
             items = self.find(kind, namespace, query.get("labelSelector", ""))
             return 200, {"kind": f"{kind}List", "apiVersion": API_VERSIONS[kind],
-                         "metadata": {"resourceVersion": str(len(self.requests))},
+                         "metadata": {"resourceVersion": str(self.version)},
                          "items": items}
         if verb == "POST":
             meta = body.setdefault("metadata", {})
@@ -271,16 +308,75 @@ class FakeKube:
         if verb == "PATCH":
             if isinstance(body, dict):
                 merge(obj, body)
-            obj["metadata"]["resourceVersion"] = str(len(self.requests))
+            self._changed("MODIFIED", obj)
             return 200, obj
         if verb == "PUT":
             body["metadata"]["uid"] = obj["metadata"]["uid"]
             self.objects[key] = body
+            self._changed("MODIFIED", body)
             return 200, body
         if verb == "DELETE":
             self.remove(kind, namespace, name or "")
             return 200, _status(200, "", "", "Success")
         return 405, _status(405, "MethodNotAllowed", verb)
+
+    def _watch(self, handler: BaseHTTPRequestHandler, kind: str, namespace: str,
+               query: dict[str, str]) -> None:
+        """``?watch=true``: a chunked stream of JSON lines ``{"type", "object"}`` of the
+        objects of ``kind`` in ``namespace`` matching ``labelSelector``, every change after
+        ``resourceVersion`` (without one, or ``0``: ADDED for each object there now, then
+        the changes), until ``timeoutSeconds``. A ``resourceVersion`` older than the kept
+        changes gets one ERROR event holding a 410 Gone ``Status``, as the API documents
+        (https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes)."""
+        selector = query.get("labelSelector", "")
+        deadline = time.monotonic() + float(query.get("timeoutSeconds") or 1800)
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+
+        def send(event: str, obj: dict[str, Any]) -> None:
+            line = json.dumps({"type": event, "object": obj}).encode() + b"\n"
+            handler.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+            handler.wfile.flush()
+
+        def wanted(obj: dict[str, Any]) -> bool:
+            meta = obj["metadata"]
+            return obj["kind"] == kind and meta.get("namespace") == namespace and matches(
+                meta.get("labels") or {}, selector)
+
+        try:
+            with self.lock:
+                since = int(query.get("resourceVersion") or 0)
+                oldest = self.history[0][0] if self.history else self.version + 1
+                if since and since < oldest - 1:
+                    pending: list[tuple[str, dict[str, Any]]] = [("ERROR", _status(
+                        410, "Expired", f"too old resource version: {since} ({oldest - 1})"))]
+                    since = -1
+                elif not since:
+                    pending = [("ADDED", copy.deepcopy(o)) for o in self.objects.values()
+                               if wanted(o)]
+                    since = self.version
+                else:
+                    pending = []
+            while pending or (since >= 0 and time.monotonic() < deadline and not self.down):
+                for event, obj in pending:
+                    send(event, obj)
+                with self.lock:
+                    if since < 0:
+                        break
+                    fresh = [(v, e, o) for v, e, o in self.history if v > since]
+                    if not fresh:
+                        self.changed.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+                        fresh = [(v, e, o) for v, e, o in self.history if v > since]
+                    if fresh:
+                        since = fresh[-1][0]
+                    pending = [(e, copy.deepcopy(o)) for _, e, o in fresh if wanted(o)]
+            handler.wfile.write(b"0\r\n\r\n")
+            handler.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away
+        handler.close_connection = True
 
     def _log(self, pod: dict[str, Any], query: dict[str, str]) -> tuple[int, Any]:
         """``pods/{name}/log`` as documented: ``container`` (required when the pod has

@@ -4,6 +4,7 @@ executors run in bubblewrap, failures made by the simulator."""
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,43 @@ def test_an_image_without_a_shell_runs_with_merged_streams(kube: Any, cluster: A
     assert second["exit_code"] == 128 and status["state"] == "EXECUTOR_ERROR"
     assert any("executor 1 (sim/noshell) could not start" in line
                and "need /bin/sh" in line for line in lines), lines
+
+
+def test_the_coordinator_watches_its_pods_and_lists_again_after_410_gone(
+        kube: Any, cluster: Any, tmp_path: Path) -> None:
+    """Each wait is one list and watches from its resourceVersion; a watch whose version was
+    compacted away (410 Gone) is followed by a list and a new watch, and nothing is lost."""
+    fake = cluster.fake
+    stop = threading.Event()
+
+    def compact() -> None:  # etcd compacting while the executor runs
+        while not stop.wait(0.2):
+            fake.compact()
+
+    before = len(fake.requests)
+    conf = AksSettings(poll_interval=0.05, image_pull_wait=0.0, watch_timeout=1)
+    thread = threading.Thread(target=compact, daemon=True)
+    thread.start()
+    try:
+        status = run_task(kube, cluster, {"executors": [
+            {"image": "alpine", "command": ["sh", "-c", "sleep 3; echo late"]},
+            {"image": "alpine", "command": ["echo", "quick"]}]}, tmp_path, conf)
+    finally:
+        stop.set()
+        thread.join()
+    assert status["state"] == "COMPLETE", status["log"]["system_logs"]
+    assert [e["stdout"] for e in status["log"]["logs"]] == ["late\n", "quick\n"]
+    requests = fake.requests[before:]
+
+    def pod_calls(method: str, job: str) -> int:
+        return sum(1 for r in requests if r.method == method and r.kind == "Pod"
+                   and r.query.get("labelSelector") == f"job-name={job}")
+
+    first = next(r.name for r in requests if r.method == "POST" and r.kind == "Job")
+    assert pod_calls("WATCH", first) >= 3, "a watch lasts watch_timeout, then another"
+    assert pod_calls("LIST", first) >= 2, "an expired watch (410) is followed by a list"
+    # Polling every poll_interval (0.05 s) for 3 s would have made some 60 lists.
+    assert pod_calls("LIST", first) <= min(pod_calls("WATCH", first) + 1, 10)
 
 
 def test_failing_executor_stops_unless_ignore_error(kube: Any, cluster: Any,

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
 from tes_core.backends.base import Observation, TaskRecord
 
 from tes_aks import names
