@@ -145,6 +145,8 @@ class TaskTag(Base):
 
     __table_args__ = (
         Index("ix_task_tags_key_seq", "key", "task_seq"),
+        # A task's tags (the event journal's task facts, cascading deletes).
+        Index("ix_task_tags_task_seq", "task_seq"),
         {"sqlite_with_rowid": False},
     )
 

@@ -176,3 +176,34 @@ def test_0006_moves_submitter_tags_into_columns_and_back(database_url, tmp_path)
             assert set(conn.execute(text("SELECT key, value FROM task_tags")).all()) == rows
     finally:
         engine.dispose()
+
+
+def test_0007_the_journal_reads_a_tasks_tags_through_their_task_index(
+    database_url, tmp_path
+) -> None:
+    """After 0007 the event journal's task facts query finds a task's tags by ``task_seq``
+    through ``ix_task_tags_task_seq`` (before, it scanned every tag); 0006 has no index."""
+    from sqlalchemy import text
+
+    from tes_core.db import driver_sql
+    from tes_core.events.journal import _TASK_FACTS_SQL
+    from tests.servers import server_env
+
+    env = server_env(tmp_path, database_url)
+    assert _tes_server("db", "upgrade", env=env).returncode == 0
+    assert "ix_task_tags_task_seq" in _indexes(database_url, "task_tags")
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":  # a tiny table: make the index an option
+                conn.execute(text("SET enable_seqscan = off"))
+            sql = driver_sql(conn.dialect, _TASK_FACTS_SQL)
+            plan = " ".join(str(row) for row in conn.exec_driver_sql(
+                "EXPLAIN " + ("QUERY PLAN " if conn.dialect.name == "sqlite" else "") + sql,
+                ("t1",)).all())
+        assert "ix_task_tags_task_seq" in plan, plan
+        down = _tes_server("db", "downgrade", "0006", env=env)
+        assert down.returncode == 0, down.stderr
+        assert "ix_task_tags_task_seq" not in _indexes(database_url, "task_tags")
+    finally:
+        engine.dispose()
