@@ -113,6 +113,12 @@ class FakeBatch:
         self.lose_answers = 0
         """The next so many task adds are carried out, then the connection is closed without
         an answer (a network cut or a client killed after sending)."""
+        self.hold_adds = 0
+        """The next so many task adds are carried out, then their answer waits until
+        :meth:`release` (to kill the client while Batch has the task and it has no answer)."""
+        self.holding = 0
+        """Answers waiting now (see :attr:`hold_adds`)."""
+        self._released = threading.Event()
         self.task_failures: dict[str, dict[str, Any]] = {}
         """Batch task id -> failureInfo the task completes with, instead of running."""
         self.start_task_failures: set[str] = set()
@@ -161,7 +167,30 @@ class FakeBatch:
             self.task_failures.clear()
             self.start_task_failures.clear()
             self.lose_answers = 0
+            self.hold_adds = 0
             self.paused = False
+        self.release()
+
+    def release(self) -> None:
+        """Send the answers :attr:`hold_adds` kept waiting (new holds wait again)."""
+        self._released.set()
+        self._released = threading.Event()
+
+    def hold_answer(self, method: str, target: str, status: int) -> None:
+        """Keep this answer waiting until :meth:`release` if :attr:`hold_adds` says so
+        (at most 5 minutes)."""
+        with self.lock:
+            if not (self.hold_adds and method == "POST" and status == 201
+                    and urlsplit(target).path.endswith("/tasks")):
+                return
+            self.hold_adds -= 1
+            self.holding += 1
+            released = self._released
+        try:
+            released.wait(300)
+        finally:
+            with self.lock:
+                self.holding -= 1
 
     def lost_answer(self, method: str, target: str, status: int) -> bool:
         """Whether the answer to this request is to be lost (see :attr:`lose_answers`)."""
@@ -681,6 +710,7 @@ def _handler(fake: FakeBatch) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             status, headers, data = fake.handle(self.command, self.path, dict(self.headers),
                                                 body)
+            fake.hold_answer(self.command, self.path, status)
             if fake.lost_answer(self.command, self.path, status):
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
