@@ -16,7 +16,15 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from tes_core.backends.base import Backend, BackendContext, BackendError, Observation, TaskRecord
+from tes_core.backends.base import (
+    Backend,
+    BackendContext,
+    BackendError,
+    NoLiveOutput,
+    Observation,
+    OutputPiece,
+    TaskRecord,
+)
 from tes_core.backends.base import failed as failed_observation
 from tes_core.config import ConfigError
 from tes_core.storage_policy import access_policy
@@ -212,6 +220,45 @@ class AksBackend(Backend):
         if status is None or status.get("state") not in ("QUEUED", "INITIALIZING", "RUNNING"):
             return None  # final states and their clean-up belong to the reconcile pass
         return observe.from_status_if_changed(task, status)
+
+    def read_output(self, task: TaskRecord, index: int, stream: str, limit: int,
+                    offset: int | None = None) -> OutputPiece:
+        """From the log of the running executor pod's container that holds ``stream``
+        (``executor``: stdout; ``stderr``: stderr; see README "Executor logs"): from byte
+        ``offset`` (the log's first ``offset + limit`` bytes asked for), else its end (the
+        whole log read: the API gives no last bytes)."""
+        ref = _ref(task.backend_ref)
+        own = (task.document.get("executors") or [{}])[index].get(stream)
+        if own:
+            raise NoLiveOutput(f"executor {index} writes its {stream} to its own file {own}; "
+                               "its end is shown when the executor ends")
+        if ref is None:
+            return OutputPiece(0, b"")
+        namespace, base = ref
+        selector = (f"{names.task_selector(task.id)},{names.ATTEMPT}={names.attempt_of(base)},"
+                    f"{names.EXECUTOR}={index}")
+        try:
+            pods = self.kube.list("Pod", namespace, selector)
+            merged = [p for p in pods if (p["metadata"].get("labels") or {}).get(names.ROLE)
+                      == names.EXECUTOR_MERGED]
+            if merged and stream == "stderr":
+                raise NoLiveOutput(f"executor {index}'s image has no /bin/sh: its stderr is "
+                                   "in its stdout")
+            pod = (merged or pods or [None])[0]
+            if pod is None:
+                return OutputPiece(0, b"")  # not started yet
+            container = (manifests.EXECUTOR_CONTAINER if stream == "stdout"
+                         else manifests.STDERR_CONTAINER)
+            name = pod["metadata"]["name"]
+            if offset is None:
+                data = self.kube.pod_log_bytes(namespace, name, container)
+                return OutputPiece(max(0, len(data) - limit), data[-limit:])
+            data = self.kube.pod_log_bytes(namespace, name, container, offset + limit)
+        except KubeError as exc:
+            raise NoLiveOutput(f"the Kubernetes API did not give executor {index}'s log: "
+                               f"{exc}") from None
+        first = min(offset, len(data))
+        return OutputPiece(first, data[first:first + limit])
 
     def cancel(self, task: TaskRecord) -> bool:
         """Delete the coordinator, then everything labelled with the task."""

@@ -138,11 +138,10 @@ class Coordinator:
 
     def _executor(self, index: int, executor: dict[str, Any]) -> int:
         job = self._create(manifests.executor_job(self.plan, index))
+        # Its log entry is added once it ended (the core reads an entry as an ended
+        # executor's: its stored tails, no longer the live output).
         entry: dict[str, Any] = {"start_time": rfc3339(datetime.now(UTC)), "end_time": None,
                                  "exit_code": 0, "stdout": "", "stderr": ""}
-        logs = self.document["log"]["logs"]
-        logs.append(entry)
-        self._write()
         what = f"executor {index}"
         pod, ended = self._wait(job, what, started=self._running, container=EXECUTOR)
         capture = True
@@ -179,6 +178,7 @@ class Coordinator:
                 f"executor {index} ({executor['image']}) was killed: out of memory "
                 f"(OOMKilled, exit code {ended.exit_code}); ask for more with "
                 "resources.ram_gb")
+        self.document["log"]["logs"].append(entry)
         self._write()
         return ended.exit_code
 

@@ -184,23 +184,36 @@ class Kube:
                 container: str | None = None) -> str:
         """The last ``tail_bytes`` of the log of a pod (of its ``container``: needed when it
         has several), all of it for ``None`` (``""`` when there is none)."""
+        extra: dict[str, Any] = {} if tail_bytes is None else {"tail_lines": 1000}
+        text = self.pod_log_bytes(namespace, name, container, **extra).decode("utf-8",
+                                                                              "replace")
+        return text if tail_bytes is None else text[-tail_bytes:]
+
+    def pod_log_bytes(self, namespace: str, name: str, container: str | None = None,
+                      limit_bytes: int | None = None, tail_lines: int | None = None) -> bytes:
+        """A container's log as bytes: its first ``limit_bytes`` (of its last
+        ``tail_lines`` lines when given), all of it otherwise (``b""`` when there is none
+        yet or no longer)."""
         self.calls[("log", "Pod")] += 1
         api = self._apis["CoreV1Api"]
-        extra: dict[str, Any] = {} if tail_bytes is None else {"tail_lines": 1000}
+        extra: dict[str, Any] = {}
         if container:
             extra["container"] = container
+        if limit_bytes is not None:
+            extra["limit_bytes"] = max(1, limit_bytes)
+        if tail_lines is not None:
+            extra["tail_lines"] = tail_lines
         try:
             response = api.read_namespaced_pod_log(
                 name, namespace, _preload_content=False, _request_timeout=self._timeout,
                 **extra)
         except self._exception as exc:
             if exc.status in (400, 404):
-                return ""
+                return b""
             raise KubeError(f"Pod log: {exc.status} {exc.reason}", exc.status or 0) from None
         except Exception as exc:
             raise KubeError(f"Pod log: the Kubernetes API is not reachable: {exc}") from None
-        text = response.data.decode("utf-8", "replace")
-        return text if tail_bytes is None else text[-tail_bytes:]
+        return bytes(response.data or b"")
 
 
 def _field(body: Any, name: str) -> str:

@@ -63,8 +63,8 @@ def test_a_task_runs_to_complete(server: Any, cluster: Any, folder: Path) -> Non
         "tags": {"x": "../../etc"},
         "inputs": [{"url": f"file://{folder}/in.txt", "path": "/in/in.txt"}],
         "outputs": [{"url": f"file://{folder}/out.txt", "path": "/out/out.txt"}],
-        "executors": [{"image": "alpine", "command": ["sh", "-c",
-                                                      "rev /in/in.txt > /out/out.txt"]}],
+        "executors": [{"image": "alpine", "command": [
+            "sh", "-c", "rev /in/in.txt > /out/out.txt; echo said; echo complained >&2"]}],
         "resources": {"cpu_cores": 1, "ram_gb": 0.5, "disk_gb": 1},
     })
     task = servers.wait_for_state(server.url, task_id, servers.TERMINAL, timeout=120,
@@ -73,6 +73,8 @@ def test_a_task_runs_to_complete(server: Any, cluster: Any, folder: Path) -> Non
     assert (folder / "out.txt").read_text() == "cba\n"
     attempt = task["logs"][0]
     assert attempt["logs"][0]["exit_code"] == 0
+    assert (attempt["logs"][0]["stdout"], attempt["logs"][0]["stderr"]) == ("said\n",
+                                                                          "complained\n")
     assert attempt["outputs"][0]["size_bytes"] == "4"
     assert attempt["metadata"]["namespace"] == "default"
     assert cluster.invalid == []
@@ -173,3 +175,31 @@ def test_cancel_of_a_running_task_stops_its_coordinator_and_leaves_nothing(
             break
         time.sleep(0.1)
     assert left == []
+
+
+def test_live_output_of_a_running_executor_from_its_pod_logs(server: Any) -> None:
+    task_id = post(server.url, {"executors": [
+        {"image": "alpine", "command": ["sh", "-c", "echo out-1; echo err-1 >&2; sleep 120"]},
+        {"image": "alpine", "command": ["true"], "stdout": "/tmp/own.txt"}]})
+    url = f"{server.url}/tasks/{task_id}/executors"
+    answer = requests.get(f"{url}/0/stdout", timeout=10)
+    for _ in range(600):
+        answer = requests.get(f"{url}/0/stdout", timeout=10)
+        if answer.status_code == 200 and answer.text:
+            break
+        time.sleep(0.1)
+    assert (answer.status_code, answer.text) == (200, "out-1\n"), answer.text
+    assert answer.headers["X-Output-Offset"] == "0" and answer.headers["X-Output-Next"] == "6"
+    for _ in range(100):  # the stderr container copies it within its poll (0.2 s)
+        stderr = requests.get(f"{url}/0/stderr", timeout=10)
+        if stderr.text:
+            break
+        time.sleep(0.1)
+    assert stderr.text == "err-1\n"
+    piece = requests.get(f"{url}/0/stdout", params={"offset": 2, "tail": 2}, timeout=10)
+    assert piece.text == "t-" and piece.headers["X-Output-Next"] == "4"
+    assert requests.get(f"{url}/0/stdout", params={"tail": 3}, timeout=10).text == "-1\n"
+    own = requests.get(f"{url}/1/stdout", timeout=10)
+    assert own.status_code == 404 and "its own file /tmp/own.txt" in own.text
+    assert requests.post(f"{server.url}/tasks/{task_id}:cancel", timeout=30).status_code == 200
+    servers.wait_for_state(server.url, task_id, {"CANCELED"}, timeout=60)
