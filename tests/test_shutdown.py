@@ -21,8 +21,19 @@ threading.Event().wait()  # a hand-over that never ends
 """
 
 
-def _child(grace: float) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", STUCK, str(grace)], stdout=subprocess.PIPE,
+HELD = """
+import ctypes, sys, threading
+from tes_core.shutdown import GracefulStop
+stop = threading.Event()
+GracefulStop(float(sys.argv[1]), stop.set).install()
+print("ready", flush=True)
+stop.wait()
+ctypes.PyDLL(None).sleep(60)  # a call that keeps the interpreter lock: no other thread runs
+"""
+
+
+def _child(grace: float, script: str = STUCK) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", script, str(grace)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
     return proc
@@ -53,12 +64,34 @@ def test_a_second_signal_stops_at_once(second: signal.Signals) -> None:
 
 
 def test_the_grace_period_ends_a_stop_that_hangs() -> None:
+    """The watchdog ends the process a tenth of the grace early (exit status 1), so that it
+    is gone within the grace, and logs where each thread was: what held the stop."""
     proc = _child(grace=1)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(10) == 1
-    assert "still stopping 1 s after the signal (TES_SHUTDOWN_GRACE): exiting now" in (
-        proc.communicate()[1]
-    )
+    err = proc.communicate()[1]
+    assert "still stopping 0.9 s after the signal (TES_SHUTDOWN_GRACE=1): exiting now" in err
+    held = err[err.index("What held the stop:"):]
+    assert "thread MainThread:" in held
+    assert 'File "<string>", line 6, in <module>' in held  # the endless wait of STUCK
+
+
+def test_a_stop_that_holds_the_interpreter_lock_still_ends_within_the_grace() -> None:
+    """A call that never lets go of the interpreter lock (a stuck C extension) keeps the
+    watchdog thread from running: the backstop, which needs no lock, ends the process
+    (status 1) with every thread's stack on stderr. Without it the process would sleep
+    60 s; the 10 s bound only tells the two apart."""
+    proc = _child(grace=1, script=HELD)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        status = proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("a stop holding the interpreter lock outlived its grace")
+    assert status == 1
+    err = proc.communicate()[1]
+    assert "Timeout (" in err and "most recent call first" in err
+    assert 'File "<string>", line 8 in <module>' in err  # the call that held it
 
 
 def test_gunicorn_gives_its_processes_the_same_grace() -> None:
