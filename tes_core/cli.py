@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .config import Settings, option_help
-from .shutdown import GracefulStop, exit_now
+from .shutdown import Deadline, GracefulStop, bounded, exit_now
 from .startup import explain
 from .telemetry.logs import configure_logging
 
@@ -196,10 +196,12 @@ def _serve(args: argparse.Namespace) -> int:
     except (OSError, ValueError, SystemExit):
         pass  # closed by a signal
     finally:
-        server.close()
-        core.close()  # the worker threads hand their tasks over (see tes_core.shutdown)
+        deadline = graceful.deadline or Deadline(settings.shutdown_grace)
+        # waitress waits up to 5 s for its request threads (an event stream holds one).
+        bounded(server.close, deadline.share(0.25), "closing the HTTP server")
+        handed = core.close(deadline)  # the worker threads hand their tasks over
     if graceful.signalled.is_set():
-        exit_now(0)  # handed over: threads still waiting on running containers are left
+        exit_now(0 if handed else 1)  # threads waiting on running containers are left
     return 0
 
 
@@ -236,8 +238,8 @@ def _worker(args: argparse.Namespace) -> int:
     if core.backend.describe():
         print(f"  {core.backend.describe()}", flush=True)
     stop.wait()
-    core.close()  # hands the tasks over (see tes_core.shutdown)
-    exit_now(0)  # threads still waiting on running containers are left: handed over
+    handed = core.close(graceful.deadline)  # hands the tasks over (see tes_core.shutdown)
+    exit_now(0 if handed else 1)  # threads waiting on running containers are left
     return 0
 
 

@@ -19,6 +19,7 @@ from .plugins import Hooks, load_plugins
 from .provisioning.service import Provisioning
 from .reporting import DatabaseReporter
 from .service import TaskService
+from .shutdown import Deadline, bounded
 from .statecache import StateCache
 from .telemetry.messages import carry_request_ids
 from .telemetry.metrics import instrument_backend, time_reconcile
@@ -54,13 +55,17 @@ class Core:
         self.actors.provisioning = self.provisioning
         self.worker.start()
 
-    def close(self) -> None:
-        """Stop the worker if it runs, helper threads, and the database pool."""
-        if self.worker.running:
-            self.worker.stop()
+    def close(self, deadline: Deadline | None = None) -> bool:
+        """Stop the worker if it runs (handing its tasks over), helper threads, and the
+        database pool, each step bounded by ``deadline`` (default: the shutdown grace from
+        now). Returns whether the worker's tasks were handed over (see
+        :meth:`WorkerProcess.stop`); ``True`` when it did not run."""
+        deadline = deadline or Deadline(self.settings.shutdown_grace)
+        handed = self.worker.stop(deadline) if self.worker.running else True
         self.service.close()
-        self.events.close()
-        self.db.dispose()
+        bounded(self.events.close, deadline, "closing the event reader")
+        bounded(self.db.dispose, deadline, "closing the database connections")
+        return handed
 
 
 def build_core(

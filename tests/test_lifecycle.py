@@ -8,20 +8,23 @@ are covered elsewhere.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
 
-from tes_core.backends.base import BackendContext, Observation
+from tes_core.backends.base import BackendContext, Observation, WorkerStopping
 from tes_core.config import Settings
 from tes_core.db import Database, utcnow
 from tes_core.models import tasks, workers
 from tes_core.plugins import load_plugins
 from tes_core.reporting import DatabaseReporter
+from tes_core.shutdown import Deadline
 from tes_core.store import NewTask, insert_task, load_record
 from tes_core.worker.lifecycle import Lifecycle
+from tes_core.worker.process import WorkerProcess
 from tes_core.worker.registry import WorkerRegistry, acquire_lease, release_lease
 from tests.remote_platform import Messages, PlatformBackend
 
@@ -227,3 +230,58 @@ def test_states_of_reads_many_tasks_in_chunks(world, monkeypatch) -> None:
         conn.execute(update(tasks).where(tasks.c.id == ids[3]).values(state="CANCELING"))
     states = backend.context.reporter.states_of([*ids, "no-such-task"])
     assert states == {**{task_id: "QUEUED" for task_id in ids}, ids[3]: "CANCELING"}
+
+
+def test_a_submission_as_the_worker_stops_leaves_the_task_claimed(world, monkeypatch) -> None:
+    """A message handled while the worker stops must not fail its task: the backend says
+    ``WorkerStopping`` and the task stays QUEUED, claimed until the claim is released."""
+    db, backend, _, lifecycle, registry = world
+
+    def stopping(task):
+        raise WorkerStopping("the worker is stopping")
+
+    monkeypatch.setattr(backend, "submit", stopping)
+    task_id = _new_task(db)
+    lifecycle.submit(task_id)
+    row = _row(db, task_id)
+    assert (row.state, row.backend_ref, row.worker_id) == ("QUEUED", "claimed", registry.worker_id)
+
+
+class _Reconciles:
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def reconcile(self) -> None:
+        self.asked += 1
+
+
+@pytest.mark.parametrize("hand_over_ends", [True, False])
+def test_a_stop_gives_the_claims_back_only_once_the_hand_over_ended(
+    world, hand_over_ends: bool
+) -> None:
+    """The hand-over gets a deadline; once it ends the worker's row goes (its claims with
+    it) and a reconcile pass is asked for. A hand-over still going at its deadline is left
+    behind and the row stays (claims released only once the process is gone): no task may
+    be taken over while this process could still act on it."""
+    db, backend, _, lifecycle, registry = world
+    release = threading.Event()
+    given: list[Deadline] = []
+
+    def shutdown(deadline: Deadline) -> None:
+        given.append(deadline)
+        if not hand_over_ends:
+            release.wait(60)
+
+    backend.shutdown = shutdown  # type: ignore[method-assign]
+    actors = _Reconciles()
+    process = WorkerProcess(db, backend, actors, lifecycle, registry,  # type: ignore[arg-type]
+                            threads=1, reconcile_interval=1, grace=1)
+    try:
+        assert process.stop(Deadline(1)) is hand_over_ends
+    finally:
+        release.set()
+    assert len(given) == 1 and given[0].remaining() < 1
+    with db.read() as conn:
+        row = conn.execute(select(workers).where(workers.c.id == registry.worker_id)).first()
+    assert (row is None) is hand_over_ends
+    assert actors.asked == (1 if hand_over_ends else 0)

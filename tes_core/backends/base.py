@@ -18,10 +18,21 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from ..config import Settings
+    from ..shutdown import Deadline
 
 
 class BackendError(RuntimeError):
     """The backend failed in a way that ends the task in SYSTEM_ERROR; the message says why."""
+
+
+class HandOverUnfinished(RuntimeError):
+    """Raised by :meth:`Backend.shutdown` when work still goes on in this process at the
+    deadline; the message says what."""
+
+
+class WorkerStopping(RuntimeError):
+    """Raised by :meth:`Backend.submit` of a backend that runs tasks in its worker once that
+    worker stops: the task stays claimed, and is submitted again by the next worker."""
 
 
 class UnsupportedParameterValue(ValueError):
@@ -181,10 +192,12 @@ class Backend(abc.ABC):
         of a process that runs tasks. Called on every probe: cache what it checks."""
         return None
 
-    def shutdown(self) -> None:
+    def shutdown(self, deadline: Deadline) -> None:
         """Called when the worker stops (SIGTERM): hand the work over, never fail it or
-        touch what runs on the platform, then stop threads and release connections, within
-        half of ``settings.shutdown_grace`` (see docs/plugin_hooks.md)."""
+        touch what runs on the platform, then stop threads and release connections, by
+        ``deadline`` (its ``remaining()`` seconds; see docs/plugin_hooks.md). Raise
+        :class:`HandOverUnfinished` if work is still going on here at the deadline: the
+        worker then keeps its claims until it is gone, as after a crash."""
         return None
 
     @abc.abstractmethod

@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar
 
 from sqlalchemy import Row, select, update
 
-from ..backends.base import Backend, Observation, TaskRecord, failed
+from ..backends.base import Backend, Observation, TaskRecord, WorkerStopping, failed
 from ..config import ConfigError
 from ..db import Database, patiently, utcnow
 from ..models import tasks
@@ -115,6 +115,9 @@ class Lifecycle:
             return
         try:
             ref = self.backend.submit(record)
+        except WorkerStopping:
+            log.info("task %s: left claimed for the next worker (this one stops)", task_id)
+            return
         except Exception as exc:
             log.warning("task %s: backend %s refused it", task_id, self.backend.name,
                         exc_info=True)

@@ -10,6 +10,7 @@ import dramatiq
 
 from ..backends.base import Backend
 from ..db import Database
+from ..shutdown import Deadline, bounded
 from .actors import Actors, BrokerUnavailable
 from .lifecycle import Lifecycle
 from .registry import WorkerRegistry, acquire_lease
@@ -17,6 +18,11 @@ from .registry import WorkerRegistry, acquire_lease
 log = logging.getLogger(__name__)
 
 SCHEDULER_LEASE = "reconcile-clock"
+CONSUMERS_SHARE = 0.25
+"""Part of a stop's time for no longer taking messages (those being handled finish)."""
+HANDOVER_SHARE = 0.7
+"""Part of what is left then for the backend's hand-over; removing the worker's row and
+asking for a reconcile pass get the rest (at least a fifth)."""
 
 
 class WorkerProcess:
@@ -110,25 +116,45 @@ class WorkerProcess:
                 return f"{name} thread has died"
         return None
 
-    def stop(self) -> None:
-        """Hand this worker's work over, then stop; meant to take well under :attr:`grace`.
+    def stop(self, deadline: Deadline | None = None) -> bool:
+        """Hand this worker's work over, then stop, each step bounded by ``deadline``
+        (default: :attr:`grace` from now); a step still going at its time is left behind.
 
-        Stops taking messages (those not taken stay in the broker for the other workers),
-        has the backend hand its tasks over (:meth:`Backend.shutdown
-        <tes_core.backends.base.Backend.shutdown>`: containers go on running, transfers
-        are interrupted), then unregisters: that releases every claim of this worker at
-        once, and the reconcile pass it asks for takes its tasks over as after a crash,
-        without waiting for its heartbeat to go stale.
+        Stops taking messages (those not taken stay in the broker for the other workers;
+        one being handled gets a quarter of the time), has the backend hand its tasks
+        over (:meth:`Backend.shutdown <tes_core.backends.base.Backend.shutdown>`:
+        containers go on running, transfers are interrupted; most of what is left), then
+        unregisters: that releases every claim of this worker at once, and the reconcile
+        pass it asks for takes its tasks over as after a crash, without waiting for its
+        heartbeat to go stale. A hand-over that did not end (a task thread still busy)
+        leaves the claims alone: they are released once this process is gone, as after a
+        crash, so that no task runs here and in its next worker at once.
+
+        Returns whether the work was handed over (else it is recovered as after a crash).
         """
+        deadline = deadline or Deadline(self.grace)
         self._stop.set()
         self.running = False
         if self._worker is not None:
-            # Messages being handled finish first; a third of the grace at most.
-            self._worker.stop(timeout=max(1, int(self.grace * 1000 / 3)))
-        self.backend.shutdown()
-        self.registry.unregister()
+            worker, consumers = self._worker, deadline.share(CONSUMERS_SHARE)
+            # Dramatiq joins its worker threads, then its consumer threads, each for up
+            # to the timeout; then it puts back the messages prefetched and not handled.
+            wait_ms = max(1, int(consumers.remaining() * 1000 / 2))
+            bounded(lambda: worker.stop(timeout=wait_ms), consumers, "stopping taking messages")
+        # The backend wraps up by ``handover``; the wait for it allows a little more.
+        backend, handover = self.backend, deadline.share(HANDOVER_SHARE)
+        waited = deadline.share(HANDOVER_SHARE + 0.1)
+        if not bounded(lambda: backend.shutdown(handover), waited, "the hand-over"):
+            log.warning("stopping: this worker's claims are left to be released once it is "
+                        "gone, as after a crash")
+            return False
+        bounded(self.registry.unregister, deadline.share(0.5), "removing this worker's row")
         # Another worker takes this one's tasks over now (else at its next scheduled pass).
-        with contextlib.suppress(BrokerUnavailable):
-            self.actors.reconcile()
+        bounded(self._ask_reconcile, deadline, "asking for a reconcile pass")
         if self._clock is not None:
-            self._clock.join(timeout=2)
+            self._clock.join(timeout=min(2.0, deadline.remaining()))
+        return True
+
+    def _ask_reconcile(self) -> None:
+        with contextlib.suppress(BrokerUnavailable):  # the sender logs it once per outage
+            self.actors.reconcile()

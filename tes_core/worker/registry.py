@@ -84,10 +84,11 @@ class WorkerRegistry:
         return self._thread
 
     def unregister(self) -> None:
-        """Stop the heartbeat and remove this worker's row."""
+        """Stop the heartbeat and remove this worker's row (a heartbeat being written is
+        given a second: one written after the removal changes nothing)."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=1)
         try:
             with self.db.write() as conn:
                 conn.execute(delete(workers).where(workers.c.id == self.worker_id))

@@ -33,6 +33,7 @@ from tes_core.backends.base import (
 from tes_core.backends.runner_status import RUNNER_STATES, from_status, if_changed
 from tes_core.backends.runner_status import task_file as runner_task_file
 from tes_core.config import ConfigError
+from tes_core.shutdown import Deadline
 from tes_core.storage_policy import access_policy
 from tes_filetransfer import TransferError
 
@@ -344,6 +345,6 @@ class BatchBackend(Backend):
         if self.per_task:
             self.api.delete_job(job)
 
-    def shutdown(self) -> None:
+    def shutdown(self, deadline: Deadline) -> None:
         """Nothing runs here: Batch keeps the tasks; close the HTTP connections."""
         self.api.client.close()

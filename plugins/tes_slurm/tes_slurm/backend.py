@@ -32,6 +32,7 @@ from tes_core.backends.base import (
 from tes_core.backends.live_output import read_live_output
 from tes_core.backends.runner_status import task_file as runner_task_file
 from tes_core.config import ConfigError
+from tes_core.shutdown import Deadline
 from tes_core.storage_policy import access_policy
 from tes_filetransfer import TransferError
 
@@ -118,10 +119,10 @@ class SlurmBackend(Backend):
         if self.watch is not None:
             self.watch.start()
 
-    def shutdown(self) -> None:
+    def shutdown(self, deadline: Deadline) -> None:
         """Stop the status watch (jobs run on; the next worker follows them)."""
         if self.watch is not None:
-            self.watch.stop()
+            self.watch.stop(timeout=deadline.remaining())
 
     def _refresh_now(self, task_id: str) -> None:
         """Have the core report a task whose runner recorded its end (see :mod:`.watch`)."""

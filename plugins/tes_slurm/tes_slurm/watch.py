@@ -73,11 +73,12 @@ class StatusWatch:
                                             daemon=True)
             self._thread.start()
 
-    def stop(self) -> None:
-        """Stop the thread, within one interval."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the thread, waiting for it within one interval (at most ``timeout`` s)."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(self.interval + 5)
+            wait = self.interval + 5
+            self._thread.join(wait if timeout is None else min(wait, timeout))
 
     def look(self) -> list[str]:
         """One look at every followed task; the ids whose end was handed to ``on_final``."""

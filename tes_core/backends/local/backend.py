@@ -24,13 +24,16 @@ from tes_runner.runtimes import (
 )
 
 from ...config import ConfigError
+from ...shutdown import Deadline
 from ...storage_policy import access_policy
 from ..base import (
     Backend,
     BackendContext,
+    HandOverUnfinished,
     Observation,
     OutputPiece,
     TaskRecord,
+    WorkerStopping,
     worker_lost,
 )
 from ..live_output import read_live_output
@@ -172,20 +175,22 @@ class LocalBackend(Backend):
                 except Exception:
                     log.warning("could not say why task %s waits", run.task.id, exc_info=True)
 
-    def shutdown(self) -> None:
+    def shutdown(self, deadline: Deadline) -> None:
         """Hand the tasks over to the next worker (a restart is not a failure).
 
         Tasks waiting for a slot stay QUEUED. Transfers stop at once and their tasks are
         left as they are, to be staged or uploaded again by the next worker (from the
         cache). Running Docker and podman containers go on and are re-attached by the
         next worker, as after a crash. A running bubblewrap sandbox cannot outlive this
-        process: its task ends SYSTEM_ERROR saying so. Takes at most half of
-        ``TES_SHUTDOWN_GRACE``; the threads still waiting on a container are left.
+        process: its task ends SYSTEM_ERROR saying so. Done by ``deadline``: the threads
+        still waiting on a container are left; a task thread still busy with anything else
+        then raises :class:`HandOverUnfinished` (the process must not go on changing what
+        the next worker takes over). Finished tasks' containers still being removed then
+        are only logged: nobody takes those tasks over.
         """
         self._stopping.set()
         if self._pool is None:
             return
-        deadline = time.monotonic() + self.settings.shutdown_grace / 2
         self._pool.shutdown(wait=False, cancel_futures=True)
         with self._runs_lock:
             runs = [run for run in self._runs.values() if run.started]
@@ -198,18 +203,26 @@ class LocalBackend(Backend):
         )
         log.info("stopping: %d running tasks left to the next worker, %d ended", handed,
                  len(runs) - handed)
-        while time.monotonic() < deadline and any(
-            not run.left_running for run in self._busy(runs)
-        ):
+        busy = self._busy(runs)
+        while busy and not deadline.passed():
             time.sleep(0.05)
-        left = deadline - time.monotonic()
-        if self._choice is not None and not self._choice.runtime.flush(timeout=max(0.1, left)):
+            busy = self._busy(runs)
+        if busy:
+            raise HandOverUnfinished(
+                f"{len(busy)} task threads were still busy at the deadline (tasks "
+                f"{', '.join(run.task.id for run in busy[:5])})"
+            )
+        if self._choice is not None and not self._choice.runtime.flush(
+            timeout=max(0.01, deadline.remaining())
+        ):
             log.warning("finished containers were still being removed when the worker stopped")
 
     def _busy(self, runs: list[TaskRun]) -> list[TaskRun]:
-        """Which of ``runs`` have not ended yet."""
+        """Which of ``runs`` have not ended yet, other than those left waiting on a
+        container that goes on running."""
         with self._runs_lock:
-            return [run for run in runs if self._runs.get(run.task.id) is run]
+            return [run for run in runs
+                    if self._runs.get(run.task.id) is run and not run.left_running]
 
     def runtime(self, *, log_failure: bool = True) -> ContainerRuntime:
         """The container runtime, chosen once; raises with what to install if there is none.
@@ -255,13 +268,22 @@ class LocalBackend(Backend):
             network=parameters.get("network", self.settings.local_network),
             resume=resume,
         )
+        stopping = WorkerStopping(f"the worker is stopping; task {task.id} is left to the next")
         with self._runs_lock:
+            if self._stopping.is_set():
+                raise stopping
             self._runs[task.id] = run
-        self._pool.submit(self._execute, run)
+            try:
+                self._pool.submit(self._execute, run)
+            except RuntimeError:  # the pool was shut down meanwhile
+                self._runs.pop(task.id, None)
+                raise stopping from None
 
     def _execute(self, run: TaskRun) -> None:
         try:
             with self._runs_lock:
+                if self._stopping.is_set():
+                    return  # taken from the queue as the worker stopped: left QUEUED
                 run.started = True
                 cancelled_while_waiting = run.cancelled.is_set()
             if cancelled_while_waiting:
