@@ -237,7 +237,10 @@ def _worker(args: argparse.Namespace) -> int:
           flush=True)
     if core.backend.describe():
         print(f"  {core.backend.describe()}", flush=True)
-    stop.wait()
+    # Python runs signal handlers in the main thread only: waking it every second runs
+    # one whose signal the kernel gave another thread (a bare wait would never return).
+    while not stop.wait(1.0):
+        pass
     handed = core.close(graceful.deadline)  # hands the tasks over (see tes_core.shutdown)
     exit_now(0 if handed else 1)  # threads waiting on running containers are left
     return 0

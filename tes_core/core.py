@@ -63,8 +63,8 @@ class Core:
         deadline = deadline or Deadline(self.settings.shutdown_grace)
         handed = self.worker.stop(deadline) if self.worker.running else True
         self.service.close()
-        bounded(self.events.close, deadline, "closing the event reader")
-        bounded(self.db.dispose, deadline, "closing the database connections")
+        bounded(self.events.close, deadline.share(0.5), "closing the event reader")
+        bounded(self.db.dispose, deadline.share(0.5), "closing the database connections")
         return handed
 
 

@@ -6,12 +6,12 @@ taking work, interrupts what it is doing and gives its tasks back; see
 done. It never takes longer than ``TES_SHUTDOWN_GRACE`` seconds: every step of the
 hand-over is bounded by a :class:`Deadline` set at the signal (the grace less
 :func:`exit_reserve`, kept for exiting), and a step still going at its time is left
-behind (:func:`bounded`). Should the process still be there at that deadline, or at a
-second SIGTERM or SIGINT, it exits at once, as after a crash, which the next worker
+behind (:func:`bounded`). Should the process still be there half the reserve later, or
+at a second SIGTERM or SIGINT, it exits at once, as after a crash, which the next worker
 recovers from in the same way; it first logs where each of its threads was (what held
 the stop). A backstop that needs neither the interpreter lock nor any other lock
-(:func:`faulthandler.dump_traceback_later`) ends it half the reserve later should
-even that exit be held.
+(:func:`faulthandler.dump_traceback_later`) ends it a quarter of the reserve later
+should even that exit be held.
 """
 
 from __future__ import annotations
@@ -121,10 +121,11 @@ class GracefulStop:
 
     ``begin`` runs in the main thread at the first signal; it must only start the stop
     (set an event, raise ``SystemExit`` to end a server loop): the caller does the rest,
-    each step bounded by :attr:`deadline`, and then calls :func:`exit_now`. At that
-    deadline a watchdog logs where each thread is and ends the process if it is still
-    there; half the :func:`exit_reserve` later a backstop that needs no lock ends it
-    (its stacks on stderr) should even the watchdog be held.
+    each step bounded by :attr:`deadline`, and then calls :func:`exit_now`. Half the
+    :func:`exit_reserve` after that deadline a watchdog logs where each thread is and
+    ends the process if it is still there; a quarter of the reserve later still, a
+    backstop that needs no lock ends it (its stacks on stderr) should even the watchdog
+    be held.
     """
 
     def __init__(self, grace: float, begin: Callable[[], None]) -> None:
@@ -146,7 +147,7 @@ class GracefulStop:
         reserve = exit_reserve(self.grace)
         self.deadline = Deadline(self.grace - reserve)
         with contextlib.suppress(AttributeError, ValueError, RuntimeError):  # no stderr
-            faulthandler.dump_traceback_later(self.grace - reserve / 2, exit=True, file=sys.stderr)
+            faulthandler.dump_traceback_later(self.grace - reserve / 4, exit=True, file=sys.stderr)
         self.signalled.set()
         log.info(
             "signal %d: handing over running work and stopping within %g s "
@@ -154,17 +155,21 @@ class GracefulStop:
             signum,
             self.grace,
         )
-        watchdog = threading.Timer(self.deadline.remaining(), self._overdue)
+        watchdog = threading.Timer(self._overdue_after(), self._overdue)
         watchdog.daemon = True
         watchdog.start()
         self.begin()
+
+    def _overdue_after(self) -> float:
+        """Seconds after the signal the watchdog ends the process."""
+        return self.grace - exit_reserve(self.grace) / 2
 
     def _overdue(self) -> None:
         log.warning(
             "still stopping %g s after the signal (TES_SHUTDOWN_GRACE=%g): exiting "
             "now; what was not handed over is recovered as after a crash. What "
             "held the stop:\n%s",
-            self.grace - exit_reserve(self.grace),
+            self._overdue_after(),
             self.grace,
             thread_stacks(),
         )

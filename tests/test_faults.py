@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -136,3 +138,48 @@ def test_postgres_down_answers_503_and_recovers_without_a_restart(
     finally:
         deployment.stop()
         redis.stop()
+
+
+def test_a_worker_stopped_while_redis_hangs_hands_over_within_the_grace(
+    tmp_path, redis: PrivateRedis, postgres_url_factory
+) -> None:
+    """SIGTERM to a worker whose broker accepts and never answers (Redis paused with
+    SIGSTOP): every call to it waits for its socket timeout (10 s, more than the grace) when
+    the worker stops taking messages, puts prefetched ones back and asks for a reconcile
+    pass. Those calls are left behind and the hand-over still ends: exit status 0 (not
+    the watchdog's 1) within the grace. With Redis back, the next worker re-attaches and
+    the task ends COMPLETE, its executor run once."""
+    grace = 6
+    deployment = Deployment(tmp_path / "deploy", postgres_url_factory(), redis.url,
+                            **FAST, TES_SHUTDOWN_GRACE=str(grace))
+    runs = tmp_path / "deploy" / "data" / "shared-global" / "runs"
+    assert redis.proc is not None
+    paused = False
+    try:
+        deployment.migrate()
+        deployment.start_api()
+        worker = deployment.start_worker()
+        task_id = _post(deployment.url, ["sh", "-c", "echo run >> /tes-wd/shared-global/runs; "
+                                                     "sleep 8"])
+        wait_for_state(deployment.url, task_id, {"RUNNING"})
+        os.kill(redis.proc.pid, signal.SIGSTOP)
+        paused = True
+        worker.send_signal(signal.SIGTERM)
+        try:
+            status = worker.wait(grace + 1)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running {grace + 1} s after SIGTERM:\n{deployment.logs()}")
+        deployment.workers.remove(worker)
+        assert status == 0, deployment.logs()
+        assert "was still going when its time was up" in deployment.logs()
+        os.kill(redis.proc.pid, signal.SIGCONT)
+        paused = False
+        deployment.start_worker()
+        ended = wait_for_state(deployment.url, task_id, TERMINAL, timeout=120, view="FULL")
+        assert ended["state"] == "COMPLETE", deployment.logs()
+        assert "re-attached" in " ".join(ended["logs"][-1]["system_logs"])
+        assert runs.read_text().split() == ["run"]
+    finally:
+        if paused:
+            os.kill(redis.proc.pid, signal.SIGCONT)
+        deployment.stop()

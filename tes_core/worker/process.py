@@ -148,11 +148,12 @@ class WorkerProcess:
             log.warning("stopping: this worker's claims are left to be released once it is "
                         "gone, as after a crash")
             return False
+        # Each step after gets half of what is left, so that the next ones get some time.
         bounded(self.registry.unregister, deadline.share(0.5), "removing this worker's row")
         # Another worker takes this one's tasks over now (else at its next scheduled pass).
-        bounded(self._ask_reconcile, deadline, "asking for a reconcile pass")
+        bounded(self._ask_reconcile, deadline.share(0.5), "asking for a reconcile pass")
         if self._clock is not None:
-            self._clock.join(timeout=min(2.0, deadline.remaining()))
+            self._clock.join(timeout=min(2.0, deadline.remaining() / 2))
         return True
 
     def _ask_reconcile(self) -> None:
