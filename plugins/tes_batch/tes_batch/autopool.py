@@ -31,6 +31,17 @@ def _stand_in(name: str, state: str) -> models.BatchTask:
     )
 
 
+def scheduling_error(snapshot: Any, job: str) -> str | None:
+    """Why Batch could not make the job's pool (``executionInfo.schedulingError``, e.g.
+    ``PoolQuotaReached``), or ``None``."""
+    batch_job = (snapshot.jobs or {}).get(job)
+    info = batch_job.execution_info if batch_job is not None else None
+    error = info.scheduling_error if info is not None else None
+    if error is None:
+        return None
+    return f"{error.code}: {(error.message or '').strip()}"
+
+
 def look(api: BatchApi, snapshot: Any, job: str, name: str) -> tuple[str, models.BatchTask | None]:
     """``(pool id, Batch task)`` of one attempt; the task is read from Batch only when the
     counts cannot tell (see the module's text)."""

@@ -241,6 +241,9 @@ class BatchBackend(Backend):
     def _observe(self, task: TaskRecord, job: str, name: str, snapshot: Any) -> Observation | None:
         choice = self._choice(task)
         if self.per_task:
+            error = autopool.scheduling_error(snapshot, job)
+            if error is not None:
+                return self._pool_not_made(task, job, name, error, choice)
             pool, batch_task = autopool.look(self.api, snapshot, job, name)
         else:
             pool = self._pool_id(choice)
@@ -261,6 +264,20 @@ class BatchBackend(Backend):
             resubmit=self._resubmitter(task, job, name),
             max_attempts=self.conf.max_attempts,
         )
+
+    def _pool_not_made(self, task: TaskRecord, job: str, name: str, error: str,
+                       choice: sizing.Choice) -> Observation:
+        """``per-task`` mode: Batch added the job but could not make its pool (a quota):
+        delete the job; the task waits and the next pass submits it again."""
+        self._remove(job, name)
+        self.snapshots.forget()
+        code = error.split(":", 1)[0]
+        reason = (f"Batch could not make the pool of job {job}: {error}"
+                  + (f" ({QUOTA_CODES[code]})" if code in QUOTA_CODES else "")
+                  + "; submitted again on the next pass")
+        log.warning("task %s: %s", task.id, reason)
+        return Observation(task_id=task.id, waiting_reason=reason,
+                           backend_ref=WAIT + ids.ref(job, name), metadata=self._metadata(choice))
 
     def _metadata(self, choice: sizing.Choice) -> dict[str, str]:
         return self.prices.metadata(choice) if self.prices else choice.metadata()

@@ -10,6 +10,7 @@ import time
 from fakebatch.service import wait_until
 
 from tes_batch import ids
+from tes_batch.backend import WAIT
 from tes_batch.pools import START_COMMAND
 
 from .test_batch_backend import Reporter, backend, batch, prefix_of, record  # noqa: F401
@@ -141,3 +142,27 @@ def test_a_preempted_auto_pool_node_makes_a_new_attempt_with_a_new_job(
     )
     assert job not in batch.jobs  # the old attempt's job, and its pool, are gone
     made.cancel(record(task.id, ref=seen.backend_ref, state="CANCELING"))
+
+
+def test_a_pool_batch_cannot_make_waits_and_is_submitted_again(batch, tmp_path):  # noqa: F811
+    batch.paused = True
+    batch.quota["pools"] = "PoolQuotaReached"
+    made = backend(batch, tmp_path, TES_BATCH_POOL_MODE="per-task")
+    task = sh("no-pool", "true")
+    ref = made.submit(task)
+    job, _ = ids.parse_ref(ref)
+    assert "poolId" not in batch.jobs[job]["executionInfo"]  # added, without its pool
+    made.snapshots.forget()
+    [seen] = made.poll([record(task.id, task.document, ref=ref)])
+    assert seen.state is None and seen.backend_ref == WAIT + ref
+    assert (
+        f"could not make the pool of job {job}: PoolQuotaReached: The specified account "
+        "has reached its pool quota (the account has as many pools as its quota allows)"
+        in seen.waiting_reason
+    )
+    assert job not in batch.jobs  # deleted, so that the next pass makes it again
+    del batch.quota["pools"]
+    [again] = made.poll([record(task.id, task.document, ref=seen.backend_ref)])
+    assert again.backend_ref == ref and again.waiting_reason == ""
+    assert batch.jobs[job]["executionInfo"]["poolId"] in batch.pools
+    made.cancel(record(task.id, ref=ref, state="CANCELING"))

@@ -433,9 +433,13 @@ class FakeBatch:
             if auto.get("poolLifetimeOption") != "job":
                 raise ApiFault(400, "InvalidPropertyValue", "the fake makes auto-pools of "
                                                             "lifetime job only")
-            if self.quota.get("pools"):
-                raise ApiFault(409, self.quota["pools"], "The specified account has reached "
-                                                         "its pool quota")
+            if self.quota.get("pools"):  # the job is added, its pool is not
+                job["executionInfo"]["schedulingError"] = {
+                    "category": "UserError", "code": self.quota["pools"],
+                    "message": "The specified account has reached its pool quota"}
+                self.jobs[job["id"]] = job
+                self.tasks[job["id"]] = {}
+                return 201, None
             pool_id = f"{auto.get('autoPoolIdPrefix', '')}_{uuid.uuid4()}"
             pool = self._entity("pool", {**auto["pool"], "id": pool_id})
             pool.update(state="active", allocationState="steady", currentDedicatedNodes=0,
