@@ -71,8 +71,9 @@ class AksBackend(Backend):
         """The API client, made on first use (kubeconfig or in-cluster)."""
         if self._kube is None:
             try:
-                self._kube = Kube(api_client(self.conf.kubeconfig, self.conf.context),
-                                  self.conf.request_timeout)
+                self._kube = Kube(
+                    api_client(self.conf.kubeconfig, self.conf.context), self.conf.request_timeout
+                )
             except KubeError as exc:
                 raise ConfigError(str(exc)) from None
         return self._kube
@@ -96,8 +97,10 @@ class AksBackend(Backend):
 
     def describe(self) -> str | None:
         """Where the tasks run."""
-        return (f"Kubernetes namespace {self.conf.namespace} (coordinator image "
-                f"{self.conf.coordinator_image})")
+        return (
+            f"Kubernetes namespace {self.conf.namespace} (coordinator image "
+            f"{self.conf.coordinator_image})"
+        )
 
     # -- tasks --------------------------------------------------------------------------
 
@@ -113,18 +116,32 @@ class AksBackend(Backend):
         except ValueError as exc:
             raise BackendError(str(exc)) from None
         try:
-            job, created = self.kube.create(manifests.coordinator_job(
-                plan, self.conf.coordinator_image, self.conf.coordinator_service_account))
+            job, created = self.kube.create(
+                manifests.coordinator_job(
+                    plan, self.conf.coordinator_image, self.conf.coordinator_service_account
+                )
+            )
         except KubeError as exc:
             if exc.status not in _TRANSIENT:
                 raise BackendError(f"Kubernetes refused the task: {exc}") from None
             # Unreachable or overloaded: the task keeps its name and waits; the next
             # reconcile pass that reaches the API creates what is missing.
-            log.warning("task %s: the Kubernetes API did not take attempt %d yet (%s); "
-                        "the next pass tries again", task.id, attempt, exc)
+            log.warning(
+                "task %s: the Kubernetes API did not take attempt %d yet (%s); "
+                "the next pass tries again",
+                task.id,
+                attempt,
+                exc,
+            )
             return f"{plan['namespace']}/{plan['base']}"
-        log.info("task %s: attempt %d is Job %s/%s (%s)", task.id, attempt, plan["namespace"],
-                 plan["base"], "created" if created else "adopted")
+        log.info(
+            "task %s: attempt %d is Job %s/%s (%s)",
+            task.id,
+            attempt,
+            plan["namespace"],
+            plan["base"],
+            "created" if created else "adopted",
+        )
         return f"{plan['namespace']}/{plan['base']}"
 
     def _policy_data(self) -> dict[str, Any]:
@@ -139,8 +156,11 @@ class AksBackend(Backend):
             try:
                 seen = self._snapshot(namespace)
             except KubeError as exc:
-                log.warning("namespace %s: could not list the tasks' objects (tasks wait): %s",
-                            namespace, exc)
+                log.warning(
+                    "namespace %s: could not list the tasks' objects (tasks wait): %s",
+                    namespace,
+                    exc,
+                )
                 continue
             for task in mine:
                 ns, base = _ref(task.backend_ref)  # type: ignore[misc]
@@ -174,10 +194,19 @@ class AksBackend(Backend):
         if seen.job is None and seen.status is None and task.state == "QUEUED":
             self.submit_attempt(task, names.attempt_of(base))  # a submit the API missed
             return None
-        observation = observe.observe(task, seen, image_pull_wait=self.conf.image_pull_wait,
-                                      preempt=preempt, coordinator_log=coordinator_log)
-        if observation is not None and observation.state in ("SYSTEM_ERROR", "COMPLETE",
-                                                             "EXECUTOR_ERROR", "PREEMPTED"):
+        observation = observe.observe(
+            task,
+            seen,
+            image_pull_wait=self.conf.image_pull_wait,
+            preempt=preempt,
+            coordinator_log=coordinator_log,
+        )
+        if observation is not None and observation.state in (
+            "SYSTEM_ERROR",
+            "COMPLETE",
+            "EXECUTOR_ERROR",
+            "PREEMPTED",
+        ):
             self._delete_attempt(namespace, base)
         return observation
 
@@ -187,12 +216,20 @@ class AksBackend(Backend):
         self._delete_attempt(namespace, base)
         if attempt < self.conf.max_attempts:
             new_ref = self.submit_attempt(task, attempt + 1)
-            return Observation(task_id=task.id, new_attempt=True, backend_ref=new_ref,
-                               system_logs=[f"attempt {attempt} was preempted: {reason}; "
-                                            f"attempt {attempt + 1} is Job {new_ref}"])
+            return Observation(
+                task_id=task.id,
+                new_attempt=True,
+                backend_ref=new_ref,
+                system_logs=[
+                    f"attempt {attempt} was preempted: {reason}; "
+                    f"attempt {attempt + 1} is Job {new_ref}"
+                ],
+            )
         observation = failed_observation(
-            task.id, f"attempt {attempt} was preempted: {reason}; no attempt is left "
-                     f"(TES_AKS_MAX_ATTEMPTS={self.conf.max_attempts})")
+            task.id,
+            f"attempt {attempt} was preempted: {reason}; no attempt is left "
+            f"(TES_AKS_MAX_ATTEMPTS={self.conf.max_attempts})",
+        )
         observation.state = "PREEMPTED"
         return observation
 
@@ -212,8 +249,9 @@ class AksBackend(Backend):
             return None
         namespace, base = ref
         try:
-            config_map = self.kube.get("ConfigMap", namespace,
-                                       names.object_name(base, names.STATUS))
+            config_map = self.kube.get(
+                "ConfigMap", namespace, names.object_name(base, names.STATUS)
+            )
         except KubeError:
             return None
         status = observe.status_document(config_map) if config_map else None
@@ -221,8 +259,9 @@ class AksBackend(Backend):
             return None  # final states and their clean-up belong to the reconcile pass
         return observe.from_status_if_changed(task, status)
 
-    def read_output(self, task: TaskRecord, index: int, stream: str, limit: int,
-                    offset: int | None = None) -> OutputPiece:
+    def read_output(
+        self, task: TaskRecord, index: int, stream: str, limit: int, offset: int | None = None
+    ) -> OutputPiece:
         """From the log of the running executor pod's container that holds ``stream``
         (``executor``: stdout; ``stderr``: stderr; see README "Executor logs"): from byte
         ``offset`` (the log's first ``offset + limit`` bytes asked for), else its end (the
@@ -230,35 +269,45 @@ class AksBackend(Backend):
         ref = _ref(task.backend_ref)
         own = (task.document.get("executors") or [{}])[index].get(stream)
         if own:
-            raise NoLiveOutput(f"executor {index} writes its {stream} to its own file {own}; "
-                               "its end is shown when the executor ends")
+            raise NoLiveOutput(
+                f"executor {index} writes its {stream} to its own file {own}; "
+                "its end is shown when the executor ends"
+            )
         if ref is None:
             return OutputPiece(0, b"")
         namespace, base = ref
-        selector = (f"{names.task_selector(task.id)},{names.ATTEMPT}={names.attempt_of(base)},"
-                    f"{names.EXECUTOR}={index}")
+        selector = (
+            f"{names.task_selector(task.id)},{names.ATTEMPT}={names.attempt_of(base)},"
+            f"{names.EXECUTOR}={index}"
+        )
         try:
             pods = self.kube.list("Pod", namespace, selector)
-            merged = [p for p in pods if (p["metadata"].get("labels") or {}).get(names.ROLE)
-                      == names.EXECUTOR_MERGED]
+            merged = [
+                p
+                for p in pods
+                if (p["metadata"].get("labels") or {}).get(names.ROLE) == names.EXECUTOR_MERGED
+            ]
             if merged and stream == "stderr":
-                raise NoLiveOutput(f"executor {index}'s image has no /bin/sh: its stderr is "
-                                   "in its stdout")
+                raise NoLiveOutput(
+                    f"executor {index}'s image has no /bin/sh: its stderr is in its stdout"
+                )
             pod = (merged or pods or [None])[0]
             if pod is None:
                 return OutputPiece(0, b"")  # not started yet
-            container = (manifests.EXECUTOR_CONTAINER if stream == "stdout"
-                         else manifests.STDERR_CONTAINER)
+            container = (
+                manifests.EXECUTOR_CONTAINER if stream == "stdout" else manifests.STDERR_CONTAINER
+            )
             name = pod["metadata"]["name"]
             if offset is None:
                 data = self.kube.pod_log_bytes(namespace, name, container)
                 return OutputPiece(max(0, len(data) - limit), data[-limit:])
             data = self.kube.pod_log_bytes(namespace, name, container, offset + limit)
         except KubeError as exc:
-            raise NoLiveOutput(f"the Kubernetes API did not give executor {index}'s log: "
-                               f"{exc}") from None
+            raise NoLiveOutput(
+                f"the Kubernetes API did not give executor {index}'s log: {exc}"
+            ) from None
         first = min(offset, len(data))
-        return OutputPiece(first, data[first:first + limit])
+        return OutputPiece(first, data[first : first + limit])
 
     def cancel(self, task: TaskRecord) -> bool:
         """Delete the coordinator, then everything labelled with the task."""

@@ -77,8 +77,13 @@ class Stop(Exception):
 class Coordinator:
     """Runs the attempt described by ``plan`` (see :mod:`tes_aks.plan`)."""
 
-    def __init__(self, kube: Kube, plan: dict[str, Any],
-                 sleep: Callable[[float], None] = time.sleep, settle: float = SETTLE) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        plan: dict[str, Any],
+        sleep: Callable[[float], None] = time.sleep,
+        settle: float = SETTLE,
+    ) -> None:
         self.kube = kube
         self.settle = settle
         self.watch_timeout = float(plan.get("watch_timeout", 30))
@@ -86,8 +91,14 @@ class Coordinator:
         self.namespace = plan["namespace"]
         self.sleep = sleep
         self.stopping = False
-        self.document: dict[str, Any] = {"state": QUEUED, "final": False, "updated": None,
-                                         "attempt": 0, "waiting": None, "log": empty_log()}
+        self.document: dict[str, Any] = {
+            "state": QUEUED,
+            "final": False,
+            "updated": None,
+            "attempt": 0,
+            "waiting": None,
+            "log": empty_log(),
+        }
         self._status_created = False
         self._made: list[tuple[str, str]] = []
 
@@ -99,8 +110,7 @@ class Coordinator:
         existing = self.kube.get("ConfigMap", self.namespace, self._status_name())
         if existing is not None:
             self._status_created = True
-            previous = json.loads((existing.get("data") or {}).get(manifests.STATUS_KEY)
-                                  or "{}")
+            previous = json.loads((existing.get("data") or {}).get(manifests.STATUS_KEY) or "{}")
             if previous.get("final"):
                 log.info("attempt already ended %s; nothing to do", previous.get("state"))
                 return 0
@@ -119,9 +129,11 @@ class Coordinator:
 
     def _steps(self) -> None:
         task = self.plan["task"]
-        self._update(INITIALIZING, start_time=rfc3339(datetime.now(UTC)),
-                     metadata={"namespace": self.namespace,
-                               "coordinator": self.plan["base"]})
+        self._update(
+            INITIALIZING,
+            start_time=rfc3339(datetime.now(UTC)),
+            metadata={"namespace": self.namespace, "coordinator": self.plan["base"]},
+        )
         self.kube.create(manifests.task_config_map(self.plan))  # the server deletes it
         self._create(manifests.volume_claim(self.plan))
         if task.get("inputs"):
@@ -129,9 +141,10 @@ class Coordinator:
         for index, executor in enumerate(task["executors"]):
             exit_code = self._executor(index, executor)
             if exit_code != 0 and not executor.get("ignore_error"):
-                raise Stop(EXECUTOR_ERROR,
-                           f"executor {index} ({executor['image']}) exited with code "
-                           f"{exit_code}")
+                raise Stop(
+                    EXECUTOR_ERROR,
+                    f"executor {index} ({executor['image']}) exited with code {exit_code}",
+                )
         outputs = self._transfer(names.STAGE_OUT) if task.get("outputs") else []
         self.document["log"]["outputs"] = outputs
         self._end(COMPLETE, None)
@@ -140,8 +153,13 @@ class Coordinator:
         job = self._create(manifests.executor_job(self.plan, index))
         # Its log entry is added once it ended (the core reads an entry as an ended
         # executor's: its stored tails, no longer the live output).
-        entry: dict[str, Any] = {"start_time": rfc3339(datetime.now(UTC)), "end_time": None,
-                                 "exit_code": 0, "stdout": "", "stderr": ""}
+        entry: dict[str, Any] = {
+            "start_time": rfc3339(datetime.now(UTC)),
+            "end_time": None,
+            "exit_code": 0,
+            "stdout": "",
+            "stderr": "",
+        }
         what = f"executor {index}"
         pod, ended = self._wait(job, what, started=self._running, container=EXECUTOR)
         capture = True
@@ -151,7 +169,8 @@ class Coordinator:
             self.document["log"]["system_logs"].append(
                 f"{what} ({executor['image']}) has no /bin/sh ({no_shell}); it ran again "
                 "without the wrapper that keeps stderr apart: its stdout log holds both "
-                "streams")
+                "streams"
+            )
             self.kube.delete("Job", self.namespace, job["metadata"]["name"])
             job = self._create(manifests.executor_job(self.plan, index, capture=False))
             pod, ended = self._wait(job, what, started=self._running, container=EXECUTOR)
@@ -159,7 +178,8 @@ class Coordinator:
         elif no_shell:
             self.document["log"]["system_logs"].append(
                 f"{what} ({executor['image']}) could not start: {no_shell}; its stdin, stdout "
-                "and stderr files need /bin/sh in the image")
+                "and stderr files need /bin/sh in the image"
+            )
             capture = False  # nothing ran: no stderr to wait for
         if ended.started:
             entry["start_time"] = rfc3339(ended.started)
@@ -169,15 +189,17 @@ class Coordinator:
         entry["stdout"] = self.kube.pod_log(self.namespace, name, TAIL, container=EXECUTOR)
         if capture:
             settled = self._settle(job, manifests.STDERR_CONTAINER)
-            entry["stderr"] = self.kube.pod_log(self.namespace, name, TAIL,
-                                                container=manifests.STDERR_CONTAINER)
+            entry["stderr"] = self.kube.pod_log(
+                self.namespace, name, TAIL, container=manifests.STDERR_CONTAINER
+            )
             if not settled:  # its stderr container waits for a mark that never comes
                 self.kube.delete("Job", self.namespace, job["metadata"]["name"])
         if ended.oom_killed:
             self.document["log"]["system_logs"].append(
                 f"executor {index} ({executor['image']}) was killed: out of memory "
                 f"(OOMKilled, exit code {ended.exit_code}); ask for more with "
-                "resources.ram_gb")
+                "resources.ram_gb"
+            )
         self.document["log"]["logs"].append(entry)
         self._write()
         return ended.exit_code
@@ -196,19 +218,27 @@ class Coordinator:
                 return True
             if time.monotonic() >= deadline:
                 break
-        log.warning("container %s of Job %s did not end within %s s; reading its log as it "
-                    "is", container, name, self.settle)
+        log.warning(
+            "container %s of Job %s did not end within %s s; reading its log as it is",
+            container,
+            name,
+            self.settle,
+        )
         return False
 
     def _transfer(self, role: str) -> list[dict[str, Any]]:
         what = "staging the inputs" if role == names.STAGE_IN else "uploading the outputs"
         job = self._create(manifests.transfer_job(self.plan, role))
         pod, ended = self._wait(job, what)
-        text = self.kube.pod_log(self.namespace, pod["metadata"]["name"],
-                                 None if role == names.STAGE_OUT else TAIL)
+        text = self.kube.pod_log(
+            self.namespace, pod["metadata"]["name"], None if role == names.STAGE_OUT else TAIL
+        )
         if ended.exit_code != 0:
-            raise Stop(SYSTEM_ERROR, f"{what} failed (exit code {ended.exit_code}): "
-                                     f"{text.strip()[-2000:] or ended.message or '(no log)'}")
+            raise Stop(
+                SYSTEM_ERROR,
+                f"{what} failed (exit code {ended.exit_code}): "
+                f"{text.strip()[-2000:] or ended.message or '(no log)'}",
+            )
         return output_logs(text) if role == names.STAGE_OUT else []
 
     def _running(self) -> None:
@@ -229,8 +259,13 @@ class Coordinator:
             self.document["waiting"] = reason
             self._write()
 
-    def _wait(self, job: dict[str, Any], what: str, started: Callable[[], None] | None = None,
-              container: str | None = None) -> tuple[dict[str, Any], Any]:
+    def _wait(
+        self,
+        job: dict[str, Any],
+        what: str,
+        started: Callable[[], None] | None = None,
+        container: str | None = None,
+    ) -> tuple[dict[str, Any], Any]:
         """Wait until ``container`` (else the first) of the Job's pod ends; ``(pod,
         Termination)``. While it waits for a node or an image, the status document's
         ``waiting`` says so; ``started`` is called once the pod runs. Raises :class:`Stop`
@@ -242,8 +277,9 @@ class Coordinator:
             self._waiting(None)
             self._queued(False)
 
-    def _wait_loop(self, name: str, what: str, started: Callable[[], None] | None,
-                   container: str | None) -> tuple[dict[str, Any], Any]:
+    def _wait_loop(
+        self, name: str, what: str, started: Callable[[], None] | None, container: str | None
+    ) -> tuple[dict[str, Any], Any]:
         pull_left: list[float] = []  # seconds left to an image that cannot be pulled yet
 
         def within() -> float:
@@ -257,8 +293,10 @@ class Coordinator:
             for pod in pods:
                 reason = podstate.evicted(pod)
                 if reason:
-                    raise Stop(PREEMPTED, f"{what}: pod {pod['metadata']['name']} was taken "
-                                          f"off its node ({reason})")
+                    raise Stop(
+                        PREEMPTED,
+                        f"{what}: pod {pod['metadata']['name']} was taken off its node ({reason})",
+                    )
                 phase = (pod.get("status") or {}).get("phase")
                 if started is not None and phase in ("Running", "Succeeded", "Failed"):
                     self._waiting(None)
@@ -272,8 +310,10 @@ class Coordinator:
                     waited = (datetime.now(UTC) - since).total_seconds()
                     limit = float(self.plan.get("image_pull_wait", 300))
                     if waited >= limit:
-                        raise Stop(SYSTEM_ERROR, f"{what}: {failure.describe()}; gave up "
-                                                 f"after {int(waited)} s")
+                        raise Stop(
+                            SYSTEM_ERROR,
+                            f"{what}: {failure.describe()}; gave up after {int(waited)} s",
+                        )
                     pull_left.append(limit - waited)
                     self._waiting(f"{what}: {failure.describe()}")
                 pending = podstate.unschedulable(pod)
@@ -281,8 +321,9 @@ class Coordinator:
                     self._waiting(f"{what} waits for a node: {pending}")
         raise AssertionError("the pod changes never end")  # pragma: no cover
 
-    def _pod_changes(self, name: str,
-                     within: Callable[[], float]) -> Iterator[list[dict[str, Any]]]:
+    def _pod_changes(
+        self, name: str, within: Callable[[], float]
+    ) -> Iterator[list[dict[str, Any]]]:
         """The pods of Job ``name`` now, then again after each change the API reports (a
         watch from the list's ``resourceVersion``) and at least every ``within()``
         seconds. A watch that expired (410 Gone: its version was compacted away) or broke
@@ -295,8 +336,9 @@ class Coordinator:
                 while True:
                     self._job_left(name)
                     yield list(pods.values())
-                    for kind, obj in self.kube.watch("Pod", self.namespace, selector, version,
-                                                     max(1, math.ceil(within()))):
+                    for kind, obj in self.kube.watch(
+                        "Pod", self.namespace, selector, version, max(1, math.ceil(within()))
+                    ):
                         version = (obj.get("metadata") or {}).get("resourceVersion") or version
                         if kind == "BOOKMARK":
                             continue
@@ -310,8 +352,7 @@ class Coordinator:
                 if exc.status == 410:
                     log.info("the watch of Job %s's pods expired (%s); listing again", name, exc)
                 else:
-                    log.warning("the watch of Job %s's pods broke (%s); listing again", name,
-                                exc)
+                    log.warning("the watch of Job %s's pods broke (%s); listing again", name, exc)
                     self.sleep(float(self.plan.get("poll_interval", 2)))
 
     def _job_left(self, name: str) -> None:
@@ -324,8 +365,12 @@ class Coordinator:
     def _create(self, manifest: dict[str, Any]) -> dict[str, Any]:
         obj, created = self.kube.create(manifest)
         self._made.append((manifest["kind"], manifest["metadata"]["name"]))
-        log.info("%s %s %s", "created" if created else "adopted", manifest["kind"],
-                 manifest["metadata"]["name"])
+        log.info(
+            "%s %s %s",
+            "created" if created else "adopted",
+            manifest["kind"],
+            manifest["metadata"]["name"],
+        )
         return obj
 
     def _clean_up(self) -> None:
@@ -364,8 +409,7 @@ class Coordinator:
             self.kube.create(body)
             self._status_created = True
             return
-        self.kube.patch("ConfigMap", self.namespace, self._status_name(),
-                        {"data": body["data"]})
+        self.kube.patch("ConfigMap", self.namespace, self._status_name(), {"data": body["data"]})
 
 
 def output_logs(text: str) -> list[dict[str, Any]]:
@@ -377,8 +421,9 @@ def output_logs(text: str) -> list[dict[str, Any]]:
             raise ValueError("no JSON list")
         value, _ = json.JSONDecoder().raw_decode(text[start:])
     except ValueError:
-        raise Stop(SYSTEM_ERROR, "the upload printed no list of uploaded files: "
-                                 f"{text.strip()[-500:]!r}") from None
+        raise Stop(
+            SYSTEM_ERROR, f"the upload printed no list of uploaded files: {text.strip()[-500:]!r}"
+        ) from None
     if not isinstance(value, list):
         raise Stop(SYSTEM_ERROR, "the upload printed no list of uploaded files")
     return value
@@ -386,13 +431,20 @@ def output_logs(text: str) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     """The ``tes-aks-coordinator`` command."""
-    parser = argparse.ArgumentParser(prog="tes-aks-coordinator",
-                                     description="Run one TES task attempt on Kubernetes.")
-    parser.add_argument("--plan-env", default=PLAN_ENV,
-                        help=f"the variable holding the plan as JSON (default {PLAN_ENV})")
+    parser = argparse.ArgumentParser(
+        prog="tes-aks-coordinator", description="Run one TES task attempt on Kubernetes."
+    )
+    parser.add_argument(
+        "--plan-env",
+        default=PLAN_ENV,
+        help=f"the variable holding the plan as JSON (default {PLAN_ENV})",
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s tes-aks-coordinator %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s tes-aks-coordinator %(levelname)s %(message)s",
+    )
     try:
         kube = Kube(api_client())
     except KubeError as exc:

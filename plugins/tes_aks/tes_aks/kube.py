@@ -39,8 +39,9 @@ def api_client(kubeconfig: str = "", context: str = "", timeout: float = 30.0) -
         path = str(Path("~/.kube/config").expanduser())
     try:
         if path:
-            client = config.new_client_from_config(config_file=path, context=context or None,
-                                                   persist_config=False)
+            client = config.new_client_from_config(
+                config_file=path, context=context or None, persist_config=False
+            )
         else:
             from kubernetes.client import ApiClient, Configuration
 
@@ -48,8 +49,9 @@ def api_client(kubeconfig: str = "", context: str = "", timeout: float = 30.0) -
             config.load_incluster_config(client_configuration=configuration)
             client = ApiClient(configuration=configuration)
     except config.ConfigException as exc:
-        raise KubeError(f"no usable Kubernetes configuration ({path or 'in-cluster'}): "
-                        f"{exc}") from None
+        raise KubeError(
+            f"no usable Kubernetes configuration ({path or 'in-cluster'}): {exc}"
+        ) from None
     client.configuration.retries = 1
     return client
 
@@ -78,16 +80,19 @@ class Kube:
         method = getattr(self._apis[api_name], verb.format(kind=suffix))
         self.calls[(verb.split("_", 1)[0], kind)] += 1
         try:
-            response = method(*args, _request_timeout=self._timeout,
-                              _preload_content=not raw, **kwargs)
+            response = method(
+                *args, _request_timeout=self._timeout, _preload_content=not raw, **kwargs
+            )
         except self._exception as exc:
             message = f"{kind} {verb.split('_', 1)[0]}: {exc.status} {exc.reason} " + _field(
-                exc.body, "message")
-            raise KubeError(message.strip(), exc.status or 0,
-                            _field(exc.body, "reason")) from None
+                exc.body, "message"
+            )
+            raise KubeError(message.strip(), exc.status or 0, _field(exc.body, "reason")) from None
         except Exception as exc:  # connection refused, timeout, TLS: the API is unreachable
-            raise KubeError(f"{kind} {verb.split('_', 1)[0]}: the Kubernetes API is not "
-                            f"reachable: {exc.__class__.__name__}: {exc}") from None
+            raise KubeError(
+                f"{kind} {verb.split('_', 1)[0]}: the Kubernetes API is not "
+                f"reachable: {exc.__class__.__name__}: {exc}"
+            ) from None
         if not raw:
             return response
         data = response.data
@@ -114,23 +119,27 @@ class Kube:
                 return None
             raise
 
-    def list(self, kind: str, namespace: str, selector: str,
-             limit: int | None = None) -> list[dict[str, Any]]:
+    def list(
+        self, kind: str, namespace: str, selector: str, limit: int | None = None
+    ) -> list[dict[str, Any]]:
         """Every object of ``kind`` in ``namespace`` whose labels match ``selector`` (the
         first ``limit`` of them when given)."""
         return self.list_versioned(kind, namespace, selector, limit)[0]
 
-    def list_versioned(self, kind: str, namespace: str, selector: str,
-                       limit: int | None = None) -> tuple[list[dict[str, Any]], str]:
+    def list_versioned(
+        self, kind: str, namespace: str, selector: str, limit: int | None = None
+    ) -> tuple[list[dict[str, Any]], str]:
         """:meth:`list`, and the list's ``resourceVersion`` (where a watch starts)."""
         extra = {} if limit is None else {"limit": limit}
-        data = self._call("list_namespaced_{kind}", kind, namespace, label_selector=selector,
-                          **extra)
+        data = self._call(
+            "list_namespaced_{kind}", kind, namespace, label_selector=selector, **extra
+        )
         version = str((data.get("metadata") or {}).get("resourceVersion") or "")
         return list(data.get("items") or []), version
 
-    def watch(self, kind: str, namespace: str, selector: str, resource_version: str,
-              timeout: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    def watch(
+        self, kind: str, namespace: str, selector: str, resource_version: str, timeout: int
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
         """The changes (``ADDED``, ``MODIFIED``, ``DELETED``, ``BOOKMARK``; the object as a
         dict) of the objects of ``kind`` in ``namespace`` matching ``selector`` after
         ``resource_version``, for up to ``timeout`` seconds (the API ends the watch then).
@@ -142,31 +151,48 @@ class Kube:
         self.calls[("watch", kind)] += 1
         # return_type "object": the events' objects stay dicts (no model to validate)
         stream = watch.Watch(return_type="object").stream(
-            method, namespace, label_selector=selector, resource_version=resource_version,
-            timeout_seconds=max(1, int(timeout)), allow_watch_bookmarks=True,
-            _request_timeout=(self._timeout, timeout + self._timeout))
+            method,
+            namespace,
+            label_selector=selector,
+            resource_version=resource_version,
+            timeout_seconds=max(1, int(timeout)),
+            allow_watch_bookmarks=True,
+            _request_timeout=(self._timeout, timeout + self._timeout),
+        )
         try:
             for event in stream:  # raw_object: the dict (the client's ERROR handling needs it)
                 yield str(event.get("type")), dict(event.get("raw_object") or {})
         except self._exception as exc:
-            raise KubeError(f"{kind} watch: {exc.status} {exc.reason}", exc.status or 0,
-                            _field(exc.body, "reason")) from None
+            raise KubeError(
+                f"{kind} watch: {exc.status} {exc.reason}",
+                exc.status or 0,
+                _field(exc.body, "reason"),
+            ) from None
         except Exception as exc:  # a broken connection or a read timeout
-            raise KubeError(f"{kind} watch: the Kubernetes API is not reachable: "
-                            f"{exc.__class__.__name__}: {exc}") from None
+            raise KubeError(
+                f"{kind} watch: the Kubernetes API is not reachable: "
+                f"{exc.__class__.__name__}: {exc}"
+            ) from None
         finally:
             stream.close()
 
     def patch(self, kind: str, namespace: str, name: str, body: dict[str, Any]) -> None:
         """Merge ``body`` into the object."""
-        self._call("patch_namespaced_{kind}", kind, name, namespace, body,
-                   _content_type="application/merge-patch+json")
+        self._call(
+            "patch_namespaced_{kind}",
+            kind,
+            name,
+            namespace,
+            body,
+            _content_type="application/merge-patch+json",
+        )
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
         """Delete one object with foreground propagation; ``False`` if it was gone."""
         try:
-            self._call("delete_namespaced_{kind}", kind, name, namespace,
-                       propagation_policy=FOREGROUND)
+            self._call(
+                "delete_namespaced_{kind}", kind, name, namespace, propagation_policy=FOREGROUND
+            )
         except KubeError as exc:
             if exc.status == 404:
                 return False
@@ -180,17 +206,27 @@ class Kube:
         for obj in self.list(kind, namespace, selector):
             self.delete(kind, namespace, obj["metadata"]["name"])
 
-    def pod_log(self, namespace: str, name: str, tail_bytes: int | None = 10240,
-                container: str | None = None) -> str:
+    def pod_log(
+        self,
+        namespace: str,
+        name: str,
+        tail_bytes: int | None = 10240,
+        container: str | None = None,
+    ) -> str:
         """The last ``tail_bytes`` of the log of a pod (of its ``container``: needed when it
         has several), all of it for ``None`` (``""`` when there is none)."""
         extra: dict[str, Any] = {} if tail_bytes is None else {"tail_lines": 1000}
-        text = self.pod_log_bytes(namespace, name, container, **extra).decode("utf-8",
-                                                                              "replace")
+        text = self.pod_log_bytes(namespace, name, container, **extra).decode("utf-8", "replace")
         return text if tail_bytes is None else text[-tail_bytes:]
 
-    def pod_log_bytes(self, namespace: str, name: str, container: str | None = None,
-                      limit_bytes: int | None = None, tail_lines: int | None = None) -> bytes:
+    def pod_log_bytes(
+        self,
+        namespace: str,
+        name: str,
+        container: str | None = None,
+        limit_bytes: int | None = None,
+        tail_lines: int | None = None,
+    ) -> bytes:
         """A container's log as bytes: its first ``limit_bytes`` (of its last
         ``tail_lines`` lines when given), all of it otherwise (``b""`` when there is none
         yet or no longer)."""
@@ -205,8 +241,8 @@ class Kube:
             extra["tail_lines"] = tail_lines
         try:
             response = api.read_namespaced_pod_log(
-                name, namespace, _preload_content=False, _request_timeout=self._timeout,
-                **extra)
+                name, namespace, _preload_content=False, _request_timeout=self._timeout, **extra
+            )
         except self._exception as exc:
             if exc.status in (400, 404):
                 return b""

@@ -40,8 +40,11 @@ TAIL_BYTES = 10 * 1024
 """How much of each stream an executor log keeps (as the runner)."""
 _FOLLOW_SOURCE = Path(follow.__file__).read_text(encoding="utf-8")
 _FOLLOW_RESOURCES = {"cpu": "10m", "memory": "64Mi"}
-NO_ESCALATION = {"allowPrivilegeEscalation": False, "privileged": False,
-                 "seccompProfile": {"type": "RuntimeDefault"}}
+NO_ESCALATION = {
+    "allowPrivilegeEscalation": False,
+    "privileged": False,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 """Every container the plugin makes: never privileged, no setuid gains, the runtime's
 default seccomp profile (an image's own user, root or not, is kept)."""
 _PVC_ROOT = Path("/pvc")
@@ -62,7 +65,8 @@ def task_config_map(plan: dict[str, Any]) -> dict[str, Any]:
     """The ConfigMap the coordinator writes first: the TES task document, which the
     staging Jobs mount as ``/etc/tes-task/task.json``."""
     return {
-        "apiVersion": "v1", "kind": "ConfigMap",
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
         "metadata": _meta(plan, names.TASK_FILE),
         "data": {TASK_KEY: json.dumps(plan["task"])},
     }
@@ -71,7 +75,8 @@ def task_config_map(plan: dict[str, Any]) -> dict[str, Any]:
 def status_config_map(plan: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
     """The ConfigMap the coordinator keeps up to date with the attempt's status document."""
     return {
-        "apiVersion": "v1", "kind": "ConfigMap",
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
         "metadata": _meta(plan, names.STATUS),
         "data": {STATUS_KEY: json.dumps(status)},
     }
@@ -79,7 +84,8 @@ def status_config_map(plan: dict[str, Any], status: dict[str, Any]) -> dict[str,
 
 def _job(meta: dict[str, Any], pod_spec: dict[str, Any]) -> dict[str, Any]:
     return {
-        "apiVersion": "batch/v1", "kind": "Job",
+        "apiVersion": "batch/v1",
+        "kind": "Job",
         "metadata": meta,
         "spec": {
             "backoffLimit": 0,
@@ -95,11 +101,23 @@ def _placement_spec(place: Placement) -> dict[str, Any]:
     if place.tolerations:
         spec["tolerations"] = [dict(t) for t in place.tolerations]
     if place.zones:
-        spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchExpressions": [
-                {"key": place.zone_label, "operator": "In", "values": list(place.zones)},
-            ]}],
-        }}}
+        spec["affinity"] = {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchExpressions": [
+                                {
+                                    "key": place.zone_label,
+                                    "operator": "In",
+                                    "values": list(place.zones),
+                                },
+                            ]
+                        }
+                    ],
+                }
+            }
+        }
     return spec
 
 
@@ -119,15 +137,19 @@ def coordinator_job(plan: dict[str, Any], image: str, service_account: str) -> d
         "restartPolicy": "Never",
         "serviceAccountName": service_account,
         "enableServiceLinks": False,
-        "containers": [{
-            "name": "coordinator",
-            "image": image,
-            "command": ["tes-aks-coordinator"],
-            "env": [{"name": PLAN_ENV, "value": json.dumps(plan)}],
-            "securityContext": dict(NO_ESCALATION),
-            "resources": {"requests": {"cpu": "50m", "memory": "128Mi"},
-                          "limits": {"memory": "256Mi"}},
-        }],
+        "containers": [
+            {
+                "name": "coordinator",
+                "image": image,
+                "command": ["tes-aks-coordinator"],
+                "env": [{"name": PLAN_ENV, "value": json.dumps(plan)}],
+                "securityContext": dict(NO_ESCALATION),
+                "resources": {
+                    "requests": {"cpu": "50m", "memory": "128Mi"},
+                    "limits": {"memory": "256Mi"},
+                },
+            }
+        ],
     }
     tolerations = placement_of(plan).tolerations
     if tolerations:
@@ -143,22 +165,38 @@ def volume_claim(plan: dict[str, Any]) -> dict[str, Any]:
     }
     if plan.get("storage_class"):
         spec["storageClassName"] = plan["storage_class"]
-    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "metadata": _meta(plan, names.VOLUME), "spec": spec}
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _meta(plan, names.VOLUME),
+        "spec": spec,
+    }
 
 
 def _volumes(plan: dict[str, Any], task_file: bool = False) -> list[dict[str, Any]]:
-    volumes: list[dict[str, Any]] = [{
-        "name": WORKDIR_VOLUME,
-        "persistentVolumeClaim": {"claimName": names.object_name(plan["base"], names.VOLUME)},
-    }]
+    volumes: list[dict[str, Any]] = [
+        {
+            "name": WORKDIR_VOLUME,
+            "persistentVolumeClaim": {"claimName": names.object_name(plan["base"], names.VOLUME)},
+        }
+    ]
     if plan.get("shared_global_claim"):
-        volumes.append({"name": SHARED_VOLUME,
-                        "persistentVolumeClaim": {"claimName": plan["shared_global_claim"]}})
+        volumes.append(
+            {
+                "name": SHARED_VOLUME,
+                "persistentVolumeClaim": {"claimName": plan["shared_global_claim"]},
+            }
+        )
     if task_file:
-        volumes.append({"name": TASK_VOLUME, "configMap": {
-            "name": names.object_name(plan["base"], names.TASK_FILE),
-            "items": [{"key": TASK_KEY, "path": TASK_KEY}]}})
+        volumes.append(
+            {
+                "name": TASK_VOLUME,
+                "configMap": {
+                    "name": names.object_name(plan["base"], names.TASK_FILE),
+                    "items": [{"key": TASK_KEY, "path": TASK_KEY}],
+                },
+            }
+        )
     return volumes
 
 
@@ -172,8 +210,9 @@ def executor_mounts(plan: dict[str, Any]) -> list[dict[str, Any]]:
         if mount.host_path == _SHARED_ROOT:
             if not plan.get("shared_global_claim"):
                 sub = "shared-global"  # no shared volume: a folder of the task's own
-                mounts.append({"name": WORKDIR_VOLUME, "mountPath": mount.container_path,
-                               "subPath": sub})
+                mounts.append(
+                    {"name": WORKDIR_VOLUME, "mountPath": mount.container_path, "subPath": sub}
+                )
                 continue
             mounts.append({"name": SHARED_VOLUME, "mountPath": mount.container_path})
             continue
@@ -200,18 +239,26 @@ def transfer_job(plan: dict[str, Any], role: str) -> dict[str, Any]:
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "containers": [{
-            "name": "filetransfer",
-            "image": plan["filetransfer_image"],
-            "command": ["tes-filetransfer", command, "--task", f"{TASK_MOUNT}/{TASK_KEY}",
-                        "--root", f"{TES_WD}/shared"],
-            "env": env,
-            "securityContext": dict(NO_ESCALATION),
-            "volumeMounts": [
-                {"name": WORKDIR_VOLUME, "mountPath": TES_WD, "subPath": "tes-wd"},
-                {"name": TASK_VOLUME, "mountPath": TASK_MOUNT, "readOnly": True},
-            ],
-        }],
+        "containers": [
+            {
+                "name": "filetransfer",
+                "image": plan["filetransfer_image"],
+                "command": [
+                    "tes-filetransfer",
+                    command,
+                    "--task",
+                    f"{TASK_MOUNT}/{TASK_KEY}",
+                    "--root",
+                    f"{TES_WD}/shared",
+                ],
+                "env": env,
+                "securityContext": dict(NO_ESCALATION),
+                "volumeMounts": [
+                    {"name": WORKDIR_VOLUME, "mountPath": TES_WD, "subPath": "tes-wd"},
+                    {"name": TASK_VOLUME, "mountPath": TASK_MOUNT, "readOnly": True},
+                ],
+            }
+        ],
         "volumes": _volumes(plan, task_file=True),
         **_placement_spec(placement_of(plan)),
     }
@@ -232,18 +279,23 @@ def executor_command(executor: dict[str, Any], capture: bool = True) -> list[str
     command = [str(part) for part in executor["command"]]
     stderr = executor.get("stderr") or (f"{LOG_MOUNT}/{STDERR_FILE}" if capture else None)
     redirects = []
-    for operator, path in (("<", executor.get("stdin")), (">", executor.get("stdout")),
-                           ("2>", stderr)):
+    for operator, path in (
+        ("<", executor.get("stdin")),
+        (">", executor.get("stdout")),
+        ("2>", stderr),
+    ):
         if path:
             redirects.append(f"{operator}{shlex.quote(str(path))}")
     if not capture:
         if not redirects:
             return command
         return ["/bin/sh", "-c", f'exec "$@" {" ".join(redirects)}', "tes-executor", *command]
-    script = (f'"$@" {" ".join(redirects)} & c=$!; '
-              "trap 'kill -TERM \"$c\" 2>/dev/null' TERM INT; "
-              'while :; do wait "$c"; s=$?; kill -0 "$c" 2>/dev/null || break; done; '
-              f': >{LOG_MOUNT}/{DONE_FILE}; exit "$s"')
+    script = (
+        f'"$@" {" ".join(redirects)} & c=$!; '
+        "trap 'kill -TERM \"$c\" 2>/dev/null' TERM INT; "
+        'while :; do wait "$c"; s=$?; kill -0 "$c" 2>/dev/null || break; done; '
+        f': >{LOG_MOUNT}/{DONE_FILE}; exit "$s"'
+    )
     return ["/bin/sh", "-c", script, "tes-executor", *command]
 
 
@@ -264,8 +316,7 @@ def stderr_container(plan: dict[str, Any], index: int) -> dict[str, Any]:
         "name": STDERR_CONTAINER,
         "image": plan["filetransfer_image"],
         "command": ["python3", "-c", _FOLLOW_SOURCE, *args],
-        "volumeMounts": [*mounts, {"name": LOG_VOLUME, "mountPath": LOG_MOUNT,
-                                   "readOnly": True}],
+        "volumeMounts": [*mounts, {"name": LOG_VOLUME, "mountPath": LOG_MOUNT, "readOnly": True}],
         "securityContext": dict(NO_ESCALATION),
         "resources": {"requests": dict(_FOLLOW_RESOURCES), "limits": dict(_FOLLOW_RESOURCES)},
     }
@@ -301,8 +352,7 @@ def executor_job(plan: dict[str, Any], index: int, capture: bool = True) -> dict
     if executor.get("workdir"):
         container["workingDir"] = executor["workdir"]
     if executor.get("env"):
-        container["env"] = [{"name": str(k), "value": str(v)}
-                            for k, v in executor["env"].items()]
+        container["env"] = [{"name": str(k), "value": str(v)} for k, v in executor["env"].items()]
     quantities = _quantities(task.get("resources") or {}, place.gpus)
     if quantities:
         container["resources"] = quantities
@@ -314,8 +364,10 @@ def executor_job(plan: dict[str, Any], index: int, capture: bool = True) -> dict
         **_placement_spec(place),
     }
     if capture:
-        container["volumeMounts"] = [*container["volumeMounts"],
-                                     {"name": LOG_VOLUME, "mountPath": LOG_MOUNT}]
+        container["volumeMounts"] = [
+            *container["volumeMounts"],
+            {"name": LOG_VOLUME, "mountPath": LOG_MOUNT},
+        ]
         pod["containers"].append(stderr_container(plan, index))
         pod["volumes"].append({"name": LOG_VOLUME, "emptyDir": {}})
     if place.service_account:
@@ -326,8 +378,12 @@ def executor_job(plan: dict[str, Any], index: int, capture: bool = True) -> dict
     return _job(_meta(plan, role, index), pod)
 
 
-_MODELS = {"Job": "V1Job", "ConfigMap": "V1ConfigMap",
-           "PersistentVolumeClaim": "V1PersistentVolumeClaim", "Pod": "V1Pod"}
+_MODELS = {
+    "Job": "V1Job",
+    "ConfigMap": "V1ConfigMap",
+    "PersistentVolumeClaim": "V1PersistentVolumeClaim",
+    "Pod": "V1Pod",
+}
 
 
 def check(manifest: dict[str, Any]) -> Any:

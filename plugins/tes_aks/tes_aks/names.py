@@ -87,9 +87,16 @@ def attempt_of(base: str) -> int:
 
 def object_name(base: str, role: str, index: int | None = None) -> str:
     """The name of one object of the attempt named ``base`` (see :func:`base_name`)."""
-    suffixes = {COORDINATOR: "", STAGE_IN: "-in", STAGE_OUT: "-out", VOLUME: "-wd",
-                TASK_FILE: "-task", STATUS: "-status", EXECUTOR_ROLE: f"-e{index}",
-                EXECUTOR_MERGED: f"-e{index}m"}
+    suffixes = {
+        COORDINATOR: "",
+        STAGE_IN: "-in",
+        STAGE_OUT: "-out",
+        VOLUME: "-wd",
+        TASK_FILE: "-task",
+        STATUS: "-status",
+        EXECUTOR_ROLE: f"-e{index}",
+        EXECUTOR_MERGED: f"-e{index}m",
+    }
     return base + suffixes[role]
 
 

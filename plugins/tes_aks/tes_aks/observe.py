@@ -53,8 +53,9 @@ def status_document(config_map: dict[str, Any]) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def index(jobs: list[dict[str, Any]], pods: list[dict[str, Any]],
-          config_maps: list[dict[str, Any]]) -> dict[str, Attempt]:
+def index(
+    jobs: list[dict[str, Any]], pods: list[dict[str, Any]], config_maps: list[dict[str, Any]]
+) -> dict[str, Attempt]:
     """Group the listed objects by attempt (the coordinator Job's name)."""
     seen: dict[str, Attempt] = {}
     for job in jobs:
@@ -75,9 +76,15 @@ def index(jobs: list[dict[str, Any]], pods: list[dict[str, Any]],
     return seen
 
 
-def observe(task: TaskRecord, seen: Attempt, *, image_pull_wait: float,
-            preempt: Callable[[str], Observation], coordinator_log: Callable[[str], str],
-            now: datetime | None = None) -> Observation | None:
+def observe(
+    task: TaskRecord,
+    seen: Attempt,
+    *,
+    image_pull_wait: float,
+    preempt: Callable[[str], Observation],
+    coordinator_log: Callable[[str], str],
+    now: datetime | None = None,
+) -> Observation | None:
     """What to report about ``task``; ``None`` when nothing changed."""
     now = now or datetime.now(UTC)
     status = seen.status
@@ -86,33 +93,52 @@ def observe(task: TaskRecord, seen: Attempt, *, image_pull_wait: float,
             return preempt(_last_line(status))
         return from_status(task, status, {})
     if seen.job is None:
-        return failed(task.id, f"the coordinator Job {task.backend_ref} no longer exists "
-                               "(deleted outside TES) and recorded no final state")
+        return failed(
+            task.id,
+            f"the coordinator Job {task.backend_ref} no longer exists "
+            "(deleted outside TES) and recorded no final state",
+        )
     for pod in seen.pods:
         failure = podstate.pull_failure(pod)
         if failure is not None:
             waited = (now - (failure.since or now)).total_seconds()
             if waited >= image_pull_wait:
-                return failed(task.id, f"pod {pod['metadata']['name']}: {failure.describe()}; "
-                                       f"gave up after {int(waited)} s "
-                                       "(TES_AKS_IMAGE_PULL_WAIT)")
+                return failed(
+                    task.id,
+                    f"pod {pod['metadata']['name']}: {failure.describe()}; "
+                    f"gave up after {int(waited)} s "
+                    "(TES_AKS_IMAGE_PULL_WAIT)",
+                )
             return _waiting(task, f"pod {pod['metadata']['name']}: {failure.describe()}")
     ended = podstate.job_finished(seen.job)
     if ended is not None:
-        coordinators = [p for p in seen.pods
-                        if (p["metadata"].get("labels") or {}).get(names.ROLE)
-                        == names.COORDINATOR]
+        coordinators = [
+            p
+            for p in seen.pods
+            if (p["metadata"].get("labels") or {}).get(names.ROLE) == names.COORDINATOR
+        ]
         for pod in coordinators:
             reason = podstate.evicted(pod)
             if reason:
-                return preempt(f"the coordinator pod {pod['metadata']['name']} was taken off "
-                               f"its node ({reason})")
+                return preempt(
+                    f"the coordinator pod {pod['metadata']['name']} was taken off "
+                    f"its node ({reason})"
+                )
         tail = coordinator_log(coordinators[0]["metadata"]["name"]) if coordinators else ""
-        return failed(task.id, f"the coordinator Job {task.backend_ref} ended ({ended}) "
-                               "without recording a final state; the end of its log: "
-                               f"{tail.strip()[-1000:] or '(empty)'}")
-    pending = next((f"pod {pod['metadata']['name']} waits for a node: {message}"
-                    for pod in seen.pods if (message := podstate.unschedulable(pod))), None)
+        return failed(
+            task.id,
+            f"the coordinator Job {task.backend_ref} ended ({ended}) "
+            "without recording a final state; the end of its log: "
+            f"{tail.strip()[-1000:] or '(empty)'}",
+        )
+    pending = next(
+        (
+            f"pod {pod['metadata']['name']} waits for a node: {message}"
+            for pod in seen.pods
+            if (message := podstate.unschedulable(pod))
+        ),
+        None,
+    )
     if status is None:
         return _waiting(task, pending, queued=True) if pending else None
     return from_status_if_changed(task, status, pending)
@@ -127,14 +153,17 @@ def _waiting(task: TaskRecord, reason: str, queued: bool = False) -> Observation
     """A pod of the attempt waits (for an image; for a node: ``queued``, and an
     INITIALIZING task goes back to QUEUED); ``None`` when nothing changed."""
     state = QUEUED if queued and task.state == INITIALIZING else None
-    if state is None and (current_attempt(task).get("metadata") or {}).get(
-            "waiting_reason") == reason:
+    if (
+        state is None
+        and (current_attempt(task).get("metadata") or {}).get("waiting_reason") == reason
+    ):
         return None
     return Observation(task_id=task.id, state=state, waiting_reason=reason)
 
 
-def from_status_if_changed(task: TaskRecord, status: dict[str, Any],
-                           pending: str | None = None) -> Observation | None:
+def from_status_if_changed(
+    task: TaskRecord, status: dict[str, Any], pending: str | None = None
+) -> Observation | None:
     """What a non-final status document says (its ``waiting`` as the waiting reason),
     ``None`` when nothing changed. ``pending`` says a pod of the attempt waits for a
     node: before the first executor ran (the status QUEUED or INITIALIZING) the task is
@@ -143,7 +172,8 @@ def from_status_if_changed(task: TaskRecord, status: dict[str, Any],
     observation = from_status(task, status, {})
     waiting = status.get("waiting") or pending
     if task.state in (QUEUED, INITIALIZING) and (
-            status.get("state") == QUEUED or (pending and status.get("state") == INITIALIZING)):
+        status.get("state") == QUEUED or (pending and status.get("state") == INITIALIZING)
+    ):
         observation.state = QUEUED
     if waiting:
         if (current_attempt(task).get("metadata") or {}).get("waiting_reason") != waiting:

@@ -14,8 +14,9 @@ from .params import placement
 from .settings import AksSettings
 
 
-def build_plan(task_id: str, document: dict[str, Any], attempt: int, conf: AksSettings,
-               policy: dict[str, Any]) -> dict[str, Any]:
+def build_plan(
+    task_id: str, document: dict[str, Any], attempt: int, conf: AksSettings, policy: dict[str, Any]
+) -> dict[str, Any]:
     """The plan of ``attempt`` of the task; ``ValueError`` names a bad backend parameter."""
     place = placement(document, conf)
     resources = document.get("resources") or {}

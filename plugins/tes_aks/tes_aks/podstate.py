@@ -12,10 +12,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-PULL_FAILURES = frozenset({"ImagePullBackOff", "ErrImagePull", "InvalidImageName",
-                           "ErrImageNeverPull", "RegistryUnavailable"})
-EVICTION_REASONS = frozenset({"Evicted", "NodeLost", "Preempting", "NodeShutdown",
-                              "Terminated", "Shutdown"})
+PULL_FAILURES = frozenset(
+    {
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "RegistryUnavailable",
+    }
+)
+EVICTION_REASONS = frozenset(
+    {"Evicted", "NodeLost", "Preempting", "NodeShutdown", "Terminated", "Shutdown"}
+)
 DISRUPTION = "DisruptionTarget"
 
 
@@ -53,7 +61,8 @@ def created(obj: dict[str, Any]) -> datetime | None:
 def _statuses(pod: dict[str, Any]) -> list[dict[str, Any]]:
     status = pod.get("status") or {}
     return list(status.get("initContainerStatuses") or []) + list(
-        status.get("containerStatuses") or [])
+        status.get("containerStatuses") or []
+    )
 
 
 def pull_failure(pod: dict[str, Any]) -> PullFailure | None:
@@ -61,10 +70,12 @@ def pull_failure(pod: dict[str, Any]) -> PullFailure | None:
     for container in _statuses(pod):
         waiting = (container.get("state") or {}).get("waiting") or {}
         if waiting.get("reason") in PULL_FAILURES:
-            return PullFailure(image=str(container.get("image") or "?"),
-                               reason=str(waiting["reason"]),
-                               message=str(waiting.get("message") or "")[:300],
-                               since=created(pod))
+            return PullFailure(
+                image=str(container.get("image") or "?"),
+                reason=str(waiting["reason"]),
+                message=str(waiting.get("message") or "")[:300],
+                since=created(pod),
+            )
     return None
 
 
@@ -72,8 +83,11 @@ def unschedulable(pod: dict[str, Any]) -> str | None:
     """The scheduler's message when ``pod`` cannot be placed (it names what is missing,
     e.g. ``0/3 nodes are available: 3 Insufficient nvidia.com/gpu``)."""
     for condition in (pod.get("status") or {}).get("conditions") or ():
-        if (condition.get("type") == "PodScheduled" and condition.get("status") == "False"
-                and condition.get("reason") == "Unschedulable"):
+        if (
+            condition.get("type") == "PodScheduled"
+            and condition.get("status") == "False"
+            and condition.get("reason") == "Unschedulable"
+        ):
             return str(condition.get("message") or "no node fits it")[:500]
     return None
 
@@ -141,8 +155,9 @@ def job_finished(job: dict[str, Any]) -> str | None:
     return None
 
 
-START_FAILURES = frozenset({"StartError", "ContainerCannotRun", "CreateContainerError",
-                            "RunContainerError"})
+START_FAILURES = frozenset(
+    {"StartError", "ContainerCannotRun", "CreateContainerError", "RunContainerError"}
+)
 
 
 def cannot_start(pod: dict[str, Any], container: str, program: str) -> str | None:

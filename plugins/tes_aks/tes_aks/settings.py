@@ -65,8 +65,7 @@ class AksSettings:
             values = tuple(v.strip() for v in get(name, default).split(",") if v.strip())
             for value in values:
                 if not is_dns_label(value):
-                    raise ConfigError(f"TES_AKS_{name.upper()}: {value!r} is not a DNS-1123 "
-                                      "label")
+                    raise ConfigError(f"TES_AKS_{name.upper()}: {value!r} is not a DNS-1123 label")
             return values
 
         namespace = get("namespace", own_namespace())
@@ -74,8 +73,9 @@ class AksSettings:
             raise ConfigError(f"TES_AKS_NAMESPACE={namespace!r} is not a DNS-1123 label")
         prefix = get("name_prefix", "tes-")
         if not is_dns_label(prefix.rstrip("-") or "x") or len(prefix) > 10:
-            raise ConfigError(f"TES_AKS_NAME_PREFIX={prefix!r}: use up to 10 lower-case "
-                              "letters, digits and '-'")
+            raise ConfigError(
+                f"TES_AKS_NAME_PREFIX={prefix!r}: use up to 10 lower-case letters, digits and '-'"
+            )
         return cls(
             namespace=namespace,
             namespaces=tuple(dict.fromkeys((namespace, *names("namespaces")))),
@@ -84,15 +84,17 @@ class AksSettings:
             name_prefix=prefix,
             coordinator_image=get("coordinator_image", cls.coordinator_image),
             filetransfer_image=get("filetransfer_image", cls.filetransfer_image),
-            coordinator_service_account=get("coordinator_service_account",
-                                            cls.coordinator_service_account),
+            coordinator_service_account=get(
+                "coordinator_service_account", cls.coordinator_service_account
+            ),
             service_accounts=names("service_accounts"),
             storage_class=get("storage_class"),
             default_disk_gb=number("default_disk_gb", "10", float, 0.001),
             shared_global_claim=get("shared_global_claim"),
             preemptible_toleration=get("preemptible_toleration", cls.preemptible_toleration),
-            preemptible_node_selector=get("preemptible_node_selector",
-                                          cls.preemptible_node_selector),
+            preemptible_node_selector=get(
+                "preemptible_node_selector", cls.preemptible_node_selector
+            ),
             zone_label=get("zone_label", cls.zone_label),
             max_attempts=int(number("max_attempts", "3", int, 1)),
             image_pull_wait=number("image_pull_wait", "300", float, 0),

@@ -32,10 +32,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-PLURALS = {"jobs": "Job", "pods": "Pod", "configmaps": "ConfigMap",
-           "persistentvolumeclaims": "PersistentVolumeClaim"}
-API_VERSIONS = {"Job": "batch/v1", "Pod": "v1", "ConfigMap": "v1",
-                "PersistentVolumeClaim": "v1"}
+PLURALS = {
+    "jobs": "Job",
+    "pods": "Pod",
+    "configmaps": "ConfigMap",
+    "persistentvolumeclaims": "PersistentVolumeClaim",
+}
+API_VERSIONS = {"Job": "batch/v1", "Pod": "v1", "ConfigMap": "v1", "PersistentVolumeClaim": "v1"}
 
 
 def now() -> str:
@@ -118,8 +121,11 @@ class FakeKube:
         meta.setdefault("creationTimestamp", now())
         obj.setdefault("apiVersion", API_VERSIONS[obj["kind"]])
         with self.lock:
-            event = "MODIFIED" if (obj["kind"], meta["namespace"], meta["name"]) in \
-                self.objects else "ADDED"
+            event = (
+                "MODIFIED"
+                if (obj["kind"], meta["namespace"], meta["name"]) in self.objects
+                else "ADDED"
+            )
             self.objects[(obj["kind"], meta["namespace"], meta["name"])] = obj
             self._changed(event, obj)
         return obj
@@ -130,7 +136,7 @@ class FakeKube:
             self.version += 1
             obj["metadata"]["resourceVersion"] = str(self.version)
             self.history.append((self.version, event, copy.deepcopy(obj)))
-            del self.history[:-self.history_size]
+            del self.history[: -self.history_size]
             self.changed.notify_all()
 
     def compact(self) -> None:
@@ -139,13 +145,18 @@ class FakeKube:
         with self.lock:
             self.history.clear()
 
-    def find(self, kind: str, namespace: str | None = None,
-             selector: str = "") -> list[dict[str, Any]]:
+    def find(
+        self, kind: str, namespace: str | None = None, selector: str = ""
+    ) -> list[dict[str, Any]]:
         """Stored objects of ``kind`` (in ``namespace``) matching ``selector``."""
         with self.lock:
-            return [copy.deepcopy(o) for (k, ns, _), o in sorted(self.objects.items())
-                    if k == kind and (namespace is None or ns == namespace)
-                    and matches(o["metadata"].get("labels") or {}, selector)]
+            return [
+                copy.deepcopy(o)
+                for (k, ns, _), o in sorted(self.objects.items())
+                if k == kind
+                and (namespace is None or ns == namespace)
+                and matches(o["metadata"].get("labels") or {}, selector)
+            ]
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """One stored object (a copy)."""
@@ -169,9 +180,11 @@ class FakeKube:
                 return False
             self._changed("DELETED", obj)
             uid = obj["metadata"]["uid"]
-            owned = [key for key, o in self.objects.items()
-                     if any(ref.get("uid") == uid
-                            for ref in o["metadata"].get("ownerReferences") or ())]
+            owned = [
+                key
+                for key, o in self.objects.items()
+                if any(ref.get("uid") == uid for ref in o["metadata"].get("ownerReferences") or ())
+            ]
             for key in owned:
                 self.remove(*key)
             return True
@@ -186,22 +199,36 @@ class FakeKube:
         meta = job["metadata"]
         template = job["spec"]["template"]
         suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
-        labels = {**(template.get("metadata") or {}).get("labels", {}),
-                  "job-name": meta["name"], "batch.kubernetes.io/job-name": meta["name"],
-                  "controller-uid": meta["uid"]}
+        labels = {
+            **(template.get("metadata") or {}).get("labels", {}),
+            "job-name": meta["name"],
+            "batch.kubernetes.io/job-name": meta["name"],
+            "controller-uid": meta["uid"],
+        }
         job.setdefault("status", {})["active"] = 1
         job["status"]["startTime"] = now()
-        self.put({
-            "kind": "Pod",
-            "metadata": {"name": f"{meta['name']}-{suffix}", "namespace": meta["namespace"],
-                         "labels": labels,
-                         "annotations": dict(meta.get("annotations") or {}),
-                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job",
-                                              "name": meta["name"], "uid": meta["uid"],
-                                              "controller": True}]},
-            "spec": copy.deepcopy(template["spec"]),
-            "status": {"phase": "Pending"},
-        })
+        self.put(
+            {
+                "kind": "Pod",
+                "metadata": {
+                    "name": f"{meta['name']}-{suffix}",
+                    "namespace": meta["namespace"],
+                    "labels": labels,
+                    "annotations": dict(meta.get("annotations") or {}),
+                    "ownerReferences": [
+                        {
+                            "apiVersion": "batch/v1",
+                            "kind": "Job",
+                            "name": meta["name"],
+                            "uid": meta["uid"],
+                            "controller": True,
+                        }
+                    ],
+                },
+                "spec": copy.deepcopy(template["spec"]),
+                "status": {"phase": "Pending"},
+            }
+        )
 
     # -- HTTP ------------------------------------------------------------------------
 
@@ -260,8 +287,9 @@ class FakeKube:
                 self.requests.append(Request("WATCH", kind, namespace, None, query))
             return self._watch(handler, kind, namespace, query)
         with self.lock:
-            named = name or ((body or {}).get("metadata") or {}).get("name") if verb == "POST" \
-                else name
+            named = (
+                name or ((body or {}).get("metadata") or {}).get("name") if verb == "POST" else name
+            )
             self.requests.append(Request(verb, kind, namespace, named, query, sub))
             code, answer = self._answer(verb, kind, namespace, name, sub, query, body)
         if isinstance(answer, str):
@@ -274,20 +302,32 @@ class FakeKube:
             return None
         return _reply(handler, code, answer)
 
-    def _answer(self, verb: str, kind: str, namespace: str, name: str | None, sub: str,
-                query: dict[str, str], body: Any) -> tuple[int, Any]:
+    def _answer(
+        self,
+        verb: str,
+        kind: str,
+        namespace: str,
+        name: str | None,
+        sub: str,
+        query: dict[str, str],
+        body: Any,
+    ) -> tuple[int, Any]:
         key = (kind, namespace, name or "")
         if verb == "LIST":
             items = self.find(kind, namespace, query.get("labelSelector", ""))
-            return 200, {"kind": f"{kind}List", "apiVersion": API_VERSIONS[kind],
-                         "metadata": {"resourceVersion": str(self.version)},
-                         "items": items}
+            return 200, {
+                "kind": f"{kind}List",
+                "apiVersion": API_VERSIONS[kind],
+                "metadata": {"resourceVersion": str(self.version)},
+                "items": items,
+            }
         if verb == "POST":
             meta = body.setdefault("metadata", {})
             meta["namespace"] = namespace
             if (kind, namespace, meta.get("name")) in self.objects:
-                return 409, _status(409, "AlreadyExists",
-                                    f'{kind.lower()}s "{meta.get("name")}" already exists')
+                return 409, _status(
+                    409, "AlreadyExists", f'{kind.lower()}s "{meta.get("name")}" already exists'
+                )
             obj = self.put(body)
             if kind == "Job":
                 self._job_created(obj)
@@ -320,8 +360,9 @@ class FakeKube:
             return 200, _status(200, "", "", "Success")
         return 405, _status(405, "MethodNotAllowed", verb)
 
-    def _watch(self, handler: BaseHTTPRequestHandler, kind: str, namespace: str,
-               query: dict[str, str]) -> None:
+    def _watch(
+        self, handler: BaseHTTPRequestHandler, kind: str, namespace: str, query: dict[str, str]
+    ) -> None:
         """``?watch=true``: a chunked stream of JSON lines ``{"type", "object"}`` of the
         objects of ``kind`` in ``namespace`` matching ``labelSelector``, every change after
         ``resourceVersion`` (without one, or ``0``: ADDED for each object there now, then
@@ -342,20 +383,30 @@ class FakeKube:
 
         def wanted(obj: dict[str, Any]) -> bool:
             meta = obj["metadata"]
-            return obj["kind"] == kind and meta.get("namespace") == namespace and matches(
-                meta.get("labels") or {}, selector)
+            return (
+                obj["kind"] == kind
+                and meta.get("namespace") == namespace
+                and matches(meta.get("labels") or {}, selector)
+            )
 
         try:
             with self.lock:
                 since = int(query.get("resourceVersion") or 0)
                 oldest = self.history[0][0] if self.history else self.version + 1
                 if since and since < oldest - 1:
-                    pending: list[tuple[str, dict[str, Any]]] = [("ERROR", _status(
-                        410, "Expired", f"too old resource version: {since} ({oldest - 1})"))]
+                    pending: list[tuple[str, dict[str, Any]]] = [
+                        (
+                            "ERROR",
+                            _status(
+                                410, "Expired", f"too old resource version: {since} ({oldest - 1})"
+                            ),
+                        )
+                    ]
                     since = -1
                 elif not since:
-                    pending = [("ADDED", copy.deepcopy(o)) for o in self.objects.values()
-                               if wanted(o)]
+                    pending = [
+                        ("ADDED", copy.deepcopy(o)) for o in self.objects.values() if wanted(o)
+                    ]
                     since = self.version
                 else:
                     pending = []
@@ -386,28 +437,39 @@ class FakeKube:
         container = query.get("container") or (containers[0] if len(containers) == 1 else "")
         meta = pod["metadata"]
         if not container:
-            return 400, _status(400, "BadRequest", "a container name must be specified for "
-                                f"pod {meta['name']}, choose one of: {containers}")
+            return 400, _status(
+                400,
+                "BadRequest",
+                "a container name must be specified for "
+                f"pod {meta['name']}, choose one of: {containers}",
+            )
         if container not in containers:
-            return 400, _status(400, "BadRequest", f"container {container} is not valid for "
-                                f"pod {meta['name']}")
+            return 400, _status(
+                400, "BadRequest", f"container {container} is not valid for pod {meta['name']}"
+            )
         text = self.logs.get((meta["namespace"], meta["name"], container), "")
         if query.get("tailLines"):
             lines = text.splitlines(keepends=True)
-            text = "".join(lines[-int(query["tailLines"]):]) if int(query["tailLines"]) else ""
+            text = "".join(lines[-int(query["tailLines"]) :]) if int(query["tailLines"]) else ""
         if query.get("limitBytes"):
-            text = text.encode()[:int(query["limitBytes"])].decode("utf-8", "replace")
+            text = text.encode()[: int(query["limitBytes"])].decode("utf-8", "replace")
         return 200, text
 
     def kubeconfig(self, url: str, folder: Path) -> Path:
         """A kubeconfig file pointing the client at ``url``."""
         path = folder / "kubeconfig"
-        path.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-            "clusters": [{"name": "fake", "cluster": {"server": url}}],
-            "users": [{"name": "fake", "user": {"token": "fake-token"}}],
-            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
-        }))
+        path.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "fake",
+                    "clusters": [{"name": "fake", "cluster": {"server": url}}],
+                    "users": [{"name": "fake", "user": {"token": "fake-token"}}],
+                    "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+                }
+            )
+        )
         return path
 
 
@@ -420,8 +482,15 @@ def schema_check(obj: dict[str, Any]) -> None:
 
 
 def _status(code: int, reason: str, message: str, status: str = "Failure") -> dict[str, Any]:
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": status,
-            "message": message, "reason": reason, "code": code}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": status,
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
 
 
 def _reply(handler: BaseHTTPRequestHandler, code: int, data: Any) -> None:

@@ -70,10 +70,22 @@ def test_the_wrapper_passes_sigterm_on_and_marks_the_end(tmp_path: Path) -> None
     """A cancel's SIGTERM reaches the executor through the wrapper, which still marks the
     end (so the stderr container ends) and exits with the executor's status."""
     command = manifests.executor_command(
-        {"command": ["sh", "-c", "echo started >&2; exec sleep 60"]})
+        {"command": ["sh", "-c", "echo started >&2; exec sleep 60"]}
+    )
     # /.tes-aks is the pod's emptyDir: a folder of the test bound there
-    proc = subprocess.Popen(["bwrap", "--dev-bind", "/", "/", "--bind", str(tmp_path),
-                             manifests.LOG_MOUNT, "--die-with-parent", *command])
+    proc = subprocess.Popen(
+        [
+            "bwrap",
+            "--dev-bind",
+            "/",
+            "/",
+            "--bind",
+            str(tmp_path),
+            manifests.LOG_MOUNT,
+            "--die-with-parent",
+            *command,
+        ]
+    )
     try:
         for _ in range(200):
             if (tmp_path / "stderr").exists() and (tmp_path / "stderr").read_text():

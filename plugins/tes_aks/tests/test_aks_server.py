@@ -21,17 +21,20 @@ from tes_aks import names  # noqa: E402
 
 def aks_env(data: Path, cluster: Any, folder: Path, **extra: str) -> dict[str, str]:
     """A server environment for the aks backend on the fake API."""
-    return servers.server_env(data, **{
-        "TES_BACKEND": "aks",
-        "TES_RECONCILE_INTERVAL": "1",
-        "KUBECONFIG": str(cluster.kubeconfig),
-        "TES_AKS_POLL_INTERVAL": "0.1",
-        "TES_AKS_IMAGE_PULL_WAIT": "2",
-        "TES_AKS_NAME_PREFIX": f"t{os.getpid() % 1000}-",
-        "TES_AKS_NAMESPACES": "team-a",
-        "TES_ALLOWED_LOCAL_DIRS": str(folder),
-        **extra,
-    })
+    return servers.server_env(
+        data,
+        **{
+            "TES_BACKEND": "aks",
+            "TES_RECONCILE_INTERVAL": "1",
+            "KUBECONFIG": str(cluster.kubeconfig),
+            "TES_AKS_POLL_INTERVAL": "0.1",
+            "TES_AKS_IMAGE_PULL_WAIT": "2",
+            "TES_AKS_NAME_PREFIX": f"t{os.getpid() % 1000}-",
+            "TES_AKS_NAMESPACES": "team-a",
+            "TES_ALLOWED_LOCAL_DIRS": str(folder),
+            **extra,
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,23 +61,35 @@ def post(url: str, document: dict[str, Any]) -> str:
 
 def test_a_task_runs_to_complete(server: Any, cluster: Any, folder: Path) -> None:
     (folder / "in.txt").write_text("abc\n")
-    task_id = post(server.url, {
-        "name": "a name with spaces & ÜNICODE / slashes",
-        "tags": {"x": "../../etc"},
-        "inputs": [{"url": f"file://{folder}/in.txt", "path": "/in/in.txt"}],
-        "outputs": [{"url": f"file://{folder}/out.txt", "path": "/out/out.txt"}],
-        "executors": [{"image": "alpine", "command": [
-            "sh", "-c", "rev /in/in.txt > /out/out.txt; echo said; echo complained >&2"]}],
-        "resources": {"cpu_cores": 1, "ram_gb": 0.5, "disk_gb": 1},
-    })
-    task = servers.wait_for_state(server.url, task_id, servers.TERMINAL, timeout=120,
-                                  view="FULL")
+    task_id = post(
+        server.url,
+        {
+            "name": "a name with spaces & ÜNICODE / slashes",
+            "tags": {"x": "../../etc"},
+            "inputs": [{"url": f"file://{folder}/in.txt", "path": "/in/in.txt"}],
+            "outputs": [{"url": f"file://{folder}/out.txt", "path": "/out/out.txt"}],
+            "executors": [
+                {
+                    "image": "alpine",
+                    "command": [
+                        "sh",
+                        "-c",
+                        "rev /in/in.txt > /out/out.txt; echo said; echo complained >&2",
+                    ],
+                }
+            ],
+            "resources": {"cpu_cores": 1, "ram_gb": 0.5, "disk_gb": 1},
+        },
+    )
+    task = servers.wait_for_state(server.url, task_id, servers.TERMINAL, timeout=120, view="FULL")
     assert task["state"] == "COMPLETE", task["logs"]
     assert (folder / "out.txt").read_text() == "cba\n"
     attempt = task["logs"][0]
     assert attempt["logs"][0]["exit_code"] == 0
-    assert (attempt["logs"][0]["stdout"], attempt["logs"][0]["stderr"]) == ("said\n",
-                                                                          "complained\n")
+    assert (attempt["logs"][0]["stdout"], attempt["logs"][0]["stderr"]) == (
+        "said\n",
+        "complained\n",
+    )
     assert attempt["outputs"][0]["size_bytes"] == "4"
     assert attempt["metadata"]["namespace"] == "default"
     assert cluster.invalid == []
@@ -85,48 +100,72 @@ def test_a_task_runs_to_complete(server: Any, cluster: Any, folder: Path) -> Non
 
 def test_executor_error_and_bad_parameters(server: Any) -> None:
     task_id = post(server.url, {"executors": [{"image": "alpine", "command": ["false"]}]})
-    task = servers.wait_for_state(server.url, task_id, servers.TERMINAL, timeout=120,
-                                  view="FULL")
+    task = servers.wait_for_state(server.url, task_id, servers.TERMINAL, timeout=120, view="FULL")
     assert task["state"] == "EXECUTOR_ERROR"
     assert task["logs"][0]["logs"][0]["exit_code"] == 1
-    for key, value in {"namespace": "kube-system", "service_account": "tes-server",
-                       "gpu": "99", "node_selector": "a b=c"}.items():
-        answer = requests.post(f"{server.url}/tasks", json={
-            "executors": [{"image": "alpine", "command": ["true"]}],
-            "resources": {"backend_parameters": {key: value}}}, timeout=30)
+    for key, value in {
+        "namespace": "kube-system",
+        "service_account": "tes-server",
+        "gpu": "99",
+        "node_selector": "a b=c",
+    }.items():
+        answer = requests.post(
+            f"{server.url}/tasks",
+            json={
+                "executors": [{"image": "alpine", "command": ["true"]}],
+                "resources": {"backend_parameters": {key: value}},
+            },
+            timeout=30,
+        )
         assert answer.status_code == 400, (key, answer.text)
         assert f"backend_parameters.{key}" in answer.text
-    answer = requests.post(f"{server.url}/tasks", json={
-        "executors": [{"image": "alpine", "command": ["true"]}],
-        "resources": {"backend_parameters": {"nope": "1"}, "backend_parameters_strict": True}},
-        timeout=30)
+    answer = requests.post(
+        f"{server.url}/tasks",
+        json={
+            "executors": [{"image": "alpine", "command": ["true"]}],
+            "resources": {"backend_parameters": {"nope": "1"}, "backend_parameters_strict": True},
+        },
+        timeout=30,
+    )
     assert answer.status_code == 400 and "nope" in answer.text
     info = requests.get(f"{server.url}/service-info", timeout=30).json()
-    assert set(info["tesResources_backend_parameters"]) == {"namespace", "node_selector",
-                                                            "service_account", "gpu"}
+    assert set(info["tesResources_backend_parameters"]) == {
+        "namespace",
+        "node_selector",
+        "service_account",
+        "gpu",
+    }
 
 
 def test_an_image_that_cannot_be_pulled_fails_naming_it(server: Any) -> None:
-    task_id = post(server.url, {"executors": [{"image": "sim/no-such-image:2",
-                                               "command": ["true"]}]})
-    task = servers.wait_for_state(server.url, task_id, servers.TERMINAL, timeout=120,
-                                  view="FULL")
+    task_id = post(
+        server.url, {"executors": [{"image": "sim/no-such-image:2", "command": ["true"]}]}
+    )
+    task = servers.wait_for_state(server.url, task_id, servers.TERMINAL, timeout=120, view="FULL")
     assert task["state"] == "SYSTEM_ERROR"
-    assert any("'sim/no-such-image:2' cannot be pulled" in line
-               for line in task["logs"][-1]["system_logs"]), task["logs"]
+    assert any(
+        "'sim/no-such-image:2' cannot be pulled" in line for line in task["logs"][-1]["system_logs"]
+    ), task["logs"]
 
 
-def test_an_unschedulable_executor_says_what_is_missing_then_cancel(server: Any,
-                                                                    cluster: Any) -> None:
-    task_id = post(server.url, {
-        "executors": [{"image": "alpine", "command": ["true"]}],
-        "resources": {"backend_parameters": {"gpu": "2", "namespace": "team-a"}}})
+def test_an_unschedulable_executor_says_what_is_missing_then_cancel(
+    server: Any, cluster: Any
+) -> None:
+    task_id = post(
+        server.url,
+        {
+            "executors": [{"image": "alpine", "command": ["true"]}],
+            "resources": {"backend_parameters": {"gpu": "2", "namespace": "team-a"}},
+        },
+    )
     deadline_task: dict[str, Any] = {}
     for _ in range(600):
-        deadline_task = requests.get(f"{server.url}/tasks/{task_id}", params={"view": "FULL"},
-                                     timeout=10).json()
-        reason = (deadline_task.get("logs") or [{}])[-1].get("metadata", {}).get(
-            "waiting_reason", "")
+        deadline_task = requests.get(
+            f"{server.url}/tasks/{task_id}", params={"view": "FULL"}, timeout=10
+        ).json()
+        reason = (
+            (deadline_task.get("logs") or [{}])[-1].get("metadata", {}).get("waiting_reason", "")
+        )
         if "Insufficient nvidia.com/gpu" in reason:
             break
         time.sleep(0.1)
@@ -140,16 +179,29 @@ def test_an_unschedulable_executor_says_what_is_missing_then_cancel(server: Any,
         assert cluster.fake.find(kind, "team-a", selector) == [], kind
 
 
-def test_an_evicted_coordinator_is_retried_then_preempted(cluster: Any, folder: Path,
-                                                          tmp_path: Path) -> None:
-    proc = servers.ServerProcess(tmp_path, aks_env(
-        tmp_path, cluster, folder, TES_AKS_COORDINATOR_IMAGE="sim/evict",
-        TES_AKS_MAX_ATTEMPTS="2", TES_AKS_NAME_PREFIX="ev-")).start()
+def test_an_evicted_coordinator_is_retried_then_preempted(
+    cluster: Any, folder: Path, tmp_path: Path
+) -> None:
+    proc = servers.ServerProcess(
+        tmp_path,
+        aks_env(
+            tmp_path,
+            cluster,
+            folder,
+            TES_AKS_COORDINATOR_IMAGE="sim/evict",
+            TES_AKS_MAX_ATTEMPTS="2",
+            TES_AKS_NAME_PREFIX="ev-",
+        ),
+    ).start()
     try:
-        task_id = post(proc.url, {"executors": [{"image": "alpine", "command": ["true"]}],
-                                  "resources": {"preemptible": True}})
-        task = servers.wait_for_state(proc.url, task_id, servers.TERMINAL, timeout=120,
-                                      view="FULL")
+        task_id = post(
+            proc.url,
+            {
+                "executors": [{"image": "alpine", "command": ["true"]}],
+                "resources": {"preemptible": True},
+            },
+        )
+        task = servers.wait_for_state(proc.url, task_id, servers.TERMINAL, timeout=120, view="FULL")
     finally:
         proc.stop()
     assert task["state"] == "PREEMPTED", task["state"]
@@ -160,7 +212,8 @@ def test_an_evicted_coordinator_is_retried_then_preempted(cluster: Any, folder: 
 
 
 def test_cancel_of_a_running_task_stops_its_coordinator_and_leaves_nothing(
-        server: Any, cluster: Any) -> None:
+    server: Any, cluster: Any
+) -> None:
     task_id = post(server.url, {"executors": [{"image": "sim/hang", "command": ["x"]}]})
     servers.wait_for_state(server.url, task_id, {"RUNNING"}, timeout=120)
     assert requests.post(f"{server.url}/tasks/{task_id}:cancel", timeout=30).status_code == 200
@@ -168,9 +221,11 @@ def test_cancel_of_a_running_task_stops_its_coordinator_and_leaves_nothing(
     selector = names.task_selector(task_id)
     left: list[str] = []
     for _ in range(100):  # the coordinator, stopped by SIGTERM, deletes what it made
-        left = [f"{kind} {o['metadata']['name']}" for kind in
-                ("Job", "PersistentVolumeClaim", "ConfigMap", "Pod")
-                for o in cluster.fake.find(kind, "default", selector)]
+        left = [
+            f"{kind} {o['metadata']['name']}"
+            for kind in ("Job", "PersistentVolumeClaim", "ConfigMap", "Pod")
+            for o in cluster.fake.find(kind, "default", selector)
+        ]
         if not left:
             break
         time.sleep(0.1)
@@ -178,9 +233,18 @@ def test_cancel_of_a_running_task_stops_its_coordinator_and_leaves_nothing(
 
 
 def test_live_output_of_a_running_executor_from_its_pod_logs(server: Any) -> None:
-    task_id = post(server.url, {"executors": [
-        {"image": "alpine", "command": ["sh", "-c", "echo out-1; echo err-1 >&2; sleep 120"]},
-        {"image": "alpine", "command": ["true"], "stdout": "/tmp/own.txt"}]})
+    task_id = post(
+        server.url,
+        {
+            "executors": [
+                {
+                    "image": "alpine",
+                    "command": ["sh", "-c", "echo out-1; echo err-1 >&2; sleep 120"],
+                },
+                {"image": "alpine", "command": ["true"], "stdout": "/tmp/own.txt"},
+            ]
+        },
+    )
     url = f"{server.url}/tasks/{task_id}/executors"
     answer = requests.get(f"{url}/0/stdout", timeout=10)
     for _ in range(600):
