@@ -71,9 +71,12 @@ def test_inputs_executors_in_order_and_stdout_file(server: Any) -> None:
 
 
 def test_a_failing_executor_and_an_image_that_does_not_exist(server: Any) -> None:
-    task = run(server, {"executors": [{"image": IMAGE, "command": ["sh", "-c", "exit 3"]}]})
+    task = run(server, {"executors": [
+        {"image": IMAGE, "command": ["sh", "-c", "echo out; echo err >&2; exit 3"]}]})
     assert task["state"] == "EXECUTOR_ERROR"
-    assert task["logs"][-1]["logs"][0]["exit_code"] == 3
+    executor = task["logs"][-1]["logs"][0]
+    assert (executor["exit_code"], executor["stdout"], executor["stderr"]) == (
+        3, "out\n", "err\n")
     task = run(server, {"executors": [{"image": "tes-core.invalid/none:0", "command": ["x"]}]})
     assert task["state"] == "SYSTEM_ERROR"
     assert any("tes-core.invalid/none:0" in line
