@@ -20,7 +20,7 @@ Images named ``sim/...`` ask for what a cluster does to a pod instead:
 ==========================  ======================================================
 
 and a pod asking for ``nvidia.com/gpu`` stays Pending, Unschedulable ("Insufficient
-nvidia.com/gpu"), since the fake's one node has none.
+nvidia.com/gpu"), since none of the fake's three nodes has one.
 """
 
 from __future__ import annotations
@@ -106,8 +106,8 @@ class Kubelet:
                             "type": "PodScheduled",
                             "status": "False",
                             "reason": "Unschedulable",
-                            "message": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu. "
-                            "preemption: 0/1 nodes are available: 1 No preemption victims "
+                            "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu. "
+                            "preemption: 0/3 nodes are available: 3 No preemption victims "
                             "found for incoming pod.",
                         }
                     ],

@@ -166,7 +166,7 @@ def test_an_unschedulable_executor_says_what_is_missing_then_cancel(
         reason = (
             (deadline_task.get("logs") or [{}])[-1].get("metadata", {}).get("waiting_reason", "")
         )
-        if "Insufficient nvidia.com/gpu" in reason:
+        if "0/3 nodes are available: 3 Insufficient nvidia.com/gpu" in reason:
             break
         time.sleep(0.1)
     else:
