@@ -6,8 +6,13 @@ GIL, i.e. where CPU goes) and prints the functions and packages with the largest
 inclusive share of the samples taken in request threads. The raw samples are
 kept for a flame graph (``--flame out.svg`` writes one instead).
 
-    python -m bench.profile_server create [--seconds 8] [--top 40]
+    python -m bench.profile_server create [--seconds 8] [--top 40] [--listeners 100]
     python -m bench.profile_server get
+
+With ``--listeners N``, N ``GET /events`` streams are held open during the load (read by
+one thread of this process, as bench_events does) and the GIL samples are also split by
+what the thread was doing: serving a create or a get, serving an events stream, the
+events hub's reader, or anything else: where the listeners' cost goes.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--flame", type=Path, help="write a flame graph SVG here instead")
+    parser.add_argument("--listeners", type=int, default=0,
+                        help="GET /events streams held open during the load")
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(py_spy).exists():
@@ -43,9 +50,16 @@ def main(argv: list[str] | None = None) -> int:
 
     scratch = Scratch()
     try:
+        threads = {"TES_HTTP_THREADS": str(args.listeners + 16),
+                   "TES_EVENTS_MAX_CLIENTS": str(args.listeners)} if args.listeners else {}
         tes = tes_server(scratch.dir / "tes", scratch.database("profile"),
-                         TES_WORKER_THREADS="0")
+                         TES_WORKER_THREADS="0", **threads)
         with running(tes):
+            crowd = None
+            if args.listeners:
+                from bench.bench_events import Crowd
+
+                crowd = Crowd(tes.base, args.listeners)
             if args.load == "create":
                 load = {"paths": [f"{API}/tasks"], "method": "POST", "body_file": FIXTURE}
             else:
@@ -66,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                 capture_output=True, check=True,
             )
             worker.join()
+            if crowd is not None:
+                crowd.close(tes.base)
             result = done["result"]
             print(f"{args.load}: {result.rps:.0f} req/s while sampled, "
                   f"{result.server_us_per_request:.0f} us server CPU per request")
@@ -73,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"flame graph: {out}")
             else:
                 summarize(out, args.top)
+                if args.listeners:
+                    by_thread(out)
     finally:
         scratch.close()
     return 0
@@ -101,6 +119,37 @@ def summarize(raw: Path, top: int) -> None:
     print("by package (inclusive):")
     for name, n in packages.most_common(15):
         print(f"  {100 * n / total:5.1f}%  {name}")
+
+
+THREAD_KINDS = (
+    ("events stream", "events.py", "_stream"),
+    ("events hub", "hub.py", "_run"),
+    ("request", "", "WSGITask.execute"),
+)
+"""(kind, file suffix, function): the first frame found in a sample names its thread's kind."""
+
+
+def by_thread(raw: Path) -> None:
+    """The share of all GIL samples by what their thread did (see ``THREAD_KINDS``)."""
+    kinds: collections.Counter = collections.Counter()
+    others: collections.Counter = collections.Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [m for m in (FRAME.match(f) for f in stack.split(";")) if m]
+        kind = next((name for name, suffix, function in THREAD_KINDS if any(
+            m["name"].endswith(function) and m["file"].endswith(suffix) for m in frames)),
+            "other")
+        kinds[kind] += int(count)
+        if kind == "other":
+            others[" < ".join(f"{m['name']} ({_short(m['file'])})" for m in frames[-1:-4:-1])
+                   or stack[:120]] += int(count)
+    total = sum(kinds.values()) or 1
+    print("GIL samples by thread:")
+    for kind, n in kinds.most_common():
+        print(f"  {100 * n / total:5.1f}%  {kind}")
+    print("other threads, innermost frames:")
+    for stack, n in others.most_common(8):
+        print(f"  {100 * n / total:5.1f}%  {stack}")
 
 
 def _short(path: str) -> str:

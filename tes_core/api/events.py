@@ -147,11 +147,15 @@ def _stream(
             yield b"".join(event.frame for event in subscription.backlog)
             subscription.backlog = []
         now = time.monotonic()
-        deadline, quiet_since = now + max_seconds, now
+        deadline, quiet_since, looked = now + max_seconds, now, now
         while not subscription.over:
             now = time.monotonic()
-            if now >= deadline or (disconnected is not None and disconnected()):
+            if now >= deadline:
                 break
+            if disconnected is not None and now - looked >= LOOK_EVERY:
+                if disconnected():  # at most once a LOOK_EVERY, not at every delivery
+                    break
+                looked = now
             events = subscription.wait(min(LOOK_EVERY, deadline - now))
             if events:
                 yield b"".join(event.frame for event in events)

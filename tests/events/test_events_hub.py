@@ -9,7 +9,14 @@ import pytest
 import sqlalchemy as sa
 
 from tes_core.db import Database, utcnow
-from tes_core.events.hub import BATCH_WINDOW, EventFilter, EventHub, Subscription
+from tes_core.events.hub import (
+    BATCH_WINDOW,
+    MAX_BATCH_WINDOW,
+    EventFilter,
+    EventHub,
+    Subscription,
+    batch_window,
+)
 from tes_core.models import task_events
 
 BURST = 200
@@ -35,6 +42,10 @@ class CountingSubscription(Subscription):
 
 def test_a_burst_reaches_each_listener_in_few_wake_ups_and_in_order(db, monkeypatch):
     monkeypatch.setattr("tes_core.events.hub.Subscription", CountingSubscription)
+    matched = []
+    real_matches = EventFilter.matches
+    monkeypatch.setattr(EventFilter, "matches",
+                        lambda self, event: matched.append(1) or real_matches(self, event))
     hub = EventHub(db, poll_interval=5.0)  # only the writers' wake-ups make it read
     listeners = [hub.subscribe(EventFilter()) for _ in range(20)]
     try:
@@ -62,11 +73,19 @@ def test_a_burst_reaches_each_listener_in_few_wake_ups_and_in_order(db, monkeypa
     assert all(a is b for events in got[1:] for a, b in zip(got[0], events, strict=True))
     assert got[0][0].frame is got[1][0].frame
     # One hand-over (one wake-up of the listener) per read, and a read at most every
-    # BATCH_WINDOW after a wake-up: a bound on wake-ups whatever the event rate (one per
-    # event before, 200 here).
+    # batch window (longer with more listeners) after a wake-up: a bound on wake-ups
+    # whatever the event rate (one per event before, 200 here).
     pushes = [listener.pushes for listener in listeners]
-    assert max(pushes) <= took / BATCH_WINDOW + 2, (pushes, took)
+    assert max(pushes) <= took / batch_window(len(listeners)) + 2, (pushes, took)
     assert max(pushes) < BURST, pushes
+    # The 20 listeners have one filter: each event was matched once, not 20 times.
+    assert len(matched) == BURST, len(matched)
+
+
+def test_the_batch_window_grows_with_the_listeners_up_to_a_bound():
+    assert batch_window(0) == BATCH_WINDOW
+    assert BATCH_WINDOW < batch_window(1) < batch_window(100) < MAX_BATCH_WINDOW
+    assert batch_window(100_000) == MAX_BATCH_WINDOW
 
 
 def test_a_listener_too_far_behind_is_cut_off_not_grown_without_bound(db, monkeypatch):
