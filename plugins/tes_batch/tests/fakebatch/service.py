@@ -68,6 +68,13 @@ class Node:
     task: tuple[str, str] | None = None
     process: subprocess.Popen[bytes] | None = None
     start_task_failed: bool = False
+    preempted_until: float = 0.0
+    """Until when the node is ``preempted`` (Batch gets the low-priority node back later)."""
+
+    def usable(self) -> bool:
+        """Whether a task may be scheduled here now."""
+        return (not self.task and not self.start_task_failed
+                and self.preempted_until <= time.monotonic())
 
 
 @dataclass
@@ -223,8 +230,9 @@ class FakeBatch:
                 or found.get("executionInfo", {}).get("poolId", ""))
 
     def preempt(self, batch_task: str) -> None:
-        """Preempt the node running ``batch_task``: its process dies, the node goes, the
-        task is requeued (active again, ``requeueCount`` + 1)."""
+        """Preempt the node running ``batch_task``: its process dies, the node is
+        ``preempted`` for :attr:`requeue_delay` seconds (then idle again), the task is
+        requeued (active again, ``requeueCount`` + 1)."""
         with self.lock:
             found = self.find_task(batch_task)
             assert found, batch_task
@@ -233,7 +241,7 @@ class FakeBatch:
             for node in list(self.nodes.get(pool, [])):
                 if node.task == (job, batch_task):
                     _kill(node)
-                    self.nodes[pool].remove(node)
+                    node.preempted_until = time.monotonic() + self.requeue_delay
             self.on_node_lost(task)
             task["_not_before"] = time.monotonic() + self.requeue_delay
             info = task["executionInfo"]
@@ -390,6 +398,7 @@ class FakeBatch:
                 counts = dict.fromkeys(states, 0)
                 for node in (n for n in nodes if n.low_priority == low):
                     state = ("startTaskFailed" if node.start_task_failed
+                             else "preempted" if node.preempted_until > time.monotonic()
                              else "running" if node.task else "idle")
                     counts[state] += 1
                 row[kind] = {**counts, "total": sum(counts.values())}
@@ -557,7 +566,7 @@ class FakeBatch:
             failing = bool({pool["id"], "*"} & self.start_task_failures)
             nodes.append(Node(node_id, pool["id"], low_priority, root,
                               start_task_failed=failing))
-        idle = [n for n in nodes if not n.task and not n.start_task_failed]
+        idle = [n for n in nodes if n.usable()]
         while len(nodes) > target and idle:
             nodes.remove(idle.pop())
         count = len(nodes)
@@ -584,7 +593,7 @@ class FakeBatch:
                 link.symlink_to(target, target_is_directory=True)
 
     def _schedule(self, pool: dict[str, Any]) -> None:
-        idle = [n for n in self.nodes[pool["id"]] if not n.task and not n.start_task_failed]
+        idle = [n for n in self.nodes[pool["id"]] if n.usable()]
         for job_id, task in self._pending(pool["id"]):
             if not idle:
                 return
