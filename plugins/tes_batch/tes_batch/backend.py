@@ -39,7 +39,7 @@ from tes_filetransfer import TransferError
 
 from . import autopool, ids, pools, sharedglobal, sizing
 from .client import BatchApi, BatchApiError, make_client
-from .observe import QUOTA_CODES, observe
+from .observe import QUOTA_CODES, next_attempt, observe
 from .prices import RetailPrices
 from .quota import QuotaReader, arm_fetcher
 from .settings import BatchSettings
@@ -250,6 +250,8 @@ class BatchBackend(Backend):
             batch_task = snapshot.tasks.get(job, {}).get(name)
             if batch_task is None:
                 batch_task = self.api.get_task(job, name)  # added after the listing?
+        if batch_task is None and (made := self._made_next_attempt(task, name)) is not None:
+            return made
         node = batch_task.node_info if batch_task is not None else None
         if node is not None and node.pool_id:
             pool = node.pool_id  # where it runs, whatever the size table says now
@@ -278,6 +280,23 @@ class BatchBackend(Backend):
         log.warning("task %s: %s", task.id, reason)
         return Observation(task_id=task.id, waiting_reason=reason,
                            backend_ref=WAIT + ids.ref(job, name), metadata=self._metadata(choice))
+
+    def _made_next_attempt(self, task: TaskRecord, name: str) -> Observation | None:
+        """The next attempt an earlier pass made after a preemption, when its report did
+        not land (the core drops a pass's write for a task whose row changed meanwhile,
+        e.g. by a client's ``GET``): the gone Batch task is then no loss, adopt the new one."""
+        attempt = max(1, len(task.logs))
+        if attempt >= self.conf.max_attempts:
+            return None
+        choice = self._choice(task, attempt + 1)
+        job = (ids.auto_job_id(self.conf.pool_prefix, task.id, attempt + 1) if self.per_task
+               else ids.job_id(self._pool_id(choice)))
+        new = ids.task_id(task.id, attempt + 1)
+        if self.api.get_task(job, new) is None:
+            return None
+        log.info("task %s: adopting attempt %d (Batch task %s), made by an earlier pass",
+                 task.id, attempt + 1, new)
+        return next_attempt(task.id, name, attempt, ids.ref(job, new))
 
     def _metadata(self, choice: sizing.Choice) -> dict[str, str]:
         return self.prices.metadata(choice) if self.prices else choice.metadata()

@@ -143,14 +143,19 @@ def _preempted(task: TaskRecord, ids: Mapping[str, str], resubmit: Callable[[int
         except BackendError as exc:  # the next attempt can never run (quota, size)
             return failed(task.id, f"Batch preempted the node of task {name} (attempt "
                                    f"{attempt}); no new attempt: {exc}")
-        return Observation(
-            task_id=task.id, new_attempt=True, backend_ref=new_ref,
-            system_logs=[f"Batch preempted the node of task {name} (attempt {attempt}); "
-                         f"attempt {attempt + 1} is Batch task {new_ref}"])
+        return next_attempt(task.id, name, attempt, new_ref)
     observation = failed(task.id, f"Batch preempted the node of task {name}: attempt "
                                   f"{attempt} of {max_attempts} (TES_BATCH_MAX_ATTEMPTS)")
     observation.state = "PREEMPTED"
     return observation
+
+
+def next_attempt(task_id: str, name: str, attempt: int, new_ref: str) -> Observation:
+    """The new attempt after Batch task ``name`` (attempt ``attempt``) was preempted."""
+    return Observation(
+        task_id=task_id, new_attempt=True, backend_ref=new_ref,
+        system_logs=[f"Batch preempted the node of task {name} (attempt {attempt}); "
+                     f"attempt {attempt + 1} is Batch task {new_ref}"])
 
 
 def _waiting(task: TaskRecord, reason: str, metadata: dict[str, str]) -> Observation | None:

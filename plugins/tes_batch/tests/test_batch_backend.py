@@ -467,3 +467,28 @@ def test_a_gpu_size_gets_the_gpu_image_and_the_runner_its_gpus(batch, tmp_path):
     [add] = [r for r in batch.recorded("POST", f"/jobs/{job}/tasks")]
     document = json.loads(add.body["environmentSettings"][0]["value"])
     assert document["task"]["resources"]["backend_parameters"] == {"gpus": "1"}
+
+
+def test_a_new_attempt_whose_report_was_dropped_is_adopted_not_lost(batch, tmp_path):
+    """The core drops a pass's write for a task whose row changed since the pass read it
+    (a client's GET refreshed it): the next pass sees attempt 1, whose Batch task the
+    first pass removed. It adopts attempt 2 instead of calling the task lost."""
+    made = backend(batch, tmp_path)
+    task = record("dropped-1", {"executors": [{"image": IMAGE, "command": ["sleep", "60"]}],
+                                "resources": {"preemptible": True}})
+    ref = made.submit(task)
+    job, name = ids.parse_ref(ref)
+    wait_until(lambda: batch.tasks[job][name]["state"] == "running", timeout=120)
+    batch.preempt(name)
+    running = record(task.id, task.document, ref=ref, state="INITIALIZING")
+    made.snapshots.forget()
+    [first] = made.poll([running])
+    assert first.new_attempt and first.backend_ref.endswith("/dropped-1-2")
+    made.snapshots.forget()
+    [again] = made.poll([running])  # the same record: the first report never landed
+    assert (again.state, again.new_attempt, again.backend_ref) == (None, True,
+                                                                   first.backend_ref)
+    assert again.system_logs == first.system_logs
+    assert [t for tasks in batch.tasks.values() for t in tasks
+            if t.startswith("dropped-1-")] == ["dropped-1-2"]
+    made.cancel(record(task.id, ref=first.backend_ref, state="CANCELING"))
