@@ -63,7 +63,8 @@ class OutputFollower:
         events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         stream = self._listen(events)
         try:
-            state = task.get("state", "")
+            # Read again once the stream is open: a change before it is not lost.
+            state = self.client.get(self.task_id)["state"]
             ended = _ended_count(task)
             count = len(task.get("executors") or [])
             next_state_poll = time.monotonic() + STATE_POLL_SECONDS
