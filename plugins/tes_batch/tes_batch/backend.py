@@ -155,7 +155,9 @@ class BatchBackend(Backend):
             return WAIT + ref
         try:
             if self.per_task:  # Batch makes the job's own pool; JobExists: adopted
-                self.api.create_job(pools.auto_pool_job_spec(job, task.id, choice, self.conf))
+                spec = pools.auto_pool_job_spec(job, task.id, choice, self.conf)
+                if not self.api.create_job(spec) and (task.backend_ref or "").startswith(WAIT):
+                    self._clear_failed_job(job)
             else:
                 self._ensure_pool(pool, job, choice)
             created = self.api.create_task(job, task_spec(name, task.id,
@@ -267,12 +269,23 @@ class BatchBackend(Backend):
             max_attempts=self.conf.max_attempts,
         )
 
+    def _clear_failed_job(self, job: str) -> None:
+        """``per-task`` mode, submitting again: delete the attempt's job if Batch could not
+        make its pool (raises a retryable error: the next pass adds it anew)."""
+        found = self.api.get_job(job)
+        info = found.execution_info if found is not None else None
+        error = info.scheduling_error if info is not None else None
+        if error is None:
+            return
+        self.api.delete_job(job)
+        raise BatchApiError(f"job {job} had no pool ({error.code}); deleted, to be added "
+                            "again", code="JobBeingDeleted", status=409)
+
     def _pool_not_made(self, task: TaskRecord, job: str, name: str, error: str,
                        choice: sizing.Choice) -> Observation:
         """``per-task`` mode: Batch added the job but could not make its pool (a quota):
-        delete the job; the task waits and the next pass submits it again."""
-        self._remove(job, name)
-        self.snapshots.forget()
+        the task waits; the next pass deletes the job and adds it again
+        (:meth:`_clear_failed_job`). Nothing changes here, so a dropped report is no loss."""
         code = error.split(":", 1)[0]
         reason = (f"Batch could not make the pool of job {job}: {error}"
                   + (f" ({QUOTA_CODES[code]})" if code in QUOTA_CODES else "")

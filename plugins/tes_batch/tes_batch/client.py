@@ -118,6 +118,15 @@ class BatchApi:
                                       max_results=PAGE)
         return self._collect("listing jobs", pages)
 
+    def get_job(self, job: str) -> models.BatchJob | None:
+        """One job (:data:`JOB_FIELDS`), or ``None`` when Batch does not know it."""
+        try:
+            return self.client.get_job(job, select=list(JOB_FIELDS))
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise _error(exc, f"reading job {job}") from None
+
     def delete_job(self, job: str) -> None:
         """Delete the job (its tasks end, an auto-pool of the job goes with it); one that is
         gone already is fine. Batch goes on deleting it: nobody waits."""

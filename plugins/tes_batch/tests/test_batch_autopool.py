@@ -147,22 +147,32 @@ def test_a_preempted_auto_pool_node_makes_a_new_attempt_with_a_new_job(
 def test_a_pool_batch_cannot_make_waits_and_is_submitted_again(batch, tmp_path):  # noqa: F811
     batch.paused = True
     batch.quota["pools"] = "PoolQuotaReached"
-    made = backend(batch, tmp_path, TES_BATCH_POOL_MODE="per-task")
+    reporter = Reporter()
+    reporter.states["no-pool"] = "QUEUED"  # the sweep keeps its job
+    made = backend(batch, tmp_path, reporter, TES_BATCH_POOL_MODE="per-task")
     task = sh("no-pool", "true")
     ref = made.submit(task)
     job, _ = ids.parse_ref(ref)
     assert "poolId" not in batch.jobs[job]["executionInfo"]  # added, without its pool
-    made.snapshots.forget()
-    [seen] = made.poll([record(task.id, task.document, ref=ref)])
-    assert seen.state is None and seen.backend_ref == WAIT + ref
+    for _ in range(2):  # the same again when the first report did not land
+        made.snapshots.forget()
+        [seen] = made.poll([record(task.id, task.document, ref=ref)])
+        assert seen.state is None and seen.backend_ref == WAIT + ref
     assert (
         f"could not make the pool of job {job}: PoolQuotaReached: The specified account "
         "has reached its pool quota (the account has as many pools as its quota allows)"
         in seen.waiting_reason
     )
-    assert job not in batch.jobs  # deleted, so that the next pass makes it again
     del batch.quota["pools"]
-    [again] = made.poll([record(task.id, task.document, ref=seen.backend_ref)])
+    waiting = record(task.id, task.document, ref=seen.backend_ref)
+    # The next pass deletes the job without a pool, the one after adds it again.
+    [retry] = made.poll([waiting])
+    assert retry.backend_ref == WAIT + ref and "deleted, to be added again" in (
+        retry.waiting_reason
+    )
+    assert job not in batch.jobs
+    time.sleep(0.6)  # the size's other tasks wait half a reconcile interval
+    [again] = made.poll([waiting])
     assert again.backend_ref == ref and again.waiting_reason == ""
     assert batch.jobs[job]["executionInfo"]["poolId"] in batch.pools
     made.cancel(record(task.id, ref=ref, state="CANCELING"))
