@@ -37,7 +37,8 @@ TES_READY = re.compile(r"TES server ready at (\S+)")
 BASELINE_READY = re.compile(r"baseline ready at (\S+)")
 IMAGE = "alpine"
 """The image the benchmarks' tasks run (scripts/test-services.sh pulls it)."""
-SUBMITTER_HOOKS = frozenset({"tes_detect_submitter", "tes_rewrite_url", "tes_inject_inputs"})
+SUBMITTER_HOOKS = frozenset({"tes_detect_submitter", "tes_rewrite_url", "tes_url_rewriter",
+                             "tes_inject_inputs"})
 """The hooks that make a plugin a submitter plugin."""
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "tes_rewrite_url",
     "tes_task_state_changed",
     "tes_task_logged",
+    "tes_url_rewriter",
 ]
 
 
@@ -117,6 +118,34 @@ def tes_rewrite_url(
         ``tes_blob_storage``), or ``None`` when none is configured.
     :return: the URL to use instead, or ``None`` to leave it. Stops at the
         first non-``None`` result.
+    """
+
+
+@hookspec
+def tes_url_rewriter(
+    task: dict[str, Any],
+    submitter: Submitter | None,
+    backend: Backend,
+    settings: Settings,
+    storage: BlobStore | None,
+) -> Callable[[str, str], str | None] | None:
+    """A rewriter for the URLs of one new task: ``tes_rewrite_url`` with the work that is
+    the same for every URL of the task done once.
+
+    Called once per new task, after ``tes_inject_inputs``. The core then calls the
+    returned ``rewrite(url, direction)`` for every input and output ``url`` of the task,
+    in order (inputs first), writing each new URL back before the next call; it answers
+    and raises as ``tes_rewrite_url`` does.
+
+    :param task: the validated task document (injected inputs included).
+    :param submitter: what ``tes_detect_submitter`` found, or ``None``.
+    :param backend: the backend that will run the task.
+    :param settings: the server's settings (plugin settings included).
+    :param storage: the server's blob storage, or ``None`` when none is configured.
+    :return: ``rewrite(url, direction)``, or ``None`` when this plugin rewrites no URL of
+        this task. Every plugin is asked; for each URL the rewriters answer first (the
+        most recently registered first), then the ``tes_rewrite_url`` implementations;
+        the first answer that is not ``None`` wins.
     """
 
 

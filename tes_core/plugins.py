@@ -215,14 +215,64 @@ class Hooks:
         settings: Settings | None = None,
         storage: BlobStore | None = None,
     ) -> Callable[[str, str], str | None] | None:
-        """``rewrite(url, direction)``: :meth:`rewrite_url` for the URLs of one task, the other
-        arguments bound once; ``None`` when no plugin rewrites URLs.
+        """``rewrite(url, direction)`` for the URLs of one task; ``None`` when no plugin
+        rewrites any of them.
 
-        The implementations are looked up once per task and called as pluggy calls them
-        (keywords mapped to each one's arguments, the last registered first, the first result
-        that is not ``None`` wins), without pluggy's per-call work, which a task with dozens
-        of URLs paid dozens of times. With a wrapper among them, every call goes through pluggy.
+        The plugins' ``tes_url_rewriter`` are asked once for the task; for each URL the
+        rewriters they returned answer first, then the ``tes_rewrite_url`` implementations
+        (the first answer that is not ``None`` wins). A single rewriter is returned as it
+        is, so a task with dozens of URLs pays no dispatch per URL. The ``tes_rewrite_url``
+        implementations are looked up once per task and called as pluggy calls them
+        (keywords mapped to each one's arguments, the last registered first), without
+        pluggy's per-call work; with a wrapper among them, every call goes through pluggy.
         """
+        settings = settings or backend.settings
+        rewriters = self._task_rewriters(task, submitter, backend, settings, storage)
+        per_url = self._url_rewrite_calls(task, submitter, backend, settings, storage)
+        if per_url is not None:
+            rewriters.append(per_url)
+        if len(rewriters) <= 1:
+            return rewriters[0] if rewriters else None
+
+        def rewrite(url: str, direction: str) -> str | None:
+            for rewriter in rewriters:
+                result = rewriter(url, direction)
+                if result is not None:
+                    return result
+            return None
+
+        return rewrite
+
+    def _task_rewriters(
+        self,
+        task: dict[str, Any],
+        submitter: Submitter | None,
+        backend: Backend,
+        settings: Settings,
+        storage: BlobStore | None,
+    ) -> list[Callable[[str, str], str | None]]:
+        """The rewriters the plugins' ``tes_url_rewriter`` return for ``task``, newest first."""
+        if not self._has_impls("tes_url_rewriter"):
+            return []
+        arguments = {"task": task, "submitter": submitter, "backend": backend,
+                     "settings": settings, "storage": storage}
+        calls = self._direct_calls("tes_url_rewriter")
+        if calls is None:
+            results = self.pm.hook.tes_url_rewriter(**arguments)
+        else:
+            results = [function(*[arguments[name] for name in names]) for function, names in calls]
+        return [result for result in results if result is not None]
+
+    def _url_rewrite_calls(
+        self,
+        task: dict[str, Any],
+        submitter: Submitter | None,
+        backend: Backend,
+        settings: Settings,
+        storage: BlobStore | None,
+    ) -> Callable[[str, str], str | None] | None:
+        """The ``tes_rewrite_url`` implementations as one ``rewrite(url, direction)`` for
+        ``task``, or ``None`` when there are none."""
         if not self._has_impls("tes_rewrite_url"):
             return None
         calls = self._direct_calls("tes_rewrite_url")
@@ -232,7 +282,7 @@ class Hooks:
             )
         arguments: dict[str, Any] = {
             "url": None, "direction": None, "task": task, "submitter": submitter,
-            "backend": backend, "settings": settings or backend.settings, "storage": storage,
+            "backend": backend, "settings": settings, "storage": storage,
         }
 
         def rewrite(url: str, direction: str) -> str | None:
@@ -334,7 +384,8 @@ class Hooks:
         """Whether any plugin adapts submitted tasks (lets create skip the work when none)."""
         return any(
             self._has_impls(name)
-            for name in ("tes_detect_submitter", "tes_rewrite_url", "tes_inject_inputs")
+            for name in ("tes_detect_submitter", "tes_rewrite_url", "tes_url_rewriter",
+                         "tes_inject_inputs")
         )
 
     def _has_impls(self, hook_name: str) -> bool:

@@ -500,6 +500,63 @@ def test_the_url_rewriter_calls_plugins_as_pluggy_does() -> None:
     assert rewrite("/mine/a", "input") == "wrapped:newer:/mine/a"
 
 
+def test_task_rewriters_answer_first_then_the_url_hooks() -> None:
+    """``tes_url_rewriter`` is asked once per task; the rewriters it returns answer each URL
+    first (the newest plugin first), then ``tes_rewrite_url``; a lone rewriter is used as
+    it is; when every plugin declines the task there is nothing to call."""
+    from types import SimpleNamespace
+    from typing import Any
+
+    import pluggy
+
+    from tes_core import hookimpl, hookspecs
+    from tes_core.plugins import Hooks
+    from tes_core.submitter import Submitter
+
+    asked: list[str] = []
+
+    class Mine:
+        @hookimpl
+        def tes_url_rewriter(self, task, submitter):
+            asked.append("mine")
+            if submitter.name != "mine":
+                return None
+            return lambda url, direction: f"mine:{url}" if url.startswith("/mine/") else None
+
+    class Later:
+        @hookimpl
+        def tes_url_rewriter(self, storage):
+            asked.append("later")
+            return lambda url, direction: f"later:{url}:{storage}" if "/x" in url else None
+
+    class PerUrl:
+        @hookimpl
+        def tes_rewrite_url(self, url, direction):
+            return f"per-url:{url}:{direction}"
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    hooks = Hooks(pm)
+    backend: Any = SimpleNamespace(name="local", settings=None)
+    task: dict = {"inputs": []}
+    pm.register(Mine(), name="mine")
+    assert hooks.has_submitter_hooks()
+    assert hooks.url_rewriter(task, Submitter("other"), backend, storage="s") is None
+    lone = hooks.url_rewriter(task, Submitter("mine"), backend, storage="s")
+    assert lone is not None and lone("/mine/a", "input") == "mine:/mine/a"
+    assert lone.__qualname__.startswith("test_task_rewriters"), "no wrapper around it"
+    pm.register(Later(), name="later")
+    pm.register(PerUrl(), name="per-url")
+    asked.clear()
+    rewrite = hooks.url_rewriter(task, Submitter("mine"), backend, storage="s")
+    assert asked == ["later", "mine"]
+    assert rewrite is not None
+    assert rewrite("/mine/x", "input") == "later:/mine/x:s"
+    assert rewrite("/mine/a", "input") == "mine:/mine/a"
+    assert rewrite("/other/a", "output") == "per-url:/other/a:output"
+    assert asked == ["later", "mine"], "asked once per task, not per URL"
+
+
 def test_detection_and_injection_call_plugins_as_pluggy_does() -> None:
     """``detect_submitter`` and ``inject_inputs`` (called directly) answer what pluggy's hook
     calls answer: detection takes the newest plugin's first answer (``tryfirst`` ahead of

@@ -18,6 +18,7 @@ import functools
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,7 @@ from urllib.parse import quote, unquote, urlsplit
 from tes_core.blobstore import MAX_SAS_LIFETIME, STORAGE_SETTINGS
 from tes_core.config import ConfigError, Settings
 
-from .sas import blob_sas
+from .sas import blob_sas, blob_signer
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient, UserDelegationKey
@@ -186,6 +187,23 @@ class BlobStorage:
         """
         return self._signed(self.blob_url(container, blob), container, blob,
                             "rcwa" if write else "r", lifetime)
+
+    def sas_urls(self, *, write: bool, lifetime: timedelta) -> Callable[[str, str], str]:
+        """``url(container, blob)``: :meth:`sas_url` for the blobs of one task, with one
+        window for all; signed with the account key, what their tokens share is built once
+        (with a SAS or Azure AD, each is :meth:`sas_url`)."""
+        if not self._secrets.account_key or self._secrets.sas_token:
+            return lambda container, blob: self.sas_url(container, blob, write=write,
+                                                        lifetime=lifetime)
+        start, expiry = self._window(lifetime)
+        token = blob_signer(self.account_name, "rcwa" if write else "r", start, expiry,
+                            self._secrets.account_key)
+        blob_url = self.blob_url
+
+        def url(container: str, blob: str) -> str:
+            return f"{blob_url(container, blob)}?{token(container, blob)}"
+
+        return url
 
     def container_sas_url(self, container: str, *, write: bool, lifetime: timedelta) -> str:
         """The container's URL with a SAS valid for ``lifetime``: read and list

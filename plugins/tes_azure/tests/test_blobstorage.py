@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -166,6 +167,27 @@ def test_a_container_sas_lists_and_writes(storage: BlobStorage, container: str) 
 
 
 # -- user-delegation SAS (Azure AD) -----------------------------------------------
+
+
+@pytest.mark.parametrize("write", [False, True])
+def test_sas_urls_are_the_sas_urls_of_each_blob(
+    monkeypatch: pytest.MonkeyPatch, write: bool
+) -> None:
+    """``sas_urls`` (one task's files) answers what ``sas_url`` answers for each, with an
+    account key, a SAS connection string, or Azure AD."""
+    monkeypatch.setattr("tes_azure.blobstorage.time.time", lambda: 1_800_000_000.5)
+    key = base64.b64encode(b"a key for the test").decode()
+    delegated = BlobStorage.from_account_url("https://acct.blob.core.windows.net")
+    delegated._client = DelegatingService()  # type: ignore[assignment]
+    for storage in (
+        BlobStorage.from_connection_string(f"AccountName=acct;AccountKey={key}"),
+        BlobStorage.from_connection_string("AccountName=acct;SharedAccessSignature=sv=x&sig=y"),
+        delegated,
+    ):
+        url = storage.sas_urls(write=write, lifetime=HOUR)
+        for container, blob in (("c", "a.txt"), ("c", "dir/hello world.txt"), ("d", "x/ü#?")):
+            assert url(container, blob) == storage.sas_url(container, blob, write=write,
+                                                           lifetime=HOUR)
 
 
 def test_user_delegation_keys_are_cached_and_renewed() -> None:

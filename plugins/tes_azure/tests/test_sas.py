@@ -11,7 +11,7 @@ import azure.storage.blob._shared_access_signature as sdk_sas
 import pytest
 from azure.storage.blob import UserDelegationKey, generate_blob_sas, generate_container_sas
 
-from tes_azure.sas import SAS_VERSION, blob_sas
+from tes_azure.sas import SAS_VERSION, blob_sas, blob_signer
 
 KEY = base64.b64encode(bytes(range(64))).decode()
 START = datetime(2026, 11, 25, 18, 0, 7, tzinfo=UTC)
@@ -46,6 +46,17 @@ def test_blob_tokens_equal_the_sdks_with_an_account_key(blob: str, permission: s
     ours = blob_sas("acct", "cont", blob, permission=permission, start=START, expiry=EXPIRY,
                     account_key=KEY)
     assert ours == theirs
+
+
+@pytest.mark.parametrize("permission", ["r", "rcwa"])
+def test_a_blob_signer_signs_as_blob_sas(permission: str) -> None:
+    """One signer for many blobs (a task's files) gives each the token of ``blob_sas``."""
+    token = blob_signer("acct", permission, START, EXPIRY, KEY)
+    for container in ("cont", "other"):
+        for blob in NAMES:
+            assert token(container, blob) == blob_sas(
+                "acct", container, blob, permission=permission, start=START, expiry=EXPIRY,
+                account_key=KEY)
 
 
 @pytest.mark.parametrize("permission", ["rl", "rcwal"])

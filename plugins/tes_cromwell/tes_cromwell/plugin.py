@@ -6,6 +6,7 @@ inputs added, so other engines' tasks pass through untouched.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tes_core import hookimpl
@@ -31,20 +32,23 @@ def tes_detect_submitter(task: dict[str, Any]) -> Submitter | None:
 
 
 @hookimpl
-def tes_rewrite_url(
-    url: str,
-    direction: str,
+def tes_url_rewriter(
     task: dict[str, Any],
     submitter: Submitter | None,
     backend: Backend,
     settings: Settings,
     storage: BlobStore | None,
-) -> str | None:
-    """A Cromwell URL as a blob URL with a SAS, or ``None`` to leave it."""
+) -> Callable[[str, str], str | None] | None:
+    """For a Cromwell task, ``rewrite(url, direction)``: a Cromwell URL as a blob URL with
+    a SAS, or ``None`` to leave it; ``None`` for other engines' tasks."""
     if submitter is None or submitter.name != NAME:
         return None
-    return rewrite_url(url, direction, task, submitter, _settings(settings), storage,
-                       backend.name)
+    options, backend_name = _settings(settings), backend.name
+
+    def rewrite(url: str, direction: str) -> str | None:
+        return rewrite_url(url, direction, task, submitter, options, storage, backend_name)
+
+    return rewrite
 
 
 @hookimpl

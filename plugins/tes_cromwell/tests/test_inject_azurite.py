@@ -11,6 +11,8 @@ import requests
 from tes_core.errors import ServiceUnavailable
 from tests.azurite import azurite_connection_string, new_container
 
+from .test_rewrite import rewrite_one
+
 WF = "1f0e2d3c-4b5a-4987-8a6b-5c4d3e2f1a0b"
 FOLDER = f"tsvflow/{WF}/call-count/execution"
 LOCAL = f"/cromwell-executions/{FOLDER}"
@@ -81,9 +83,9 @@ def test_the_injected_input_is_rewritten_and_readable(
     submitter = hook.tes_detect_submitter(task=task, settings=settings)
     [added, *_] = inject(hook, task, settings, storage, backend("local"))
 
-    url = hook.tes_rewrite_url(url=added["url"], direction="input", task=task,
-                               submitter=submitter, backend=backend("local"),
-                               settings=settings, storage=storage)
+    url = rewrite_one(hook, url=added["url"], direction="input", task=task,
+                      submitter=submitter, backend=backend("local"), settings=settings,
+                      storage=storage)
     got = requests.get(url, timeout=10)
     assert got.status_code == 200 and got.content in (b"a\tb\n", b"x\ny\n")
 

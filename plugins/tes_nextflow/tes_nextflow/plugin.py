@@ -9,7 +9,7 @@ from tes_core import hookimpl
 from tes_core.submitter import Submitter
 
 from .detect import inspect_task, launch_form
-from .rewrite import rewrite_url
+from .rewrite import TaskRewriter
 
 if TYPE_CHECKING:
     from tes_core.blobstore import BlobStore
@@ -44,19 +44,18 @@ def tes_detect_submitter(task: dict[str, Any]) -> Submitter | None:
 
 
 @hookimpl
-def tes_rewrite_url(
-    url: str,
-    direction: str,
+def tes_url_rewriter(
     task: dict[str, Any],
     submitter: Submitter | None,
     settings: Settings,
     storage: BlobStore | None,
-) -> str | None:
-    """Point a Nextflow task's Azure URLs at the server's blob storage, with a SAS."""
+) -> TaskRewriter | None:
+    """Point a Nextflow task's Azure URLs at the server's blob storage, with a SAS: one
+    rewriter per task (see :class:`tes_nextflow.rewrite.TaskRewriter`)."""
     if submitter is None or submitter.name != NAME:
         return None
     form = submitter.form if isinstance(submitter, NextflowSubmitter) else None
     form = form or launch_form(task.get("executors"))
     if form is None:
         return None
-    return rewrite_url(url, direction, task, form, settings, storage)
+    return TaskRewriter(task, form, settings, storage)

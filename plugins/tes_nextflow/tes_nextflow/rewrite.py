@@ -9,7 +9,8 @@ for several: see :mod:`tes_azure.accounts`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -29,64 +30,94 @@ DEFAULT_SAS_LIFETIME_HOURS = 48.0
 _WILDCARDS = frozenset("*?[")
 
 
-_parsed: tuple[Settings, timedelta] | None = None
-"""The last settings object read and its lifetime: read once per process, not per URL."""
-
-
 def sas_lifetime(settings: Settings) -> timedelta:
     """``TES_NEXTFLOW_SAS_LIFETIME_HOURS`` (default 48) as a duration; a bad value is the
     server's fault, so it fails the request with a 500 that names the variable."""
-    global _parsed
-    parsed = _parsed
-    if parsed is not None and parsed[0] is settings:
-        return parsed[1]
     try:
-        lifetime = blobstore.sas_lifetime(settings, SAS_LIFETIME_SETTING,
-                                          DEFAULT_SAS_LIFETIME_HOURS)
+        return blobstore.sas_lifetime(settings, SAS_LIFETIME_SETTING, DEFAULT_SAS_LIFETIME_HOURS)
     except ConfigError as exc:
         raise ApiError(f"the server's settings are wrong: {exc}") from None
-    _parsed = (settings, lifetime)
-    return lifetime
 
 
-def rewrite_url(
-    url: str,
-    direction: str,
-    task: Mapping[str, Any],
-    form: str,
-    settings: Settings,
-    storage: BlobStore | None,
-) -> str | None:
-    """The SAS URL for one of a Nextflow task's URLs, or ``None`` to leave it as it is.
+class TaskRewriter:
+    """``rewrite(url, direction)`` for the URLs of one Nextflow task (``tes_url_rewriter``):
+    what is the same for every URL of the task (its accounts, the SAS lifetime, which of
+    its items are folders) is found once, not once per URL.
 
+    Called with a URL, it answers the SAS URL for it, or ``None`` to leave it as it is.
     The account is the one the URL names (``az://<account>/...``, ``/<account>/...``), or
-    the server's default account for ``az://<container>/...``.
-
-    :raises SubmitterError: the URL is in an Azure form but the server has no storage,
-        or names an account the server cannot sign for, or names no container.
+    the server's default account for ``az://<container>/...``. It raises
+    :class:`SubmitterError` when the URL is in an Azure form but the server has no
+    storage, or names an account the server cannot sign for, or names no container.
     """
-    accounts = StorageAccounts.of(storage)
-    try:
-        location = blob_location(url, form, accounts.names if accounts else ())
-    except UrlFormError as exc:
-        raise SubmitterError(str(exc)) from None
-    if location is None:
-        return None
-    if accounts is None:
-        raise SubmitterError(
-            f"{url} is in Azure Blob storage, and this server has no storage to reach it: set "
-            "TES_STORAGE_CONNECTION_STRING or TES_STORAGE_ACCOUNT_URL"
-            + (f" to the account {location.account!r}" if location.account else "")
-        )
-    account = _account(url, location, accounts)
-    write = direction == "output"
-    lifetime = sas_lifetime(settings)
-    if _is_folder(url, direction, task):
-        return account.folder_sas_url(location.container, location.blob, write=write,
-                                      lifetime=lifetime)
-    if not location.blob:
-        raise SubmitterError(f"{url} names a container, not a file")
-    return account.sas_url(location.container, location.blob, write=write, lifetime=lifetime)
+
+    def __init__(
+        self, task: Mapping[str, Any], form: str, settings: Settings, storage: BlobStore | None
+    ) -> None:
+        self._task = task
+        self._form = form
+        self._settings = settings
+        self._accounts = StorageAccounts.of(storage)
+        self._names = self._accounts.names if self._accounts else ()
+        self._lifetime: timedelta | None = None
+        self._folders: dict[str, list[Mapping[str, Any]]] = {}
+        self._signers: dict[tuple[BlobStore, bool], Callable[[str, str], str]] = {}
+
+    def __call__(self, url: str, direction: str) -> str | None:
+        """The SAS URL for ``url`` (an ``"input"`` or ``"output"``), or ``None``."""
+        try:
+            location = blob_location(url, self._form, self._names)
+        except UrlFormError as exc:
+            raise SubmitterError(str(exc)) from None
+        if location is None:
+            return None
+        accounts = self._accounts
+        if accounts is None:
+            raise SubmitterError(
+                f"{url} is in Azure Blob storage, and this server has no storage to reach it: "
+                "set TES_STORAGE_CONNECTION_STRING or TES_STORAGE_ACCOUNT_URL"
+                + (f" to the account {location.account!r}" if location.account else "")
+            )
+        account = _account(url, location, accounts)
+        write = direction == "output"
+        lifetime = self._lifetime
+        if lifetime is None:
+            lifetime = self._lifetime = sas_lifetime(self._settings)
+        if self._is_folder(url, direction):
+            return account.folder_sas_url(location.container, location.blob, write=write,
+                                          lifetime=lifetime)
+        if not location.blob:
+            raise SubmitterError(f"{url} names a container, not a file")
+        signer = self._signers.get((account, write))
+        if signer is None:
+            signer = self._signers[(account, write)] = _signer(account, write, lifetime)
+        return signer(location.container, location.blob)
+
+    def _is_folder(self, url: str, direction: str) -> bool:
+        """Whether some input (output) with this URL is a folder or a wildcard output.
+
+        The URLs are compared as they are now: the task service writes each rewritten URL
+        back before asking about the next, so an item already rewritten no longer counts.
+        Which items are folders is found once per direction: only URLs change meanwhile,
+        never an item's type or path."""
+        folders = self._folders.get(direction)
+        if folders is None:
+            items = self._task.get("inputs" if direction == "input" else "outputs") or ()
+            folders = self._folders[direction] = [
+                item for item in items if _folder_like(item, direction)
+            ]
+        return any(item.get("url") == url for item in folders)
+
+
+def _signer(
+    account: BlobStore, write: bool, lifetime: timedelta
+) -> Callable[[str, str], str]:
+    """``url(container, blob)``: a blob's SAS URL from ``account``, for one task's files
+    (the account's ``sas_urls`` when it has one: it signs them cheaper)."""
+    many = getattr(account, "sas_urls", None)
+    if many is not None:
+        return many(write=write, lifetime=lifetime)  # type: ignore[no-any-return]
+    return functools.partial(account.sas_url, write=write, lifetime=lifetime)
 
 
 def _account(url: str, location: BlobLocation, accounts: StorageAccounts) -> BlobStore:
@@ -100,45 +131,6 @@ def _account(url: str, location: BlobLocation, accounts: StorageAccounts) -> Blo
         f"{url} is in {accounts.refusal(location.account)}; or run Nextflow with "
         f"azure.storage.accountName = '{accounts.default.account_name}'"
     )
-
-
-def _is_folder(url: str, direction: str, task: Mapping[str, Any]) -> bool:
-    """Whether some input (output) with this URL is a folder or a wildcard output.
-
-    The URLs are compared as they are now: the task service writes each rewritten URL
-    back before asking about the next, so an item already rewritten no longer counts."""
-    items = task.get("inputs" if direction == "input" else "outputs") or ()
-    if len(items) > _SCAN_LIMIT:
-        items = _folder_items(items, direction)
-    for item in items:
-        if item.get("url") != url:
-            continue
-        if _folder_like(item, direction):
-            return True
-    return False
-
-
-_SCAN_LIMIT = 16
-"""Up to this many items, scanning them all for each URL is cheaper than looking up the
-folder items; beyond, it grows with the square of the task's URLs."""
-
-_folders: tuple[Any, str, int, list[Mapping[str, Any]]] | None = None
-"""The items last asked about (a task's inputs or outputs), the direction, their count
-and which of them are folders."""
-
-
-def _folder_items(items: Any, direction: str) -> list[Mapping[str, Any]]:
-    """Which of ``items`` (a task's inputs or outputs) are folders or wildcard outputs.
-
-    Every URL of a task asks, so they are picked out once per task and direction, not
-    once per URL; only the URLs change meanwhile, never an item's type or path."""
-    global _folders
-    cached = _folders
-    if (cached is None or cached[0] is not items or cached[1] != direction
-            or cached[2] != len(items)):
-        cached = _folders = (items, direction, len(items),
-                             [item for item in items if _folder_like(item, direction)])
-    return cached[3]
 
 
 def _folder_like(item: Mapping[str, Any], direction: str) -> bool:

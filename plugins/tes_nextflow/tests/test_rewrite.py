@@ -14,7 +14,7 @@ from tes_core.config import Settings
 from tes_core.errors import ApiError, SubmitterError
 from tes_core.submitter import Submitter
 
-from tes_nextflow.plugin import tes_detect_submitter, tes_rewrite_url
+from tes_nextflow.plugin import tes_detect_submitter, tes_url_rewriter
 
 Loader = Callable[[str], dict[str, Any]]
 KEY = base64.b64encode(b"not a real key, but signs like one").decode()
@@ -29,20 +29,30 @@ def storage_for(account: str = "nfteststorage") -> BlobStorage:
     )
 
 
+def rewrite_one(
+    *, url: str, direction: str, task: dict[str, Any], submitter: Submitter | None,
+    settings: Settings, storage: BlobStorage | None,
+) -> str | None:
+    """One URL through the plugin's rewriter for ``task`` (``None``: it has none)."""
+    rewrite = tes_url_rewriter(task=task, submitter=submitter, settings=settings,
+                               storage=storage)
+    return rewrite(url, direction) if rewrite is not None else None
+
+
 def rewrite_all(
     task: dict[str, Any], storage: BlobStorage | None, settings: Settings | None = None
 ) -> dict[str, list[str | None]]:
-    """Every input and output URL through the hook, as the task service calls it."""
+    """Every input and output URL through the task's rewriter (without writing them back)."""
     submitter = tes_detect_submitter(task=task)
     assert submitter is not None
+    rewrite = tes_url_rewriter(task=task, submitter=submitter, settings=settings or Settings(),
+                               storage=storage)
+    assert rewrite is not None
     found: dict[str, list[str | None]] = {"inputs": [], "outputs": []}
     for key, direction in (("inputs", "input"), ("outputs", "output")):
         for item in task.get(key) or ():
             if item.get("url"):
-                found[key].append(tes_rewrite_url(
-                    url=item["url"], direction=direction, task=task, submitter=submitter,
-                    settings=settings or Settings(), storage=storage,
-                ))
+                found[key].append(rewrite(item["url"], direction))
     return found
 
 
@@ -156,7 +166,7 @@ def test_sas_lifetime_setting(document: Loader) -> None:
 def test_other_submitters_urls_are_not_touched(document: Loader) -> None:
     task = document("nextflow-2")
     for submitter in (None, Submitter(name="cromwell")):
-        assert tes_rewrite_url(
+        assert rewrite_one(
             url=task["inputs"][0]["url"], direction="input", task=task, submitter=submitter,
             settings=Settings(), storage=storage_for(),
         ) is None
@@ -165,7 +175,7 @@ def test_other_submitters_urls_are_not_touched(document: Loader) -> None:
 def test_a_plain_nextflow_submitter_works_too(document: Loader) -> None:
     """The launch form is found again when the submitter is not the plugin's own object."""
     task = document("builtin-24.02-azure")
-    url = tes_rewrite_url(
+    url = rewrite_one(
         url=task["inputs"][3]["url"], direction="input", task=task,
         submitter=Submitter(name="nextflow"), settings=Settings(), storage=storage_for(),
     )

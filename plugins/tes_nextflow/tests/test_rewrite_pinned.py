@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from tes_core.config import Settings
 
-from tes_nextflow.plugin import tes_detect_submitter, tes_rewrite_url
+from tes_nextflow.plugin import tes_detect_submitter, tes_url_rewriter
 
 from .test_rewrite import Loader, storage_for
 
@@ -27,15 +27,17 @@ AZURE_DOCUMENTS = ("nextflow-2", "plugin-1.4.1-azure-paths", "builtin-24.02-azur
 
 
 def rewrite_in_place(task: dict[str, Any]) -> dict[str, Any]:
-    """Every URL of ``task`` through the hook and written back into it, one after the
-    other, as the task service does (so a later URL sees the earlier ones rewritten)."""
+    """Every URL of ``task`` through the task's rewriter and written back into it, one
+    after the other, as the task service does (so a later URL sees the earlier ones
+    rewritten)."""
     submitter = tes_detect_submitter(task=task)
     assert submitter is not None
-    storage, settings = storage_for(), Settings()
+    rewrite = tes_url_rewriter(task=task, submitter=submitter, settings=Settings(),
+                               storage=storage_for())
+    assert rewrite is not None
     for key, direction in (("inputs", "input"), ("outputs", "output")):
         for item in task.get(key) or ():
-            new_url = tes_rewrite_url(url=item["url"], direction=direction, task=task,
-                                      submitter=submitter, settings=settings, storage=storage)
+            new_url = rewrite(item["url"], direction)
             if new_url is not None:
                 item["url"] = new_url
     return task

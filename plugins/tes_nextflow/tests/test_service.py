@@ -50,7 +50,7 @@ def stored(core: Core, document: dict[str, Any]) -> dict[str, Any]:
 def test_the_plugin_is_loaded_from_its_entry_point(core: Core) -> None:
     names = {info.name: info for info in core.hooks.plugins()}
     assert "nextflow" in names, sorted(names)
-    assert set(names["nextflow"].hooks) == {"tes_detect_submitter", "tes_rewrite_url"}
+    assert set(names["nextflow"].hooks) == {"tes_detect_submitter", "tes_url_rewriter"}
     assert names["nextflow"].error is None
 
 
