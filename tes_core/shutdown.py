@@ -6,12 +6,12 @@ taking work, interrupts what it is doing and gives its tasks back; see
 done. It never takes longer than ``TES_SHUTDOWN_GRACE`` seconds: every step of the
 hand-over is bounded by a :class:`Deadline` set at the signal (the grace less
 :func:`exit_reserve`, kept for exiting), and a step still going at its time is left
-behind (:func:`bounded`). Should the process still be there half the reserve later, or
-at a second SIGTERM or SIGINT, it exits at once, as after a crash, which the next worker
-recovers from in the same way; it first logs where each of its threads was (what held
-the stop). A backstop that needs neither the interpreter lock nor any other lock
-(:func:`faulthandler.dump_traceback_later`) ends it a quarter of the reserve later
-should even that exit be held.
+behind (:func:`bounded`). Should the process still be there two fifths into the reserve,
+or at a second SIGTERM or SIGINT, it exits at once, as after a crash, which the next
+worker recovers from in the same way; it first logs where each of its threads was (what
+held the stop). A backstop that needs neither the interpreter lock nor any other lock
+(:func:`faulthandler.dump_traceback_later`) ends it four fifths into the reserve should
+even that exit be held.
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ def check_grace(grace: float) -> float:
 
 
 def exit_reserve(grace: float) -> float:
-    """Seconds of ``grace`` kept for exiting (a tenth, at most 1 s): the hand-over has the
+    """Seconds of ``grace`` kept for exiting (a fifth, at most 2 s): the hand-over has the
     rest, so that the process is gone within the grace even on a busy machine."""
-    return min(1.0, grace / 10)
+    return min(2.0, grace / 5)
 
 
 class Deadline:
@@ -121,11 +121,10 @@ class GracefulStop:
 
     ``begin`` runs in the main thread at the first signal; it must only start the stop
     (set an event, raise ``SystemExit`` to end a server loop): the caller does the rest,
-    each step bounded by :attr:`deadline`, and then calls :func:`exit_now`. Half the
-    :func:`exit_reserve` after that deadline a watchdog logs where each thread is and
-    ends the process if it is still there; a quarter of the reserve later still, a
-    backstop that needs no lock ends it (its stacks on stderr) should even the watchdog
-    be held.
+    each step bounded by :attr:`deadline`, and then calls :func:`exit_now`. Two fifths
+    into the :func:`exit_reserve` that follows a watchdog logs where each thread is and
+    ends the process if it is still there; four fifths into it a backstop that needs no
+    lock ends it (its stacks on stderr) should even the watchdog be held.
     """
 
     def __init__(self, grace: float, begin: Callable[[], None]) -> None:
@@ -147,7 +146,7 @@ class GracefulStop:
         reserve = exit_reserve(self.grace)
         self.deadline = Deadline(self.grace - reserve)
         with contextlib.suppress(AttributeError, ValueError, RuntimeError):  # no stderr
-            faulthandler.dump_traceback_later(self.grace - reserve / 4, exit=True, file=sys.stderr)
+            faulthandler.dump_traceback_later(self.grace - reserve / 5, exit=True, file=sys.stderr)
         self.signalled.set()
         log.info(
             "signal %d: handing over running work and stopping within %g s "
@@ -162,7 +161,7 @@ class GracefulStop:
 
     def _overdue_after(self) -> float:
         """Seconds after the signal the watchdog ends the process."""
-        return self.grace - exit_reserve(self.grace) / 2
+        return self.grace - exit_reserve(self.grace) * 3 / 5
 
     def _overdue(self) -> None:
         log.warning(
