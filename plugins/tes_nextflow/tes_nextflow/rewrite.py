@@ -60,7 +60,7 @@ class TaskRewriter:
         self._accounts = StorageAccounts.of(storage)
         self._names = self._accounts.names if self._accounts else ()
         self._lifetime: timedelta | None = None
-        self._folders: dict[str, list[Mapping[str, Any]]] = {}
+        self._folders: dict[str, dict[Any, list[Mapping[str, Any]]]] = {}
         self._signers: dict[tuple[BlobStore, bool], Callable[[str, str], str]] = {}
 
     def __call__(self, url: str, direction: str) -> str | None:
@@ -98,15 +98,17 @@ class TaskRewriter:
 
         The URLs are compared as they are now: the task service writes each rewritten URL
         back before asking about the next, so an item already rewritten no longer counts.
-        Which items are folders is found once per direction: only URLs change meanwhile,
-        never an item's type or path."""
+        Which items are folders is found once per direction, by the URL they had then (no
+        URL of that direction is rewritten yet): only URLs change meanwhile, never an
+        item's type or path, and a rewritten URL (``https://``) is never asked about."""
         folders = self._folders.get(direction)
         if folders is None:
-            items = self._task.get("inputs" if direction == "input" else "outputs") or ()
-            folders = self._folders[direction] = [
-                item for item in items if _folder_like(item, direction)
-            ]
-        return any(item.get("url") == url for item in folders)
+            folders = self._folders[direction] = {}
+            for item in self._task.get("inputs" if direction == "input" else "outputs") or ():
+                if _folder_like(item, direction):
+                    folders.setdefault(item.get("url"), []).append(item)
+        candidates = folders.get(url)
+        return candidates is not None and any(item.get("url") == url for item in candidates)
 
 
 def _signer(
