@@ -341,6 +341,28 @@ class BlobStorage:
         return key
 
 
+class TaskSigners:
+    """Blob SAS URLs for the files of one task: ``sas_url(account, ...)`` through one
+    :meth:`BlobStorage.sas_urls` per account, permission and lifetime, made on first use
+    (an account without ``sas_urls`` signs each with its ``sas_url``). Make one per task."""
+
+    def __init__(self) -> None:
+        self._made: dict[tuple[Any, bool, timedelta], Callable[[str, str], str]] = {}
+
+    def sas_url(
+        self, account: Any, container: str, blob: str, *, write: bool, lifetime: timedelta
+    ) -> str:
+        """What ``account.sas_url(container, blob, write=..., lifetime=...)`` answers."""
+        key = (account, write, lifetime)
+        signer = self._made.get(key)
+        if signer is None:
+            many = getattr(account, "sas_urls", None)
+            signer = (many(write=write, lifetime=lifetime) if many is not None else
+                      functools.partial(account.sas_url, write=write, lifetime=lifetime))
+            self._made[key] = signer
+        return signer(container, blob)
+
+
 _PLAIN = re.compile(r"[A-Za-z0-9_.~/-]*")
 """The characters ``quote`` leaves as they are."""
 

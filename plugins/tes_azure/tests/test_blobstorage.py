@@ -11,7 +11,7 @@ import requests
 from tes_core.config import ConfigError, Settings
 from tests.azurite import DelegatingService, azurite_connection_string, new_container
 
-from tes_azure.blobstorage import BlobStorage
+from tes_azure.blobstorage import BlobStorage, TaskSigners
 
 HOUR = timedelta(hours=1)
 BLOCK = {"x-ms-blob-type": "BlockBlob"}
@@ -184,10 +184,21 @@ def test_sas_urls_are_the_sas_urls_of_each_blob(
         BlobStorage.from_connection_string("AccountName=acct;SharedAccessSignature=sv=x&sig=y"),
         delegated,
     ):
-        url = storage.sas_urls(write=write, lifetime=HOUR)
+        url, signers = storage.sas_urls(write=write, lifetime=HOUR), TaskSigners()
         for container, blob in (("c", "a.txt"), ("c", "dir/hello world.txt"), ("d", "x/ü#?")):
-            assert url(container, blob) == storage.sas_url(container, blob, write=write,
-                                                           lifetime=HOUR)
+            expected = storage.sas_url(container, blob, write=write, lifetime=HOUR)
+            assert url(container, blob) == expected
+            assert signers.sas_url(storage, container, blob, write=write,
+                                   lifetime=HOUR) == expected
+
+
+def test_task_signers_use_sas_url_when_an_account_has_no_sas_urls() -> None:
+    class Plain:
+        def sas_url(self, container: str, blob: str, *, write: bool, lifetime: timedelta) -> str:
+            return f"{container}/{blob}?{write}&{lifetime}"
+
+    signers = TaskSigners()
+    assert signers.sas_url(Plain(), "c", "b", write=True, lifetime=HOUR) == "c/b?True&1:00:00"
 
 
 def test_user_delegation_keys_are_cached_and_renewed() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from tes_azure.blobstorage import TaskSigners
 from tes_core import hookimpl
 from tes_core.config import ConfigError, Settings
 from tes_core.errors import ApiError
@@ -43,10 +44,11 @@ def tes_url_rewriter(
     a SAS, or ``None`` to leave it; ``None`` for other engines' tasks."""
     if submitter is None or submitter.name != NAME:
         return None
-    options, backend_name = _settings(settings), backend.name
+    options, backend_name, signers = _settings(settings), backend.name, TaskSigners()
 
     def rewrite(url: str, direction: str) -> str | None:
-        return rewrite_url(url, direction, task, submitter, options, storage, backend_name)
+        return rewrite_url(url, direction, task, submitter, options, storage, backend_name,
+                           signers)
 
     return rewrite
 

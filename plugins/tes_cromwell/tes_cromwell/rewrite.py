@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from tes_azure.blobstorage import TaskSigners
+
 from .locate import locate
 from .options import Options
 
@@ -29,8 +31,10 @@ def rewrite_url(
     options: Options,
     storage: BlobStore | None,
     backend_name: str,
+    signers: TaskSigners | None = None,
 ) -> str | None:
-    """The SAS URL for one of a Cromwell task's URLs, or ``None`` to leave it.
+    """The SAS URL for one of a Cromwell task's URLs, or ``None`` to leave it; the
+    task's ``signers`` (one per task) sign its files cheaper.
 
     :raises SubmitterError: the URL cannot be reached as it is and cannot be rewritten.
     """
@@ -47,6 +51,9 @@ def rewrite_url(
             location.container, location.blob.rstrip("/"), write=write,
             lifetime=options.sas_lifetime,
         )
+    if signers is not None:
+        return signers.sas_url(account, location.container, location.blob, write=write,
+                               lifetime=options.sas_lifetime)
     return account.sas_url(
         location.container, location.blob, write=write, lifetime=options.sas_lifetime
     )

@@ -9,12 +9,12 @@ for several: see :mod:`tes_azure.accounts`).
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from tes_azure.accounts import StorageAccounts
+from tes_azure.blobstorage import TaskSigners
 from tes_core import blobstore
 from tes_core.config import ConfigError
 from tes_core.errors import ApiError, SubmitterError
@@ -61,7 +61,7 @@ class TaskRewriter:
         self._names = self._accounts.names if self._accounts else ()
         self._lifetime: timedelta | None = None
         self._folders: dict[str, dict[Any, list[Mapping[str, Any]]]] = {}
-        self._signers: dict[tuple[BlobStore, bool], Callable[[str, str], str]] = {}
+        self._signers = TaskSigners()
 
     def __call__(self, url: str, direction: str) -> str | None:
         """The SAS URL for ``url`` (an ``"input"`` or ``"output"``), or ``None``."""
@@ -88,10 +88,8 @@ class TaskRewriter:
                                           lifetime=lifetime)
         if not location.blob:
             raise SubmitterError(f"{url} names a container, not a file")
-        signer = self._signers.get((account, write))
-        if signer is None:
-            signer = self._signers[(account, write)] = _signer(account, write, lifetime)
-        return signer(location.container, location.blob)
+        return self._signers.sas_url(account, location.container, location.blob, write=write,
+                                     lifetime=lifetime)
 
     def _is_folder(self, url: str, direction: str) -> bool:
         """Whether some input (output) with this URL is a folder or a wildcard output.
@@ -109,17 +107,6 @@ class TaskRewriter:
                     folders.setdefault(item.get("url"), []).append(item)
         candidates = folders.get(url)
         return candidates is not None and any(item.get("url") == url for item in candidates)
-
-
-def _signer(
-    account: BlobStore, write: bool, lifetime: timedelta
-) -> Callable[[str, str], str]:
-    """``url(container, blob)``: a blob's SAS URL from ``account``, for one task's files
-    (the account's ``sas_urls`` when it has one: it signs them cheaper)."""
-    many = getattr(account, "sas_urls", None)
-    if many is not None:
-        return many(write=write, lifetime=lifetime)  # type: ignore[no-any-return]
-    return functools.partial(account.sas_url, write=write, lifetime=lifetime)
 
 
 def _account(url: str, location: BlobLocation, accounts: StorageAccounts) -> BlobStore:
