@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,7 @@ from pathlib import Path
 import requests
 
 READY = re.compile(r"TES server ready at (\S+)")
+WORKER_READY = re.compile(r"TES worker (\S+) running")
 POSTGRES_ADMIN_URL = os.environ.get(
     "TES_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -120,6 +122,25 @@ class ServerProcess(ChildServer):
             env=env,
         )
         self.data_dir = data_dir
+
+
+def redis_up(host: str = "127.0.0.1", port: int = 6379) -> bool:
+    """Whether a Redis server answers PING at ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def worker_process(env: dict[str, str]) -> ChildServer:
+    """A ``tes-server worker`` child with ``env``, not yet started (``.start()`` returns
+    once it says it runs)."""
+    return ChildServer(
+        name="worker", argv=[sys.executable, "-m", "tes_core.cli", "worker"], env=env,
+        ready=WORKER_READY,
+    )
 
 
 def stop_process(proc: subprocess.Popen | None, grace: float = 20.0) -> None:

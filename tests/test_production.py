@@ -4,7 +4,6 @@ and separate ``tes-server worker`` processes."""
 from __future__ import annotations
 
 import os
-import socket
 import time
 from collections.abc import Iterator
 
@@ -12,23 +11,16 @@ import pytest
 import requests
 
 from tests.deployment import Deployment
-from tests.servers import TERMINAL, wait_for_state
+from tests.servers import TERMINAL, redis_up, wait_for_state
 
 REDIS_URL = os.environ.get("TES_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=2) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 @pytest.fixture
 def deployment(tmp_path, postgres_url_factory) -> Iterator[Deployment]:
-    if not _redis_up():
+    if not redis_up():
         if os.environ.get("CI"):
             pytest.fail("Redis is required in CI but does not answer on 127.0.0.1:6379")
         pytest.skip("Redis is not running")

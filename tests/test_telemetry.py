@@ -18,7 +18,7 @@ import requests
 from tes_core.telemetry.logs import install_log_context, request_id
 from tests.api.support import API_SUFFIX, NO_RUNTIME, task
 from tests.oidc import IdentityProvider
-from tests.servers import ChildServer, ServerProcess, server_env
+from tests.servers import ChildServer, ServerProcess, server_env, worker_process
 
 SECRETS = {
     "sas": "sv=2022-11-02&ss=b&srt=o&sp=r&se=2030-01-01&sig=Zm9vYmFyYmF6cXV4%2Bsecret%3D",
@@ -271,10 +271,7 @@ def test_a_worker_process_serves_its_own_metrics(tmp_path) -> None:
     upgrade = subprocess.run([sys.executable, "-m", "tes_core.cli", "db", "upgrade"], env=env,
                              capture_output=True, text=True, timeout=120, check=False)
     assert upgrade.returncode == 0, upgrade.stderr
-    worker = ChildServer(
-        name="worker", argv=[sys.executable, "-m", "tes_core.cli", "worker"], env=env,
-        ready=re.compile(r"TES worker (\S+) running"),
-    ).start()
+    worker = worker_process(env).start()
     try:
         deadline = time.monotonic() + 60
         passes = 0.0

@@ -3,7 +3,6 @@ served with ``/metrics`` on ``TES_WORKER_METRICS_PORT``."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from tes_core.config import Settings
 from tes_core.core import build_core
 from tes_core.worker.probes import serve_probes
 from tests.private_services import PrivateRedis, free_port
-from tests.servers import ChildServer, server_env
+from tests.servers import server_env, worker_process
 
 
 def eventually(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
@@ -40,10 +39,7 @@ def test_a_worker_is_unready_while_its_broker_is_down_and_alive_throughout(tmp_p
     upgrade = subprocess.run([sys.executable, "-m", "tes_core.cli", "db", "upgrade"], env=env,
                              capture_output=True, text=True, timeout=120, check=False)
     assert upgrade.returncode == 0, upgrade.stderr
-    worker = ChildServer(
-        name="worker", argv=[sys.executable, "-m", "tes_core.cli", "worker"], env=env,
-        ready=re.compile(r"TES worker (\S+) running"),
-    ).start()
+    worker = worker_process(env).start()
     try:
         assert status(port, "/healthz") == (200, {"status": "ok"})
         assert status(port, "/readyz") == (

@@ -8,7 +8,6 @@ which runs to COMPLETE."""
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,18 +31,11 @@ if not os.environ.get("DOCKER_HOST") and not Path("/var/run/docker.sock").exists
     )
 
 
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=2) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 @pytest.fixture
 def deployment(batch: FakeBatch, tmp_path: Path) -> Iterator[Any]:
-    if not _redis_up():
+    if not servers.redis_up():
         pytest.skip("Redis is not running")
     try:
         database = servers.create_postgres_database()
