@@ -452,6 +452,34 @@ def test_attach_after_detached_start(rt: Harness, tmp_path: Path) -> None:
     assert runtime.attach(spec.name) is None
 
 
+def test_a_run_under_a_name_already_started_waits_for_that_container(
+    rt: Harness, tmp_path: Path
+) -> None:
+    """A worker handing over may start an executor just after the next worker's recovery
+    found no container: the second ``run`` must wait for the first container, not run the
+    executor again nor fail the task."""
+    _engine_only(rt)
+    runtime = rt.runtime
+    assert isinstance(runtime, CliRuntime)
+    runtime.prepare_image(IMAGE)
+    runs = tmp_path / "runs"
+    runs.mkdir(mode=0o777)
+    mount = Mount(host_path=runs, container_path="/runs")
+    spec = rt.spec(["sh", "-c", "echo run >> /runs/log; echo out-line; sleep 1; exit 3"],
+                   mounts=[mount])
+    args = runtime.build_run_args(spec)
+    started = subprocess.run(
+        [runtime.binary, args[0], "-d", *args[1:]], capture_output=True, text=True, timeout=60
+    )
+    assert started.returncode == 0, started.stderr
+    out = tmp_path / "stdout"
+    result = runtime.run(ContainerSpec(**{**spec.__dict__, "stdout_path": out}))
+    assert result.exit_code == 3
+    assert result.stdout_tail == "out-line\n"
+    assert out.read_text() == "out-line\n"
+    assert (runs / "log").read_text() == "run\n", "the executor ran once"
+
+
 def test_labels_reach_the_engine(rt: Harness) -> None:
     _engine_only(rt)
     runtime = rt.runtime

@@ -46,6 +46,8 @@ from .base import (
 log = logging.getLogger(__name__)
 
 _NOT_FOUND = re.compile(r"no such (container|object)|no container with name or id", re.IGNORECASE)
+_NAME_IN_USE = re.compile(r"container name .{0,200}? is already in use", re.IGNORECASE)
+"""docker's and podman's refusal of a ``run --name`` that an existing container holds."""
 _NOT_RUNNING = re.compile(
     r"is not running|can only kill running containers|state improper", re.IGNORECASE
 )
@@ -345,6 +347,16 @@ class CliRuntime(ContainerRuntime):
                         with contextlib.suppress(ContainerError):
                             self._cli(["rm", "-f", "-v", cid])
                     message = engine_message(captured.stderr_tail)
+                    if not cid and _NAME_IN_USE.search(captured.stderr_tail):
+                        # Names are the executor's own (task, attempt, index): a worker
+                        # that was handing over started it after our recovery looked.
+                        # It runs (or ran) once; wait for it rather than fail the task.
+                        attached = self.attach(
+                            spec.name, stdout_path=spec.stdout_path,
+                            stderr_path=spec.stderr_path,
+                        )
+                        if attached is not None:
+                            return attached
                     if cid and command_failure(code, message, spec.command):
                         return command_not_started(
                             code, message, captured.start_time, captured.end_time,
