@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .events import SYSTEM_ERROR, Update
+from .registry import RegistryLogin
 from .run import TaskRunner
 from .runtimes import ContainerRuntime, RuntimeUnavailable, choose_runtime
 from .status import StatusFile, read_status
@@ -129,6 +130,7 @@ def _run_locked(task_dir: Path, spec: TaskFile, keep_work: bool) -> int:
         resume=resume,
         attempt=spec.attempt,
         keep_workspace=keep_work,
+        registry=RegistryLogin(spec.registry) if spec.registry else None,
     )
     _run_with_signals(runner, runtime)
     if not status.final:

@@ -39,6 +39,8 @@ _REFERENCE = re.compile(
     re.ASCII,
 )
 _SHA256 = re.compile(r"sha256:[0-9a-f]{64}", re.ASCII)
+DEFAULT_REGISTRY = "docker.io"
+"""Where an image without a registry host is pulled from (Docker Hub)."""
 
 
 def image_reference_problem(reference: object) -> str | None:
@@ -68,6 +70,18 @@ def image_reference_problem(reference: object) -> str | None:
     if digest and digest.lower().startswith("sha256:") and not _SHA256.fullmatch(digest):
         return "has a sha256 digest that is not 64 lower-case hex digits"
     return None
+
+
+def image_registry(reference: str) -> str:
+    """The registry host (and port, lower-case) ``reference`` is pulled from, as Docker
+    reads it: the first path component when it has a ``.`` or ``:`` or is ``localhost``,
+    else Docker Hub (:data:`DEFAULT_REGISTRY`)."""
+    match = _REFERENCE.fullmatch(reference)
+    name = match["name"] if match else reference
+    first, sep, _ = name.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first.lower()
+    return DEFAULT_REGISTRY
 
 
 def _lower_path(reference: str) -> str:

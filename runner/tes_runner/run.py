@@ -45,6 +45,7 @@ from .events import (
     Events,
     Update,
 )
+from .registry import RegistryLogin
 from .runtimes.base import (
     COMMAND_NOT_FOUND,
     ContainerError,
@@ -131,6 +132,7 @@ class TaskRunner:
         attempt: int | None = None,
         keep_workspace: bool = False,
         who: str = "tes-runner",
+        registry: RegistryLogin | None = None,
     ) -> None:
         self.task_id = task_id
         self.document = document
@@ -144,6 +146,8 @@ class TaskRunner:
         self.attempt = attempt
         self.keep_workspace = keep_workspace
         self.who = who
+        self.registry = registry
+        """Logs the engine in to a private registry before pulling one of its images."""
         self.cancelled = threading.Event()
         self.interrupt = threading.Event()
         """Stops the run's transfers at once (set by a cancel, an abort or a hand-over)."""
@@ -282,12 +286,21 @@ class TaskRunner:
             for image in dict.fromkeys(executor["image"] for executor in document["executors"]):
                 self._check_cancelled()
                 self.events.stage(f"preparing image '{image}'")
-                notes += self.runtime.prepare_image(
-                    image, on_pull=partial(self.events.stage, f"pulling image '{image}'")
+                logins: list[str] = []
+                lines = self.runtime.prepare_image(
+                    image, on_pull=partial(self._before_pull, image, logins)
                 )
+                notes += logins + lines
         finally:
             self.events.stage(None)
         return notes
+
+    def _before_pull(self, image: str, notes: list[str]) -> None:
+        """Right before ``image`` is pulled: say so, and log in to its registry if it is
+        the private one (a failure raises :class:`ContainerError`: SYSTEM_ERROR)."""
+        self.events.stage(f"pulling image '{image}'")
+        if self.registry is not None:
+            notes += self.registry.before_pull(image, self.runtime)
 
     def _resource_notes(self, document: dict[str, Any]) -> list[str]:
         resources = document.get("resources") or {}

@@ -4,7 +4,8 @@ The server (a Slurm backend, a Kubernetes coordinator) writes it before the job 
 
     {"task": {...TES task, "id" included...}, "attempt": 1, "runtime": "docker",
      "policy": {...AccessPolicy.portable()...}, "transfer": {...}, "shared_global": null,
-     "runtime_options": {...}, "network": "none", "live_output_max": 4194304}
+     "runtime_options": {...}, "network": "none", "live_output_max": 4194304,
+     "registry": null}
 
 :func:`load_task_file` checks every field and raises :class:`BadTaskFile` naming the
 first one that is wrong.
@@ -22,6 +23,7 @@ from typing import Any
 from tes_filetransfer import TransferConfig, TransferError
 from tes_filetransfer.policy import AccessPolicy
 
+from .registry import Registry
 from .runtimes import RUNTIMES, RuntimeOptions
 from .runtimes.rolling import DEFAULT_MAX_BYTES, MIN_BYTES
 
@@ -33,11 +35,12 @@ WORK_FOLDER = "work"
 RUNTIME_NAMES = ("auto", *RUNTIMES)
 _TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _LEADING_VARIABLE = re.compile(r"\$([A-Z][A-Z0-9_]*)(?=/|$)")
-"""``$NAME`` at the start of ``shared_global``: read from the node's environment."""
+"""``$NAME`` at the start of a node path (``shared_global``, ``registry.password_file``):
+read from the node's environment."""
 """Task ids become container and folder names: nothing else is accepted."""
 _TRANSFER_FIELDS = {f.name for f in fields(TransferConfig)} - {"policy"}
 _KNOWN = {"task", "attempt", "runtime", "policy", "transfer", "shared_global", "runtime_options",
-          "network", "live_output_max"}
+          "network", "live_output_max", "registry"}
 
 
 class BadTaskFile(ValueError):
@@ -60,6 +63,8 @@ class TaskFile:
     live_output_max: int = DEFAULT_MAX_BYTES
     """Most bytes kept of the live copy of each executor output stream the task names no
     file for (the end of it; a file the task names gets every byte)."""
+    registry: Registry | None = None
+    """The private registry the engine logs in to before pulling one of its images."""
 
     @property
     def task_id(self) -> str:
@@ -129,6 +134,7 @@ def parse_task_file(data: dict[str, Any], task_dir: Path) -> TaskFile:
         runtime_options=_runtime_options(data.get("runtime_options")),
         network=network,
         live_output_max=live_output_max,
+        registry=_registry(data.get("registry")),
     )
 
 
@@ -162,16 +168,35 @@ def _transfer(data: dict[str, Any], task_dir: Path) -> TransferConfig:
 def _shared_global(value: Any) -> Path | None:
     if value is None:
         return None
+    return _node_path(value, "shared_global")
+
+
+def _node_path(value: Any, name: str) -> Path:
+    """The absolute path ``value`` of field ``name``; a leading ``$VARIABLE`` is read from
+    the node's environment (a folder the platform names on each node, e.g.
+    ``$AZ_BATCH_NODE_MOUNTS_DIR/x``)."""
     if isinstance(value, str) and (leading := _LEADING_VARIABLE.match(value)):
-        # A folder the platform names on each node, e.g. $AZ_BATCH_NODE_MOUNTS_DIR/x
-        name = leading.group(1)
-        if not os.environ.get(name):
-            raise BadTaskFile(f"task.json: 'shared_global' names ${name}, which is not set "
+        variable = leading.group(1)
+        if not os.environ.get(variable):
+            raise BadTaskFile(f"task.json: '{name}' names ${variable}, which is not set "
                               "on this node")
-        value = os.environ[name] + value[leading.end():]
+        value = os.environ[variable] + value[leading.end():]
     if not isinstance(value, str) or not Path(value).is_absolute():
-        raise BadTaskFile("task.json: 'shared_global' must be an absolute path or null")
+        raise BadTaskFile(f"task.json: '{name}' must be an absolute path or null")
     return Path(value)
+
+
+def _registry(value: Any) -> Registry | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BadTaskFile("task.json: 'registry' must be an object or null")
+    try:
+        return Registry.from_mapping(value, _node_path)
+    except BadTaskFile:
+        raise
+    except ValueError as exc:
+        raise BadTaskFile(f"task.json: {exc}") from None
 
 
 def _runtime_options(value: Any) -> RuntimeOptions:

@@ -243,6 +243,15 @@ class ContainerRuntime(abc.ABC):
         cannot be had.
         """
 
+    def login(self, server: str, username: str, secret: str) -> None:
+        """Log the engine in to registry ``server`` for the pulls that follow; raises
+        :class:`ContainerError` naming the registry (never ``secret``). The default: this
+        runtime cannot log in."""
+        raise ContainerError(
+            f"cannot log in to registry {server}: the {self.name} runtime cannot log in to "
+            "a registry (use docker or podman)"
+        )
+
     @abc.abstractmethod
     def run(self, spec: ContainerSpec) -> ContainerResult:
         """Run the container to completion and return its result.

@@ -308,6 +308,31 @@ class CliRuntime(ContainerRuntime):
         lines.append(f"{self.name}: pulled image '{image}'")
         return lines
 
+    def login(self, server: str, username: str, secret: str) -> None:
+        """``<engine> login --username USER --password-stdin SERVER``, ``secret`` on its
+        standard input (never on a command line, where ``ps`` shows it); bounded by
+        :attr:`command_timeout`. Raises :class:`ContainerError` naming the registry."""
+        argv = [self.binary, "login", "--username", username, "--password-stdin", "--", server]
+        try:
+            result = subprocess.run(
+                argv, input=secret, capture_output=True, text=True, errors="replace",
+                env=self._env(), timeout=self.command_timeout,
+            )
+        except subprocess.TimeoutExpired:
+            raise ContainerError(
+                f"cannot log in to registry {server}: '{self.name} login' did not answer "
+                f"within {self.command_timeout:g} s"
+            ) from None
+        except OSError as exc:
+            raise ContainerError(f"cannot log in to registry {server}: cannot run "
+                                 f"{self.binary!r}: {exc}") from None
+        if result.returncode != 0:
+            reason = _last_line(result.stderr).replace(secret, "***") or (
+                f"exit status {result.returncode}")
+            raise ContainerError(
+                f"cannot log in to registry {server} as {username}: {self.name} login: {reason}"
+            )
+
     def run(self, spec: ContainerSpec) -> ContainerResult:
         """Run ``spec`` with ``<engine> run`` attached and return its exit code and output."""
         return self._run(spec)
