@@ -208,6 +208,8 @@ class BatchBackend(Backend):
                                     self.settings.output_live_max)
         if self.conf.shared_global:
             document["shared_global"] = sharedglobal.RUNNER_PATH
+        if self.conf.registry:
+            document["registry"] = self.conf.registry.runner_entry()
         return document
 
     def poll(self, tasks: Sequence[TaskRecord]) -> Iterable[Observation]:

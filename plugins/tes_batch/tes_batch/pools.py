@@ -10,19 +10,25 @@ from typing import Any
 from azure.batch import models
 
 from .ids import auto_pool_prefix
+from .registry import PASSWORD_FILE, PASSWORD_VARIABLE
 from .settings import BatchSettings
 from .sizing import Choice
 
 RUNNER_DIR = "$AZ_BATCH_NODE_SHARED_DIR/tes-runner"
 """Where the start task installs the runner on each node (a virtualenv)."""
 
+_PASSWORD_DIR = PASSWORD_FILE.rsplit("/", 1)[0]
 START_COMMAND = (
-    "/bin/bash -c 'set -e; python3 -m venv \"" + RUNNER_DIR + "\"; \""
+    "/bin/bash -c 'set -e; if [ -n \"$" + PASSWORD_VARIABLE + "\" ]; then (umask 077; "
+    "mkdir -p \"" + _PASSWORD_DIR + "\"; printf \"%s\" \"$" + PASSWORD_VARIABLE + "\" > \""
+    + PASSWORD_FILE + "\"); fi; python3 -m venv \"" + RUNNER_DIR + "\"; \""
     + RUNNER_DIR + "/bin/pip\" install --quiet --disable-pip-version-check "
     "$TES_RUNNER_INSTALL'"
 )
-"""The start task: a virtualenv with the runner, from the pip arguments of
-``TES_BATCH_RUNNER_INSTALL`` (an environment setting, so no quoting reaches a shell)."""
+"""The start task: the private registry's password, when there is one, written where only
+the node's admin user reads it (:data:`~tes_batch.registry.PASSWORD_FILE`), then a
+virtualenv with the runner, from the pip arguments of ``TES_BATCH_RUNNER_INSTALL`` (both
+environment settings, so no quoting reaches a shell)."""
 
 
 def autoscale_formula(low_priority: bool, max_nodes: int) -> str:
@@ -83,7 +89,8 @@ def _pool_fields(choice: Choice, conf: BatchSettings) -> dict[str, Any]:
         start_task=models.BatchStartTask(
             command_line=START_COMMAND,
             environment_settings=[models.EnvironmentSetting(
-                name="TES_RUNNER_INSTALL", value=conf.runner_install)],
+                name="TES_RUNNER_INSTALL", value=conf.runner_install),
+                *(conf.registry.start_environment() if conf.registry else ())],
             user_identity=admin(),
             max_task_retry_count=2,
             wait_for_success=True,

@@ -1,6 +1,9 @@
 """A private container registry the pools log in to (``TES_BATCH_REGISTRY_*``): its server
-and a user name with a password, or a managed identity; the pools' container configuration
-lists it (``containerConfiguration.containerRegistries``)."""
+and a user name with a password, or a managed identity. The pools' container configuration
+lists it (``containerConfiguration.containerRegistries``: the images Batch pulls), and the
+runner logs the node's Docker in before pulling an executor image of it: ``task.json``'s
+``registry`` says how (:meth:`RegistryLogin.runner_entry`), never with the password, which
+only the pool's start task carries and writes to :data:`PASSWORD_FILE` on each node."""
 
 from __future__ import annotations
 
@@ -10,6 +13,13 @@ from dataclasses import dataclass, field
 from azure.batch import models
 from tes_core.config import ConfigError, PluginSettings
 from tes_core.telemetry.redact import register_secret
+
+PASSWORD_VARIABLE = "TES_REGISTRY_PASSWORD"
+"""The start task's environment setting holding the password (the pool's only copy of it
+besides ``containerRegistries``)."""
+PASSWORD_FILE = "$AZ_BATCH_NODE_SHARED_DIR/tes-registry/password"
+"""Where the start task writes the password on each node (mode 0600, a 0700 folder); the
+runner reads it there (it expands the leading variable)."""
 
 _SERVER = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(:[0-9]{1,5})?")
 _IDENTITY = re.compile(
@@ -41,6 +51,20 @@ class RegistryLogin:
                 identity_reference=models.BatchNodeIdentityReference(resource_id=self.identity))
         return models.ContainerRegistryReference(
             registry_server=self.server, username=self.username, password=self.password)
+
+    def start_environment(self) -> list[models.EnvironmentSetting]:
+        """The start task's settings for this login: the password, which it writes to
+        :data:`PASSWORD_FILE` (nothing for a managed identity)."""
+        if not self.password:
+            return []
+        return [models.EnvironmentSetting(name=PASSWORD_VARIABLE, value=self.password)]
+
+    def runner_entry(self) -> dict[str, str]:
+        """``task.json``'s ``registry``: the server and the user name with the password's
+        file on the node, or the identity (the runner reads the contract, runner/README.md)."""
+        if self.identity:
+            return {"server": self.server, "identity": self.identity}
+        return {"server": self.server, "username": self.username, "password_file": PASSWORD_FILE}
 
 
 def registry_from_settings(plugin: PluginSettings) -> RegistryLogin | None:

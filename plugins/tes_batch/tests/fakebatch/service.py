@@ -563,7 +563,8 @@ class FakeBatch:
             if not link.exists():
                 link.symlink_to(self.runner)
             self._mount(pool, root / "fsmounts")
-            failing = bool({pool["id"], "*"} & self.start_task_failures)
+            failing = bool({pool["id"], "*"} & self.start_task_failures) or (
+                not self._start_task(pool, root))
             nodes.append(Node(node_id, pool["id"], low_priority, root,
                               start_task_failed=failing))
         idle = [n for n in nodes if n.usable()]
@@ -572,6 +573,29 @@ class FakeBatch:
         count = len(nodes)
         pool["currentLowPriorityNodes" if low_priority else "currentDedicatedNodes"] = count
         pool["targetLowPriorityNodes" if low_priority else "targetDedicatedNodes"] = target
+
+    def _start_task(self, pool: dict[str, Any], root: Path) -> bool:
+        """Run the pool's start task on a new node, as Batch does, with ``python3`` and the
+        virtualenv's ``pip`` standing in for installing the runner (each node already has
+        this environment's ``tes-runner``); the rest of it (writing the private
+        registry's password) runs for real. ``False`` when it fails."""
+        start = pool.get("startTask")
+        if not start:
+            return True
+        shims = root / "start-task-shims"
+        shims.mkdir(exist_ok=True)
+        for shim in (shims / "python3", root / "shared" / "tes-runner" / "bin" / "pip"):
+            if not shim.exists():
+                shim.write_text("#!/bin/sh\nexit 0\n")
+                shim.chmod(0o755)
+        env = {"PATH": f"{shims}{os.pathsep}{os.environ.get('PATH', '')}",
+               "AZ_BATCH_NODE_SHARED_DIR": str(root / "shared"),
+               "AZ_BATCH_NODE_ROOT_DIR": str(root)}
+        for setting in start.get("environmentSettings") or ():
+            env[setting["name"]] = setting.get("value", "")
+        done = subprocess.run(["/bin/sh", "-c", start["commandLine"]], cwd=root, env=env,
+                              capture_output=True, timeout=60)
+        return done.returncode == 0
 
     def share_dir(self, azure_file_url: str) -> Path:
         """The folder standing for an Azure Files share (one per URL, for every pool)."""
