@@ -148,13 +148,14 @@ class RegistryLogin:
         body = urllib.parse.urlencode({"grant_type": "access_token", "service": server,
                                        "access_token": aad_token}).encode()
         answer = self._ask(url, body, {"Content-Type": "application/x-www-form-urlencoded"},
-                           f"{url} (ACR token exchange)")
+                           f"{url} (ACR token exchange)", secret=aad_token)
         return self._field(answer, "refresh_token", f"{url} (ACR token exchange)")
 
-    def _ask(self, url: str, body: bytes | None, headers: dict[str, str], what: str) -> Any:
+    def _ask(self, url: str, body: bytes | None, headers: dict[str, str], what: str,
+             secret: str = "") -> Any:
         """The JSON answer of a GET of ``url`` (a POST of ``body``); a
-        :class:`RegistryLoginError` naming ``what`` (never the request's token) when it
-        fails."""
+        :class:`RegistryLoginError` naming ``what`` (never ``secret``, the token the request
+        carries) when it fails."""
         import urllib.error  # only a node that logs in with an identity needs them
         import urllib.request
 
@@ -175,12 +176,14 @@ class RegistryLogin:
                     request, timeout=self.timeout) as response:
                 data = response.read(MAX_ANSWER)
         except urllib.error.HTTPError as exc:
-            detail = _error_detail(exc)
+            detail = _error_detail(exc, secret)
             raise RegistryLoginError(f"{prefix} answered HTTP {exc.code}{detail}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise RegistryLoginError(f"{prefix} did not answer within {self.timeout:g} s "
-                                     f"or refused: {reason}") from None
+            if isinstance(reason, TimeoutError):
+                raise RegistryLoginError(
+                    f"{prefix} did not answer within {self.timeout:g} s") from None
+            raise RegistryLoginError(f"{prefix} could not be reached: {reason}") from None
         try:
             return json.loads(data)
         except ValueError:
@@ -200,9 +203,9 @@ def default_imds_url() -> str:
     return f"{endpoint}/metadata/identity/oauth2/token" if endpoint else IMDS_URL
 
 
-def _error_detail(exc: Any) -> str:
+def _error_detail(exc: Any, secret: str = "") -> str:
     """The error's own words from an IMDS or ACR error body (``error_description``,
-    ``errors[0].message``), at most 300 characters, or nothing."""
+    ``errors[0].message``), at most 300 characters, ``secret`` masked, or nothing."""
     try:
         body = json.loads(exc.read(65536) or b"null")
     except (ValueError, OSError):
@@ -213,4 +216,6 @@ def _error_detail(exc: Any) -> str:
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             text = str(errors[0].get("message") or "")
         text = text or str(body.get("error_description") or body.get("error") or "")
+    if secret:
+        text = text.replace(secret, "***")
     return f": {text[:300]}" if text else ""

@@ -278,3 +278,21 @@ def test_an_identity_the_node_lacks_ends_the_task_naming_the_registry(
         assert [c for c in _calls(private["log"]) if c["args"][:1] == ["login"]] == []
     finally:
         registry.close()
+
+
+def test_a_refused_token_exchange_is_named_and_no_token_is_shown() -> None:
+    """IMDS gives a token, the exchange refuses it (the registry is another service)."""
+    registry = FakeRegistry(b"", "tes/private", {}, identity=IDENTITY)
+    try:
+        login = RegistryLogin(Registry(server="other.azurecr.io", identity=IDENTITY),
+                              imds_url=f"http://{registry.host}/metadata/identity/oauth2/token",
+                              exchange_url=f"http://{registry.host}/oauth2/exchange")
+        with pytest.raises(RegistryLoginError) as caught:
+            login.credentials()
+        assert str(caught.value) == (
+            f"cannot log in to registry other.azurecr.io: http://{registry.host}/oauth2/exchange "
+            "(ACR token exchange) answered HTTP 401: the access token is not valid")
+        [token] = registry.aad_tokens
+        assert token not in str(caught.value)
+    finally:
+        registry.close()

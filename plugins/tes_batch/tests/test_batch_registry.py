@@ -109,3 +109,49 @@ def test_a_task_runs_an_image_of_the_private_registry(
     finally:
         registry.close()
         subprocess.run(["docker", "rmi", "-f", image], capture_output=True, timeout=60)
+
+
+def test_a_task_runs_an_image_of_the_registry_with_the_managed_identity(
+        batch, tmp_path, monkeypatch):  # noqa: F811
+    """The node's runner asks IMDS for the identity's token (``IMDS_ENDPOINT`` points at the
+    loopback registry, which plays IMDS), exchanges it at ``https://<server>/oauth2/exchange``
+    (self-signed, trusted through ``SSL_CERT_FILE``) and logs Docker in with the ACR token."""
+    pytest.importorskip("cryptography")
+    if not ROOTFS.is_file():
+        pytest.skip(f"{ROOTFS} (made by scripts/test-services.sh) is missing")
+    import ssl
+
+    from runner.tests.fake_registry import ACR_TOKEN_USER
+    from tests.fake_keyvault import self_signed_certificate
+
+    cert, key = self_signed_certificate(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    registry = FakeRegistry(ROOTFS.read_bytes(), "tes/private", {}, identity=IDENTITY,
+                            tls=context)
+    image = f"{registry.host}/tes/private:{uuid.uuid4().hex[:10]}"
+    # The fake's nodes run tasks with this process's environment.
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
+    monkeypatch.setenv("IMDS_ENDPOINT", f"https://{registry.host}")
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    try:
+        made = backend(batch, tmp_path, TES_BATCH_REGISTRY_SERVER=registry.host,
+                       TES_BATCH_REGISTRY_IDENTITY=IDENTITY)
+        task = record("registry-msi-1", {"executors": [
+            {"image": image, "command": ["sh", "-c", "echo pulled with the identity"]}]})
+        ref = made.submit(task)
+        job, name = ids.parse_ref(ref)
+        wait_until(lambda: batch.tasks[job][name]["state"] == "completed", timeout=180)
+        [seen] = made.poll([record(task.id, task.document, ref=ref)])
+        assert seen.state == "COMPLETE", seen
+        assert seen.executor_logs[0]["stdout"] == "pulled with the identity\n"
+        assert f"docker: logged in to registry {registry.host} (managed identity)" in \
+            seen.system_logs
+        [imds] = registry.seen("/metadata/identity/oauth2/token")
+        assert imds["query"]["msi_res_id"] == IDENTITY and imds["metadata"] == "true"
+        assert len(registry.seen("/oauth2/exchange")) == 1
+        manifests = registry.seen("/v2/tes/private/manifests/")
+        assert manifests and {r["user"] for r in manifests} == {ACR_TOKEN_USER}
+    finally:
+        registry.close()
+        subprocess.run(["docker", "rmi", "-f", image], capture_output=True, timeout=60)
