@@ -34,7 +34,8 @@ def settings() -> dict[str, str]:
            "TES_BATCH_ACCOUNT_KEY": os.environ["TES_BATCH_TEST_ACCOUNT_KEY"],
            "TES_BATCH_RUNNER_INSTALL": os.environ["TES_BATCH_TEST_RUNNER_INSTALL"],
            "TES_BATCH_MAX_NODES": "1", "TES_BATCH_POOL_IDLE": "60"}
-    for name in ("ACCOUNT_NAME", "NODE_IMAGE", "NODE_AGENT_SKU", "VM_SIZES"):
+    for name in ("ACCOUNT_NAME", "NODE_IMAGE", "NODE_AGENT_SKU", "VM_SIZES", "REGISTRY_SERVER",
+                 "REGISTRY_USERNAME", "REGISTRY_PASSWORD", "REGISTRY_IDENTITY"):
         if os.environ.get(f"TES_BATCH_TEST_{name}"):
             env[f"TES_BATCH_{name}"] = os.environ[f"TES_BATCH_TEST_{name}"]
     return env
@@ -65,3 +66,22 @@ def test_a_task_runs_on_a_real_pool(server) -> None:
     assert task["state"] == "COMPLETE", task
     assert task["logs"][-1]["logs"][0]["stdout"] == "hello from TES\n"
     assert task["logs"][-1]["metadata"]["vm_price_per_hour_usd"]
+
+
+@pytest.mark.skipif(not os.environ.get("TES_BATCH_TEST_PRIVATE_IMAGE"),
+                    reason="no private image: set TES_BATCH_TEST_PRIVATE_IMAGE and "
+                           "TES_BATCH_TEST_REGISTRY_* (see the plugin's README)")
+def test_a_task_runs_an_image_of_the_private_registry(server) -> None:
+    """The image (with ``sh``) is in ``TES_BATCH_TEST_REGISTRY_SERVER``; the node's runner
+    logs in with the password or the identity before pulling it."""
+    image = os.environ["TES_BATCH_TEST_PRIVATE_IMAGE"]
+    answer = requests.post(f"{server.url}/tasks", timeout=60, json={
+        "executors": [{"image": image, "command": ["sh", "-c", "echo private"]}],
+        "resources": {"cpu_cores": 1, "preemptible": True}})
+    assert answer.status_code == 200, answer.text
+    task = servers.wait_for_state(server.url, answer.json()["id"], servers.TERMINAL,
+                                  timeout=45 * 60, view="FULL")
+    assert task["state"] == "COMPLETE", task
+    assert task["logs"][-1]["logs"][0]["stdout"] == "private\n"
+    assert any(line.startswith("docker: logged in to registry ")
+               for line in task["logs"][-1]["system_logs"])
