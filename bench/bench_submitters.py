@@ -2,8 +2,8 @@
 
 Target: a create with every submitter plugin installed takes at most 1.5 times as long as
 the same create with none, for each engine's fixtures. Every installed plugin that
-implements a submitter hook (``tes_detect_submitter``, ``tes_rewrite_url``,
-``tes_inject_inputs``) counts, whatever engine it is for: the plugins of other engines
+implements a submitter hook (``tes_detect_submitter``, ``tes_url_rewriter``,
+``tes_rewrite_url``, ``tes_inject_inputs``) counts, whatever engine it is for: the plugins of other engines
 still look at each task. For each engine group, 10,000 creates (``TaskService.create``:
 validation, the submitter hooks, the SQLite insert of the task and its tags, the submit
 message) run in-process over the group's fixtures on two task services built the way the
