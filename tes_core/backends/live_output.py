@@ -30,17 +30,23 @@ def read_live_output(
     raises
     :class:`NoLiveOutput` for an executor that names its own file for ``stream`` or a
     link or special file in the way."""
+    check_no_own_file(task, index, stream)
+    try:
+        first, data = workspace.read_output(index, stream, limit, offset)
+    except PlantedLink as exc:
+        raise NoLiveOutput(f"executor {index}'s {stream} is not readable: {exc}") from None
+    return OutputPiece(first, data)
+
+
+def check_no_own_file(task: TaskRecord, index: int, stream: str) -> None:
+    """Raise :class:`NoLiveOutput` if executor ``index`` of ``task`` names its own file for
+    ``stream``: that file is the task's data, its end is shown when the executor ends."""
     own = (task.document.get("executors") or [{}])[index].get(stream)
     if own:
         raise NoLiveOutput(
             f"executor {index} writes its {stream} to its own file {own}; its end is "
             "shown when the executor ends"
         )
-    try:
-        first, data = workspace.read_output(index, stream, limit, offset)
-    except PlantedLink as exc:
-        raise NoLiveOutput(f"executor {index}'s {stream} is not readable: {exc}") from None
-    return OutputPiece(first, data)
 
 
 @dataclass(frozen=True)

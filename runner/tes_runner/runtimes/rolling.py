@@ -94,8 +94,8 @@ class RollingWriter:
     def _roll(self) -> None:
         folder, name = self._target.folder_fd, self._target.name
         self._rolls += 1
-        os.rename(name, f"{name}.{self._rolls}", src_dir_fd=folder, dst_dir_fd=folder)
-        _remove(folder, f"{name}.{self._rolls - 1}")
+        os.rename(name, rolled_name(name, self._rolls), src_dir_fd=folder, dst_dir_fd=folder)
+        _remove(folder, rolled_name(name, self._rolls - 1))
         self.close()
         self._fd = beneath.open_file(folder, name, write=True)
         self._written = 0
@@ -127,37 +127,73 @@ def read_end(folder_fd: int, name: str, limit: int) -> bytes:
     return read(folder_fd, name, limit)[1]
 
 
+@dataclass(frozen=True)
+class Span:
+    """Where the bytes :func:`read` answers lie, worked out from the files' sizes alone (so
+    a reader of the files elsewhere, e.g. through an HTTP API, answers the same): ``data``
+    starts at byte ``first`` of the stream and is ``previous`` (``(at, count)``: bytes of the
+    last rolled file) then ``current`` (of ``NAME``); ``earliest`` and ``end`` bound what
+    is kept."""
+
+    first: int
+    previous: tuple[int, int]
+    current: tuple[int, int]
+    earliest: int
+    end: int
+
+
+def span(rolls: int, kept: int, size: int, limit: int, offset: int | None) -> Span:
+    """The :class:`Span` of at most ``limit`` bytes from byte ``offset`` of the stream (or
+    its end), given ``rolls`` (the number of the last rolled file, 0 for none), ``kept``
+    (its size: every rolled file holds as many) and ``size`` (that of ``NAME``)."""
+    start = rolls * kept
+    end = start + size
+    earliest = max(start - kept, 0)
+    first = max(end - limit if offset is None else offset, earliest)
+    if first >= end:
+        return Span(min(first, end), (0, 0), (0, 0), earliest, end)
+    want = min(limit, end - first)
+    before = min(want, start - first) if first < start else 0
+    current = (max(first, start) - start, want - before)
+    return Span(first, (first - earliest, before), current, earliest, end)
+
+
+def rolled_name(name: str, number: int) -> str:
+    """The name of the ``number``-th rolled file of ``name``."""
+    return f"{name}.{number}"
+
+
+def roll_number(entry: str, name: str) -> int | None:
+    """The number of ``entry`` if it is a rolled file of ``name``, else ``None``."""
+    number = entry[len(name) + 1 :]
+    if entry.startswith(name + ".") and number.isdigit() and number.isascii():
+        return int(number)
+    return None
+
+
 def _slice(
     previous: int | None, rolls: int, current: int | None, limit: int, offset: int | None
 ) -> tuple[int, bytes]:
     """The bytes asked of :func:`read` from a consistent pair of files."""
     kept = os.fstat(previous).st_size if previous is not None else 0
-    start = rolls * kept  # every rolled file holds the same number of bytes
     size = os.fstat(current).st_size if current is not None else 0
-    end = start + size
-    first = max(end - limit if offset is None else offset, start - kept, 0)
-    if first >= end:
-        return min(first, end), b""
-    want = min(limit, end - first)
+    where = span(rolls, kept, size, limit, offset)
     data = b""
-    if first < start and previous is not None:
-        data = os.pread(previous, min(want, start - first), first - (start - kept))
-    if current is not None and len(data) < want:
-        at = max(first, start) - start
-        data += os.pread(current, want - len(data), at)
-    return first, data
+    if where.previous[1] and previous is not None:
+        data = os.pread(previous, where.previous[1], where.previous[0])
+    if where.current[1] and current is not None:
+        data += os.pread(current, where.current[1], where.current[0])
+    return where.first, data
 
 
 def _rolled(folder_fd: int, name: str) -> dict[int, str]:
     """The rolled files of ``name`` in the folder, by number."""
     found = {}
-    prefix = name + "."
     listing = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=folder_fd)
     try:
         for entry in os.listdir(listing):
-            number = entry[len(prefix) :]
-            if entry.startswith(prefix) and number.isdigit() and number.isascii():
-                found[int(number)] = entry
+            if (number := roll_number(entry, name)) is not None:
+                found[number] = entry
     finally:
         os.close(listing)
     return found
