@@ -26,10 +26,13 @@ from tes_core.backends.base import (
     Backend,
     BackendContext,
     BackendError,
+    NoLiveOutput,
     Observation,
+    OutputPiece,
     TaskRecord,
     failed,
 )
+from tes_core.backends.live_output import check_no_own_file
 from tes_core.backends.runner_status import RUNNER_STATES, from_status, if_changed
 from tes_core.backends.runner_status import task_file as runner_task_file
 from tes_core.config import ConfigError
@@ -39,6 +42,7 @@ from tes_filetransfer import TransferError
 
 from . import autopool, ids, pools, sharedglobal, sizing
 from .client import BatchApi, BatchApiError, make_client
+from .live import LiveOutput
 from .observe import QUOTA_CODES, next_attempt, observe
 from .prices import RetailPrices
 from .quota import QuotaReader, arm_fetcher
@@ -86,6 +90,8 @@ class BatchBackend(Backend):
             else "")
         self.sweeper = Sweeper(self.api, self.conf, context.reporter,
                                on_delete=self._ready.discard)
+        self.live = LiveOutput(self.api, self.conf.output_cache)
+        """Executors' live output, read from the nodes (:mod:`tes_batch.live`)."""
         self._held: dict[str, str] = {}
         """Why an attempt waits before Batch took it, by TES id."""
         self._blocked: dict[str, tuple[float, str]] = {}
@@ -368,6 +374,19 @@ class BatchBackend(Backend):
         if status is None or status.get("final") or status.get("state") not in RUNNER_STATES:
             return None  # the reconcile pass reports the end, with Batch's word on it
         return if_changed(task, from_status(task, status, {}))
+
+    def read_output(
+        self, task: TaskRecord, index: int, stream: str, limit: int, offset: int | None = None
+    ) -> OutputPiece:
+        """From the live copy the runner keeps on the node of executor ``index``'s
+        ``stream``, through the Batch file API (:mod:`tes_batch.live`); the path comes from
+        the attempt's reference and the runner's layout only."""
+        check_no_own_file(task, index, stream)
+        ref = task.backend_ref or ""
+        parsed = None if ref.startswith(WAIT) else ids.parse_ref(ref)
+        if parsed is None:
+            raise NoLiveOutput(f"task {task.id} has no Batch task on a node yet")
+        return self.live.read(*parsed, index, stream, limit, offset)
 
     def cancel(self, task: TaskRecord) -> bool:
         """Terminate and delete the task's Batch task."""

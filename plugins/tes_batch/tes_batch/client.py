@@ -161,6 +161,33 @@ class BatchApi:
         except AzureError as exc:
             raise _error(exc, f"reading {path} of task {task}") from None
 
+    def list_files(self, job: str, task: str, prefix: str, **options: Any) -> dict[str, int]:
+        """The sizes of the files of the task's folder on its node whose path starts with
+        ``prefix`` (one ``GET .../files?recursive=true&$filter=startswith(name,...)`` per
+        page); ``options`` go to the SDK. Raises :class:`BatchApiError` (404: the task is
+        gone, 409: not started on a node)."""
+        pages = self.client.list_task_files(job, task, recursive=True,
+                                            filter=f"startswith(name,'{prefix}')", **options)
+        found = self._collect(f"listing the files of task {task}", pages)
+        return {f.name: int(f.properties.content_length) for f in found
+                if f.name and f.properties is not None and not f.is_directory}
+
+    def read_range(self, job: str, task: str, path: str, at: int, count: int,
+                   **options: Any) -> bytes | None:
+        """Bytes ``at`` to ``at + count - 1`` of a file of the task's folder (``ocp-range``;
+        Batch answers 200 with the range), fewer if the file is shorter, ``None`` when it
+        is not there (404) or shorter than ``at`` (416)."""
+        try:
+            return b"".join(self.client.download_task_file(
+                job, task, path, ocp_range=f"bytes={at}-{at + count - 1}", **options))
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            error = _error(exc, f"reading {path} of task {task}")
+            if error.status == 416:
+                return None
+            raise error from None
+
     def remove_task(self, job: str, task: str) -> None:
         """Terminate, then delete the task; one that is gone already is fine."""
         for what, function in (("terminating", self.client.terminate_task),

@@ -96,6 +96,9 @@ class BatchSettings:
     """Seconds a pool no active task uses lives before the sweep deletes it."""
     refresh_interval: float = 5.0
     """Seconds between two reads of one task's status file for ``GET`` (per process)."""
+    output_cache: float = 1.0
+    """Seconds an answer of a running executor's live output is kept and given again to
+    readers of the same stream (per process)."""
     sweep_interval: float = 60.0
     """Seconds between two sweeps (finished Batch tasks, idle pools)."""
     request_timeout: float = 60.0
@@ -176,6 +179,7 @@ class BatchSettings:
             max_nodes=number("max_nodes", "10", int, 1),
             pool_idle=number("pool_idle", "1800", float, 0),
             refresh_interval=number("refresh_interval", "5", float, 0),
+            output_cache=number("output_cache", "1", float, 0),
             sweep_interval=number("sweep_interval", "60", float, 0),
             request_timeout=number("request_timeout", "60", float, 1),
             registry=registry_from_settings(plugin),

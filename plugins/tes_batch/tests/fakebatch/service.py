@@ -4,7 +4,8 @@ Operations (API 2025-06-01): pools (add, list, get, delete), jobs (add, list, ge
 delete, terminate; a job with ``poolInfo.autoPoolSpecification`` of lifetime ``job`` gets
 its pool, ``<autoPoolIdPrefix>_<guid>`` in ``executionInfo.poolId``, when it is added, and
 loses it when it is terminated or deleted, as the REST reference says), tasks (add, list,
-get, terminate, delete), task files (get). Errors use Batch's body (``code``,
+get, terminate, delete), task files (list with ``recursive`` and ``$filter``; get, with
+``ocp-range``: 200 and the range, as Batch answers). Errors use Batch's body (``code``,
 ``message.value``) and codes (``PoolExists``, ``JobExists``,
 ``TaskExists``, ``PoolQuotaReached``, ``ActiveJobAndScheduleQuotaReached``,
 ``TaskNotFound``, ``JobNotFound``, ``PoolNotFound``, ``InvalidQueryParameterValue``,
@@ -55,6 +56,8 @@ class Recorded:
     query: dict[str, str]
     body: Any
     status: int = 0
+    range: str = ""
+    """The ``ocp-range`` header (reads of a part of a task file)."""
 
 
 @dataclass
@@ -262,8 +265,9 @@ class FakeBatch:
             payload = json.loads(body) if body else None
         except ValueError:
             payload = None
+        ocp_range = {k.lower(): v for k, v in headers.items()}.get("ocp-range", "")
         record = Recorded(method, path, {k: v for k, v in query.items()
-                                         if k != "api-version"}, payload)
+                                         if k != "api-version"}, payload, range=ocp_range)
         with self.lock:
             self.requests.append(record)
             throttle = self.throttled.pop(0) if self.throttled else None
@@ -280,7 +284,7 @@ class FakeBatch:
                                else "ServerBusy", "throttled by the fake",
                                {"Retry-After": str(throttle[1])})
             with self.lock:
-                status, answer = self._route(method, path, query, payload)
+                status, answer = self._route(method, path, query, payload, ocp_range)
         except ApiFault as fault:
             record.status = fault.status
             error = {"odata.metadata": f"{self.url}/$metadata#Microsoft.Azure.Batch.Protocol."
@@ -299,7 +303,7 @@ class FakeBatch:
             json.dumps(answer).encode()
 
     def _route(self, method: str, path: str, query: dict[str, str],
-               payload: Any) -> tuple[int, Any]:
+               payload: Any, ocp_range: str = "") -> tuple[int, Any]:
         segments = [s for s in path.split("/") if s]
         match method, segments:
             case "POST", ["pools"]:
@@ -361,8 +365,11 @@ class FakeBatch:
                 self._end_task(job, task)
                 del self.tasks[job][task]
                 return 200, None
+            case "GET", ["jobs", job, "tasks", task, "files"]:
+                return self._list(self._files(job, task, query.get("recursive") == "true"),
+                                  query, f"jobs/{job}/tasks/{task}/files")
             case "GET", ["jobs", job, "tasks", task, "files", *rest]:
-                return 200, self._file(job, task, "/".join(rest))
+                return 200, _part(self._file(job, task, "/".join(rest)), ocp_range)
         raise ApiFault(400, "InvalidUri", f"the fake does not answer {method} {path}")
 
     def _list(self, entities: Any, query: dict[str, str], where: str) -> tuple[int, Any]:
@@ -512,6 +519,31 @@ class FakeBatch:
         if not target.is_relative_to(base.resolve()) or not target.is_file():
             raise ApiFault(404, "FileNotFound", "The specified file does not exist.")
         return target.read_bytes()
+
+    def _files(self, job: str, task: str, recursive: bool) -> list[dict[str, Any]]:
+        """``GET .../files``: the task folder's entries (all levels when ``recursive``),
+        named by their path in it, as Batch lists them (no creation time: Linux nodes)."""
+        found = self._task(job, task)
+        node = found.get("nodeInfo", {}).get("nodeId")
+        if not node:
+            raise ApiFault(409, "TaskNotYetStarted", "The task has not started on a node")
+        base = self._task_dir(found["nodeInfo"]["poolId"], node, job, task)
+        entries = []
+        for path in sorted(base.rglob("*") if recursive else base.glob("*")):
+            try:
+                info = path.lstat()
+            except FileNotFoundError:  # removed while listing (a roll)
+                continue
+            name = path.relative_to(base).as_posix()
+            modified = datetime.fromtimestamp(info.st_mtime, UTC)
+            entries.append({
+                "name": name, "url": f"{self.url}/jobs/{job}/tasks/{task}/files/{name}",
+                "isDirectory": path.is_dir(),
+                "properties": {"lastModified": modified.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                               "contentLength": str(0 if path.is_dir() else info.st_size),
+                               "contentType": "application/octet-stream",
+                               "fileMode": oct(info.st_mode & 0o7777)[2:]}})
+        return entries
 
     def _task_dir(self, pool: str, node: str, job: str, task: str) -> Path:
         return self.root / pool / node / "tasks" / job / task
@@ -766,6 +798,22 @@ def _handler(fake: FakeBatch) -> type[BaseHTTPRequestHandler]:
             return
 
     return Handler
+
+
+def _part(data: bytes, ocp_range: str) -> bytes:
+    """The bytes ``ocp-range`` (``bytes=a-b`` or ``bytes=a-``) names of a file's ``data``;
+    all of it without one; 416 when it starts beyond the end."""
+    if not ocp_range:
+        return data
+    match = re.fullmatch(r"bytes=(\d+)-(\d*)", ocp_range.strip())
+    if not match:
+        raise ApiFault(400, "InvalidHeaderValue", f"ocp-range {ocp_range!r}")
+    start = int(match[1])
+    stop = int(match[2]) + 1 if match[2] else len(data)
+    if start >= len(data) and data:
+        raise ApiFault(416, "InvalidRange", "The range specified is invalid for the current "
+                                            "size of the resource.")
+    return data[start:stop]
 
 
 def wait_until(predicate: Any, timeout: float = 120.0, interval: float = 0.1) -> Any:
