@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from tes_batch.live import LiveOutput, output_path
 from tes_core.backends.base import NoLiveOutput
 from tes_runner.runtimes import rolling
+
+from tes_batch.live import LiveOutput, output_path
 
 PATH = output_path(0, "stdout")
 NAME = PATH.rsplit("/", 1)[1]
