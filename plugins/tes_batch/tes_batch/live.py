@@ -101,9 +101,8 @@ class LiveOutput:
                     return piece
             kept = self._fetch(job, name, output_path(index, stream), limit, offset)
             self._keep(key, kept)
-        piece = kept.answer(limit, offset)
-        assert piece is not None  # what was fetched holds the answer
-        return piece
+        # what was fetched is the answer (``span`` and ``answer`` agree)
+        return kept.answer(limit, offset) or OutputPiece(kept.first, kept.data)
 
     def _keep(self, key: tuple[str, int, str], kept: _Kept) -> None:
         with self._lock:
