@@ -3,14 +3,15 @@
 Target: a create with every submitter plugin installed takes at most 1.5 times as long as
 the same create with none, for each engine's fixtures. Every installed plugin that
 implements a submitter hook (``tes_detect_submitter``, ``tes_url_rewriter``,
-``tes_rewrite_url``, ``tes_inject_inputs``) counts, whatever engine it is for: the plugins of other engines
-still look at each task. For each engine group, 10,000 creates (``TaskService.create``:
-validation, the submitter hooks, the SQLite insert of the task and its tags, the submit
-message) run in-process over the group's fixtures on two task services built the way the
-server builds them: one with every installed plugin, one with the submitter plugins
-disabled. Rounds alternate (ABBA); the ratio is that of the median per-task times. Storage
-listing (Cromwell's write_tsv workaround, a network call) is switched off. SAS tokens are
-signed locally with an account key, so no storage service is needed.
+``tes_rewrite_url``, ``tes_inject_inputs``) counts, whatever engine it is for: the plugins
+of other engines still look at each task. For each engine group, 10,000 creates
+(``TaskService.create``: validation, the submitter hooks, the SQLite insert of the task and
+its tags, the submit message) run in-process over the group's fixtures on two task services
+built the way the server builds them: one with every installed plugin, one with the
+submitter plugins disabled. Rounds alternate (ABBA); the ratio is that of the median
+per-task times. Storage listing (Cromwell's write_tsv workaround, a network call) is
+switched off. SAS tokens are signed locally with an account key, so no storage service is
+needed.
 
 The groups come from the fixture files: ``<engine>-[<version>-]<n>.json`` in the shared fixtures
 (``tests/fixtures/submitters``) and anywhere under a plugin's ``tests/`` folder (e.g.
