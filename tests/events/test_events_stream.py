@@ -13,14 +13,24 @@ from tests.events.support import Listener, finished, of_task, states
 from tests.servers import ServerProcess, server_env
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[ServerProcess]:
-    """Two streams at most, each closed after 3 s (the client resumes)."""
+def _server(tmp_path_factory, **settings: str) -> Iterator[ServerProcess]:
     data_dir = tmp_path_factory.mktemp("tes-events")
-    env = server_env(data_dir, TES_EVENTS_MAX_CLIENTS="2", TES_EVENTS_MAX_SECONDS="3")
-    proc = ServerProcess(data_dir, env).start()
+    proc = ServerProcess(data_dir, server_env(data_dir, **settings)).start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[ServerProcess]:
+    """Two streams at most, each open as long as the tests' tasks may take."""
+    yield from _server(tmp_path_factory, TES_EVENTS_MAX_CLIENTS="2")
+
+
+@pytest.fixture
+def short_streams(tmp_path_factory) -> Iterator[ServerProcess]:
+    """Two streams at most, each closed after 3 s (a client resumes with Last-Event-ID;
+    the listeners of these tests do not, so tasks are followed on :func:`server`)."""
+    yield from _server(tmp_path_factory, TES_EVENTS_MAX_CLIENTS="2", TES_EVENTS_MAX_SECONDS="3")
 
 
 TAGS = {"team": "a", "ms-submitter-workflow-id": "wf-ev"}
@@ -91,8 +101,9 @@ def test_filters_by_state_and_tag_value(server):
     assert [e.event for e in seen] == ["state"]
 
 
-def test_streams_are_bounded_and_the_api_keeps_answering(server):
-    streams = [Listener(server.url), Listener(server.url)]  # (earlier tests' places free)
+def test_streams_are_bounded_and_the_api_keeps_answering(short_streams):
+    server = short_streams
+    streams = [Listener(server.url), Listener(server.url)]
     try:
         refused = requests.get(f"{server.url}/events", timeout=10)
         assert refused.status_code == 503, refused.text

@@ -130,6 +130,9 @@ def test_a_preempted_auto_pool_node_makes_a_new_attempt_with_a_new_job(
     tmp_path,
 ):
     made = backend(batch, tmp_path, TES_BATCH_POOL_MODE="per-task")
+    # The pass notices a preemption by the pool's preempted node; on a swamped machine the
+    # fake's default 10 s of being preempted ran out once before the pass looked.
+    batch.requeue_delay = 60.0
     task = sh("preempt-auto", "sleep 60", preemptible=True)
     ref = made.submit(task)
     job, name = ids.parse_ref(ref)
