@@ -14,12 +14,13 @@ from tes_core.models import task_events
 from tests.api.support import create, task
 from tests.deployment import Deployment
 from tests.events.support import Listener, finished, states
-from tests.test_production import REDIS_URL, _redis_up
+from tests.servers import redis_up
+from tests.test_production import REDIS_URL
 
 
 @pytest.fixture
 def deployment(tmp_path, postgres_url_factory) -> Iterator[Deployment]:
-    if not _redis_up():
+    if not redis_up():
         pytest.skip("Redis is not running")
     # A long poll interval: what arrives early came through Redis pub/sub.
     deployment = Deployment(tmp_path, postgres_url_factory(), REDIS_URL, api_workers=2,

@@ -20,8 +20,8 @@ import pytest
 from tests.api.support import create, task
 from tests.deployment import Deployment
 from tests.events.rawstream import RawStream, pump
-from tests.servers import ServerProcess, server_env
-from tests.test_production import REDIS_URL, _redis_up
+from tests.servers import ServerProcess, redis_up, server_env
+from tests.test_production import REDIS_URL
 
 STREAMS = 1000
 TERMINAL = {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"}
@@ -41,7 +41,7 @@ def crowded_api(request, tmp_path, postgres_url_factory_lazy) -> Iterator[tuple[
         finally:
             server.stop()
         return
-    if not _redis_up():
+    if not redis_up():
         pytest.skip("Redis is not running")
     deployment = Deployment(
         tmp_path, postgres_url_factory_lazy(), REDIS_URL, api_workers=1,

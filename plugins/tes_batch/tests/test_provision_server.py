@@ -25,10 +25,10 @@ from tests.servers import (
     ServerProcess,
     create_postgres_database,
     drop_postgres_database,
+    redis_up,
     server_env,
 )
 from tests.test_production import REDIS_URL
-from tests.test_production import _redis_up as redis_up
 
 from .fake_arm import FakeArm
 
