@@ -11,8 +11,10 @@ built the way the server builds them: one with every installed plugin, one with 
 submitter plugins disabled. Rounds alternate (ABBA); the ratio judged is the median of the
 rounds' own ratios (each round's two sides run back to back; the ratio of the median times is
 printed too). Storage listing (Cromwell's write_tsv workaround, a network call) is
-switched off. SAS tokens are signed locally with an account key, so no storage service is
-needed.
+switched off. The Cromwell and Nextflow plugins sign late: a create only checks their URLs,
+and SAS tokens are signed when a backend gets the task; that signing is timed apart
+(``TaskService.for_backend`` on stored tasks) and printed, not judged. Tokens are signed
+locally with an account key, so no storage service is needed.
 
 The groups come from the fixture files: ``<engine>-[<version>-]<n>.json`` in the shared fixtures
 (``tests/fixtures/submitters``) and anywhere under a plugin's ``tests/`` folder (e.g.
@@ -180,6 +182,7 @@ def _run_group(
             args.rounds, lambda: creates(without), lambda: creates(with_plugins)
         )
         adapt_us = _time_adapt(with_plugins.service, bodies, 2_000)
+        dispatch_us = _time_dispatch(with_plugins.service, 2_000)
         pages = {side: _wal_pages(core.service, bodies, WAL_CREATES)
                  for side, core in (("none", without), ("plugins", with_plugins))}
         for core in (with_plugins, without):
@@ -200,6 +203,8 @@ def _run_group(
           f"rounds, ratio {ours_ms / base_ms:.2f}); median of the rounds' ratios "
           f"{ratio:.2f} (target {target}: {'PASS' if passed else 'FAIL'}); overhead "
           f"{ours_ms - base_ms:.3f} ms, the hooks alone (_adapt) {adapt_us:.0f} us/task")
+    print(f"  {name}: signing when a backend gets the task (not in the create): "
+          f"{dispatch_us:.0f} us/task")
     print(f"  {name}: WAL pages per create {_pages(pages['none'])} with no plugin, "
           f"{_pages(pages['plugins'])} with plugins (SQLite); CPU {base_cpu:.3f} vs "
           f"{ours_cpu:.3f} ms/task, ratio {ours_cpu / base_cpu:.2f} (not judged: what a create "
@@ -296,6 +301,21 @@ def _time_adapt(service: Any, bodies: list[bytes], count: int) -> float:
         json.loads(copies[index % len(copies)])
     done = time.perf_counter()
     return ((parse - started) - (done - parse)) * 1e6 / count
+
+
+def _time_dispatch(service: Any, count: int) -> float:
+    """Microseconds per task of :meth:`TaskService.for_backend` (finding the submitter
+    again and signing what its plugins sign late) over the newest stored tasks."""
+    from tes_core.store import load_record
+
+    with service.db.read() as conn:
+        ids = [row[0] for row in conn.exec_driver_sql(
+            "SELECT id FROM tasks ORDER BY seq DESC LIMIT 20").fetchall()]
+        records = [load_record(conn, task_id) for task_id in ids]
+    started = time.perf_counter()
+    for index in range(count):
+        service.for_backend(records[index % len(records)])
+    return (time.perf_counter() - started) * 1e6 / count
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -100,6 +100,7 @@ def build_core(
         settings=settings,
     )
     context.refresh = service.refresh
+    context.prepare_task = service.for_backend
     lifecycle = Lifecycle(
         db, backend, reporter, registry, actors,
         stale_after=max(3 * settings.reconcile_interval, 5.0),

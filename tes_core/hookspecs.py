@@ -137,6 +137,12 @@ def tes_url_rewriter(
     in order (inputs first), writing each new URL back before the next call; it answers
     and raises as ``tes_rewrite_url`` does.
 
+    A rewriter that also has ``check(url, direction) -> bool`` signs late: at create the
+    core only calls ``check`` (``True``: the rewriter takes the URL, which is stored as
+    sent; it raises ``SubmitterError`` for a URL it could never sign), and each time a
+    backend gets the task it calls this hook again, on the stored document, and applies
+    the rewriter to a copy the backend gets (see :mod:`tes_core.task_urls`).
+
     :param task: the validated task document (injected inputs included).
     :param submitter: what ``tes_detect_submitter`` found, or ``None``.
     :param backend: the backend that will run the task.

@@ -119,6 +119,8 @@ class Hooks:
         """Plugins that failed to load, by entry-point name, with the reason."""
         self.registered: dict[str, list[str]] | None = None
         """Backend names by plugin name, once :meth:`backend_classes` has run."""
+        self._calls: dict[str, tuple[list[Any], list[DirectCall] | None]] = {}
+        """:meth:`_direct_calls` by hook, with the implementations they were made from."""
 
     def backend_classes(self) -> dict[str, type[Backend]]:
         """Every registered backend class by name; duplicate names are an error.
@@ -226,11 +228,7 @@ class Hooks:
         (keywords mapped to each one's arguments, the last registered first), without
         pluggy's per-call work; with a wrapper among them, every call goes through pluggy.
         """
-        settings = settings or backend.settings
-        rewriters = self._task_rewriters(task, submitter, backend, settings, storage)
-        per_url = self._url_rewrite_calls(task, submitter, backend, settings, storage)
-        if per_url is not None:
-            rewriters.append(per_url)
+        rewriters = self.url_rewriters(task, submitter, backend, settings, storage)
         if len(rewriters) <= 1:
             return rewriters[0] if rewriters else None
 
@@ -242,6 +240,25 @@ class Hooks:
             return None
 
         return rewrite
+
+    def url_rewriters(
+        self,
+        task: dict[str, Any],
+        submitter: Submitter | None,
+        backend: Backend,
+        settings: Settings | None = None,
+        storage: BlobStore | None = None,
+    ) -> list[Callable[[str, str], str | None]]:
+        """The rewriters of :meth:`url_rewriter` apart, in the order they answer: those the
+        ``tes_url_rewriter`` implementations return, then the ``tes_rewrite_url``
+        implementations as one. :mod:`tes_core.task_urls` applies them, each when it asks
+        to be (at create, or whenever a backend gets the task)."""
+        settings = settings or backend.settings
+        rewriters = self._task_rewriters(task, submitter, backend, settings, storage)
+        per_url = self._url_rewrite_calls(task, submitter, backend, settings, storage)
+        if per_url is not None:
+            rewriters.append(per_url)
+        return rewriters
 
     def _task_rewriters(
         self,
@@ -297,9 +314,14 @@ class Hooks:
         pluggy's per-call work; ``None`` when one is a wrapper or takes keyword-only
         arguments, which only pluggy calls right."""
         impls = getattr(self.pm.hook, hook_name).get_hookimpls()
-        if any(impl.hookwrapper or impl.wrapper or impl.kwargnames for impl in impls):
-            return None
-        return [(impl.function, tuple(impl.argnames)) for impl in reversed(impls)]
+        made = self._calls.get(hook_name)
+        if made is not None and made[0] == impls:  # the same objects: nothing registered since
+            return made[1]
+        calls = (None if any(impl.hookwrapper or impl.wrapper or impl.kwargnames
+                             for impl in impls)
+                 else [(impl.function, tuple(impl.argnames)) for impl in reversed(impls)])
+        self._calls[hook_name] = (impls, calls)
+        return calls
 
     def inject_inputs(
         self,

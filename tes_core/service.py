@@ -11,13 +11,20 @@ import concurrent.futures
 import logging
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 from marshmallow import ValidationError
 
 from .auth.ownership import Ownership
 from .auth.principal import Principal
-from .backends.base import Backend, NoLiveOutput, Observation, UnsupportedParameterValue
+from .backends.base import (
+    Backend,
+    NoLiveOutput,
+    Observation,
+    TaskRecord,
+    UnsupportedParameterValue,
+)
 from .backends.live_output import ExecutorOutput
 from .blobstore import BlobStore
 from .config import ConfigError, Settings
@@ -42,6 +49,7 @@ from .store import (
     transition,
 )
 from .submitter import Submitter
+from .task_urls import URL_LISTS, at_field, rewrite_at_create, rewrite_for_backend
 from .tasklogs import new_attempt
 from .views import render
 from .worker.actors import BrokerUnavailable
@@ -151,7 +159,7 @@ class TaskService:
         try:
             injected = self.hooks.inject_inputs(task, submitter, self.backend, settings, storage)
         except SubmitterError as exc:
-            raise _at_field(exc, "inputs", "inputs") from None
+            raise at_field(exc, "inputs", "inputs") from None
         if injected:
             inputs = task.setdefault("inputs", [])
             have = {item["path"] for item in inputs}
@@ -159,19 +167,33 @@ class TaskService:
                 if item.get("path") not in have:
                     inputs.append({"type": "FILE", **item})
                     have.add(item["path"])
-        rewrite = self.hooks.url_rewriter(task, submitter, self.backend, settings, storage)
-        if rewrite is None:
-            return submitter
-        for direction, key in (("input", "inputs"), ("output", "outputs")):
-            for index, item in enumerate(task.get(key) or ()):
-                if item.get("url"):
-                    try:
-                        new_url = rewrite(item["url"], direction)
-                    except SubmitterError as exc:
-                        raise _at_field(exc, f"{key}[{index}].url", f"{key}.{index}.url") from None
-                    if new_url is not None:
-                        item["url"] = new_url
+        rewriters = self.hooks.url_rewriters(task, submitter, self.backend, settings, storage)
+        if rewriters:
+            rewrite_at_create(task, rewriters)
         return submitter
+
+    def for_backend(self, task: TaskRecord) -> TaskRecord:
+        """``task`` with the URLs the submitter plugins sign late signed now, for the
+        attempt a backend is about to start or take over (``BackendContext.prepare_task``;
+        see :mod:`tes_core.task_urls`). The submitter is found again from the stored
+        document, as at create.
+
+        :raises SubmitterError: a URL that can no longer be signed.
+        """
+        if not self._adapts:
+            return replace(task, urls_ready=True)
+        stored = task.document
+        document = {**stored}
+        for _, key in URL_LISTS:
+            if stored.get(key):
+                document[key] = [dict(item) for item in stored[key]]
+        settings, storage = self.settings, self.storage
+        submitter = self.hooks.detect_submitter(document, settings)
+        rewriters = self.hooks.url_rewriters(document, submitter, self.backend, settings,
+                                             storage)
+        if not rewrite_for_backend(document, rewriters):
+            return replace(task, urls_ready=True)
+        return replace(task, document=document, urls_ready=True)
 
     def _check_backend_parameters(self, task: dict[str, Any]) -> list[str]:
         resources = task.get("resources")
@@ -353,13 +375,6 @@ class TaskService:
         """Stop helper threads."""
         if self._refresh_pool is not None:
             self._refresh_pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _at_field(exc: SubmitterError, label: str, key: str) -> SubmitterError:
-    """``exc`` naming the field at fault (``inputs[0].url``), unless the plugin named one."""
-    if exc.errors:
-        return exc
-    return SubmitterError(f"{label}: {exc.message}", errors={key: [exc.message]})
 
 
 def _bad_task(exc: ValidationError) -> BadRequest:

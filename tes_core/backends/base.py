@@ -54,7 +54,10 @@ class TaskRecord:
     id: str
     state: str
     document: dict[str, Any]
-    """The normalised task document (inputs, outputs, executors, resources, ...)."""
+    """The normalised task document (inputs, outputs, executors, resources, ...). In the
+    records :meth:`Backend.submit` and :meth:`Backend.recover` get, and those
+    :meth:`Backend.dispatched` returns, its URLs are as the task's runner must use them
+    (signed by the submitter plugins that sign late); elsewhere, as stored."""
     creation_time: datetime
     logs: list[dict[str, Any]] = field(default_factory=list)
     backend_ref: str | None = None
@@ -63,6 +66,8 @@ class TaskRecord:
     """The submitter's token subject; ``None`` when the task was created without auth."""
     tenant: str | None = None
     """The submitter's tenant (``""`` when the token names none); ``None`` without auth."""
+    urls_ready: bool = False
+    """Whether :attr:`document`'s URLs were signed for a backend (:meth:`Backend.dispatched`)."""
 
 
 @dataclass
@@ -120,6 +125,9 @@ class BackendContext:
     ``GET`` (it loads the task, calls :meth:`Backend.refresh` with it and reports what that
     returns; ``True`` if the task changed), for a backend that notices a change between
     reconcile passes. Set once the core is built; ``None`` before."""
+    prepare_task: Any = None
+    """``prepare_task(task) -> TaskRecord``: what :meth:`Backend.dispatched` answers. Set
+    once the core is built; ``None`` before (and then ``dispatched`` changes nothing)."""
 
 
 def failed(task_id: str, reason: str) -> Observation:
@@ -199,6 +207,27 @@ class Backend(abc.ABC):
         :class:`HandOverUnfinished` if work is still going on here at the deadline: the
         worker then keeps its claims until it is gone, as after a crash."""
         return None
+
+    def dispatched(self, task: TaskRecord) -> TaskRecord:
+        """``task`` with its URLs as its runner must use them: the submitter plugins that
+        sign late (see :mod:`tes_core.task_urls`) sign them now, for this attempt.
+
+        :meth:`submit` and :meth:`recover` get such records already. Call it on a record
+        from :meth:`poll` or :meth:`refresh` before starting a new attempt with it (a retry
+        after preemption), so the attempt gets fresh tokens; a record already signed is
+        returned as it is. Raises :class:`BackendError` when a URL can no longer be signed
+        (the server lost the account's credential since the create).
+        """
+        prepare = self.context.prepare_task
+        if prepare is None or task.urls_ready:
+            return task
+        try:
+            return prepare(task)  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise BackendError(
+                f"signing the task's storage URLs failed: {exc}; fix the server's storage "
+                "settings and submit the task again"
+            ) from exc
 
     @abc.abstractmethod
     def submit(self, task: TaskRecord) -> str | None:

@@ -114,6 +114,12 @@ class Lifecycle:
         if record is None or record.state != State.QUEUED:
             return
         try:
+            record = self.backend.dispatched(record)
+        except Exception as exc:
+            log.warning("task %s: %s", task_id, exc)
+            self.reporter.report(failed(task_id, str(exc)))
+            return
+        try:
             ref = self.backend.submit(record)
         except WorkerStopping:
             log.info("task %s: left claimed for the next worker (this one stops)", task_id)
@@ -335,7 +341,14 @@ class Lifecycle:
                 continue
             log.warning("task %s: its worker %s died while it was %s; recovering",
                         row.id, row.worker_id, row.state)
-            observation = self.backend.recover(record_of(row))  # names the dead owner
+            record = record_of(row)  # names the dead owner
+            try:
+                record = self.backend.dispatched(record)
+            except Exception as exc:
+                # Recovery goes on with the stored URLs: what the task still has to do
+                # with them fails on its own and says so.
+                log.warning("task %s: recovering it with its URLs as stored: %s", row.id, exc)
+            observation = self.backend.recover(record)
             if observation is not None:
                 self.reporter.report(observation)
 

@@ -111,6 +111,7 @@ class AksBackend(Backend):
 
     def submit_attempt(self, task: TaskRecord, attempt: int) -> str:
         """Find-or-create the coordinator Job of ``attempt`` (its plan in its environment)."""
+        task = self.dispatched(task)  # fresh SAS tokens for each attempt
         try:
             plan = build_plan(task.id, task.document, attempt, self.conf, self._policy_data())
         except ValueError as exc:

@@ -16,10 +16,10 @@ backend on bubblewrap:
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -158,14 +158,11 @@ def test_a_task_reads_and_writes_two_accounts_each_signed_by_its_own(tes: Tes) -
     assert tes.work.text(f"{folder}/greeted.txt") == "hello, ada\nhello, grace\n"
     assert tes.work.text(f"{folder}/rc") == "0\n"
     assert tes.refs.text(f"copies/{workflow_id}/greeted.txt") == "hello, ada\nhello, grace\n"
-    urls = {Path(item["path"]).name: item["url"] for item in full["inputs"]}
-    assert urls["names.txt"].startswith(f"{tes.work.url}/{tes.work.container}/inputs/names.txt?")
-    assert urls["greeting.txt"].startswith(
-        f"{tes.refs.url}/{tes.refs.container}/shared/greeting.txt?"
-    )
-    copy = next(o for o in full["outputs"] if o["name"] == "wf.greet.copy.0")
-    assert copy["url"].startswith(f"{tes.refs.url}/{tes.refs.container}/copies/")
-    assert all("sig=" in item["url"] for item in full["inputs"] + full["outputs"])
+    # Each account's blobs were read and written with its own SAS (Azurite refuses another
+    # account's key); the task keeps the URLs as sent, with no token.
+    assert [item["url"] for item in full["inputs"]] == [item["url"] for item in task["inputs"]]
+    assert [item["url"] for item in full["outputs"]] == [item["url"] for item in task["outputs"]]
+    assert "sig=" not in json.dumps(full)
 
 
 NEXTFLOW_LAUNCHER = ["bash", "-o", "pipefail", "-c",

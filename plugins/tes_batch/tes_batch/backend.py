@@ -146,6 +146,7 @@ class BatchBackend(Backend):
 
     def submit_attempt(self, task: TaskRecord, attempt: int) -> str:
         """Submit ``attempt`` of ``task``; see :meth:`submit`."""
+        task = self.dispatched(task)  # fresh SAS tokens for each attempt
         choice = self._choice(task, attempt)
         if self.quotas is not None and (never := self.quotas.never_fits(choice)):
             raise BackendError(never)

@@ -6,10 +6,8 @@ inputs added, so other engines' tasks pass through untouched.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from tes_azure.blobstorage import TaskSigners
 from tes_core import hookimpl
 from tes_core.config import ConfigError, Settings
 from tes_core.errors import ApiError
@@ -17,7 +15,7 @@ from tes_core.errors import ApiError
 from . import options as _options
 from .detect import NAME, detect
 from .inject import unlisted_inputs
-from .rewrite import rewrite_url
+from .rewrite import TaskRewriter
 
 if TYPE_CHECKING:
     from tes_core.backends.base import Backend
@@ -39,18 +37,12 @@ def tes_url_rewriter(
     backend: Backend,
     settings: Settings,
     storage: BlobStore | None,
-) -> Callable[[str, str], str | None] | None:
+) -> TaskRewriter | None:
     """For a Cromwell task, ``rewrite(url, direction)``: a Cromwell URL as a blob URL with
     a SAS, or ``None`` to leave it; ``None`` for other engines' tasks."""
     if submitter is None or submitter.name != NAME:
         return None
-    options, backend_name, signers = _settings(settings), backend.name, TaskSigners()
-
-    def rewrite(url: str, direction: str) -> str | None:
-        return rewrite_url(url, direction, task, submitter, options, storage, backend_name,
-                           signers)
-
-    return rewrite
+    return TaskRewriter(task, submitter, _settings(settings), storage, backend.name)
 
 
 @hookimpl

@@ -59,6 +59,35 @@ def rewrite_url(
     )
 
 
+class TaskRewriter:
+    """``rewrite(url, direction)`` for the URLs of one Cromwell task (``tes_url_rewriter``),
+    with ``check``: the core then signs them when a backend gets the task, not at create
+    (see :mod:`tes_core.task_urls`)."""
+
+    def __init__(
+        self, task: Mapping[str, Any], submitter: Submitter, options: Options,
+        storage: BlobStore | None, backend_name: str,
+    ) -> None:
+        self._task, self._submitter, self._options = task, submitter, options
+        self._storage, self._backend_name = storage, backend_name
+        self._signers = TaskSigners()
+
+    def __call__(self, url: str, direction: str) -> str | None:
+        """The SAS URL for ``url`` (an ``"input"`` or ``"output"``), or ``None``."""
+        return rewrite_url(url, direction, self._task, self._submitter, self._options,
+                           self._storage, self._backend_name, self._signers)
+
+    def check(self, url: str, direction: str) -> bool:
+        """Whether this rewriter signs ``url``; raises as :meth:`__call__` does for a URL
+        that cannot be reached as it is and cannot be rewritten."""
+        submitter = self._submitter
+        return locate(
+            url, direction, options=self._options, storage=self._storage,
+            workflow_id=submitter.workflow_id, root_workflow_id=submitter.root_workflow_id,
+            backend_name=self._backend_name,
+        ) is not None
+
+
 def _is_folder(url: str, direction: str, task: Mapping[str, Any]) -> bool:
     """Whether the item with this URL is a folder (``DIRECTORY``, or a wildcard output)."""
     for item in task.get("inputs" if direction == "input" else "outputs") or ():

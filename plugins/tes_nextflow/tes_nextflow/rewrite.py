@@ -65,6 +65,28 @@ class TaskRewriter:
 
     def __call__(self, url: str, direction: str) -> str | None:
         """The SAS URL for ``url`` (an ``"input"`` or ``"output"``), or ``None``."""
+        found = self._target(url, direction)
+        if found is None:
+            return None
+        location, account, folder = found
+        write = direction == "output"
+        lifetime = self._lifetime
+        assert lifetime is not None
+        if folder:
+            return account.folder_sas_url(location.container, location.blob, write=write,
+                                          lifetime=lifetime)
+        return self._signers.sas_url(account, location.container, location.blob, write=write,
+                                     lifetime=lifetime)
+
+    def check(self, url: str, direction: str) -> bool:
+        """Whether this rewriter signs ``url``; raises as :meth:`__call__` does for a URL it
+        could never sign. With it, the core signs when a backend gets the task, not at
+        create (see :mod:`tes_core.task_urls`)."""
+        return self._target(url, direction) is not None
+
+    def _target(self, url: str, direction: str) -> tuple[BlobLocation, BlobStore, bool] | None:
+        """The blob ``url`` names, the account that signs for it and whether it is a
+        folder; ``None`` for a URL that is not in an Azure form."""
         try:
             location = blob_location(url, self._form, self._names)
         except UrlFormError as exc:
@@ -79,17 +101,12 @@ class TaskRewriter:
                 + (f" to the account {location.account!r}" if location.account else "")
             )
         account = _account(url, location, accounts)
-        write = direction == "output"
-        lifetime = self._lifetime
-        if lifetime is None:
-            lifetime = self._lifetime = sas_lifetime(self._settings)
-        if self._is_folder(url, direction):
-            return account.folder_sas_url(location.container, location.blob, write=write,
-                                          lifetime=lifetime)
-        if not location.blob:
+        if self._lifetime is None:
+            self._lifetime = sas_lifetime(self._settings)
+        folder = self._is_folder(url, direction)
+        if not folder and not location.blob:
             raise SubmitterError(f"{url} names a container, not a file")
-        return self._signers.sas_url(account, location.container, location.blob, write=write,
-                                     lifetime=lifetime)
+        return location, account, folder
 
     def _is_folder(self, url: str, direction: str) -> bool:
         """Whether some input (output) with this URL is a folder or a wildcard output.

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import base64
+import json
+import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from tes_azure import blobstorage
 from tes_core.config import Settings
 from tes_core.core import Core, build_core
 from tes_core.errors import SubmitterError
+from tes_core.store import load_record
 
 Loader = Callable[[str], dict[str, Any]]
 KEY = base64.b64encode(b"not a real key, but signs like one").decode()
@@ -63,8 +70,35 @@ def test_tags_are_stored_next_to_the_clients_tags(core: Core, document: Loader) 
         "ms-submitter-workflow-id": "az://nfteststorage/work/nf-runs",
         "ms-submitter-workflow-stage": "QUANT:SALMON_QUANT",
     }
+    sent = document("nextflow-2")
+    assert [item["url"] for item in task["inputs"]] == [item["url"] for item in sent["inputs"]]
+    assert "sig=" not in json.dumps(task), "no SAS token is stored or shown"
+
+
+def test_a_backend_gets_sas_urls_signed_when_it_gets_the_task(
+    tmp_path: Path, document: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signed for the attempt, not at create: a task that waited longer than the SAS
+    lifetime (1 hour here) still gets tokens that are valid."""
+    core = make_core(tmp_path, TES_STORAGE_CONNECTION_STRING=STORAGE,
+                     TES_NEXTFLOW_SAS_LIFETIME_HOURS="1")
+    try:
+        task_id = core.service.create(document("nextflow-2"))
+        with core.db.read() as conn:
+            record = load_record(conn, task_id)
+        assert record is not None
+        two_hours_later = time.time() + 7200
+        monkeypatch.setattr(blobstorage, "time", SimpleNamespace(time=lambda: two_hours_later))
+        ready = core.backend.dispatched(record)
+    finally:
+        core.close()
+    items = ready.document["inputs"] + ready.document["outputs"]
     assert all(item["url"].startswith("https://nfteststorage.blob.core.windows.net/")
-               for item in task["inputs"] + task["outputs"])
+               for item in items)
+    for item in items:
+        expiry = parse_qs(urlsplit(item["url"]).query)["se"][0]
+        expires = datetime.strptime(expiry, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        assert expires.timestamp() >= two_hours_later + 3600 - 1, item["url"]
 
 
 @pytest.mark.parametrize("name", ["cromwell-1", "other-snakemake", "near-no-exitcode"])

@@ -154,6 +154,7 @@ class SlurmBackend(Backend):
 
     def submit_attempt(self, task: TaskRecord, attempt: int) -> str:
         """Write ``task.json`` and the script of ``attempt``, then find-or-submit its job."""
+        task = self.dispatched(task)  # fresh SAS tokens for each attempt
         folder = self.folder(task.id)
         name = jobscript.job_name(self.conf.job_prefix, task.id, attempt)
         try:
