@@ -5,9 +5,11 @@ and a wrong key."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -380,6 +382,39 @@ def test_a_preempted_task_goes_on_dedicated_nodes_when_asked(batch, tmp_path):
     [waiting] = made.poll([second])
     assert waiting.metadata["vm_low_priority"] == "false"
     made.cancel(second)
+
+
+def test_each_attempt_gets_urls_signed_for_it(batch, tmp_path):
+    """A new attempt after preemption gets the task's URLs signed again (fresh SAS tokens:
+    the first attempt's may have expired meanwhile), not the first attempt's."""
+    made = backend(batch, tmp_path)
+    signatures = itertools.count(1)
+
+    def sign(task: TaskRecord) -> TaskRecord:
+        url = f"https://acct.blob.core.windows.net/c/a?sig={next(signatures)}"
+        return replace(task, urls_ready=True,
+                       document={**task.document, "inputs": [{"url": url, "path": "/a"}]})
+
+    made.context.prepare_task = sign
+    sent: list[str] = []
+    task_file = made.task_file
+    made.task_file = lambda task, attempt: (  # type: ignore[method-assign]
+        sent.append(task.document["inputs"][0]["url"]) or task_file(task, attempt))
+    document = {"executors": [{"image": IMAGE, "command": ["sleep", "30"]}],
+                "inputs": [{"url": "az://acct/c/a", "path": "/a"}]}
+    task = record("signed-1", document)
+    ref = made.submit(task)
+    job, name = ids.parse_ref(ref)
+    wait_until(lambda: batch.tasks[job][name]["state"] == "running")
+    batch.preempt(name)
+    made.snapshots.forget()
+    running = record(task.id, document, ref=ref, state="RUNNING",
+                     logs=[{"start_time": "2026-12-03T06:00:00Z"}])
+    [seen] = made.poll([running])
+    assert seen.new_attempt, seen
+    assert sent == ["https://acct.blob.core.windows.net/c/a?sig=1",
+                    "https://acct.blob.core.windows.net/c/a?sig=2"]
+    made.cancel(record(task.id, document, ref=seen.backend_ref, logs=[{}, {}]))
 
 
 def test_a_batch_outage_at_submit_loses_nothing(batch, tmp_path):
