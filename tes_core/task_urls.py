@@ -20,7 +20,7 @@ as they always were. ``docs/plugin_hooks.md`` says how to write either.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
 from .errors import SubmitterError
@@ -41,23 +41,20 @@ def rewrite_at_create(task: MutableMapping[str, Any], rewriters: Iterable[Rewrit
     :raises SubmitterError: naming the field at fault (``inputs[0].url``).
     """
     plan = [(rewriter, getattr(rewriter, "check", None)) for rewriter in rewriters]
-    for direction, key in URL_LISTS:
-        for index, item in enumerate(task.get(key) or ()):
-            url = item.get("url")
-            if not url:
+
+    def handle(direction: str, item: MutableMapping[str, Any], url: str) -> bool:
+        for rewriter, check in plan:
+            if check is not None:
+                if check(url, direction):
+                    return False
                 continue
-            try:
-                for rewriter, check in plan:
-                    if check is not None:
-                        if check(url, direction):
-                            break
-                        continue
-                    new_url = rewriter(url, direction)
-                    if new_url is not None:
-                        item["url"] = new_url
-                        break
-            except SubmitterError as exc:
-                raise at_field(exc, f"{key}[{index}].url", f"{key}.{index}.url") from None
+            new_url = rewriter(url, direction)
+            if new_url is not None:
+                item["url"] = new_url
+                return True
+        return False
+
+    _each_url(task, handle)
 
 
 def signs_late(rewriter: Rewriter) -> bool:
@@ -75,21 +72,34 @@ def rewrite_for_backend(
         account's credential since the create), naming the field.
     """
     late = [rewriter for rewriter in rewriters if signs_late(rewriter)]
-    changed = False
     if not late:
-        return changed
+        return False
+
+    def handle(direction: str, item: MutableMapping[str, Any], url: str) -> bool:
+        for rewriter in late:
+            new_url = rewriter(url, direction)
+            if new_url is not None:
+                item["url"] = new_url
+                return True
+        return False
+
+    return _each_url(document, handle)
+
+
+def _each_url(
+    task: Mapping[str, Any], handle: Callable[[str, MutableMapping[str, Any], str], bool]
+) -> bool:
+    """``handle(direction, item, url)`` for every input and output with a ``url``, inputs
+    first; whether one of them answered ``True`` (changed the URL). A
+    :class:`SubmitterError` it raises comes out naming the field."""
+    changed = False
     for direction, key in URL_LISTS:
-        for index, item in enumerate(document.get(key) or ()):
+        for index, item in enumerate(task.get(key) or ()):
             url = item.get("url")
             if not url:
                 continue
             try:
-                for rewriter in late:
-                    new_url = rewriter(url, direction)
-                    if new_url is not None:
-                        item["url"] = new_url
-                        changed = True
-                        break
+                changed = handle(direction, item, url) or changed
             except SubmitterError as exc:
                 raise at_field(exc, f"{key}[{index}].url", f"{key}.{index}.url") from None
     return changed

@@ -17,7 +17,12 @@ from typing import Any
 import pytest
 from fakebatch import FakeBatch
 from fakebatch.service import wait_until
-from tes_core.backends.base import BackendContext, TaskRecord, UnsupportedParameterValue
+from tes_core.backends.base import (
+    BackendContext,
+    Observation,
+    TaskRecord,
+    UnsupportedParameterValue,
+)
 from tes_core.config import ConfigError, Settings
 
 from tes_batch import ids, sizing
@@ -361,20 +366,29 @@ def test_the_sweep_deletes_finished_tasks_and_idle_pools(batch, tmp_path):
     assert ids.parse_ref(ref)[0] == job and pool in batch.pools
 
 
+def preempt_first_attempt(
+    made: BatchBackend, batch: FakeBatch, task: TaskRecord
+) -> tuple[Observation, str, str]:
+    """Submit ``task``, preempt its node once it runs, poll: what the poll said, and the
+    first attempt's job and Batch task."""
+    ref = made.submit(task)
+    job, name = ids.parse_ref(ref)
+    wait_until(lambda: batch.tasks[job][name]["state"] == "running")
+    batch.preempt(name)
+    made.snapshots.forget()
+    running = record(task.id, task.document, ref=ref, state="RUNNING",
+                     logs=[{"start_time": "2026-12-03T06:00:00Z"}])
+    [seen] = made.poll([running])
+    return seen, job, name
+
+
 def test_a_preempted_task_goes_on_dedicated_nodes_when_asked(batch, tmp_path):
     made = backend(batch, tmp_path, TES_BATCH_PREEMPTED_DEDICATED="true")
     document = {"executors": [{"image": "busybox:latest", "command": ["sleep", "30"]}],
                 "resources": {"preemptible": True}}
     task = record("spot-1", document)
-    ref = made.submit(task)
-    job, name = ids.parse_ref(ref)
+    seen, job, name = preempt_first_attempt(made, batch, task)
     assert "-lp-" in job
-    wait_until(lambda: batch.tasks[job][name]["state"] == "running")
-    batch.preempt(name)
-    made.snapshots.forget()
-    running = record(task.id, document, ref=ref, state="RUNNING",
-                     logs=[{"start_time": "2026-12-03T06:00:00Z"}])
-    [seen] = made.poll([running])
     assert seen.new_attempt and "-dd-" in seen.backend_ref, seen
     assert name not in batch.tasks[job]  # the preempted attempt is gone
     second = record(task.id, document, ref=seen.backend_ref, logs=[{}, {}])
@@ -403,14 +417,7 @@ def test_each_attempt_gets_urls_signed_for_it(batch, tmp_path):
     document = {"executors": [{"image": IMAGE, "command": ["sleep", "30"]}],
                 "inputs": [{"url": "az://acct/c/a", "path": "/a"}]}
     task = record("signed-1", document)
-    ref = made.submit(task)
-    job, name = ids.parse_ref(ref)
-    wait_until(lambda: batch.tasks[job][name]["state"] == "running")
-    batch.preempt(name)
-    made.snapshots.forget()
-    running = record(task.id, document, ref=ref, state="RUNNING",
-                     logs=[{"start_time": "2026-12-03T06:00:00Z"}])
-    [seen] = made.poll([running])
+    seen, _, _ = preempt_first_attempt(made, batch, task)
     assert seen.new_attempt, seen
     assert sent == ["https://acct.blob.core.windows.net/c/a?sig=1",
                     "https://acct.blob.core.windows.net/c/a?sig=2"]
