@@ -3,6 +3,7 @@ that is down, placement, hostile parameters, and the manifest check itself."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ import pytest
 from fakekube import schema_check
 from tes_core.backends.base import BackendContext, TaskRecord
 from tes_core.config import Settings
+from tests.signing import UNSIGNED_INPUT, CountingSigner, signed_url
 
 from tes_aks import manifests, names
 from tes_aks.backend import AksBackend
@@ -66,6 +68,23 @@ def test_a_repeated_submit_adopts_the_first_job(cluster: Any, tmp_path: Path) ->
     aks.cancel(TaskRecord(**{**task.__dict__, "backend_ref": first, "state": "CANCELING"}))
     for kind in ("Job", "ConfigMap", "Pod"):
         assert cluster.fake.find(kind, "default", names.task_selector(task.id)) == []
+
+
+def test_each_attempt_gets_urls_signed_for_it(cluster: Any, tmp_path: Path) -> None:
+    """The coordinator Job of a new attempt (after an eviction) carries the task's URLs
+    signed again, not the first attempt's tokens."""
+    aks = backend(cluster, tmp_path)
+    aks.context.prepare_task = CountingSigner()
+    task = record({"executors": [{"image": "alpine", "command": ["true"]}],
+                   "inputs": [UNSIGNED_INPUT]})
+    first = aks.submit(task)
+    aks.submit_attempt(task, 2)
+    jobs = {job["metadata"]["name"]: json.dumps(job)
+            for job in cluster.fake.find("Job", "default", names.task_selector(task.id))}
+    assert signed_url(1) in jobs[f"ut-{task.id}-a1"]
+    assert signed_url(2) in jobs[f"ut-{task.id}-a2"]
+    assert "az://acct" not in jobs[f"ut-{task.id}-a1"] + jobs[f"ut-{task.id}-a2"]
+    aks.cancel(TaskRecord(**{**task.__dict__, "backend_ref": first, "state": "CANCELING"}))
 
 
 def test_an_unreachable_api_loses_nothing(cluster: Any, tmp_path: Path) -> None:

@@ -5,11 +5,9 @@ and a wrong key."""
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from tes_core.backends.base import (
     UnsupportedParameterValue,
 )
 from tes_core.config import ConfigError, Settings
+from tests.signing import UNSIGNED_INPUT, CountingSigner, signed_url
 
 from tes_batch import ids, sizing
 from tes_batch.backend import WAIT, BatchBackend
@@ -402,25 +401,17 @@ def test_each_attempt_gets_urls_signed_for_it(batch, tmp_path):
     """A new attempt after preemption gets the task's URLs signed again (fresh SAS tokens:
     the first attempt's may have expired meanwhile), not the first attempt's."""
     made = backend(batch, tmp_path)
-    signatures = itertools.count(1)
-
-    def sign(task: TaskRecord) -> TaskRecord:
-        url = f"https://acct.blob.core.windows.net/c/a?sig={next(signatures)}"
-        return replace(task, urls_ready=True,
-                       document={**task.document, "inputs": [{"url": url, "path": "/a"}]})
-
-    made.context.prepare_task = sign
+    made.context.prepare_task = CountingSigner()
     sent: list[str] = []
     task_file = made.task_file
     made.task_file = lambda task, attempt: (  # type: ignore[method-assign]
         sent.append(task.document["inputs"][0]["url"]) or task_file(task, attempt))
     document = {"executors": [{"image": IMAGE, "command": ["sleep", "30"]}],
-                "inputs": [{"url": "az://acct/c/a", "path": "/a"}]}
+                "inputs": [UNSIGNED_INPUT]}
     task = record("signed-1", document)
     seen, _, _ = preempt_first_attempt(made, batch, task)
     assert seen.new_attempt, seen
-    assert sent == ["https://acct.blob.core.windows.net/c/a?sig=1",
-                    "https://acct.blob.core.windows.net/c/a?sig=2"]
+    assert sent == [signed_url(1), signed_url(2)]
     made.cancel(record(task.id, document, ref=seen.backend_ref, logs=[{}, {}]))
 
 

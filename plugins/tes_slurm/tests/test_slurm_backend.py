@@ -18,6 +18,7 @@ pytest.importorskip("tes_slurm")
 
 from tes_core.backends.base import BackendContext, TaskRecord  # noqa: E402
 from tes_core.config import ConfigError, Settings  # noqa: E402
+from tests.signing import UNSIGNED_INPUT, CountingSigner, signed_url  # noqa: E402
 
 from tes_slurm import jobscript  # noqa: E402
 from tes_slurm.backend import SlurmBackend  # noqa: E402
@@ -268,6 +269,24 @@ def test_a_poll_costs_at_most_two_commands_and_submit_is_idempotent(
     left = subprocess.run(["squeue", "-h", "-j", ",".join(refs), "-o", "%T"],
                           capture_output=True, text=True).stdout.split()
     assert set(left) <= {"CANCELLED"}
+
+
+def test_each_attempt_gets_urls_signed_for_it(backend: SlurmBackend) -> None:
+    """A new attempt's ``task.json`` has the task's URLs signed again."""
+    backend.context.prepare_task = CountingSigner()
+    closed = {"executors": [{"image": "busybox", "command": ["true"]}],
+              "inputs": [UNSIGNED_INPUT],
+              "resources": {"backend_parameters": {"partition": "closed"}}}
+    task = record(f"signed-{os.getpid()}", closed)
+    task_file = backend.folder(task.id).path / "task.json"
+    refs = [backend.submit(task)]
+    try:
+        assert json.loads(task_file.read_text())["task"]["inputs"][0]["url"] == signed_url(1)
+        refs.append(backend.submit_attempt(task, 2))
+        assert json.loads(task_file.read_text())["task"]["inputs"][0]["url"] == signed_url(2)
+    finally:
+        for ref in refs:
+            backend.cancel(record(task.id, state="CANCELING", ref=ref))
 
 
 def test_the_job_does_not_inherit_the_servers_environment(
