@@ -26,9 +26,15 @@ OTHERS = ",".join(sorted({ep.name for ep in entry_points(group="tes")} - {"local
 SIGNATURES = itertools.count(1)
 
 
+SERVICE_DOWN = {"calls": 0}
+"""How many more signings of ``flaky://`` URLs fail as a storage service that does not
+answer would."""
+
+
 class LateSigner:
     """Signs ``late://`` URLs when a backend gets the task, with a new signature each time;
-    ``bad://`` is refused; ``lost://`` passes the check and cannot be signed later."""
+    ``bad://`` is refused; ``lost://`` passes the check and cannot be signed later;
+    ``flaky://`` is signed once :data:`SERVICE_DOWN` has counted down."""
 
     def __init__(self, task: dict[str, Any]) -> None:
         self.task = task
@@ -36,14 +42,18 @@ class LateSigner:
     def __call__(self, url: str, direction: str) -> str | None:
         if url.startswith("lost://"):
             raise SubmitterError("the account's key is gone")
+        if url.startswith("flaky://") and SERVICE_DOWN["calls"] > 0:
+            SERVICE_DOWN["calls"] -= 1
+            raise ConnectionError("the identity endpoint did not answer")
         if not self.check(url, direction):
             return None
-        return f"https://store.example/{direction}/{url[len('late://'):]}?sig={next(SIGNATURES)}"
+        return (f"https://store.example/{direction}/{url.partition('://')[2]}"
+                f"?sig={next(SIGNATURES)}")
 
     def check(self, url: str, direction: str) -> bool:
         if url.startswith("bad://"):
             raise SubmitterError("no account for it")
-        return url.startswith(("late://", "lost://"))
+        return url.startswith(("late://", "lost://", "flaky://"))
 
 
 class Plugin:
@@ -148,3 +158,33 @@ def test_a_url_that_can_no_longer_be_signed_fails_the_task_saying_why(core: Core
     assert ("signing the task's storage URLs failed: inputs[0].url: the account's key is "
             "gone") in reason
     assert "fix the server's storage settings" in reason
+
+
+def test_a_signing_service_that_does_not_answer_makes_the_task_wait_not_fail(
+    core: Core,
+) -> None:
+    """The storage service or the identity endpoint down for a moment (a delegation key
+    being renewed): the task gives its claim back, says why it waits, and is submitted
+    once signing works again (the reconcile pass sends it again)."""
+    submitted: list[TaskRecord] = []
+    core.backend.submit = lambda record: submitted.append(record) or "ref"  # type: ignore[method-assign]
+    SERVICE_DOWN["calls"] = 1
+    task_id = core.service.create(task("flaky://a"))
+
+    core.worker.lifecycle.submit(task_id)
+
+    assert submitted == []
+    waiting = record(core, task_id)
+    assert (waiting.state, waiting.backend_ref, waiting.worker_id) == ("QUEUED", None, None)
+    reason = waiting.logs[-1]["metadata"]["waiting_reason"]
+    assert reason.startswith("waiting to sign the task's storage URLs: the identity endpoint "
+                             "did not answer; trying again in about ")
+    assert reason in waiting.logs[-1]["system_logs"]
+
+    core.worker.lifecycle.submit(task_id)  # what the reconcile pass sends
+
+    assert [r.document["inputs"][0]["url"].split("?")[0] for r in submitted] == [
+        "https://store.example/input/a"]
+    started = record(core, task_id)
+    assert "waiting_reason" not in (started.logs[-1].get("metadata") or {})
+    assert started.backend_ref == "ref"

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from ..errors import ApiError
+
 if TYPE_CHECKING:
     from ..config import Settings
     from ..shutdown import Deadline
@@ -23,6 +25,13 @@ if TYPE_CHECKING:
 
 class BackendError(RuntimeError):
     """The backend failed in a way that ends the task in SYSTEM_ERROR; the message says why."""
+
+
+class SigningUnavailable(BackendError):
+    """Raised by :meth:`Backend.dispatched` when a task's URLs could not be signed for now
+    (the storage service or the identity endpoint did not answer, a delegation key could
+    not be renewed). A worker's first submission waits and tries again; elsewhere it ends
+    the task as any :class:`BackendError` does."""
 
 
 class HandOverUnfinished(RuntimeError):
@@ -216,17 +225,22 @@ class Backend(abc.ABC):
         from :meth:`poll` or :meth:`refresh` before starting a new attempt with it (a retry
         after preemption), so the attempt gets fresh tokens; a record already signed is
         returned as it is. Raises :class:`BackendError` when a URL can no longer be signed
-        (the server lost the account's credential since the create).
+        (the server lost the account's credential since the create), and
+        :class:`SigningUnavailable` (a ``BackendError`` too) when signing failed for now.
         """
         prepare = self.context.prepare_task
         if prepare is None or task.urls_ready:
             return task
         try:
             return prepare(task)  # type: ignore[no-any-return]
-        except Exception as exc:
+        except ApiError as exc:  # a URL refused, the storage settings wrong: for good
             raise BackendError(
                 f"signing the task's storage URLs failed: {exc}; fix the server's storage "
                 "settings and submit the task again"
+            ) from exc
+        except Exception as exc:  # a service that did not answer: for now
+            raise SigningUnavailable(
+                f"the task's storage URLs could not be signed yet: {exc}"
             ) from exc
 
     @abc.abstractmethod

@@ -18,13 +18,21 @@ from typing import Protocol, TypeVar
 
 from sqlalchemy import Row, select, update
 
-from ..backends.base import Backend, Observation, TaskRecord, WorkerStopping, failed
+from ..backends.base import (
+    Backend,
+    Observation,
+    SigningUnavailable,
+    TaskRecord,
+    WorkerStopping,
+    failed,
+)
 from ..config import ConfigError
 from ..db import Database, patiently, utcnow
 from ..models import tasks
 from ..reporting import DatabaseReporter, StoredTask
 from ..states import ACTIVE, State
 from ..store import active_batch, load_record, record_of
+from ..tasklogs import WAITING_REASON
 from .registry import WorkerRegistry, acquire_lease, release_lease
 from .retention import Retention
 
@@ -32,6 +40,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RECONCILE_LEASE = "reconcile"
+SIGNING_WAIT = "waiting to sign the task's storage URLs"
+"""How the waiting reason of a task whose URLs could not be signed yet begins."""
 MAX_BATCH_SIZE = 5000
 """Keeps one batch (its rows in memory, one poll call, one write) short, so the lock is
 renewed well within its TTL."""
@@ -115,10 +125,15 @@ class Lifecycle:
             return
         try:
             record = self.backend.dispatched(record)
+        except SigningUnavailable as exc:
+            self._wait_for_signing(task_id, exc)
+            return
         except Exception as exc:
             log.warning("task %s: %s", task_id, exc)
             self.reporter.report(failed(task_id, str(exc)))
             return
+        if _waiting_reason(record).startswith(SIGNING_WAIT):
+            self.reporter.report(Observation(task_id=task_id, waiting_reason=""))
         try:
             ref = self.backend.submit(record)
         except WorkerStopping:
@@ -136,6 +151,23 @@ class Lifecycle:
         if self.reporter.current_state(task_id) in (State.CANCELING, State.CANCELED):
             # A cancel raced the submission and may have found nothing to stop yet.
             self.backend.cancel(replace(record, backend_ref=ref, state=State.CANCELING.value))
+
+    def _wait_for_signing(self, task_id: str, exc: SigningUnavailable) -> None:
+        """Give the claim back, saying why the task waits: the reconcile pass submits it
+        again once it has waited ``stale_after`` seconds unclaimed."""
+        log.warning("task %s: %s; submitting it again in about %.0f s", task_id, exc,
+                    self.stale_after)
+        self.reporter.report(Observation(
+            task_id=task_id,
+            waiting_reason=f"{SIGNING_WAIT}: {exc.__cause__ or exc}; trying again in about "
+                           f"{self.stale_after:.0f} s"))
+        with self.db.write() as conn:
+            conn.execute(
+                update(tasks)
+                .where(tasks.c.id == task_id, tasks.c.state == State.QUEUED.value,
+                       tasks.c.backend_ref == "claimed", tasks.c.worker_id == self.worker_id)
+                .values(backend_ref=None, worker_id=None, updated_at=utcnow())
+            )
 
     def _load(self, task_id: str) -> TaskRecord | None:
         with self.db.read() as conn:
@@ -394,6 +426,11 @@ _PASS_ORDER = (State.CANCELING, State.PAUSED, State.RUNNING, State.INITIALIZING,
 """Every active state, latest first: a task a batch moves on (QUEUED -> RUNNING) lands in a
 state this pass has already walked, so it is not polled twice in one pass."""
 assert set(_PASS_ORDER) == set(ACTIVE)
+
+
+def _waiting_reason(task: TaskRecord) -> str:
+    """The current attempt's waiting reason, ``""`` when it waits for nothing."""
+    return str(((task.logs or [{}])[-1].get("metadata") or {}).get(WAITING_REASON) or "")
 
 
 def _stored(row: Row) -> StoredTask:
