@@ -17,6 +17,7 @@ servers = pytest.importorskip("tests.servers", reason="needs the tes-core reposi
 requests = pytest.importorskip("requests")
 
 from fakebatch import FakeBatch  # noqa: E402
+from fakebatch.server import serve_on  # noqa: E402
 from fakebatch.service import wait_until  # noqa: E402
 
 from tes_batch.taskspec import COMMAND, STATUS_PATH, TASK_JSON_VARIABLE  # noqa: E402
@@ -31,16 +32,8 @@ TERMINAL = servers.TERMINAL
 
 @pytest.fixture(scope="module")
 def server(fake_batch: FakeBatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    data = tmp_path_factory.mktemp("batch-server")
-    env = servers.server_env(data, TES_RECONCILE_INTERVAL="1",
-                             **fake_batch.settings(TES_BATCH_MAX_ATTEMPTS="2",
-                                                  TES_BATCH_REFRESH_INTERVAL="1"))
-    proc = servers.ServerProcess(data, env).start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-        fake_batch.wipe()
+    yield from serve_on(fake_batch, tmp_path_factory.mktemp("batch-server"),
+                        {"TES_BATCH_MAX_ATTEMPTS": "2", "TES_BATCH_REFRESH_INTERVAL": "1"})
 
 
 def post(url: str, document: dict[str, Any]) -> str:

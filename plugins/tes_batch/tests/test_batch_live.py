@@ -17,6 +17,7 @@ servers = pytest.importorskip("tests.servers", reason="needs the tes-core reposi
 requests = pytest.importorskip("requests")
 
 from fakebatch import FakeBatch  # noqa: E402
+from fakebatch.server import serve_on  # noqa: E402
 from fakebatch.service import wait_until  # noqa: E402
 
 from tes_batch.live import output_path  # noqa: E402
@@ -34,17 +35,9 @@ CACHE = 1.0
 
 @pytest.fixture(scope="module")
 def server(fake_batch: FakeBatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    data = tmp_path_factory.mktemp("batch-live-server")
-    env = servers.server_env(data, TES_RECONCILE_INTERVAL="1",
-                             TES_OUTPUT_LIVE_MAX=str(LIVE_MAX),
-                             **fake_batch.settings(TES_BATCH_REFRESH_INTERVAL="1",
-                                                  TES_BATCH_OUTPUT_CACHE=str(CACHE)))
-    proc = servers.ServerProcess(data, env).start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-        fake_batch.wipe()
+    yield from serve_on(fake_batch, tmp_path_factory.mktemp("batch-live-server"),
+                        {"TES_BATCH_REFRESH_INTERVAL": "1", "TES_BATCH_OUTPUT_CACHE": str(CACHE)},
+                        TES_OUTPUT_LIVE_MAX=str(LIVE_MAX))
 
 
 def _get(url: str, **params: Any) -> Any:
