@@ -21,7 +21,7 @@ from .config import TransferConfig
 from .describe import DIRECTORY, describe, file_type, reported_as
 from .errors import TransferError
 from .fsutil import atomic_target
-from .interrupt import interruptible
+from .interrupt import Interrupted, interruptible
 from .paths import check_container_path, host_path
 from .policy import bound, current_policy, using_policy
 from .pool import call, run_all
@@ -192,10 +192,7 @@ def _job(
             info = remote
             stat = getattr(storage, "stat", None)
             if cache is not None and stat is not None and info.version is None:
-                info = with_retries(
-                    lambda: stat(remote.url), label=label,
-                    attempts=config.attempts, backoff=config.backoff,
-                )
+                info = _versioned(remote, stat, label, config)
             if cache is not None and cache.cacheable(info):
                 fetched, size = cache.fetch(info, target, download)
                 stats.add(downloaded=size if fetched else 0, cached=0 if fetched else size)
@@ -205,6 +202,26 @@ def _job(
             entry.size += size
 
     return run
+
+
+def _versioned(
+    remote: RemoteFile, stat: Callable[[str], RemoteFile], label: str, config: TransferConfig
+) -> RemoteFile:
+    """``remote`` with its version from the store, for the cache; as it is if the store
+    cannot say now (the download that follows reports what is really wrong, if anything)."""
+    try:
+        return with_retries(
+            lambda: stat(remote.url), label=label,
+            attempts=config.attempts, backoff=config.backoff,
+        )
+    except Interrupted:
+        raise
+    except TransferError as exc:
+        logger.warning(
+            "%s: its version could not be read, so it is fetched without the node cache: %s",
+            label, exc,
+        )
+        return remote
 
 
 def _folder_job(

@@ -34,11 +34,15 @@ class FileServer:
 
     ``plan[path]`` is a list of actions used up one per request to that path (query string
     ignored): an int is an HTTP status to answer with, ``"truncate"`` sends half the body.
+    HEAD is answered (size and Last-Modified, what the node cache keys on) only when
+    ``head_plan`` is set, its actions used up likewise: an int is a status, ``"drop"``
+    closes the connection without an answer.
     """
 
     root: Path
     port: int = 0
     plan: dict[str, list[int | str]] = field(default_factory=dict)
+    head_plan: dict[str, list[int | str]] | None = None
     requests: list[tuple[str, str]] = field(default_factory=list)
 
     def url(self, path: str) -> str:
@@ -90,6 +94,26 @@ def _handler(server: FileServer) -> type[BaseHTTPRequestHandler]:
                     self.close_connection = True
                     return
                 shutil.copyfileobj(f, self.wfile, 1024 * 1024)
+
+        def do_HEAD(self) -> None:
+            server.requests.append((self.command, self.path))
+            if server.head_plan is None:
+                self._send_status(501)
+                return
+            actions = server.head_plan.get(urlsplit(self.path).path)
+            action = actions.pop(0) if actions else None
+            if action == "drop":
+                self.close_connection = True
+                return
+            local = self._local()
+            if isinstance(action, int) or not local.is_file():
+                self._send_status(action if isinstance(action, int) else 404)
+                return
+            info = local.stat()
+            self.send_response(200)
+            self.send_header("Content-Length", str(info.st_size))
+            self.send_header("Last-Modified", self.date_time_string(info.st_mtime))
+            self.end_headers()
 
         def do_PUT(self) -> None:
             action = self._next_action()

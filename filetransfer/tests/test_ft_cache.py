@@ -130,3 +130,31 @@ def test_file_larger_than_the_cache_bypasses_it(
     _stage(blob_container.url("big"), tmp_path / "t1", config)
     assert _stage(blob_container.url("big"), tmp_path / "t2", config).downloaded_bytes == 100
     assert ContentCache(tmp_path / "cache", 10).total_bytes() == 0
+
+
+@pytest.mark.parametrize("failure", [503, "drop"])
+def test_an_http_file_is_cached_though_a_head_failed_once(
+    http_server: Any, tmp_path: Path, config: TransferConfig, failure: int | str
+) -> None:
+    """A HEAD that meets a 5xx or a dropped connection (a pooled connection the server had
+    closed) is tried again: the file is still cached, not downloaded by every task."""
+    (http_server.root / "w.bin").write_bytes(b"w" * 5000)
+    http_server.head_plan = {"/w.bin": [failure]}
+    first = _stage(http_server.url("w.bin"), tmp_path / "t1", config)
+    second = _stage(http_server.url("w.bin"), tmp_path / "t2", config)
+    assert (first.downloaded_bytes, second.downloaded_bytes, second.cached_bytes) == (
+        5000, 0, 5000)
+    assert http_server.count("HEAD", "/w.bin") == 3
+    assert http_server.count("GET", "/w.bin") == 1
+
+
+def test_an_http_file_whose_head_keeps_failing_is_fetched_uncached(
+    http_server: Any, tmp_path: Path, config: TransferConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    (http_server.root / "w.bin").write_bytes(b"w" * 5000)
+    http_server.head_plan = {"/w.bin": [503] * 10}
+    stats = _stage(http_server.url("w.bin"), tmp_path / "t1", config)
+    assert (stats.downloaded_bytes, stats.cached_bytes) == (5000, 0)
+    assert (tmp_path / "t1/in/a.bin").read_bytes() == b"w" * 5000
+    assert "fetched without the node cache" in caplog.text
+    assert http_server.count("HEAD", "/w.bin") == config.attempts

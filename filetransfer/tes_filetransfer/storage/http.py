@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ..errors import TransferError
+from ..errors import TransferError, TransientError
 from ..fsutil import atomic_target
 from ..interrupt import pause
 from ..policy import current_policy
@@ -191,13 +191,19 @@ class HttpStorage:
         """HEAD ``url`` for its ETag, size and Last-Modified (what the cache checks).
 
         A server that refuses HEAD, or sends neither ETag nor Last-Modified, gives a
-        RemoteFile without version: no caching.
+        RemoteFile without version: no caching. A dropped connection, a timeout, 429 or
+        5xx raise :class:`TransientError`, for the caller's retries: a pooled connection the
+        server had closed must not make a cached file a download.
         """
         try:
             resp = self.session.head(url, timeout=self.timeout, allow_redirects=True)
+        except _RETRYABLE_ERRORS as exc:
+            raise TransientError(f"HEAD {redact_url(url)} failed ({_reason(exc)})") from None
         except requests.RequestException:
             return RemoteFile(url=url, size=None)
         with resp:
+            if resp.status_code == 429 or resp.status_code >= 500:
+                raise TransientError(f"HEAD {redact_url(url)} answered HTTP {resp.status_code}")
             if resp.status_code >= 300:
                 return RemoteFile(url=url, size=None)
             length = resp.headers.get("Content-Length")
