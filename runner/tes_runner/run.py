@@ -60,6 +60,9 @@ from .workspace import PlantedLink, Workspace, file_mounts, output_name, plan_mo
 
 log = logging.getLogger(__name__)
 
+STOP_REPEAT_SECONDS = 0.5
+"""How often a cancel stops the running executor again until its run returns."""
+
 
 class Cancelled(Exception):
     """The task was cancelled (or aborted) while it ran."""
@@ -155,6 +158,8 @@ class TaskRunner:
         """Set by :meth:`hand_over`: the run reports and removes nothing more."""
         self.abort_reason: str | None = None
         self.current_container: str | None = None
+        self._executor_returned = threading.Event()
+        """Set while no executor runs: ends a cancel's repeated stops."""
         self.executor_logs: list[dict[str, Any]] = []
         self._cleaned = False
         self._ended = False
@@ -169,6 +174,22 @@ class TaskRunner:
         name = self.current_container
         if name:
             self.runtime.stop(name)
+            # The stop may have come while the runtime was still starting the executor,
+            # before it had a process or container to stop: stop it again until it returns.
+            threading.Thread(
+                target=self._stop_until_returned, args=(name,), name="tes-runner-stop",
+                daemon=True,
+            ).start()
+
+    def _stop_until_returned(self, name: str) -> None:
+        """Stop executor ``name`` every :data:`STOP_REPEAT_SECONDS` while it runs."""
+        while not self._executor_returned.wait(STOP_REPEAT_SECONDS):
+            if self.current_container != name:
+                return
+            try:
+                self.runtime.stop(name)
+            except ContainerError as exc:
+                log.warning("stopping %s again failed: %s", name, exc)
 
     def abort(self, reason: str) -> None:
         """Stop the task now because this machine or process is going away; it ends in
@@ -341,6 +362,7 @@ class TaskRunner:
                 except PlantedLink as exc:
                     return f"executor {index} was not started: {exc}"
                 self.current_container = spec.name
+                self._executor_returned.clear()
                 try:
                     if self.cancelled.is_set():
                         raise Cancelled
@@ -354,6 +376,7 @@ class TaskRunner:
                         result = self.runtime.run(spec)
                 finally:
                     self.current_container = None
+                    self._executor_returned.set()
             self._check_handed_over()  # the next run re-attaches and reports it
             self._check_cancelled()
             entry: dict[str, Any] = {
