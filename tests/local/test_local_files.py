@@ -239,8 +239,11 @@ def test_second_task_with_the_same_inputs_downloads_nothing(tes: Tes, http_files
     for run, fetched, cached in ((first, total, 0), (second, 0, total)):
         assert run["state"] == "COMPLETE", system_logs(run)
         assert [line.split()[0] for line in stdouts(run)[0].splitlines()] == expected
+        # On a failure, what the worker said of these files (a cache miss says why).
+        said = [line for line in tes.server.log().splitlines()
+                if web_name in line or container in line]
         assert (
             f"inputs staged, 2 files: {fetched} bytes downloaded, "
             f"{cached} bytes from the node cache"
-        ) in system_logs(run)
+        ) in system_logs(run), said
     assert http_files.gets[f"/{web_name}"] == 1
