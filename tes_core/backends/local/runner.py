@@ -29,7 +29,8 @@ def transfer_config(settings: Settings) -> TransferConfig:
     """How the local backend moves files: TES_FT_* defaults, then its own TES_LOCAL_* settings.
 
     The cache lives under the data folder by default, on the file system of the task
-    folders, so cached inputs are hard-linked into tasks rather than copied.
+    folders; each task gets its own copy of a cached input (see
+    :mod:`tes_filetransfer.cache`: a link would let one task change another's input).
     """
     cache_dir = None
     if settings.local_cache_max_bytes > 0:
