@@ -160,6 +160,9 @@ class TaskRunner:
         self.current_container: str | None = None
         self._executor_returned = threading.Event()
         """Set while no executor runs: ends a cancel's repeated stops."""
+        self._stopper_lock = threading.Lock()
+        self._stopper_for: str | None = None
+        """The executor a cancel's thread of repeated stops is for."""
         self.executor_logs: list[dict[str, Any]] = []
         self._cleaned = False
         self._ended = False
@@ -175,7 +178,12 @@ class TaskRunner:
         if name:
             self.runtime.stop(name)
             # The stop may have come while the runtime was still starting the executor,
-            # before it had a process or container to stop: stop it again until it returns.
+            # before it had a process or container to stop: stop it again until it returns
+            # (one such thread per executor, however often the cancel comes).
+            with self._stopper_lock:
+                if self._stopper_for == name:
+                    return
+                self._stopper_for = name
             threading.Thread(
                 target=self._stop_until_returned, args=(name,), name="tes-runner-stop",
                 daemon=True,

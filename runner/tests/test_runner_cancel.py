@@ -48,6 +48,8 @@ def test_a_cancel_while_the_executor_starts_still_stops_it(
     wait_for(lambda: runner.current_container is not None, "the executor to be named")
     name = runner.current_container
     runner.cancel()
+    runner.cancel()  # the local backend repeats a cancel while the task is CANCELING
+    stoppers = [t for t in threading.enumerate() if t.name == "tes-runner-stop"]
     cancelled.set()
     thread.join(60)
     still_running = thread.is_alive()
@@ -56,3 +58,4 @@ def test_a_cancel_while_the_executor_starts_still_stops_it(
         thread.join(60)
     assert not still_running, "the executor ran on after the cancel"
     assert status.state == "CANCELED"
+    assert len(stoppers) == 1, "one thread of repeated stops per executor"
