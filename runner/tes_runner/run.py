@@ -185,7 +185,7 @@ class TaskRunner:
                     return
                 self._stopper_for = name
             threading.Thread(
-                target=self._stop_until_returned, args=(name,), name="tes-runner-stop",
+                target=self._stop_until_returned, args=(name,), name=f"tes-runner-stop {name}",
                 daemon=True,
             ).start()
 

@@ -49,7 +49,7 @@ def test_a_cancel_while_the_executor_starts_still_stops_it(
     name = runner.current_container
     runner.cancel()
     runner.cancel()  # the local backend repeats a cancel while the task is CANCELING
-    stoppers = [t for t in threading.enumerate() if t.name == "tes-runner-stop"]
+    stoppers = [t for t in threading.enumerate() if t.name == f"tes-runner-stop {name}"]
     cancelled.set()
     thread.join(60)
     still_running = thread.is_alive()
