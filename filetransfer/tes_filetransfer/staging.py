@@ -23,7 +23,7 @@ from .errors import TransferError
 from .fsutil import atomic_target
 from .interrupt import Interrupted, interruptible
 from .paths import check_container_path, host_path
-from .policy import bound, current_policy, using_policy
+from .policy import AccessDenied, bound, current_policy, using_policy
 from .pool import call, run_all
 from .progress import logger
 from .retry import with_retries
@@ -208,13 +208,14 @@ def _versioned(
     remote: RemoteFile, stat: Callable[[str], RemoteFile], label: str, config: TransferConfig
 ) -> RemoteFile:
     """``remote`` with its version from the store, for the cache; as it is if the store
-    cannot say now (the download that follows reports what is really wrong, if anything)."""
+    cannot say now (the download that follows reports what is really wrong, if anything).
+    A refusal by the access policy is final: the URL is never tried again."""
     try:
         return with_retries(
             lambda: stat(remote.url), label=label,
             attempts=config.attempts, backoff=config.backoff,
         )
-    except Interrupted:
+    except (Interrupted, AccessDenied):
         raise
     except TransferError as exc:
         logger.warning(

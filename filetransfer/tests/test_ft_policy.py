@@ -135,11 +135,15 @@ class Redirector:
     """An HTTP server on 127.0.0.2 answering every request with a redirect to ``target``."""
 
     def __init__(self, target: str) -> None:
+        self.requests: list[str] = []
+        seen = self.requests
+
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
             def _redirect(self) -> None:
+                seen.append(self.command)
                 self.send_response(302 if self.command in ("GET", "HEAD") else 307)
                 self.send_header("Location", target)
                 self.send_header("Content-Length", "0")
@@ -174,6 +178,27 @@ def test_redirect_from_an_allowed_host_to_loopback_is_refused(
     finally:
         redirector.close()
     assert listener.hits == 0
+
+
+def test_a_cached_input_redirected_to_loopback_is_refused_at_its_version_check(
+    tmp_path: Path, listener: Listener
+) -> None:
+    """With the node cache, the first request is the HEAD that reads the version: its
+    redirect to loopback is refused there, once, and not tried again as a download."""
+    redirector = Redirector(f"http://127.0.0.1:{listener.port}/secret")
+    try:
+        policy = AccessPolicy.build([], ["127.0.0.2"])
+        with pytest.raises(TransferError, match="'127.0.0.1' is refused"):
+            stage_inputs(
+                [{"url": f"http://127.0.0.2:{redirector.port}/x", "path": "/in/x"}],
+                tmp_path / "in",
+                config=replace(config(policy), attempts=3, cache_dir=tmp_path / "cache"),
+            )
+        assert redirector.requests == ["HEAD"]
+        assert listener.hits == 0
+        assert not (tmp_path / "in/in/x").exists()
+    finally:
+        redirector.close()
 
 
 def test_plugin_storage_gets_the_url_check(tmp_path: Path) -> None:
