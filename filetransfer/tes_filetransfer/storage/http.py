@@ -64,6 +64,11 @@ class _ProgressReader:
         return data
 
 
+def _worth_retrying(status: int) -> bool:
+    """Whether an HTTP answer is a passing trouble: a server error or 429 Too Many Requests."""
+    return status >= 500 or status == 429
+
+
 def _reason(exc: BaseException) -> str:
     """A short, secret-free description of a requests exception."""
     if isinstance(exc, requests.Timeout):
@@ -169,7 +174,7 @@ class HttpStorage:
         headers = {"Accept-Encoding": "identity"}
         with self.session.get(url, stream=True, timeout=self.timeout, headers=headers) as resp:
             status = resp.status_code
-            if status >= 500 or status == 429:
+            if _worth_retrying(status):
                 raise _Retryable(f"HTTP {status}")
             if status >= 300:
                 raise TransferError(f"HTTP {status} from {safe}: {_advice(status, upload=False)}")
@@ -202,7 +207,7 @@ class HttpStorage:
         except requests.RequestException:
             return RemoteFile(url=url, size=None)
         with resp:
-            if resp.status_code == 429 or resp.status_code >= 500:
+            if _worth_retrying(resp.status_code):
                 raise TransientError(f"HEAD {redact_url(url)} answered HTTP {resp.status_code}")
             if resp.status_code >= 300:
                 return RemoteFile(url=url, size=None)
@@ -245,7 +250,7 @@ class HttpStorage:
                 if 200 <= status < 300:
                     progress.done(size)
                     return size
-                if status >= 500 or status == 429:
+                if _worth_retrying(status):
                     problem = f"HTTP {status}"
                 else:
                     raise TransferError(
