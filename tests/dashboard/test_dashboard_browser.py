@@ -101,6 +101,20 @@ def until(check: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
     raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
+def click(find: Callable[[], Any], what: str) -> None:
+    """Click the element ``find()`` returns once it is there and enabled. Finding and
+    clicking are tried again together: the page may re-render in between (stale element)."""
+
+    def found_and_clicked() -> bool:
+        element = find()
+        if not element.is_enabled():
+            return False
+        element.click()
+        return True
+
+    until(found_and_clicked, what)
+
+
 def rows(driver: Any) -> list[str]:
     """The task ids of the list's rows."""
     from selenium.webdriver.common.by import By
@@ -167,9 +181,7 @@ def test_task_page_shows_logs_and_cancel_works(browser, tes, shots):
     running = create(url, task("sleep", "300", name="dash-cancel-me"))
     wait_for_state(url, running, {"RUNNING"})
     browser.get(f"{root(tes)}/#/task/{running}")
-    button = until(lambda: browser.find_element(By.ID, "cancel").is_enabled()
-                   and browser.find_element(By.ID, "cancel"), "an enabled cancel button")
-    button.click()
+    click(lambda: browser.find_element(By.ID, "cancel"), "an enabled cancel button")
     browser.switch_to.alert.accept()
     wait_for_state(url, running, {"CANCELED"})
     until(lambda: "CANCELED" in browser.find_element(By.CSS_SELECTOR, ".heading .state").text,
@@ -282,8 +294,7 @@ def test_workflow_page_draws_each_task_on_one_time_axis(browser, tes, shots):
     for task_id in ids:
         wait_for_state(url, task_id, TERMINAL)
     browser.get(root(tes) + "/#/?tags=ms-submitter-workflow-id%3Dwf-dash-1")
-    link = until(lambda: browser.find_element(By.LINK_TEXT, "align"), "the workflow link")
-    link.click()
+    click(lambda: browser.find_element(By.LINK_TEXT, "align"), "the workflow link")
     until(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#gantt li")) == 3, "three bars")
     bars = browser.find_elements(By.CSS_SELECTOR, "#gantt .ran.COMPLETE")
     assert len(bars) == 3
@@ -316,7 +327,7 @@ def test_signing_in_through_the_identity_provider(browser, oidc_tes, idp, shots)
     browser.get(root(oidc_tes) + "/")
     browser.execute_script("sessionStorage.clear()")
     browser.get(root(oidc_tes) + "/#/?name_prefix=carol")
-    until(lambda: browser.find_element(By.ID, "oidc-signin"), "the sign-in button").click()
+    click(lambda: browser.find_element(By.ID, "oidc-signin"), "the sign-in button")
     # To the provider and back (a code, traded for a token with the PKCE verifier).
     until(lambda: rows(browser) == [carols], "carol's task after signing in")
     assert "code=" not in browser.current_url  # the code is gone from the address
